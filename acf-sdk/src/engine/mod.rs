@@ -1,0 +1,1 @@
+//! The embedded, in-memory Hatchet-compatible engine.

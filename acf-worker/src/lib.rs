@@ -1,0 +1,1 @@
+//! acf-worker: the ACF logical-turn worker (`ruche-worker`) built on acf-sdk.

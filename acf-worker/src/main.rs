@@ -1,0 +1,2 @@
+//! `ruche-worker`: the ACF logical-turn worker binary.
+fn main() {}

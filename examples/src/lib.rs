@@ -1,0 +1,1 @@
+//! Runnable examples for acf-sdk live in `examples/examples/`.

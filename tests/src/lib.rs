@@ -1,0 +1,1 @@
+//! Shared support for the workspace tests (Python venv discovery, process helpers).
