@@ -3,3 +3,4 @@
 
 #[cfg(feature = "engine")]
 pub mod engine;
+pub mod proto;
