@@ -1,1 +1,20 @@
 //! Shared support for the workspace tests (Python venv discovery, process helpers).
+//!
+//! * [`python`] finds the official Python SDK's interpreter and runs Python scripts with a
+//!   deadline, capturing their output. Interop tests go through it so that a missing venv fails
+//!   loudly instead of skipping.
+//! * [`workspace_root`] anchors every path the tests use.
+
+use std::path::{Path, PathBuf};
+
+pub mod python;
+
+/// The workspace root (the directory holding the top-level `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    // This crate lives at `<workspace>/tests`; the path is fixed at compile time, so it holds no
+    // matter which directory a test binary is started from.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits inside the workspace")
+        .to_path_buf()
+}
