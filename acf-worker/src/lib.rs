@@ -1,3 +1,6 @@
 //! acf-worker: the ACF logical-turn worker (`ruche-worker`) built on acf-sdk.
 pub mod events;
 pub mod models;
+pub mod turn_manager;
+pub mod config;
+pub mod logging;
