@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::models::time::{now_utc, serde_timestamp};
+use crate::models::{SideEffect, SideEffectPolicy};
 
 /// Every event type, serialised as its dotted value (`category.name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -286,6 +287,37 @@ impl AcfEvent {
         Self::new(AcfEventType::TurnFailed, turn_id, session_key)
             .with_routing(routing)
             .with_payload(json!({ "error": error, "error_type": error_type }))
+    }
+
+    /// The side effect a `tool.executed` event records on its turn (`None` for any other type): effect type
+    /// `tool_call`, `tool_name` and `idempotency_key` from the payload, the whole payload as details, executed at
+    /// the event's time.
+    ///
+    /// A missing or unknown `policy` counts as `irreversible`. The original defaulted to `idempotent` in its router
+    /// and to `reversible` in its classifier; an effect nobody classified is treated as one that cannot be undone,
+    /// so the turn stops absorbing rather than risk running it twice.
+    pub fn tool_side_effect(&self) -> Option<SideEffect> {
+        if self.event_type != AcfEventType::ToolExecuted {
+            return None;
+        }
+        let text = |key: &str| {
+            self.payload
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let policy = text("policy")
+            .as_deref()
+            .and_then(SideEffectPolicy::parse)
+            .unwrap_or(SideEffectPolicy::Irreversible);
+        Some(SideEffect {
+            effect_type: "tool_call".to_owned(),
+            policy,
+            executed_at: self.timestamp,
+            tool_name: text("tool_name"),
+            idempotency_key: text("idempotency_key"),
+            details: self.payload.clone(),
+        })
     }
 
     /// The type's category (`turn`).

@@ -1,6 +1,7 @@
 //! ACF event values, JSON shape, pattern rules and the payloads the worker emits.
 
 use acf_worker::events::{AcfEvent, AcfEventType, Routing};
+use acf_worker::models::SideEffectPolicy;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -159,4 +160,34 @@ fn with_payload_ignores_non_objects() {
         (event.category(), event.event_name()),
         ("session", "created")
     );
+}
+
+#[test]
+fn tool_executed_becomes_a_side_effect() {
+    let event = AcfEvent::new(AcfEventType::ToolExecuted, turn_id(), "k").with_payload(json!({
+        "tool_name": "send_email", "policy": "reversible", "idempotency_key": "send_email:1:turn_group:g", "extra": 1
+    }));
+    let effect = event.tool_side_effect().unwrap();
+    assert_eq!(effect.effect_type, "tool_call");
+    assert_eq!(effect.policy, SideEffectPolicy::Reversible);
+    assert_eq!(effect.tool_name.as_deref(), Some("send_email"));
+    assert_eq!(
+        effect.idempotency_key.as_deref(),
+        Some("send_email:1:turn_group:g")
+    );
+    assert_eq!(effect.executed_at, event.timestamp);
+    assert_eq!(effect.details, event.payload);
+}
+
+#[test]
+fn unknown_or_missing_tool_policy_is_treated_as_irreversible() {
+    for payload in [json!({"policy": "maybe"}), json!({})] {
+        let event = AcfEvent::new(AcfEventType::ToolExecuted, turn_id(), "k").with_payload(payload);
+        assert_eq!(
+            event.tool_side_effect().unwrap().policy,
+            SideEffectPolicy::Irreversible
+        );
+    }
+    let other = AcfEvent::new(AcfEventType::ToolFailed, turn_id(), "k");
+    assert_eq!(other.tool_side_effect(), None);
 }
