@@ -115,7 +115,9 @@ fn turn_built_in_rust_serialises_to_the_same_shape() {
         .unwrap();
     turn.mark_processing(CompletionReason::Timeout).unwrap();
     // The group id is random per turn; pin it to compare the rest verbatim.
-    let text = serde_json::to_string(&turn).unwrap().replace(&turn.turn_group_id().to_string(), GROUP);
+    let text = serde_json::to_string(&turn)
+        .unwrap()
+        .replace(&turn.turn_group_id().to_string(), GROUP);
     assert_eq!(text, expected_turn_json());
 }
 
@@ -750,4 +752,16 @@ fn new_message_payload() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn an_unbounded_window_saturates_instead_of_panicking() {
+    let limits = TurnLimits {
+        max_messages: 10,
+        max_window_ms: u64::MAX,
+    };
+    let mut turn = turn();
+    assert_eq!(turn.window_deadline(&limits), DateTime::<Utc>::MAX_UTC);
+    turn.absorb_message(uuid(M2), at(59, 0), &limits).unwrap();
+    assert_eq!(turn.message_count(), 2);
 }

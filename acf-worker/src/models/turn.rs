@@ -290,8 +290,12 @@ impl LogicalTurn {
 
     /// The latest time a message may arrive and still join this turn.
     pub fn window_deadline(&self, limits: &TurnLimits) -> DateTime<Utc> {
-        let window = i64::try_from(limits.max_window_ms).unwrap_or(i64::MAX);
-        self.first_at + chrono::Duration::milliseconds(window)
+        // Saturates instead of panicking: an absurdly large window simply never ends.
+        i64::try_from(limits.max_window_ms)
+            .ok()
+            .and_then(chrono::TimeDelta::try_milliseconds)
+            .and_then(|window| self.first_at.checked_add_signed(window))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// Adds a message. Refused when the turn cannot absorb, when the id is already present, when the turn is at
