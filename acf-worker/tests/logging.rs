@@ -261,3 +261,20 @@ fn console_format_is_one_readable_line_with_redaction() {
         )
     );
 }
+
+#[test]
+fn init_installs_once_and_refuses_a_second_subscriber() {
+    let config = LoggingConfig {
+        level: LogLevel::Error,
+        format: LogFormat::Json,
+    };
+    // The only test in this binary that touches the global subscriber; the others use thread-local defaults.
+    acf_worker::logging::init(&config).unwrap();
+    let second = acf_worker::logging::init(&config).unwrap_err();
+    assert!(
+        second
+            .to_string()
+            .starts_with("logging is already initialised"),
+        "{second}"
+    );
+}
