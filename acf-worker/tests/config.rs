@@ -88,6 +88,8 @@ fn defaults_have_the_documented_values() {
         ),
         (3, 60)
     );
+    assert_eq!(s.jobs.hatchet.retries(), 2);
+    assert_eq!(s.jobs.hatchet.retry_backoff().as_secs(), 60);
     assert_eq!(
         s.storage.session.connection_url.expose(),
         "redis://127.0.0.1:6379"

@@ -65,6 +65,11 @@ impl Default for HatchetSettings {
 }
 
 impl HatchetSettings {
+    /// Hatchet's per-step `retries` value: attempts after the first.
+    pub fn retries(&self) -> u32 {
+        self.retry_max_attempts.saturating_sub(1)
+    }
+
     /// The retry backoff as a duration.
     pub fn retry_backoff(&self) -> Duration {
         Duration::from_secs(self.retry_backoff_seconds)
