@@ -1,0 +1,97 @@
+//! A typed trigger client for one workflow (what `#[workflow]` generates as `MyWorkflow::client(&client)`).
+
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Client, RunOutput, TriggerOptions, WorkflowRunRef};
+use crate::sdk_error::Result;
+
+/// Triggers a workflow with input `I` and decodes its result as `O`: the output of `output_step`, the map of
+/// every step's output, or what a custom [`Decoder`] builds.
+pub struct TypedWorkflowClient<I, O> {
+    client: Client,
+    workflow: String,
+    output_step: Option<&'static str>,
+    decode: Decoder<O>,
+    _input: PhantomData<fn(I)>,
+}
+
+/// Turns a finished run's outputs into the typed result.
+pub type Decoder<O> = fn(&RunOutput) -> Result<O>;
+
+fn decode_all<O: DeserializeOwned>(output: &RunOutput) -> Result<O> {
+    output.all()
+}
+
+impl<I, O> Clone for TypedWorkflowClient<I, O> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            workflow: self.workflow.clone(),
+            decode: self.decode,
+            output_step: self.output_step,
+            _input: PhantomData,
+        }
+    }
+}
+
+impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
+    /// A client for `workflow` (name without namespace).
+    pub fn new(client: &Client, workflow: &str, output_step: Option<&'static str>) -> Self {
+        Self {
+            client: client.clone(),
+            workflow: workflow.to_owned(),
+            output_step,
+            decode: decode_all::<O>,
+            _input: PhantomData,
+        }
+    }
+
+    /// A client whose result is built by `decode` (e.g. a tuple of several leaf steps' outputs).
+    pub fn with_decoder(client: &Client, workflow: &str, decode: Decoder<O>) -> Self {
+        Self {
+            client: client.clone(),
+            workflow: workflow.to_owned(),
+            output_step: None,
+            decode,
+            _input: PhantomData,
+        }
+    }
+
+    /// Runs the workflow and waits for its typed result.
+    pub async fn run(&self, input: I) -> Result<O> {
+        self.run_with(input, TriggerOptions::default()).await
+    }
+
+    /// Runs with options and waits for the typed result.
+    pub async fn run_with(&self, input: I, options: TriggerOptions) -> Result<O> {
+        let run = self.client.trigger(&self.workflow, input, options).await?;
+        self.result(&run).await
+    }
+
+    /// Triggers without waiting.
+    pub async fn run_no_wait(&self, input: I) -> Result<WorkflowRunRef> {
+        self.client
+            .trigger(&self.workflow, input, TriggerOptions::default())
+            .await
+    }
+
+    /// The typed result of a run triggered earlier.
+    pub async fn result(&self, run: &WorkflowRunRef) -> Result<O> {
+        let output = run.result().await?;
+        match self.output_step {
+            Some(step) => output.step(step),
+            None => (self.decode)(&output),
+        }
+    }
+
+    /// Schedules runs at the given instants.
+    pub async fn schedule(&self, at: &[DateTime<Utc>], input: I) -> Result<Vec<String>> {
+        self.client
+            .schedule(&self.workflow, at, input, TriggerOptions::default())
+            .await
+    }
+}
