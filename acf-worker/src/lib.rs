@@ -1,6 +1,9 @@
 //! acf-worker: the ACF logical-turn worker (`ruche-worker`) built on acf-sdk.
 pub mod events;
 pub mod models;
+pub mod brain;
+pub mod mutex;
+pub mod stores;
 pub mod turn_manager;
 pub mod config;
 pub mod logging;

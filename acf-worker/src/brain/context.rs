@@ -1,0 +1,233 @@
+//! What a brain sees of its turn, and the two live callbacks into the worker.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::events::AcfEvent;
+use crate::models::LogicalTurn;
+use crate::models::time::serde_timestamp;
+use crate::stores::{MessageStore, StoredMessage};
+
+/// One message of the turn, as the brain reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnMessage {
+    /// Message id.
+    pub id: Uuid,
+    /// Text.
+    pub content: String,
+    /// Arrival time.
+    #[serde(with = "serde_timestamp")]
+    pub received_at: DateTime<Utc>,
+}
+
+impl From<&StoredMessage> for TurnMessage {
+    fn from(message: &StoredMessage) -> Self {
+        Self {
+            id: message.id,
+            content: message.content.clone(),
+            received_at: message.received_at,
+        }
+    }
+}
+
+/// Answers "did a new message arrive for this session during the turn?".
+#[async_trait]
+pub trait PendingMessages: Send + Sync {
+    /// True when the session has a message that is not part of the running turn.
+    async fn has_pending(&self) -> bool;
+}
+
+/// For runs without a message store (a direct run): never anything pending.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPendingMessages;
+
+#[async_trait]
+impl PendingMessages for NoPendingMessages {
+    async fn has_pending(&self) -> bool {
+        false
+    }
+}
+
+/// Asks the message store for open messages of the session outside the running turn.
+pub struct StorePendingMessages {
+    messages: Arc<dyn MessageStore>,
+    session_key: String,
+    in_turn: HashSet<Uuid>,
+}
+
+impl StorePendingMessages {
+    /// A query for `session_key`, ignoring the turn's own `in_turn` messages.
+    pub fn new(
+        messages: Arc<dyn MessageStore>,
+        session_key: impl Into<String>,
+        in_turn: impl IntoIterator<Item = Uuid>,
+    ) -> Self {
+        Self {
+            messages,
+            session_key: session_key.into(),
+            in_turn: in_turn.into_iter().collect(),
+        }
+    }
+}
+
+#[async_trait]
+impl PendingMessages for StorePendingMessages {
+    async fn has_pending(&self) -> bool {
+        match self.messages.open_messages(&self.session_key).await {
+            Ok(open) => open
+                .iter()
+                .any(|message| !self.in_turn.contains(&message.id)),
+            Err(error) => {
+                // The brain cannot act on a store outage; "nothing pending" lets it finish its answer, and the
+                // message itself is still stored and gets its own run.
+                tracing::warn!(session_key = %self.session_key, %error, "pending_messages_check_failed");
+                false
+            }
+        }
+    }
+}
+
+/// Receives the events a brain emits.
+#[async_trait]
+pub trait EventEmitter: Send + Sync {
+    /// Hands one event to the worker.
+    async fn emit(&self, event: AcfEvent);
+}
+
+/// Logs each event as `acf_event_emitted` (type, turn, session, routing ids, payload keys).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogEvents;
+
+#[async_trait]
+impl EventEmitter for LogEvents {
+    async fn emit(&self, event: AcfEvent) {
+        log_event(&event);
+    }
+}
+
+fn log_event(event: &AcfEvent) {
+    let payload_keys: Vec<&str> = event.payload.keys().map(String::as_str).collect();
+    tracing::info!(
+        event_type = event.event_type.as_str(),
+        turn_id = %event.logical_turn_id,
+        session_key = %event.session_key,
+        tenant_id = event.tenant_id.map(|id| id.to_string()),
+        agent_id = event.agent_id.map(|id| id.to_string()),
+        payload_keys = ?payload_keys,
+        "acf_event_emitted"
+    );
+}
+
+/// Logs and keeps every event, so the worker can route or record them after the brain returns.
+#[derive(Debug, Default)]
+pub struct EventBuffer {
+    events: Mutex<Vec<AcfEvent>>,
+}
+
+impl EventBuffer {
+    /// An empty buffer.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Removes and returns the events received so far, in order.
+    pub fn take(&self) -> Vec<AcfEvent> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+#[async_trait]
+impl EventEmitter for EventBuffer {
+    async fn emit(&self, event: AcfEvent) {
+        log_event(&event);
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+    }
+}
+
+/// The brain's view of one turn. Rebuilt for every attempt; only the turn data crosses step boundaries.
+pub struct TurnContext {
+    turn: LogicalTurn,
+    channel: String,
+    messages: Vec<TurnMessage>,
+    pending: Arc<dyn PendingMessages>,
+    events: Arc<dyn EventEmitter>,
+    pending_seen: AtomicBool,
+}
+
+impl std::fmt::Debug for TurnContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnContext")
+            .field("turn_id", &self.turn.id())
+            .field("session_key", &self.turn.session_key())
+            .field("channel", &self.channel)
+            .field("messages", &self.messages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TurnContext {
+    /// A context for `turn` on `channel`, with the turn's messages in order.
+    pub fn new(
+        turn: LogicalTurn,
+        channel: impl Into<String>,
+        messages: Vec<TurnMessage>,
+        pending: Arc<dyn PendingMessages>,
+        events: Arc<dyn EventEmitter>,
+    ) -> Self {
+        Self {
+            turn,
+            channel: channel.into(),
+            messages,
+            pending,
+            events,
+            pending_seen: AtomicBool::new(false),
+        }
+    }
+
+    /// The logical turn.
+    pub fn turn(&self) -> &LogicalTurn {
+        &self.turn
+    }
+
+    /// The session key.
+    pub fn session_key(&self) -> &str {
+        self.turn.session_key()
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The turn's messages, in order.
+    pub fn messages(&self) -> &[TurnMessage] {
+        &self.messages
+    }
+
+    /// Whether a message arrived for the session during this turn. Monotonic within the turn, as documented by
+    /// the original contract (and enforced here): once true, it stays true.
+    pub async fn has_pending_messages(&self) -> bool {
+        if self.pending_seen.load(Ordering::Acquire) {
+            return true;
+        }
+        let pending = self.pending.has_pending().await;
+        if pending {
+            self.pending_seen.store(true, Ordering::Release);
+        }
+        pending
+    }
+
+    /// Hands an event to the worker.
+    pub async fn emit_event(&self, event: AcfEvent) {
+        self.events.emit(event).await;
+    }
+}

@@ -1,0 +1,53 @@
+//! Brain failures.
+
+use std::time::Duration;
+
+/// Why a brain could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum BrainError {
+    /// The HTTP brain's endpoint did not answer in time.
+    #[error("brain endpoint did not answer within {} ms", timeout.as_millis())]
+    Timeout {
+        /// The configured limit.
+        timeout: Duration,
+    },
+    /// The endpoint answered with a non-success status.
+    #[error("brain endpoint answered HTTP {status}: {body}")]
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// Start of the response body.
+        body: String,
+    },
+    /// The endpoint could not be reached or the exchange broke off.
+    #[error("brain endpoint unreachable: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The endpoint's answer does not follow the contract.
+    #[error("brain answer is malformed: {0}")]
+    Malformed(String),
+    /// The brain itself reported a failure.
+    #[error("brain failed: {0}")]
+    Failed(String),
+}
+
+impl BrainError {
+    /// A short kind for the `turn.failed` event's `error_type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout { .. } => "brain_timeout",
+            Self::Status { .. } => "brain_http_status",
+            Self::Transport(_) => "brain_transport",
+            Self::Malformed(_) => "brain_malformed_response",
+            Self::Failed(_) => "brain_failed",
+        }
+    }
+
+    /// True when the same turn may succeed if tried again: timeouts, unreachable endpoints and 5xx/429 answers.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::Transport(_) => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::Malformed(_) | Self::Failed(_) => false,
+        }
+    }
+}

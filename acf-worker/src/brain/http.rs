@@ -1,0 +1,214 @@
+//! A brain that delegates to an HTTP endpoint.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Brain, BrainError, BrainResult, ResponseSegment, TurnContext, TurnMessage};
+use crate::events::{AcfEvent, AcfEventType};
+use crate::models::{AccumulationHint, LogicalTurn};
+
+/// Longest excerpt of an error body kept in [`BrainError::Status`].
+const BODY_EXCERPT_CHARS: usize = 512;
+
+/// Where and how the HTTP brain calls its endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpBrainConfig {
+    /// Endpoint receiving the `POST`.
+    pub url: String,
+    /// Limit on the whole exchange (connect, send, answer).
+    pub timeout: Duration,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub bearer_token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpBrainConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpBrainConfig")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
+}
+
+/// Answers turns by `POST`ing them as JSON to a configured URL.
+///
+/// # Request
+///
+/// `POST {url}` with `Content-Type: application/json` (and `Authorization: Bearer {token}` when configured):
+///
+/// ```json
+/// {
+///   "turn": { "id": "…", "session_key": "…", "messages": ["…"], "status": "processing", … },
+///   "session_key": "tenant:agent:interlocutor:channel",
+///   "channel": "whatsapp",
+///   "messages": [{ "id": "…", "content": "hi", "received_at": "2025-01-15T10:30:00Z" }],
+///   "has_pending_messages": false
+/// }
+/// ```
+///
+/// `turn` is the [`LogicalTurn`] in the original worker's JSON form; `messages` are the turn's messages in order;
+/// `has_pending_messages` is the answer of [`TurnContext::has_pending_messages`] when the request was sent.
+///
+/// # Response
+///
+/// A 2xx status with a JSON object:
+///
+/// ```json
+/// {
+///   "response": "Sure, what is your order number?",
+///   "segments": [{ "content": "Sure, what is your order number?", "segment_type": "text", "metadata": {} }],
+///   "accumulation_hint": { "awaiting_required_field": true, "expected_input_type": "order_number" },
+///   "expects_more_input": true,
+///   "events": [{ "type": "tool.executed", "payload": { "tool_name": "lookup" } }]
+/// }
+/// ```
+///
+/// * At least one of `response` and `segments` is required. Without `segments`, the response is one `text`
+///   segment; without `response`, it is the concatenation of the segments' contents; with both, `response` must
+///   equal that concatenation.
+/// * `accumulation_hint` (optional) follows [`AccumulationHint`]'s fields, each optional;
+///   `input_complete_confidence` must be within 0.0 to 1.0.
+/// * `expects_more_input` defaults to false.
+/// * `events` (optional) are emitted through [`TurnContext::emit_event`] for this turn, in order; `type` is an ACF
+///   event value, `payload` an object (default empty).
+/// * Unknown fields are ignored.
+///
+/// # Errors
+///
+/// No answer within the timeout: [`BrainError::Timeout`]. A non-2xx status: [`BrainError::Status`] with the start of
+/// the body. Not JSON, or not following the rules above: [`BrainError::Malformed`]. Unreachable endpoint:
+/// [`BrainError::Transport`].
+#[derive(Debug, Clone)]
+pub struct HttpBrain {
+    client: reqwest::Client,
+    config: HttpBrainConfig,
+}
+
+impl HttpBrain {
+    /// A brain for `config`.
+    pub fn new(config: HttpBrainConfig) -> Result<Self, BrainError> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(BrainError::Transport)?;
+        Ok(Self { client, config })
+    }
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    turn: &'a LogicalTurn,
+    session_key: &'a str,
+    channel: &'a str,
+    messages: &'a [TurnMessage],
+    has_pending_messages: bool,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    response: Option<String>,
+    segments: Option<Vec<ResponseSegment>>,
+    accumulation_hint: Option<AccumulationHint>,
+    #[serde(default)]
+    expects_more_input: bool,
+    #[serde(default)]
+    events: Vec<ReplyEvent>,
+}
+
+#[derive(Deserialize)]
+struct ReplyEvent {
+    #[serde(rename = "type")]
+    event_type: AcfEventType,
+    #[serde(default)]
+    payload: Map<String, Value>,
+}
+
+impl Reply {
+    fn into_result(self) -> Result<(BrainResult, Vec<ReplyEvent>), BrainError> {
+        let mut result = match (self.response, self.segments) {
+            (None, None) => {
+                return Err(BrainError::Malformed(
+                    "neither `response` nor `segments` is present".into(),
+                ));
+            }
+            (Some(response), None) => BrainResult::text(response),
+            (None, Some(segments)) => BrainResult::from_segments(segments),
+            (Some(response), Some(segments)) => {
+                let result = BrainResult::from_segments(segments);
+                if result.response != response {
+                    return Err(BrainError::Malformed(
+                        "`response` differs from the concatenation of the `segments` contents"
+                            .into(),
+                    ));
+                }
+                result
+            }
+        };
+        if let Some(hint) = &self.accumulation_hint {
+            hint.validate()
+                .map_err(|err| BrainError::Malformed(format!("accumulation_hint: {err}")))?;
+        }
+        result.accumulation_hint = self.accumulation_hint;
+        result.expects_more_input = self.expects_more_input;
+        Ok((result, self.events))
+    }
+}
+
+fn classify(error: reqwest::Error, timeout: Duration) -> BrainError {
+    if error.is_timeout() {
+        BrainError::Timeout { timeout }
+    } else {
+        BrainError::Transport(error)
+    }
+}
+
+#[async_trait]
+impl Brain for HttpBrain {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    async fn think(&self, ctx: &TurnContext) -> Result<BrainResult, BrainError> {
+        let timeout = self.config.timeout;
+        let body = Request {
+            turn: ctx.turn(),
+            session_key: ctx.session_key(),
+            channel: ctx.channel(),
+            messages: ctx.messages(),
+            has_pending_messages: ctx.has_pending_messages().await,
+        };
+        let mut request = self.client.post(&self.config.url).json(&body);
+        if let Some(token) = &self.config.bearer_token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|err| classify(err, timeout))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|err| classify(err, timeout))?;
+        if !status.is_success() {
+            return Err(BrainError::Status {
+                status: status.as_u16(),
+                body: text.chars().take(BODY_EXCERPT_CHARS).collect(),
+            });
+        }
+        let reply: Reply =
+            serde_json::from_str(&text).map_err(|err| BrainError::Malformed(err.to_string()))?;
+        let (result, events) = reply.into_result()?;
+        for event in events {
+            let turn = ctx.turn();
+            let event = AcfEvent::new(event.event_type, turn.id(), turn.session_key())
+                .with_payload(Value::Object(event.payload));
+            ctx.emit_event(event).await;
+        }
+        Ok(result)
+    }
+}

@@ -1,0 +1,84 @@
+//! [`MessageStore`] in memory.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::MemoryStores;
+use crate::models::time::now_utc;
+use crate::mutex::Lease;
+use crate::stores::{MessageStatus, MessageStore, StoreError, StoredMessage};
+
+#[async_trait]
+impl MessageStore for MemoryStores {
+    async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError> {
+        let mut guard = self.data();
+        let data = &mut *guard;
+        if data.messages.contains_key(&message.id) {
+            return Ok(false);
+        }
+        data.messages.insert(message.id, message.clone());
+        if message.status.is_open() {
+            let open = data.open.entry(message.session_key.clone()).or_default();
+            open.push(message.id);
+            // Same order as Redis's sorted set: arrival time, then id.
+            let messages = &data.messages;
+            open.sort_by_key(|id| (messages[id].received_at, *id));
+        }
+        Ok(true)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self.data().messages.get(&id).cloned())
+    }
+
+    async fn open_messages(&self, session_key: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        let data = self.data();
+        let ids = data
+            .open
+            .get(session_key)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(ids
+            .iter()
+            .filter_map(|id| data.messages.get(id))
+            .filter(|m| m.status.is_open())
+            .cloned()
+            .collect())
+    }
+
+    async fn absorb(
+        &self,
+        lease: &Lease,
+        turn_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let now = now_utc();
+        self.fenced(lease, |data| {
+            let mut absorbed = Vec::new();
+            for id in ids {
+                if let Some(message) = data.messages.get_mut(id).filter(|m| m.status.is_open()) {
+                    message.status = MessageStatus::Absorbed { turn_id };
+                    message.updated_at = now;
+                    absorbed.push(*id);
+                }
+            }
+            absorbed
+        })
+    }
+
+    async fn release_absorbed(&self, turn_id: Uuid, ids: &[Uuid]) -> Result<usize, StoreError> {
+        let now = now_utc();
+        let mut data = self.data();
+        let mut released = 0;
+        for id in ids {
+            if let Some(message) = data.messages.get_mut(id)
+                && message.status == (MessageStatus::Absorbed { turn_id })
+            {
+                message.status = MessageStatus::Pending;
+                message.updated_at = now;
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+}

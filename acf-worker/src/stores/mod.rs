@@ -1,0 +1,192 @@
+//! Persistence behind traits: session state, messages, the session inbox, audit turn records, the response stream
+//! and the fenced, idempotent turn commit. Each trait has a Redis ([`RedisStores`]) and an in-memory
+//! ([`MemoryStores`]) implementation; [`Stores`] bundles one backend for the workflow.
+//!
+//! Fencing: every write that belongs to a turn takes the turn's [`Lease`] and is refused with
+//! [`StoreError::StaleFence`] once a later holder acquired the session, checked atomically with the write.
+//!
+//! Message lifecycle: `pending` (stored) → `absorbed` (taken into an uncommitted turn) → `processed` or `failed`
+//! (the turn committed). Pending and absorbed messages are *open*; when a run dies, the session's next lock holder
+//! finds its absorbed messages still open and takes them over, so no message is lost.
+
+mod cadence;
+mod error;
+mod memory;
+mod redis;
+mod settings;
+mod stream_fields;
+mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::models::UserCadenceStats;
+use crate::mutex::Lease;
+
+pub use self::error::StoreError;
+pub use self::memory::MemoryStores;
+pub use self::redis::{RedisConnectOptions, RedisStores, connect_redis};
+pub use self::settings::{CadenceSettings, StoreSettings};
+pub use self::types::{
+    CommitReceipt, InboxEntry, MessageStatus, ResponseEntry, SessionState, StoredMessage,
+    TurnCommit, TurnRecord,
+};
+
+/// Raw user messages and their status.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a message (normally `pending`). Returns false, changing nothing, if the id is already stored, so a
+    /// re-delivered message is accepted once.
+    async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError>;
+
+    /// One message by id.
+    async fn get(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError>;
+
+    /// The session's open messages (pending, or absorbed by a turn that has not committed), oldest first.
+    async fn open_messages(&self, session_key: &str) -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// Marks open messages as absorbed by `turn_id`, if `lease` is current. Returns the ids actually absorbed, in
+    /// the given order; unknown, processed and failed messages are skipped.
+    async fn absorb(
+        &self,
+        lease: &Lease,
+        turn_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Puts messages that `turn_id` absorbed back to pending (after a failed run). Messages absorbed by another
+    /// turn, or already closed, are left alone. Returns how many changed.
+    async fn release_absorbed(&self, turn_id: Uuid, ids: &[Uuid]) -> Result<usize, StoreError>;
+}
+
+/// Per-session state: turn counter, last hint, learned cadence.
+#[async_trait]
+pub trait SessionStateStore: Send + Sync {
+    /// The session's state (the default for an unknown session).
+    async fn get(&self, session_key: &str) -> Result<SessionState, StoreError>;
+
+    /// Records a message arrival and learns from the gap to the previous one. Returns the updated cadence.
+    async fn record_arrival(
+        &self,
+        session_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<UserCadenceStats, StoreError>;
+}
+
+/// Wakes a session's accumulating run when a message arrives.
+#[async_trait]
+pub trait SessionInbox: Send + Sync {
+    /// Appends an entry to the session's inbox.
+    async fn push(&self, session_key: &str, entry: &InboxEntry) -> Result<(), StoreError>;
+
+    /// Takes the oldest entry, waiting for one until `deadline` (timed locally: it returns within a few
+    /// milliseconds of the deadline). `None` means the deadline passed with the inbox empty.
+    async fn wait(
+        &self,
+        session_key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<InboxEntry>, StoreError>;
+
+    /// Takes every entry currently queued, without waiting.
+    async fn drain(&self, session_key: &str) -> Result<Vec<InboxEntry>, StoreError>;
+}
+
+/// Audit records of committed turns (written by [`TurnCommitter::commit`]).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// One turn's record.
+    async fn get_turn(&self, turn_id: Uuid) -> Result<Option<TurnRecord>, StoreError>;
+
+    /// The session's committed turns, in commit order.
+    async fn session_turns(&self, session_key: &str) -> Result<Vec<TurnRecord>, StoreError>;
+}
+
+/// The stream of responses a channel gateway consumes (Redis: `XREAD`/`XREADGROUP` on `{prefix}:responses`;
+/// field list on [`ResponseEntry`]).
+#[async_trait]
+pub trait ResponseSink: Send + Sync {
+    /// Appends an entry outside a turn commit (commits append their own). Returns the entry id.
+    async fn publish(&self, entry: &ResponseEntry) -> Result<String, StoreError>;
+
+    /// Up to `count` entries with ids greater than `after_id` (`"0"` reads from the start), oldest first.
+    async fn read_after(
+        &self,
+        after_id: &str,
+        count: usize,
+    ) -> Result<Vec<(String, ResponseEntry)>, StoreError>;
+}
+
+/// The turn's final write: audit record, session state, message statuses and response, all at once.
+#[async_trait]
+pub trait TurnCommitter: Send + Sync {
+    /// Commits the turn if `lease` is current, at most once per turn id: a retry returns the first commit's
+    /// receipt with `first_commit: false` and delivers nothing again, even after the lease went stale.
+    /// A complete turn with a response appends one entry to the response stream; its messages become
+    /// `processed`. A failed turn marks its messages `failed` with the record's error and keeps the last hint.
+    async fn commit(&self, lease: &Lease, commit: &TurnCommit)
+    -> Result<CommitReceipt, StoreError>;
+
+    /// The receipt of an earlier commit of `turn_id`, if any.
+    async fn receipt(&self, turn_id: Uuid) -> Result<Option<CommitReceipt>, StoreError>;
+}
+
+/// One backend's stores, as the workflow uses them.
+#[derive(Clone)]
+pub struct Stores {
+    /// Messages.
+    pub messages: Arc<dyn MessageStore>,
+    /// Session state.
+    pub sessions: Arc<dyn SessionStateStore>,
+    /// Session inboxes.
+    pub inbox: Arc<dyn SessionInbox>,
+    /// Turn records.
+    pub audit: Arc<dyn AuditStore>,
+    /// Response stream.
+    pub responses: Arc<dyn ResponseSink>,
+    /// Turn commits.
+    pub commits: Arc<dyn TurnCommitter>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// All stores backed by one implementation.
+    pub fn from_backend<B>(backend: Arc<B>) -> Self
+    where
+        B: MessageStore
+            + SessionStateStore
+            + SessionInbox
+            + AuditStore
+            + ResponseSink
+            + TurnCommitter
+            + 'static,
+    {
+        Self {
+            messages: backend.clone(),
+            sessions: backend.clone(),
+            inbox: backend.clone(),
+            audit: backend.clone(),
+            responses: backend.clone(),
+            commits: backend,
+        }
+    }
+}
+
+/// A commit must be for the session its lease covers, or the fence check would guard the wrong session.
+fn check_commit_matches_lease(lease: &Lease, commit: &TurnCommit) -> Result<(), StoreError> {
+    if lease.session_key == commit.record.session_key {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidRequest(format!(
+            "commit of turn {} is for session `{}` but the lease covers `{}`",
+            commit.record.turn_id, commit.record.session_key, lease.session_key
+        )))
+    }
+}

@@ -1,0 +1,118 @@
+//! [`AuditStore`] and [`ResponseSink`] on Redis. A turn record is a hash (`{prefix}:turn:{turn_id}`: `record`
+//! JSON and the `turn_number` the commit assigned); a session's turns are a sorted set scored by turn number
+//! (`{prefix}:turns:{session_key}`). Responses go to the stream `{prefix}:{response_stream}`.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use super::RedisStores;
+use crate::stores::stream_fields;
+use crate::stores::{AuditStore, ResponseEntry, ResponseSink, StoreError, TurnRecord};
+
+fn parse_record(mut fields: HashMap<String, String>) -> Result<Option<TurnRecord>, StoreError> {
+    let Some(json) = fields.remove("record") else {
+        return Ok(None);
+    };
+    let mut record: TurnRecord =
+        serde_json::from_str(&json).map_err(|err| StoreError::corrupt("turn record", err))?;
+    if let Some(number) = fields.remove("turn_number") {
+        record.turn_number = number
+            .parse()
+            .map_err(|err| StoreError::corrupt("turn record", format!("turn_number: {err}")))?;
+    }
+    Ok(Some(record))
+}
+
+/// `XRANGE` rows: `[id, [field, value, ...]]`.
+type StreamRows = Vec<(String, Vec<String>)>;
+
+#[async_trait]
+impl AuditStore for RedisStores {
+    async fn get_turn(&self, turn_id: Uuid) -> Result<Option<TurnRecord>, StoreError> {
+        let fields: HashMap<String, String> = self
+            .conn()
+            .hgetall(self.keys.turn(turn_id))
+            .await
+            .map_err(StoreError::unavailable("get turn record"))?;
+        parse_record(fields)
+    }
+
+    async fn session_turns(&self, session_key: &str) -> Result<Vec<TurnRecord>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .zrange(self.keys.session_turns(session_key), 0, -1)
+            .await
+            .map_err(StoreError::unavailable("list session turns"))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            let id: Uuid = id.parse().map_err(|err| {
+                StoreError::corrupt("session turn index", format!("`{id}`: {err}"))
+            })?;
+            pipe.hgetall(self.keys.turn(id));
+        }
+        let rows: Vec<HashMap<String, String>> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("list session turns"))?;
+        let mut records = Vec::with_capacity(rows.len());
+        for fields in rows {
+            records.extend(parse_record(fields)?);
+        }
+        Ok(records)
+    }
+}
+
+#[async_trait]
+impl ResponseSink for RedisStores {
+    async fn publish(&self, entry: &ResponseEntry) -> Result<String, StoreError> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.keys.response_stream())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.settings.response_stream_max_len)
+            .arg("*");
+        for (name, value) in stream_fields::all_fields(entry)? {
+            cmd.arg(name).arg(value);
+        }
+        cmd.query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("publish response"))
+    }
+
+    async fn read_after(
+        &self,
+        after_id: &str,
+        count: usize,
+    ) -> Result<Vec<(String, ResponseEntry)>, StoreError> {
+        // `(id` makes the start exclusive (Redis 6.2+); "0" is not a valid exclusive start, and means "from the start".
+        let start = if after_id == "0" || after_id == "0-0" {
+            "-".to_owned()
+        } else {
+            format!("({after_id}")
+        };
+        let rows: StreamRows = redis::cmd("XRANGE")
+            .arg(self.keys.response_stream())
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("read responses"))?;
+        rows.into_iter()
+            .map(|(id, flat)| {
+                let fields: HashMap<String, String> = flat
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect();
+                Ok((id, stream_fields::parse(&fields)?))
+            })
+            .collect()
+    }
+}

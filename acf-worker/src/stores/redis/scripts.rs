@@ -1,0 +1,121 @@
+//! Lua scripts for the Redis stores. Each multi-key change is one script so it is atomic on the server.
+
+use crate::mutex::FENCE_GUARD_LUA;
+
+/// KEYS: message hash, open index. ARGV: ttl ms, index score, message id, then hash field/value pairs.
+/// Returns 1 when stored, 0 when the id already existed.
+pub(super) const INSERT_MESSAGE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 1
+";
+
+/// KEYS: lock, fence, message hashes... ARGV: token, fence, turn id, updated_at.
+/// Returns {0} for a stale lease, else {1, positions of absorbed messages (1-based)...}.
+pub(super) fn absorb() -> String {
+    format!(
+        "{FENCE_GUARD_LUA}{}",
+        r"
+if not fence_is_current() then
+  return {0}
+end
+local absorbed = {1}
+for i = 3, #KEYS do
+  local status = redis.call('HGET', KEYS[i], 'status')
+  if status == 'pending' or status == 'absorbed' then
+    redis.call('HSET', KEYS[i], 'status', 'absorbed', 'turn_id', ARGV[3], 'updated_at', ARGV[4])
+    table.insert(absorbed, i - 2)
+  end
+end
+return absorbed
+"
+    )
+}
+
+/// KEYS: message hashes. ARGV: turn id, updated_at. Returns how many went back to pending.
+pub(super) const RELEASE_ABSORBED: &str = r"
+local released = 0
+for i = 1, #KEYS do
+  local fields = redis.call('HMGET', KEYS[i], 'status', 'turn_id')
+  if fields[1] == 'absorbed' and fields[2] == ARGV[1] then
+    redis.call('HSET', KEYS[i], 'status', 'pending', 'updated_at', ARGV[2])
+    redis.call('HDEL', KEYS[i], 'turn_id')
+    released = released + 1
+  end
+end
+return released
+";
+
+/// KEYS: state hash, gap list. ARGV: arrival ms, max gap ms, max samples, ttl ms, arrival text.
+/// Samples the gap to the latest earlier arrival and returns the kept gaps.
+pub(super) const RECORD_ARRIVAL: &str = r"
+local now = tonumber(ARGV[1])
+local prev = tonumber(redis.call('HGET', KEYS[1], 'last_message_at_ms'))
+if prev then
+  local gap = now - prev
+  if gap >= 0 and gap <= tonumber(ARGV[2]) then
+    redis.call('RPUSH', KEYS[2], gap)
+    redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+  end
+end
+if (not prev) or now >= prev then
+  redis.call('HSET', KEYS[1], 'last_message_at_ms', ARGV[1], 'last_message_at', ARGV[5])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+";
+
+/// The turn commit. KEYS: 1 lock, 2 fence, 3 commit marker, 4 state hash, 5 turn record, 6 session turn index,
+/// 7 open-message index, 8 response stream, 9.. message hashes.
+/// ARGV: 1 token, 2 fence, 3 turn id, 4 record JSON, 5 message status, 6 failure reason, 7 updated_at,
+/// 8 hint mode (`set`/`clear`/`keep`), 9 hint JSON, 10 record ttl ms, 11 session ttl ms, 12 stream max length,
+/// 13 publish (`1`/`0`), 14.. stream body field/value pairs.
+/// Returns {0, marker} when already committed, {-1, ''} for a stale lease, {1, marker} after committing, where
+/// marker is `{turn_number}|{stream entry id or empty}`.
+pub(super) fn commit() -> String {
+    format!(
+        "{FENCE_GUARD_LUA}{}",
+        r"
+local done = redis.call('GET', KEYS[3])
+if done then
+  return {0, done}
+end
+if not fence_is_current() then
+  return {-1, ''}
+end
+local n = redis.call('HINCRBY', KEYS[4], 'turn_count', 1)
+redis.call('HSET', KEYS[4], 'last_turn_id', ARGV[3])
+if ARGV[8] == 'set' then
+  redis.call('HSET', KEYS[4], 'last_hint', ARGV[9])
+elseif ARGV[8] == 'clear' then
+  redis.call('HDEL', KEYS[4], 'last_hint')
+end
+redis.call('PEXPIRE', KEYS[4], ARGV[11])
+redis.call('HSET', KEYS[5], 'record', ARGV[4], 'turn_number', n)
+redis.call('PEXPIRE', KEYS[5], ARGV[10])
+redis.call('ZADD', KEYS[6], n, ARGV[3])
+redis.call('PEXPIRE', KEYS[6], ARGV[10])
+for i = 9, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HSET', KEYS[i], 'status', ARGV[5], 'turn_id', ARGV[3], 'reason', ARGV[6], 'updated_at', ARGV[7])
+  end
+  redis.call('ZREM', KEYS[7], string.match(KEYS[i], '.*:msg:(.*)$'))
+end
+local entry = ''
+if ARGV[13] == '1' then
+  entry = redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*', 'turn_id', ARGV[3], 'turn_number', n, unpack(ARGV, 14))
+end
+local marker = n .. '|' .. entry
+redis.call('SET', KEYS[3], marker, 'PX', ARGV[10])
+return {1, marker}
+"
+    )
+}

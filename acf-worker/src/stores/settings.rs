@@ -1,0 +1,107 @@
+//! Key layout and lifetimes of stored data.
+
+use std::time::Duration;
+
+/// Store configuration: key prefix, TTLs, response stream and cadence learning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Prefix of every store key (`{prefix}:msg:{id}`, ...). The lock keys are not prefixed: they are shared with
+    /// the Python worker.
+    pub key_prefix: String,
+    /// Lifetime of messages and of a session's open-message index.
+    pub message_ttl: Duration,
+    /// Lifetime of session state after its last update.
+    pub session_ttl: Duration,
+    /// Lifetime of audit records and of commit markers (a commit retried after this could deliver again).
+    pub record_ttl: Duration,
+    /// Lifetime of an unread inbox after its last push.
+    pub inbox_ttl: Duration,
+    /// Name of the response stream, without the prefix (`{prefix}:{response_stream}`).
+    pub response_stream: String,
+    /// Approximate cap on the response stream's length (`XADD MAXLEN ~`).
+    pub response_stream_max_len: u64,
+    /// How cadence is learned from message gaps.
+    pub cadence: CadenceSettings,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            key_prefix: "session".to_owned(),
+            message_ttl: Duration::from_secs(7 * 24 * 3600),
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            record_ttl: Duration::from_secs(7 * 24 * 3600),
+            inbox_ttl: Duration::from_secs(1800),
+            response_stream: "responses".to_owned(),
+            response_stream_max_len: 100_000,
+            cadence: CadenceSettings::default(),
+        }
+    }
+}
+
+/// Cadence learning parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CadenceSettings {
+    /// Number of most recent gaps kept per session.
+    pub max_samples: usize,
+    /// Gaps longer than this are pauses between conversations, not typing rhythm, and are not sampled.
+    pub max_gap: Duration,
+}
+
+impl Default for CadenceSettings {
+    fn default() -> Self {
+        Self {
+            max_samples: 50,
+            max_gap: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Builds store keys from the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Keys {
+    prefix: String,
+    stream: String,
+}
+
+impl Keys {
+    pub(crate) fn new(settings: &StoreSettings) -> Self {
+        Self {
+            prefix: settings.key_prefix.clone(),
+            stream: format!("{}:{}", settings.key_prefix, settings.response_stream),
+        }
+    }
+    pub(crate) fn message(&self, id: uuid::Uuid) -> String {
+        format!("{}:msg:{id}", self.prefix)
+    }
+    pub(crate) fn open_messages(&self, session_key: &str) -> String {
+        format!("{}:open:{session_key}", self.prefix)
+    }
+    pub(crate) fn state(&self, session_key: &str) -> String {
+        format!("{}:state:{session_key}", self.prefix)
+    }
+    pub(crate) fn gaps(&self, session_key: &str) -> String {
+        format!("{}:gaps:{session_key}", self.prefix)
+    }
+    pub(crate) fn inbox(&self, session_key: &str) -> String {
+        format!("{}:inbox:{session_key}", self.prefix)
+    }
+    pub(crate) fn turn(&self, turn_id: uuid::Uuid) -> String {
+        format!("{}:turn:{turn_id}", self.prefix)
+    }
+    pub(crate) fn session_turns(&self, session_key: &str) -> String {
+        format!("{}:turns:{session_key}", self.prefix)
+    }
+    pub(crate) fn commit(&self, turn_id: uuid::Uuid) -> String {
+        format!("{}:commit:{turn_id}", self.prefix)
+    }
+    pub(crate) fn response_stream(&self) -> &str {
+        &self.stream
+    }
+}
+
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}

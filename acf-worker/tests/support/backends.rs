@@ -1,0 +1,74 @@
+//! A mutex and stores that share fencing, on Redis or in memory, for tests generic over the backend.
+
+use std::sync::Arc;
+
+use acf_worker::mutex::{MemorySessionMutex, RedisSessionMutex, SessionMutex};
+use acf_worker::stores::{MemoryStores, RedisConnectOptions, RedisStores, StoreSettings, Stores};
+
+/// One backend's mutex and stores.
+pub struct Backend {
+    pub mutex: Arc<dyn SessionMutex>,
+    pub stores: Stores,
+    pub settings: StoreSettings,
+}
+
+/// Settings with a key prefix unique to this test.
+pub fn unique_settings() -> StoreSettings {
+    StoreSettings {
+        key_prefix: super::unique("stores"),
+        ..StoreSettings::default()
+    }
+}
+
+/// Redis stores at `url` and a mutex on the same connection.
+pub async fn redis_at(url: &str, settings: StoreSettings) -> Backend {
+    let stores = RedisStores::connect(url, settings.clone(), &RedisConnectOptions::default())
+        .await
+        .expect("redis reachable");
+    let mutex = RedisSessionMutex::new(stores.connection());
+    Backend {
+        mutex: Arc::new(mutex),
+        stores: Stores::from_backend(Arc::new(stores)),
+        settings,
+    }
+}
+
+/// Redis stores on the shared server with a unique prefix.
+pub async fn redis() -> Backend {
+    redis_at(super::SHARED_REDIS_URL, unique_settings()).await
+}
+
+/// In-memory stores and mutex sharing one lock table.
+pub fn memory() -> Backend {
+    let settings = unique_settings();
+    let mutex = MemorySessionMutex::new();
+    let stores = MemoryStores::new(mutex.table(), settings.clone());
+    Backend {
+        mutex: Arc::new(mutex),
+        stores: Stores::from_backend(Arc::new(stores)),
+        settings,
+    }
+}
+
+/// Declares one test per backend for shared async bodies `fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($body:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $body() {
+                    super::$body(super::support::backends::redis().await).await;
+                }
+            )*
+        }
+        mod in_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $body() {
+                    super::$body(super::support::backends::memory()).await;
+                }
+            )*
+        }
+    };
+}
