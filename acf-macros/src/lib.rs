@@ -1,9 +1,35 @@
-//! Attribute macros for acf workflows. Use them through `acf_sdk` (re-exported there).
+//! Attribute macros for acf workflows: `#[workflow]`, `#[step]` and `#[on_failure]`.
+//!
+//! Use them through `acf_sdk`, which re-exports them with the user-facing documentation. This crate
+//! only holds the entry points; the pipeline is parse → model → validate → expand.
+
+mod ctxt;
+mod expand;
+mod model;
+mod naming;
+mod parse;
+mod suggest;
+mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 
-/// Declares a Hatchet workflow from an inherent impl block (filled in by the macros issue).
+/// Declares a Hatchet workflow from an inherent impl block; see `acf_sdk::workflow`.
 #[proc_macro_attribute]
-pub fn workflow(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::workflow(args.into(), item.into()).into()
+}
+
+/// Marks a step of a `#[workflow]` impl block; see `acf_sdk::step`. On its own it is an error.
+#[proc_macro_attribute]
+pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::misplaced(model::StepKind::Step, args.into(), item.into()).into()
+}
+
+/// Marks the failure handler of a `#[workflow]` impl block; see `acf_sdk::on_failure`. On its own it is an error.
+#[proc_macro_attribute]
+pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::misplaced(model::StepKind::OnFailure, args.into(), item.into()).into()
 }

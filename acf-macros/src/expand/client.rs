@@ -1,0 +1,60 @@
+//! `MyWorkflow::client(&client)`: a typed trigger client whose input is the workflow input and whose result is
+//! the output of the single leaf step, or a tuple of the leaves' outputs (declaration order) when there are several.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::types::{input_type, return_type};
+use crate::model::{Step, Workflow};
+
+pub(crate) fn expand(wf: &Workflow<'_>, workflow_name: &str) -> TokenStream {
+    let Some(input) = input_type(wf) else {
+        return TokenStream::new();
+    };
+    let leaves: Vec<&Step<'_>> = wf
+        .steps
+        .iter()
+        .filter(|step| {
+            !wf.steps
+                .iter()
+                .any(|other| other.options.parents.contains(step.ident()))
+        })
+        .collect();
+    let outputs: Vec<TokenStream> = leaves
+        .iter()
+        .filter_map(|leaf| return_type(leaf).map(|ty| quote!(<#ty as __acf::StepReturn>::Output)))
+        .collect();
+    let ids: Vec<String> = leaves.iter().map(|leaf| leaf.readable_id()).collect();
+    let self_ty = wf.self_ty;
+    let (output, constructor) = match (outputs.as_slice(), ids.as_slice()) {
+        ([output], [id]) => (
+            output.clone(),
+            quote!(__acf::TypedWorkflowClient::new(client, #workflow_name, ::core::option::Option::Some(#id))),
+        ),
+        _ => (
+            quote!((#(#outputs,)*)),
+            quote! {
+                __acf::TypedWorkflowClient::with_decoder(client, #workflow_name, |__acf_run| {
+                    __acf::Ok((#(__acf::decode_run_output::<#outputs>(__acf_run, #ids)?,)*))
+                })
+            },
+        ),
+    };
+    let leaf_list = ids
+        .iter()
+        .map(|id| format!("`{id}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let doc = format!(
+        "A typed client that triggers the `{workflow_name}` workflow and returns the output of its leaf step(s) ({leaf_list})."
+    );
+    quote! {
+        #[automatically_derived]
+        impl #self_ty {
+            #[doc = #doc]
+            pub fn client(client: &__acf::Client) -> __acf::TypedWorkflowClient<#input, #output> {
+                #constructor
+            }
+        }
+    }
+}

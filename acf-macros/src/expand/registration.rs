@@ -1,0 +1,256 @@
+//! The workflow definition as a builder chain over the macro-free API, with every option resolved to a
+//! literal at expansion time, so the macro registers exactly what the hand-written builder would.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+use super::types;
+use crate::model::{
+    Comparator, IntOrExpr, LabelValue, RateLimit, RateLimitDuration, Step, Sticky, Strategy,
+    WorkerLabel, Workflow,
+};
+use crate::naming;
+
+/// The registered workflow name: `name = "..."`, else the type name in kebab case.
+pub(crate) fn workflow_name(wf: &Workflow<'_>) -> String {
+    match (&wf.options.name, wf.type_ident) {
+        (Some(name), _) => name.value(),
+        (None, Some(ident)) => naming::kebab_case(&ident.to_string()),
+        (None, None) => String::new(),
+    }
+}
+
+/// The expression building the `WorkflowDefinition`.
+pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
+    let name = workflow_name(wf);
+    let o = &wf.options;
+    let description = o.description.iter().map(|d| quote!(.description(#d)));
+    let events = o.on_events.iter().map(|e| quote!(.on_event(#e)));
+    let crons = o.cron.iter().map(|c| quote!(.on_cron(#c)));
+    let sticky = o.sticky.as_ref().map(|s| {
+        let variant = match s.value {
+            Sticky::Soft => quote!(Soft),
+            Sticky::Hard => quote!(Hard),
+        };
+        quote!(.sticky(__acf::StickyStrategy::#variant))
+    });
+    let priority = o.default_priority.as_ref().map(|p| {
+        let variant = match p.value {
+            1 => quote!(Low),
+            2 => quote!(Medium),
+            _ => quote!(High),
+        };
+        quote!(.default_priority(__acf::Priority::#variant))
+    });
+    let concurrency = o.concurrency.as_ref().and_then(|c| {
+        let expression = c.expression.as_ref()?;
+        let max_runs = Literal::i32_unsuffixed(c.max_runs.as_ref().map_or(1, |m| m.value));
+        let strategy = match c
+            .strategy
+            .as_ref()
+            .map_or(Strategy::GroupRoundRobin, |s| s.value)
+        {
+            Strategy::GroupRoundRobin => quote!(GroupRoundRobin),
+            Strategy::CancelInProgress => quote!(CancelInProgress),
+            Strategy::CancelNewest => quote!(CancelNewest),
+        };
+        Some(quote! {
+            .concurrency(__acf::WorkflowConcurrency::Single(__acf::Concurrency::new(
+                #expression, #max_runs, __acf::ConcurrencyLimitStrategy::#strategy,
+            )))
+        })
+    });
+    let schema = types::input_type(wf)
+        .map(|input| quote!(.input_json_schema(__acf::input_schema::<#input>())));
+    let tasks = wf.steps.iter().map(|step| {
+        let task = task(wf, step);
+        quote!(.task(#task))
+    });
+    let on_failure = wf.on_failure.first().map(|step| {
+        let task = task(wf, step);
+        quote!(.on_failure(#task))
+    });
+    quote! {
+        __acf::WorkflowDefinition::new(#name)
+            #(#description)*
+            #(#events)*
+            #(#crons)*
+            #sticky
+            #priority
+            #concurrency
+            #schema
+            #(#tasks)*
+            #on_failure
+    }
+}
+
+/// One `TaskDefinition`; options left unset keep the macro-free API's (Python's) defaults.
+fn task(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
+    let o = &step.options;
+    let id = step.readable_id();
+    let parents = (!o.parents.is_empty()).then(|| {
+        let ids = o.parents.iter().map(|p| parent_readable_id(wf, p));
+        quote!(.parents([#(#ids),*]))
+    });
+    let retries = o.retries.as_ref().map(|r| {
+        let n = Literal::i32_unsuffixed(r.value);
+        quote!(.retries(#n))
+    });
+    let backoff = backoff(step);
+    let execution_timeout = o.execution_timeout.map(|d| {
+        let ms = Literal::u64_unsuffixed(d.millis);
+        quote!(.execution_timeout(__acf::Duration::from_millis(#ms)))
+    });
+    let schedule_timeout = o.schedule_timeout.map(|d| {
+        let ms = Literal::u64_unsuffixed(d.millis);
+        quote!(.schedule_timeout(__acf::Duration::from_millis(#ms)))
+    });
+    let rate_limits = o.rate_limits.iter().map(|r| {
+        let limit = rate_limit(r);
+        quote!(.rate_limit(#limit))
+    });
+    let labels = o.worker_labels.iter().map(worker_label);
+    let durable = o.durable.map(|_| quote!(.durable(true)));
+    let slots = (!o.slots.is_empty()).then(|| {
+        let default_kind = if o.durable.is_some() {
+            "durable"
+        } else {
+            "default"
+        };
+        let entries = o.slots.iter().map(|slot| {
+            let kind = slot
+                .kind
+                .as_ref()
+                .map_or_else(|| default_kind.to_owned(), ToString::to_string);
+            let units = Literal::i32_unsuffixed(slot.units.value);
+            quote!((::std::string::String::from(#kind), #units))
+        });
+        quote!(.slot_requests([#(#entries),*]))
+    });
+    let task = quote! {
+        __acf::TaskDefinition::new(#id)
+            #parents
+            #retries
+            #execution_timeout
+            #schedule_timeout
+            #(#rate_limits)*
+            #(#labels)*
+            #durable
+            #slots
+    };
+    match backoff {
+        None => task,
+        Some(fields) => quote!({
+            let mut __acf_task = #task;
+            #fields
+            __acf_task
+        }),
+    }
+}
+
+/// Backoff factor and maximum are independent optional fields on the wire (Python sets each only when given),
+/// so they are assigned directly rather than through the paired `backoff(factor, max)` setter.
+fn backoff(step: &Step<'_>) -> Option<TokenStream> {
+    let o = &step.options;
+    if o.backoff_factor.is_none() && o.backoff_max.is_none() {
+        return None;
+    }
+    let factor = o.backoff_factor.as_ref().map(|f| {
+        #[allow(clippy::cast_possible_truncation)]
+        // validated to 1..=1000; the wire field is a 32-bit float
+        let factor = Literal::f32_unsuffixed(f.value as f32);
+        quote!(__acf_task.backoff_factor = ::core::option::Option::Some(#factor);)
+    });
+    let max = o.backoff_max.as_ref().map(|m| {
+        let seconds = Literal::u64_unsuffixed(m.millis / 1000);
+        quote!(__acf_task.backoff_max_seconds = ::core::option::Option::Some(#seconds);)
+    });
+    Some(quote!(#factor #max))
+}
+
+/// A parent's readable id: its `name = "..."` override if any, else its method name (lower-cased).
+fn parent_readable_id(wf: &Workflow<'_>, parent: &syn::Ident) -> String {
+    wf.steps
+        .iter()
+        .find(|s| s.ident() == parent)
+        .map_or_else(|| parent.to_string().to_lowercase(), Step::readable_id)
+}
+
+fn int_or_expr(value: &IntOrExpr) -> TokenStream {
+    match value {
+        IntOrExpr::Int(n) => {
+            let n = Literal::i32_unsuffixed(*n);
+            quote!(__acf::IntOrExpr::Int(#n))
+        }
+        IntOrExpr::Expr(e) => quote!(__acf::IntOrExpr::Expr(::std::string::String::from(#e))),
+    }
+}
+
+fn rate_limit(r: &RateLimit) -> TokenStream {
+    let (key, dynamic) = match (&r.key, &r.dynamic_key) {
+        (_, Some(dynamic)) => (dynamic.value(), true),
+        (Some(key), None) => (key.value(), false),
+        (None, None) => (String::new(), false),
+    };
+    let units = int_or_expr(r.units.as_ref().map_or(&IntOrExpr::Int(1), |u| &u.value));
+    let limit = match &r.limit {
+        Some(limit) => {
+            let limit = int_or_expr(&limit.value);
+            quote!(::core::option::Option::Some(#limit))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let duration = match r
+        .duration
+        .as_ref()
+        .map_or(RateLimitDuration::Minute, |d| d.value)
+    {
+        RateLimitDuration::Second => quote!(Second),
+        RateLimitDuration::Minute => quote!(Minute),
+        RateLimitDuration::Hour => quote!(Hour),
+        RateLimitDuration::Day => quote!(Day),
+        RateLimitDuration::Week => quote!(Week),
+        RateLimitDuration::Month => quote!(Month),
+        RateLimitDuration::Year => quote!(Year),
+    };
+    quote! {
+        __acf::RateLimit {
+            key: ::std::string::String::from(#key),
+            dynamic: #dynamic,
+            units: #units,
+            limit: #limit,
+            duration: __acf::RateLimitDuration::#duration,
+        }
+    }
+}
+
+fn worker_label(l: &WorkerLabel) -> TokenStream {
+    let key = l.key.as_ref().map(syn::LitStr::value).unwrap_or_default();
+    let value = match l.value.as_ref().map(|v| &v.value) {
+        Some(LabelValue::Int(n)) => {
+            let n = Literal::i32_unsuffixed(*n);
+            quote!(__acf::LabelValue::Int(#n))
+        }
+        Some(LabelValue::Str(s)) => quote!(__acf::LabelValue::Str(::std::string::String::from(#s))),
+        None => quote!(__acf::LabelValue::Str(::std::string::String::new())),
+    };
+    let required = l.required.then(|| quote!(.required()));
+    let weight = l.weight.as_ref().map(|w| {
+        let w = Literal::i32_unsuffixed(w.value);
+        quote!(.weight(#w))
+    });
+    let comparator = l.comparator.as_ref().map(|c| {
+        let variant = match c.value {
+            Comparator::Equal => quote!(Equal),
+            Comparator::NotEqual => quote!(NotEqual),
+            Comparator::GreaterThan => quote!(GreaterThan),
+            Comparator::GreaterThanOrEqual => quote!(GreaterThanOrEqual),
+            Comparator::LessThan => quote!(LessThan),
+            Comparator::LessThanOrEqual => quote!(LessThanOrEqual),
+        };
+        quote!(.comparator(__acf::WorkerLabelComparator::#variant))
+    });
+    quote! {
+        .desired_label(#key, __acf::DesiredWorkerLabel::new(#value) #required #weight #comparator)
+    }
+}

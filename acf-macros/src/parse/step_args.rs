@@ -1,0 +1,404 @@
+//! `#[step(...)]` and `#[on_failure(...)]` options.
+
+use syn::{Expr, ExprLit, Lit, Meta};
+
+use super::duration;
+use super::options::{self, OptionSpec};
+use crate::ctxt::Ctxt;
+use crate::model::{
+    Comparator, DurationLit, IntOrExpr, LabelValue, RateLimit, RateLimitDuration, SlotRequest,
+    Spanned, StepKind, StepOptions, WorkerLabel,
+};
+
+/// Every `#[step]` option, in the order the error messages list them.
+const STEP_SPECS: &[OptionSpec<StepOptions>] = &[
+    OptionSpec {
+        name: "name",
+        repeatable: false,
+        read: read_name,
+    },
+    OptionSpec {
+        name: "parents",
+        repeatable: false,
+        read: read_parents,
+    },
+    OptionSpec {
+        name: "retries",
+        repeatable: false,
+        read: read_retries,
+    },
+    OptionSpec {
+        name: "backoff_factor",
+        repeatable: false,
+        read: read_backoff_factor,
+    },
+    OptionSpec {
+        name: "backoff_max",
+        repeatable: false,
+        read: read_backoff_max,
+    },
+    OptionSpec {
+        name: "execution_timeout",
+        repeatable: false,
+        read: read_execution_timeout,
+    },
+    OptionSpec {
+        name: "schedule_timeout",
+        repeatable: false,
+        read: read_schedule_timeout,
+    },
+    OptionSpec {
+        name: "rate_limit",
+        repeatable: true,
+        read: read_rate_limit,
+    },
+    OptionSpec {
+        name: "worker_label",
+        repeatable: true,
+        read: read_worker_label,
+    },
+    OptionSpec {
+        name: "durable",
+        repeatable: false,
+        read: read_durable,
+    },
+    OptionSpec {
+        name: "slots",
+        repeatable: false,
+        read: read_slots,
+    },
+];
+
+/// `#[on_failure]` runs after the DAG has failed: it has no parents and is never durable.
+const ON_FAILURE_SPECS: &[OptionSpec<StepOptions>] = &[
+    OptionSpec {
+        name: "name",
+        repeatable: false,
+        read: read_name,
+    },
+    OptionSpec {
+        name: "retries",
+        repeatable: false,
+        read: read_retries,
+    },
+    OptionSpec {
+        name: "backoff_factor",
+        repeatable: false,
+        read: read_backoff_factor,
+    },
+    OptionSpec {
+        name: "backoff_max",
+        repeatable: false,
+        read: read_backoff_max,
+    },
+    OptionSpec {
+        name: "execution_timeout",
+        repeatable: false,
+        read: read_execution_timeout,
+    },
+    OptionSpec {
+        name: "schedule_timeout",
+        repeatable: false,
+        read: read_schedule_timeout,
+    },
+    OptionSpec {
+        name: "rate_limit",
+        repeatable: true,
+        read: read_rate_limit,
+    },
+    OptionSpec {
+        name: "worker_label",
+        repeatable: true,
+        read: read_worker_label,
+    },
+    OptionSpec {
+        name: "slots",
+        repeatable: false,
+        read: read_slots,
+    },
+];
+
+const RATE_LIMIT_SPECS: &[OptionSpec<RateLimit>] = &[
+    OptionSpec {
+        name: "key",
+        repeatable: false,
+        read: read_rl_key,
+    },
+    OptionSpec {
+        name: "dynamic_key",
+        repeatable: false,
+        read: read_rl_dynamic_key,
+    },
+    OptionSpec {
+        name: "units",
+        repeatable: false,
+        read: read_rl_units,
+    },
+    OptionSpec {
+        name: "limit",
+        repeatable: false,
+        read: read_rl_limit,
+    },
+    OptionSpec {
+        name: "duration",
+        repeatable: false,
+        read: read_rl_duration,
+    },
+];
+
+const WORKER_LABEL_SPECS: &[OptionSpec<WorkerLabel>] = &[
+    OptionSpec {
+        name: "key",
+        repeatable: false,
+        read: read_wl_key,
+    },
+    OptionSpec {
+        name: "value",
+        repeatable: false,
+        read: read_wl_value,
+    },
+    OptionSpec {
+        name: "required",
+        repeatable: false,
+        read: read_wl_required,
+    },
+    OptionSpec {
+        name: "weight",
+        repeatable: false,
+        read: read_wl_weight,
+    },
+    OptionSpec {
+        name: "comparator",
+        repeatable: false,
+        read: read_wl_comparator,
+    },
+];
+
+/// Reads the arguments of `#[step(...)]` or `#[on_failure(...)]`.
+pub(crate) fn parse(cx: &Ctxt, kind: StepKind, metas: &[Meta]) -> StepOptions {
+    let mut options = StepOptions::default();
+    let specs = match kind {
+        StepKind::Step => STEP_SPECS,
+        StepKind::OnFailure => ON_FAILURE_SPECS,
+    };
+    options::read_options(cx, kind.attribute(), specs, metas, &mut options);
+    options
+}
+
+fn read_name(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    o.name = options::value(cx, meta, r#"name = "fetch""#)
+        .and_then(|v| options::lit_str(cx, v, r#"name = "fetch""#));
+}
+
+fn read_parents(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    if let Some(v) = options::value(cx, meta, "parents = [fetch, parse]") {
+        o.parents = options::ident_list(cx, v, "parents = [fetch, parse]");
+    }
+}
+
+fn read_retries(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    o.retries = options::value(cx, meta, "retries = 3")
+        .and_then(|v| options::lit_int(cx, v, "retries = 3"));
+}
+
+fn read_backoff_factor(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    o.backoff_factor = options::value(cx, meta, "backoff_factor = 2.0")
+        .and_then(|v| options::lit_float(cx, v, "backoff_factor = 2.0"));
+}
+
+fn read_backoff_max(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    o.backoff_max = duration_option(cx, meta, r#"backoff_max = "10m""#);
+}
+
+fn read_execution_timeout(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    o.execution_timeout = duration_option(cx, meta, r#"execution_timeout = "30s""#);
+}
+
+fn read_schedule_timeout(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    o.schedule_timeout = duration_option(cx, meta, r#"schedule_timeout = "5m""#);
+}
+
+fn duration_option(cx: &Ctxt, meta: &Meta, example: &str) -> Option<DurationLit> {
+    let lit = options::value(cx, meta, example).and_then(|v| options::lit_str(cx, v, example))?;
+    match duration::parse_millis(&lit.value()) {
+        Ok(millis) => Some(DurationLit {
+            millis,
+            span: lit.span(),
+        }),
+        Err(message) => {
+            cx.error_spanned_by(&lit, message);
+            None
+        }
+    }
+}
+
+fn read_durable(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    o.durable = options::flag(cx, meta);
+}
+
+fn read_slots(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    const EXAMPLE: &str = "slots = 2` or `slots(default = 1, gpu = 1)";
+    match meta {
+        Meta::NameValue(nv) => {
+            if let Some(units) = options::lit_int(cx, &nv.value, EXAMPLE) {
+                o.slots.push(SlotRequest { kind: None, units });
+            }
+        }
+        Meta::List(_) => {
+            for entry in options::nested(cx, meta, EXAMPLE).unwrap_or_default() {
+                let Some(kind) = entry.path().get_ident().cloned() else {
+                    cx.error_spanned_by(
+                        entry.path(),
+                        format!("expected a slot kind name, e.g. `{EXAMPLE}`"),
+                    );
+                    continue;
+                };
+                if o.slots.iter().any(|slot| slot.kind.as_ref() == Some(&kind)) {
+                    cx.error_spanned_by(
+                        &kind,
+                        format!("duplicate slot kind `{kind}`; set it once"),
+                    );
+                    continue;
+                }
+                if let Some(units) = options::value(cx, &entry, EXAMPLE)
+                    .and_then(|v| options::lit_int(cx, v, EXAMPLE))
+                {
+                    o.slots.push(SlotRequest {
+                        kind: Some(kind),
+                        units,
+                    });
+                }
+            }
+        }
+        Meta::Path(path) => cx.error_spanned_by(path, format!("expected `{EXAMPLE}`")),
+    }
+}
+
+fn read_rate_limit(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    const EXAMPLE: &str = r#"rate_limit(key = "openai", units = 1)"#;
+    let Some(metas) = options::nested(cx, meta, EXAMPLE) else {
+        return;
+    };
+    let mut limit = RateLimit {
+        keyword: syn::spanned::Spanned::span(meta.path()),
+        key: None,
+        dynamic_key: None,
+        units: None,
+        limit: None,
+        duration: None,
+    };
+    options::read_options(cx, "rate_limit", RATE_LIMIT_SPECS, &metas, &mut limit);
+    o.rate_limits.push(limit);
+}
+
+fn read_rl_key(cx: &Ctxt, r: &mut RateLimit, meta: &Meta) {
+    r.key = options::value(cx, meta, r#"key = "openai""#)
+        .and_then(|v| options::lit_str(cx, v, r#"key = "openai""#));
+}
+
+fn read_rl_dynamic_key(cx: &Ctxt, r: &mut RateLimit, meta: &Meta) {
+    const EXAMPLE: &str = r#"dynamic_key = "input.user_id""#;
+    r.dynamic_key =
+        options::value(cx, meta, EXAMPLE).and_then(|v| options::lit_str(cx, v, EXAMPLE));
+}
+
+fn read_rl_units(cx: &Ctxt, r: &mut RateLimit, meta: &Meta) {
+    r.units = options::value(cx, meta, "units = 1").and_then(|v| int_or_expr(cx, v, "units = 1"));
+}
+
+fn read_rl_limit(cx: &Ctxt, r: &mut RateLimit, meta: &Meta) {
+    r.limit = options::value(cx, meta, "limit = 10").and_then(|v| int_or_expr(cx, v, "limit = 10"));
+}
+
+fn read_rl_duration(cx: &Ctxt, r: &mut RateLimit, meta: &Meta) {
+    const CHOICES: &[(&str, RateLimitDuration)] = &[
+        ("second", RateLimitDuration::Second),
+        ("minute", RateLimitDuration::Minute),
+        ("hour", RateLimitDuration::Hour),
+        ("day", RateLimitDuration::Day),
+        ("week", RateLimitDuration::Week),
+        ("month", RateLimitDuration::Month),
+        ("year", RateLimitDuration::Year),
+    ];
+    r.duration = options::value(cx, meta, r#"duration = "minute""#)
+        .and_then(|v| options::choice(cx, v, "rate limit window", CHOICES));
+}
+
+/// An integer literal, or a string literal holding a CEL expression.
+fn int_or_expr(cx: &Ctxt, expr: &Expr, example: &str) -> Option<Spanned<IntOrExpr>> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(Spanned {
+            value: IntOrExpr::Expr(s.value()),
+            span: s.span(),
+        }),
+        _ => options::lit_int(cx, expr, example).map(|i| Spanned {
+            value: IntOrExpr::Int(i.value),
+            span: i.span,
+        }),
+    }
+}
+
+fn read_worker_label(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    const EXAMPLE: &str = r#"worker_label(key = "gpu", value = "a100", required)"#;
+    let Some(metas) = options::nested(cx, meta, EXAMPLE) else {
+        return;
+    };
+    let mut label = WorkerLabel {
+        keyword: syn::spanned::Spanned::span(meta.path()),
+        key: None,
+        value: None,
+        required: false,
+        weight: None,
+        comparator: None,
+    };
+    options::read_options(cx, "worker_label", WORKER_LABEL_SPECS, &metas, &mut label);
+    o.worker_labels.push(label);
+}
+
+fn read_wl_key(cx: &Ctxt, l: &mut WorkerLabel, meta: &Meta) {
+    l.key = options::value(cx, meta, r#"key = "gpu""#)
+        .and_then(|v| options::lit_str(cx, v, r#"key = "gpu""#));
+}
+
+fn read_wl_value(cx: &Ctxt, l: &mut WorkerLabel, meta: &Meta) {
+    const EXAMPLE: &str = r#"value = "a100"` or `value = 4"#;
+    let Some(v) = options::value(cx, meta, EXAMPLE) else {
+        return;
+    };
+    l.value = match v {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(Spanned {
+            value: LabelValue::Str(s.value()),
+            span: s.span(),
+        }),
+        _ => options::lit_int(cx, v, EXAMPLE).map(|i| Spanned {
+            value: LabelValue::Int(i.value),
+            span: i.span,
+        }),
+    };
+}
+
+fn read_wl_required(cx: &Ctxt, l: &mut WorkerLabel, meta: &Meta) {
+    l.required = options::flag(cx, meta).is_some();
+}
+
+fn read_wl_weight(cx: &Ctxt, l: &mut WorkerLabel, meta: &Meta) {
+    l.weight = options::value(cx, meta, "weight = 100")
+        .and_then(|v| options::lit_int(cx, v, "weight = 100"));
+}
+
+fn read_wl_comparator(cx: &Ctxt, l: &mut WorkerLabel, meta: &Meta) {
+    const CHOICES: &[(&str, Comparator)] = &[
+        ("equal", Comparator::Equal),
+        ("not_equal", Comparator::NotEqual),
+        ("greater_than", Comparator::GreaterThan),
+        ("greater_than_or_equal", Comparator::GreaterThanOrEqual),
+        ("less_than", Comparator::LessThan),
+        ("less_than_or_equal", Comparator::LessThanOrEqual),
+    ];
+    l.comparator = options::value(cx, meta, r#"comparator = "equal""#)
+        .and_then(|v| options::choice(cx, v, "comparator", CHOICES));
+}
