@@ -7,6 +7,7 @@
 //! only while the writer's fence is still the latest one (see [`Lease`] and [`SessionMutex::is_current`]), which
 //! is what stops a holder whose lease silently expired from overwriting its successor's work.
 
+mod heartbeat;
 mod memory;
 mod redis;
 mod scripts;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+pub use self::heartbeat::{Heartbeat, HeartbeatReport};
 pub use self::memory::{MemoryLockTable, MemorySessionMutex};
 pub use self::redis::RedisSessionMutex;
 pub(crate) use self::scripts::FENCE_GUARD_LUA;
@@ -33,7 +35,7 @@ pub fn session_key(
     interlocutor_id: &str,
     channel: &str,
 ) -> String {
-    format!("{tenant_id}:{agent_id}:{interlocutor_id}:{channel}")
+    crate::models::build_session_key(tenant_id, agent_id, interlocutor_id, channel)
 }
 
 /// The lock key of a session: `sesslock:{session_key}`.

@@ -157,6 +157,11 @@ impl std::fmt::Debug for Stores {
 }
 
 impl Stores {
+    /// In-memory stores fenced by `mutex`'s lock table.
+    pub fn memory(mutex: &crate::mutex::MemorySessionMutex, settings: StoreSettings) -> Self {
+        Self::from_backend(Arc::new(MemoryStores::new(mutex.table(), settings)))
+    }
+
     /// All stores backed by one implementation.
     pub fn from_backend<B>(backend: Arc<B>) -> Self
     where

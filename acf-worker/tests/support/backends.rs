@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use acf_worker::mutex::{MemorySessionMutex, RedisSessionMutex, SessionMutex};
-use acf_worker::stores::{MemoryStores, RedisConnectOptions, RedisStores, StoreSettings, Stores};
+use acf_worker::mutex::{MemorySessionMutex, SessionMutex};
+use acf_worker::stores::{RedisConnectOptions, RedisStores, StoreSettings, Stores};
 
 /// One backend's mutex and stores.
 pub struct Backend {
@@ -25,7 +25,7 @@ pub async fn redis_at(url: &str, settings: StoreSettings) -> Backend {
     let stores = RedisStores::connect(url, settings.clone(), &RedisConnectOptions::default())
         .await
         .expect("redis reachable");
-    let mutex = RedisSessionMutex::new(stores.connection());
+    let mutex = stores.session_mutex();
     Backend {
         mutex: Arc::new(mutex),
         stores: Stores::from_backend(Arc::new(stores)),
@@ -42,10 +42,10 @@ pub async fn redis() -> Backend {
 pub fn memory() -> Backend {
     let settings = unique_settings();
     let mutex = MemorySessionMutex::new();
-    let stores = MemoryStores::new(mutex.table(), settings.clone());
+    let stores = Stores::memory(&mutex, settings.clone());
     Backend {
         mutex: Arc::new(mutex),
-        stores: Stores::from_backend(Arc::new(stores)),
+        stores,
         settings,
     }
 }

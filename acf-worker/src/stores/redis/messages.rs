@@ -162,6 +162,9 @@ impl MessageStore for RedisStores {
             let message = from_fields(fields)?;
             if message.status.is_open() {
                 open.push(message);
+            } else {
+                // Stored already closed (never the case for intake); a closed message never reopens.
+                vanished.push(id.clone());
             }
         }
         if !vanished.is_empty() {

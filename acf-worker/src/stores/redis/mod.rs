@@ -82,6 +82,11 @@ impl RedisStores {
         self.conn.clone()
     }
 
+    /// A session mutex on the same connection (the fences it hands out are the ones these stores check).
+    pub fn session_mutex(&self) -> crate::mutex::RedisSessionMutex {
+        crate::mutex::RedisSessionMutex::new(self.conn.clone())
+    }
+
     /// The settings in use.
     pub fn settings(&self) -> &StoreSettings {
         &self.settings
