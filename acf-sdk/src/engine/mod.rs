@@ -1,1 +1,271 @@
-//! The embedded, in-memory Hatchet-compatible engine.
+//! The embedded, in-memory Hatchet-compatible engine (feature `engine`).
+//!
+//! One tonic server speaks Hatchet's gRPC protocol (`Dispatcher`, `EventsService`,
+//! `WorkflowService`, `v1.AdminService`, `v1.V1Dispatcher`) so that the official SDKs and ours can
+//! run workflows against it exactly as against a real Hatchet engine.
+//!
+//! What it is and is not:
+//! * **In-memory and single-process.** Nothing is persisted; restarting the engine forgets every
+//!   workflow, run and worker (workers re-register on reconnect). With the same
+//!   [`EngineBuilder::token_secret`], tokens minted by a previous instance stay valid.
+//! * **Timers fire within 50 ms of their deadline** (the timer loop runs every 10 ms). Real Hatchet
+//!   polls timers every 1–30 s, so code that passes here may observe coarser timing in production.
+//! * **Liveness as Hatchet:** workers get work only with a heartbeat younger than 5 s, and running
+//!   tasks of a worker silent for 30 s are re-queued (both adjustable for tests).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), acf_sdk::engine::EngineError> {
+//! let engine = acf_sdk::engine::Engine::builder().start().await?;
+//! for (key, value) in engine.client_env() {
+//!     println!("export {key}={value}");
+//! }
+//! engine.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod concurrency;
+pub mod conditions;
+pub mod durable;
+pub mod duration;
+pub mod expr;
+pub mod ingest;
+pub mod lifecycle;
+pub mod model;
+pub mod notify;
+pub mod scheduler;
+mod services;
+pub mod state;
+pub mod timers;
+pub mod validation;
+
+use crate::proto::v1::CreateWorkflowVersionRequest;
+use auth::TokenKeys;
+use state::{State, Timing};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The version reported by `GetVersion`: new enough for slot configs and the `DurableTask` stream.
+pub const ENGINE_VERSION: &str = "v0.94.16";
+
+/// How often the timer loop runs (timers fire within 50 ms of their deadline).
+const TICK: Duration = Duration::from_millis(10);
+
+/// Errors starting the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The address could not be bound.
+    #[error("could not bind {addr}: {source}")]
+    Bind {
+        /// Requested address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// State shared by the services, the timer loop and the handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    keys: TokenKeys,
+    registered: Mutex<Vec<CreateWorkflowVersionRequest>>,
+    stream_ids: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// Locks the state (a panic elsewhere never wedges the engine: poisoning is ignored).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs a mutation and then schedules whatever became assignable.
+    pub(crate) fn mutate<R>(&self, f: impl FnOnce(&mut State, Instant) -> R) -> R {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let out = f(&mut state, now);
+        state.schedule(now);
+        out
+    }
+
+    pub(crate) fn next_stream_id(&self) -> u64 {
+        self.stream_ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Entry point: `Engine::builder()`.
+#[derive(Debug)]
+pub struct Engine;
+
+impl Engine {
+    /// A builder with Hatchet's defaults, bound to `127.0.0.1:0`.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            secret: None,
+            timing: Timing::default(),
+        }
+    }
+}
+
+/// Configures and starts an engine.
+#[derive(Debug, Clone)]
+pub struct EngineBuilder {
+    addr: SocketAddr,
+    secret: Option<Vec<u8>>,
+    timing: Timing,
+}
+
+impl EngineBuilder {
+    /// Address to listen on (port 0 picks a free port). Default `127.0.0.1:0`.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Signing secret for tokens; a restarted engine with the same secret accepts old tokens.
+    pub fn token_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Heartbeat age beyond which a worker gets no new work (Hatchet: 5 s).
+    pub fn heartbeat_eligibility(mut self, age: Duration) -> Self {
+        self.timing.eligibility = age;
+        self
+    }
+
+    /// Heartbeat silence after which running tasks are re-queued (Hatchet: 30 s).
+    pub fn reassign_after(mut self, silence: Duration) -> Self {
+        self.timing.reassign_after = silence;
+        self
+    }
+
+    /// Binds and starts serving.
+    pub async fn start(self) -> Result<EngineHandle, EngineError> {
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .map_err(|source| EngineError::Bind {
+                addr: self.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| EngineError::Bind {
+            addr: self.addr,
+            source,
+        })?;
+        let keys = self.secret.map_or_else(TokenKeys::random, TokenKeys::new);
+        let token = keys.mint(&addr.to_string());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(keys.tenant_id(), self.timing)),
+            keys,
+            registered: Mutex::new(Vec::new()),
+            stream_ids: AtomicU64::new(0),
+            shutdown: CancellationToken::new(),
+        });
+        let ticker = tokio::spawn(tick_loop(shared.clone()));
+        let server = tokio::spawn(services::serve(shared.clone(), listener));
+        tracing::info!(%addr, "embedded hatchet engine listening");
+        Ok(EngineHandle {
+            shared,
+            addr,
+            token,
+            tasks: Mutex::new(vec![ticker, server]),
+        })
+    }
+}
+
+async fn tick_loop(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            _ = interval.tick() => shared.lock().tick(Instant::now()),
+        }
+    }
+}
+
+/// A running engine. Dropping it stops the engine.
+#[derive(Debug)]
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    token: String,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl EngineHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A client token (claims `sub`, `server_url`, `grpc_broadcast_address` = [`Self::addr`]).
+    pub fn token(&self) -> String {
+        self.token.clone()
+    }
+
+    /// `HATCHET_CLIENT_TOKEN`, `HATCHET_CLIENT_HOST_PORT` and `HATCHET_CLIENT_TLS_STRATEGY=none`.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("HATCHET_CLIENT_TOKEN".into(), self.token.clone()),
+            ("HATCHET_CLIENT_HOST_PORT".into(), self.addr.to_string()),
+            ("HATCHET_CLIENT_TLS_STRATEGY".into(), "none".into()),
+        ]
+    }
+
+    /// Every `PutWorkflow` request as received, in order.
+    pub fn registered_workflows(&self) -> Vec<CreateWorkflowVersionRequest> {
+        self.shared
+            .registered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Ends every open `ListenV2` and `DurableTask` stream with `UNAVAILABLE` (workers must reconnect).
+    pub fn drop_worker_streams(&self) {
+        services::drop_worker_streams(&self.shared);
+    }
+
+    /// Stops serving and waits (bounded) for the server to release the port.
+    pub async fn shutdown(&self) {
+        services::drop_worker_streams(&self.shared);
+        self.shared.shutdown.cancel();
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(3), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        for task in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! CEL evaluation for concurrency keys, event filters and condition expressions.
+//!
+//! Expressions are compiled per evaluation (they are short) and both compilation and execution run
+//! under `catch_unwind`, so no client-supplied expression can take the engine down.
+
+use serde_json::Value;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Why an expression could not be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExprError {
+    /// The expression does not parse.
+    #[error("invalid CEL expression {expr:?}: {message}")]
+    Parse {
+        /// The expression.
+        expr: String,
+        /// Parser message.
+        message: String,
+    },
+    /// The expression failed at run time.
+    #[error("CEL expression {expr:?} failed: {message}")]
+    Eval {
+        /// The expression.
+        expr: String,
+        /// Evaluation message.
+        message: String,
+    },
+    /// The result had the wrong type.
+    #[error("CEL expression {expr:?} must return a {want}")]
+    Type {
+        /// The expression.
+        expr: String,
+        /// Expected type.
+        want: &'static str,
+    },
+}
+
+/// Checks that `expr` parses.
+pub fn check(expr: &str) -> Result<(), ExprError> {
+    compile(expr).map(|_| ())
+}
+
+fn compile(expr: &str) -> Result<cel::Program, ExprError> {
+    let parse_err = |message: String| ExprError::Parse {
+        expr: expr.to_owned(),
+        message,
+    };
+    match catch_unwind(|| cel::Program::compile(expr)) {
+        Ok(Ok(program)) => Ok(program),
+        Ok(Err(e)) => Err(parse_err(e.to_string())),
+        Err(_) => Err(parse_err("parser panicked".to_owned())),
+    }
+}
+
+/// Evaluates `expr` with the given JSON variables.
+pub fn eval(expr: &str, vars: &[(&str, &Value)]) -> Result<cel::Value, ExprError> {
+    let program = compile(expr)?;
+    let eval_err = |message: String| ExprError::Eval {
+        expr: expr.to_owned(),
+        message,
+    };
+    let mut context = cel::Context::default();
+    for (name, value) in vars {
+        context
+            .add_variable(*name, (*value).clone())
+            .map_err(|e| eval_err(e.to_string()))?;
+    }
+    match catch_unwind(AssertUnwindSafe(|| program.execute(&context))) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(eval_err(e.to_string())),
+        Err(_) => Err(eval_err("evaluation panicked".to_owned())),
+    }
+}
+
+/// Evaluates a boolean expression; an empty expression is `true`.
+pub fn eval_bool(expr: &str, vars: &[(&str, &Value)]) -> Result<bool, ExprError> {
+    if expr.trim().is_empty() {
+        return Ok(true);
+    }
+    match eval(expr, vars)? {
+        cel::Value::Bool(b) => Ok(b),
+        _ => Err(ExprError::Type {
+            expr: expr.to_owned(),
+            want: "bool",
+        }),
+    }
+}
+
+/// Evaluates a string-valued expression (concurrency keys).
+pub fn eval_string(expr: &str, vars: &[(&str, &Value)]) -> Result<String, ExprError> {
+    match eval(expr, vars)? {
+        cel::Value::String(s) => Ok(s.to_string()),
+        _ => Err(ExprError::Type {
+            expr: expr.to_owned(),
+            want: "string",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evaluates_keys_and_filters() {
+        let input = json!({"group": "a", "n": 3});
+        assert_eq!(
+            eval_string("input.group", &[("input", &input)]).unwrap(),
+            "a"
+        );
+        assert_eq!(eval_string("'constant'", &[]).unwrap(), "constant");
+        assert!(eval_bool("input.n > 2", &[("input", &input)]).unwrap());
+        assert!(!eval_bool("input.n > 5", &[("input", &input)]).unwrap());
+        assert!(eval_bool("", &[]).unwrap());
+    }
+
+    #[test]
+    fn reports_errors_without_panicking() {
+        assert!(matches!(check("input.("), Err(ExprError::Parse { .. })));
+        assert!(matches!(
+            eval_string("1 + 1", &[]),
+            Err(ExprError::Type { .. })
+        ));
+        let input = json!({});
+        assert!(eval_string("input.missing", &[("input", &input)]).is_err());
+        assert!(eval_bool("undefined_var", &[]).is_err());
+    }
+}

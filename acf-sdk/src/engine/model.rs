@@ -1,0 +1,201 @@
+//! The engine's validated, proto-free view of a registered workflow (built by `validation`).
+
+use std::time::{Duration, SystemTime};
+use uuid::Uuid;
+
+/// Engine default execution timeout when a task's `timeout` is empty.
+pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// Engine default schedule timeout.
+pub const DEFAULT_SCHEDULE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Engine default slot type.
+pub const DEFAULT_SLOT_TYPE: &str = "default";
+
+/// One registered workflow version.
+#[derive(Debug, Clone)]
+pub struct WorkflowDef {
+    /// Exact (case-preserved) workflow name.
+    pub name: String,
+    /// Stable workflow id (kept across versions).
+    pub workflow_id: Uuid,
+    /// Version id of this definition.
+    pub version_id: Uuid,
+    /// Event keys that trigger the workflow.
+    pub event_triggers: Vec<String>,
+    /// Tasks in registration order; `parents` index into this vector.
+    pub tasks: Vec<TaskDef>,
+    /// Runs when the run failed.
+    pub on_failure: Option<TaskDef>,
+    /// Run-level concurrency limits.
+    pub concurrency: Vec<ConcurrencyDef>,
+    /// Default priority 1..3.
+    pub default_priority: i32,
+    /// Event filters (scope, CEL expression, payload).
+    pub filters: Vec<FilterDef>,
+}
+
+/// One task definition.
+#[derive(Debug, Clone)]
+pub struct TaskDef {
+    /// Step id (`AssignedAction.task_id` / `job_id`).
+    pub step_id: Uuid,
+    /// Readable id (task name).
+    pub readable_id: String,
+    /// Lower-cased action id.
+    pub action: String,
+    /// Execution timeout.
+    pub timeout: Duration,
+    /// The timeout as the user wrote it (error text).
+    pub timeout_text: String,
+    /// Schedule timeout.
+    pub schedule_timeout: Duration,
+    /// Indexes of parent tasks in `WorkflowDef::tasks`.
+    pub parents: Vec<usize>,
+    /// Application retries.
+    pub retries: i32,
+    /// Exponential backoff factor.
+    pub backoff_factor: Option<f64>,
+    /// Backoff cap in seconds.
+    pub backoff_max_seconds: Option<i32>,
+    /// Task-level concurrency limits.
+    pub concurrency: Vec<ConcurrencyDef>,
+    /// `wait_for` / `skip_if` / `cancel_if` conditions.
+    pub conditions: Vec<ConditionDef>,
+    /// Durable task.
+    pub is_durable: bool,
+    /// Slot units by slot type.
+    pub slot_requests: Vec<(String, i32)>,
+}
+
+impl TaskDef {
+    /// Delay before retry attempt `next_retry` (1-based), Hatchet's `factor ^ attempt` capped.
+    pub fn backoff(&self, next_retry: i32) -> Duration {
+        match self.backoff_factor {
+            None => Duration::ZERO,
+            Some(factor) => {
+                let cap = f64::from(self.backoff_max_seconds.unwrap_or(86_400));
+                let secs = factor.powi(next_retry).min(cap).max(0.0);
+                Duration::from_secs_f64(secs)
+            }
+        }
+    }
+}
+
+/// A concurrency limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConcurrencyDef {
+    /// CEL expression giving the group key.
+    pub expression: String,
+    /// Runs per key.
+    pub max_runs: i32,
+    /// What happens at the limit.
+    pub strategy: Strategy,
+}
+
+/// Concurrency limit strategies supported by v1 engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Cancel the oldest running holders to admit the new one.
+    CancelInProgress,
+    /// Queue per key, admitting keys in turn.
+    GroupRoundRobin,
+    /// Cancel the newcomer.
+    CancelNewest,
+}
+
+/// What a task condition does when its groups are satisfied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CondAction {
+    /// Durable waits (the action is ignored).
+    Create,
+    /// Queue the task.
+    Queue,
+    /// Cancel the task.
+    Cancel,
+    /// Skip the task.
+    Skip,
+}
+
+/// One condition.
+#[derive(Debug, Clone)]
+pub struct ConditionDef {
+    /// Key under which the satisfied data is reported.
+    pub readable_data_key: String,
+    /// What it does.
+    pub action: CondAction,
+    /// Conditions sharing an or-group are alternatives; groups are AND-ed.
+    pub or_group: String,
+    /// CEL filter (`input` = event payload / parent output); empty = true.
+    pub expression: String,
+    /// The kind-specific part.
+    pub kind: CondKind,
+}
+
+/// Kinds of conditions.
+#[derive(Debug, Clone)]
+pub enum CondKind {
+    /// Fires after a delay.
+    Sleep {
+        /// The delay.
+        duration: Duration,
+        /// The delay as written.
+        text: String,
+    },
+    /// Fires on a matching event.
+    UserEvent {
+        /// Event key.
+        key: String,
+        /// Only events pushed with this scope.
+        scope: Option<String>,
+        /// Lookback start (only honoured together with a scope).
+        since: Option<SystemTime>,
+    },
+    /// Evaluated against a parent's output.
+    ParentOverride {
+        /// Parent readable id.
+        parent: String,
+    },
+}
+
+/// A default event filter of a workflow.
+#[derive(Debug, Clone)]
+pub struct FilterDef {
+    /// CEL over `input` (event payload), `additional_metadata`, `payload`.
+    pub expression: String,
+    /// Event scope this filter applies to.
+    pub scope: String,
+    /// JSON payload handed to runs as `filter_payload`.
+    pub payload: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(factor: Option<f64>, max: Option<i32>) -> TaskDef {
+        TaskDef {
+            step_id: Uuid::nil(),
+            readable_id: "t".into(),
+            action: "w:t".into(),
+            timeout: DEFAULT_EXECUTION_TIMEOUT,
+            timeout_text: "5m".into(),
+            schedule_timeout: DEFAULT_SCHEDULE_TIMEOUT,
+            parents: vec![],
+            retries: 3,
+            backoff_factor: factor,
+            backoff_max_seconds: max,
+            concurrency: vec![],
+            conditions: vec![],
+            is_durable: false,
+            slot_requests: vec![],
+        }
+    }
+
+    #[test]
+    fn backoff_is_exponential_and_capped() {
+        assert_eq!(task(None, None).backoff(1), Duration::ZERO);
+        let t = task(Some(2.0), Some(5));
+        assert_eq!(t.backoff(1), Duration::from_secs(2));
+        assert_eq!(t.backoff(2), Duration::from_secs(4));
+        assert_eq!(t.backoff(3), Duration::from_secs(5));
+    }
+}

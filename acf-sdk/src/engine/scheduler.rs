@@ -1,0 +1,356 @@
+//! Assignment of queued tasks to workers (action match, fresh heartbeat, open stream, free slots of
+//! the requested types, priority then FIFO), the `action_payload` JSON (reference §3.5), and the
+//! timer tick (execution/schedule timeouts, backoffs, sleeps, lost-worker reassignment).
+
+use crate::engine::model::DEFAULT_SLOT_TYPE;
+use crate::engine::state::{Assignment, State, TaskRef, TaskStatus, WorkerMsg};
+use crate::engine::timers::TimerKind;
+use crate::proto::{ActionType, AssignedAction};
+use serde_json::{Map, Value, json};
+use std::cmp::Reverse;
+use std::collections::HashSet;
+use std::ops::Bound::{Excluded, Unbounded};
+use std::time::Instant;
+use uuid::Uuid;
+
+impl State {
+    /// Slot units a task needs.
+    fn slot_needs(&self, task_id: Uuid) -> Vec<(String, i32)> {
+        let def = self.tasks.get(&task_id).and_then(|t| self.task_def(t));
+        match def {
+            Some(def) if !def.slot_requests.is_empty() => def.slot_requests.clone(),
+            Some(def) if def.is_durable => vec![("durable".to_owned(), 1)],
+            _ => vec![(DEFAULT_SLOT_TYPE.to_owned(), 1)],
+        }
+    }
+
+    fn eligible(
+        &self,
+        worker_id: &Uuid,
+        action: &str,
+        needs: &[(String, i32)],
+        now: Instant,
+    ) -> bool {
+        let Some(w) = self.workers.get(worker_id) else {
+            return false;
+        };
+        !w.paused
+            && !w.streams.is_empty()
+            && now.saturating_duration_since(w.last_heartbeat) < self.timing.eligibility
+            && w.actions.contains(action)
+            && needs
+                .iter()
+                .all(|(t, u)| w.free(t).is_some_and(|f| f >= *u))
+    }
+
+    fn pick_worker(&self, task_id: Uuid, needs: &[(String, i32)], now: Instant) -> Option<Uuid> {
+        let task = self.tasks.get(&task_id)?;
+        let desired = self
+            .runs
+            .get(&task.run_id)
+            .and_then(|r| r.origin.desired_worker);
+        if let Some(d) = desired
+            && self.eligible(&d, &task.action, needs, now)
+        {
+            return Some(d);
+        }
+        let primary = needs.first().map_or(DEFAULT_SLOT_TYPE, |(t, _)| t.as_str());
+        self.workers
+            .keys()
+            .filter(|id| self.eligible(id, &task.action, needs, now))
+            .max_by_key(|id| {
+                let w = &self.workers[*id];
+                (w.free(primary).unwrap_or(0), Reverse(w.last_assigned))
+            })
+            .copied()
+    }
+
+    fn any_capacity(&self, now: Instant) -> bool {
+        self.workers.values().any(|w| {
+            !w.paused
+                && !w.streams.is_empty()
+                && now.saturating_duration_since(w.last_heartbeat) < self.timing.eligibility
+                && w.slots
+                    .iter()
+                    .any(|(t, cap)| *cap > w.used.get(t).copied().unwrap_or(0))
+        })
+    }
+
+    /// Assigns as many queued tasks as the workers can take.
+    pub fn schedule(&mut self, now: Instant) {
+        let mut cursor: Option<(Reverse<i32>, u64)> = None;
+        let mut blocked: HashSet<String> = HashSet::new();
+        loop {
+            let next = match cursor {
+                None => self.queue.iter().next(),
+                Some(c) => self.queue.range((Excluded(c), Unbounded)).next(),
+            }
+            .map(|(k, v)| (*k, *v));
+            let Some((key, task_id)) = next else { break };
+            cursor = Some(key);
+            let Some(action) = self.tasks.get(&task_id).map(|t| t.action.clone()) else {
+                self.queue.remove(&key);
+                continue;
+            };
+            if blocked.contains(&action) {
+                continue;
+            }
+            let needs = self.slot_needs(task_id);
+            let assigned = match self.pick_worker(task_id, &needs, now) {
+                Some(worker) => self.assign(task_id, worker, needs, now),
+                None => false,
+            };
+            if assigned {
+                self.queue.remove(&key);
+            } else {
+                blocked.insert(action);
+                if !self.any_capacity(now) {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn assign(
+        &mut self,
+        task_id: Uuid,
+        worker_id: Uuid,
+        needs: Vec<(String, i32)>,
+        now: Instant,
+    ) -> bool {
+        let Some(action) = self.assigned_action(task_id, ActionType::StartStepRun) else {
+            return false;
+        };
+        let seq = self.next_seq();
+        let Some(worker) = self.workers.get_mut(&worker_id) else {
+            return false;
+        };
+        let mut msg = Some(WorkerMsg::Action(Box::new(action)));
+        while let Some((_, tx)) = worker.streams.first() {
+            match tx.send(msg.take().unwrap_or(WorkerMsg::Close)) {
+                Ok(()) => break,
+                Err(back) => {
+                    msg = Some(back.0);
+                    worker.streams.remove(0);
+                }
+            }
+        }
+        if msg.is_some() {
+            return false;
+        }
+        for (slot_type, units) in &needs {
+            let pool = worker.pool(slot_type).to_owned();
+            *worker.used.entry(pool).or_insert(0) += units;
+        }
+        worker.last_assigned = seq;
+        let Some(task) = self.tasks.get(&task_id) else {
+            return false;
+        };
+        let timeout = self
+            .task_def(task)
+            .map_or(crate::engine::model::DEFAULT_EXECUTION_TIMEOUT, |d| {
+                d.timeout
+            });
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return false;
+        };
+        task.status = TaskStatus::Running(Box::new(Assignment {
+            worker: worker_id,
+            slots: needs,
+            timeout_at: now + timeout,
+        }));
+        task.generation += 1;
+        let generation = task.generation;
+        self.timers.arm(
+            now + timeout,
+            TimerKind::ExecTimeout {
+                task: task_id,
+                generation,
+            },
+        );
+        true
+    }
+
+    /// Tells the worker running `task_id` to cancel it.
+    pub fn send_cancel(&mut self, task_id: Uuid, worker_id: Uuid) {
+        let Some(action) = self.assigned_action(task_id, ActionType::CancelStepRun) else {
+            return;
+        };
+        if let Some(worker) = self.workers.get_mut(&worker_id) {
+            worker.streams.retain(|(_, tx)| !tx.is_closed());
+            if let Some((_, tx)) = worker.streams.first() {
+                let _ = tx.send(WorkerMsg::Action(Box::new(action)));
+            }
+        }
+    }
+
+    /// The `AssignedAction` for a task (START with payload, or CANCEL without).
+    pub fn assigned_action(&self, task_id: Uuid, kind: ActionType) -> Option<AssignedAction> {
+        let task = self.tasks.get(&task_id)?;
+        let run = self.runs.get(&task.run_id)?;
+        let def = self.task_def(task)?;
+        let payload = if kind == ActionType::StartStepRun {
+            self.action_payload(task_id)?
+        } else {
+            String::new()
+        };
+        Some(AssignedAction {
+            tenant_id: self.tenant_id.to_string(),
+            workflow_run_id: run.id.to_string(),
+            get_group_key_run_id: String::new(),
+            job_id: def.step_id.to_string(),
+            job_name: task.readable_id.clone(),
+            job_run_id: task.id.to_string(),
+            task_id: def.step_id.to_string(),
+            task_run_external_id: task.id.to_string(),
+            action_id: task.action.clone(),
+            action_type: kind as i32,
+            action_payload: payload,
+            task_name: task.readable_id.clone(),
+            retry_count: task.retry_count,
+            additional_metadata: Some(run.metadata.to_string()),
+            child_workflow_index: run.origin.child_index,
+            child_workflow_key: run.origin.child_key.clone(),
+            parent_workflow_run_id: run.origin.parent_run.clone(),
+            priority: run.priority,
+            workflow_id: Some(run.workflow.workflow_id.to_string()),
+            workflow_version_id: Some(run.workflow.version_id.to_string()),
+            durable_task_invocation_count: def.is_durable.then_some(task.invocation),
+            triggering_event_external_id: run.origin.event.as_ref().map(|(id, _)| id.to_string()),
+            triggering_event_key: run.origin.event.as_ref().map(|(_, key)| key.clone()),
+            ..Default::default()
+        })
+    }
+
+    /// `V1StepRunData` JSON for a task.
+    pub fn action_payload(&self, task_id: Uuid) -> Option<String> {
+        let task = self.tasks.get(&task_id)?;
+        let run = self.runs.get(&task.run_id)?;
+        let parent_indexes: Vec<usize> = match task.def {
+            TaskRef::Index(i) => run.workflow.tasks.get(i)?.parents.clone(),
+            TaskRef::OnFailure => (0..run.tasks.len()).collect(),
+        };
+        let mut parents = Map::new();
+        let mut parent_ids = Vec::new();
+        for i in parent_indexes {
+            let Some(parent) = run.tasks.get(i).and_then(|id| self.tasks.get(id)) else {
+                continue;
+            };
+            if task.def != TaskRef::OnFailure {
+                parent_ids.push(Value::String(parent.id.to_string()));
+            }
+            if let (TaskStatus::Completed | TaskStatus::Skipped, Some(out @ Value::Object(_))) =
+                (&parent.status, &parent.output)
+            {
+                parents.insert(parent.readable_id.clone(), out.clone());
+            }
+        }
+        let mut triggers = task.triggers.clone();
+        triggers.insert(
+            "filter_payload".into(),
+            run.origin.filter_payload.clone().unwrap_or(Value::Null),
+        );
+        let mut data = Map::new();
+        data.insert("input".into(), run.input.clone());
+        data.insert("triggered_by".into(), json!("manual"));
+        data.insert("parents".into(), Value::Object(parents));
+        data.insert("triggers".into(), Value::Object(triggers));
+        data.insert("user_data".into(), Value::Null);
+        data.insert("overrides".into(), Value::Null);
+        if !task.step_run_errors.is_empty() {
+            data.insert(
+                "step_run_errors".into(),
+                Value::Object(task.step_run_errors.clone()),
+            );
+        }
+        if !parent_ids.is_empty() {
+            data.insert("dag_parent_task_run_ids".into(), Value::Array(parent_ids));
+        }
+        Some(Value::Object(data).to_string())
+    }
+
+    /// Fires due timers, re-queues tasks of silent workers, then schedules.
+    pub fn tick(&mut self, now: Instant) {
+        for timer in self.timers.due(now) {
+            match timer {
+                TimerKind::ExecTimeout { task, generation } => {
+                    let Some(t) = self.tasks.get(&task) else {
+                        continue;
+                    };
+                    if t.generation != generation {
+                        continue;
+                    }
+                    let TaskStatus::Running(a) = &t.status else {
+                        continue;
+                    };
+                    let worker = a.worker;
+                    let text = self
+                        .task_def(t)
+                        .map(|d| d.timeout_text.clone())
+                        .unwrap_or_default();
+                    self.send_cancel(task, worker);
+                    self.emit_step(
+                        task,
+                        crate::proto::ResourceEventType::TimedOut,
+                        String::new(),
+                    );
+                    self.fail_attempt(task, format!("Task exceeded timeout of {text}"), false, now);
+                }
+                TimerKind::ScheduleTimeout { task, generation } => {
+                    let Some(t) = self.tasks.get(&task) else {
+                        continue;
+                    };
+                    if t.generation == generation && t.status == TaskStatus::Queued {
+                        let text = self
+                            .task_def(t)
+                            .map(|d| crate::engine::duration::format_duration(d.schedule_timeout))
+                            .unwrap_or_default();
+                        self.cancel_task(
+                            task,
+                            &format!("Task exceeded schedule timeout of {text}"),
+                            now,
+                        );
+                    }
+                }
+                TimerKind::Backoff { task, generation } => {
+                    if self.tasks.get(&task).is_some_and(|t| {
+                        t.generation == generation && t.status == TaskStatus::Backoff
+                    }) {
+                        self.enqueue(task, now);
+                    }
+                }
+                TimerKind::Sleep { wait, cond } => self.fire_sleep(wait, cond, now),
+            }
+        }
+        self.reassign_lost(now);
+        self.schedule(now);
+    }
+
+    fn reassign_lost(&mut self, now: Instant) {
+        let limit = self.timing.reassign_after;
+        let lost: Vec<Uuid> = self
+            .workers
+            .iter_mut()
+            .filter(|(_, w)| {
+                !w.reassigned && now.saturating_duration_since(w.last_heartbeat) >= limit
+            })
+            .map(|(id, w)| {
+                w.reassigned = true;
+                *id
+            })
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        let tasks: Vec<Uuid> = self
+            .tasks
+            .values()
+            .filter(|t| matches!(&t.status, TaskStatus::Running(a) if lost.contains(&a.worker)))
+            .map(|t| t.id)
+            .collect();
+        for task in tasks {
+            tracing::info!(task = %task, "re-queueing task of a worker without heartbeat");
+            self.requeue_lost(task, now);
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! `v1.AdminService`: workflow registration (with validation), triggers, run details, cancel/replay.
+
+use super::{check_priority, check_size, parse_id, parse_json, parse_object};
+use crate::engine::Shared;
+use crate::engine::lifecycle::TriggerSpec;
+use crate::engine::state::{RunOrigin, RunState, State, TaskStatus};
+use crate::engine::validation;
+use crate::proto::v1::admin_service_server::AdminService;
+use crate::proto::v1::{
+    BranchDurableTaskRequest, BranchDurableTaskResponse, CancelTasksRequest, CancelTasksResponse,
+    CreateWorkflowVersionRequest, CreateWorkflowVersionResponse, GetRunDetailsRequest,
+    GetRunDetailsResponse, ReplayTasksRequest, ReplayTasksResponse, RunStatus, TaskRunDetail,
+    TasksFilter, TriggerWorkflowRunRequest, TriggerWorkflowRunResponse,
+};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+pub(crate) struct AdminSvc(pub(crate) Arc<Shared>);
+
+fn task_status(status: &TaskStatus) -> RunStatus {
+    match status {
+        TaskStatus::Running(_) => RunStatus::Running,
+        TaskStatus::Evicted => RunStatus::Evicted,
+        TaskStatus::Completed | TaskStatus::Skipped => RunStatus::Completed,
+        TaskStatus::Failed => RunStatus::Failed,
+        TaskStatus::Cancelled => RunStatus::Cancelled,
+        _ => RunStatus::Queued,
+    }
+}
+
+fn run_status(state: &State, run_id: Uuid) -> Option<RunStatus> {
+    let run = state.runs.get(&run_id)?;
+    Some(match run.state {
+        RunState::Completed => RunStatus::Completed,
+        RunState::Failed => RunStatus::Failed,
+        RunState::Cancelled => RunStatus::Cancelled,
+        RunState::Pending => RunStatus::Queued,
+        RunState::Running => {
+            let started = run
+                .tasks
+                .iter()
+                .filter_map(|id| state.tasks.get(id))
+                .any(|t| {
+                    matches!(t.status, TaskStatus::Running(_) | TaskStatus::Evicted)
+                        || t.status.is_final()
+                });
+            if started {
+                RunStatus::Running
+            } else {
+                RunStatus::Queued
+            }
+        }
+    })
+}
+
+/// Runs matching a cancel/replay filter.
+fn filtered_runs(state: &State, filter: &TasksFilter) -> Vec<Uuid> {
+    let since = filter.since.and_then(|t| SystemTime::try_from(t).ok());
+    let until = filter.until.and_then(|t| SystemTime::try_from(t).ok());
+    state
+        .runs
+        .values()
+        .filter(|r| since.is_none_or(|s| r.created >= s) && until.is_none_or(|u| r.created <= u))
+        .filter(|r| {
+            filter.workflow_ids.is_empty()
+                || filter
+                    .workflow_ids
+                    .contains(&r.workflow.workflow_id.to_string())
+        })
+        .filter(|r| {
+            filter.additional_metadata.iter().all(|kv| {
+                let (k, v) = kv.split_once(':').unwrap_or((kv.as_str(), ""));
+                r.metadata
+                    .get(k)
+                    .is_some_and(|m| crate::engine::notify::json_matches_text(m, v))
+            })
+        })
+        .filter(|r| {
+            filter.statuses.is_empty()
+                || run_status(state, r.id).is_some_and(|s| {
+                    filter
+                        .statuses
+                        .iter()
+                        .any(|f| f.eq_ignore_ascii_case(s.as_str_name()))
+                })
+        })
+        .map(|r| r.id)
+        .collect()
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminSvc {
+    async fn put_workflow(
+        &self,
+        request: Request<CreateWorkflowVersionRequest>,
+    ) -> Result<Response<CreateWorkflowVersionResponse>, Status> {
+        let req = request.into_inner();
+        check_size(&req)?;
+        let existing = self.0.lock().workflows.get(&req.name).cloned();
+        let previous_req = {
+            let registered = self
+                .0
+                .registered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            registered
+                .iter()
+                .rev()
+                .find(|r| r.name == req.name)
+                .cloned()
+        };
+        let def = match (&existing, previous_req) {
+            // Re-registering identical content keeps the version (Hatchet checksums the options).
+            (Some(def), Some(prev)) if prev == req => def.clone(),
+            _ => {
+                let workflow_id = existing
+                    .as_ref()
+                    .map_or_else(Uuid::new_v4, |d| d.workflow_id);
+                Arc::new(
+                    validation::workflow(&req, workflow_id)
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?,
+                )
+            }
+        };
+        let response = CreateWorkflowVersionResponse {
+            id: def.version_id.to_string(),
+            workflow_id: def.workflow_id.to_string(),
+        };
+        self.0
+            .registered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(req.clone());
+        self.0.mutate(|state, _| {
+            state.workflows.insert(req.name.clone(), def);
+        });
+        tracing::info!(workflow = %req.name, "workflow registered");
+        Ok(Response::new(response))
+    }
+
+    async fn cancel_tasks(
+        &self,
+        request: Request<CancelTasksRequest>,
+    ) -> Result<Response<CancelTasksResponse>, Status> {
+        let req = request.into_inner();
+        let ids = req
+            .external_ids
+            .iter()
+            .map(|id| parse_id("external_ids", id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cancelled = self.0.mutate(|state, now| {
+            let mut targets = ids.clone();
+            if let Some(filter) = &req.filter {
+                targets.extend(filtered_runs(state, filter));
+            }
+            let mut cancelled = Vec::new();
+            for id in targets {
+                let tasks: Vec<Uuid> = match state.runs.get(&id) {
+                    Some(run) => run.tasks.iter().chain(&run.on_failure).copied().collect(),
+                    None => vec![id],
+                };
+                let live: Vec<Uuid> = tasks
+                    .into_iter()
+                    .filter(|t| state.tasks.get(t).is_some_and(|t| !t.status.is_final()))
+                    .collect();
+                if state.runs.contains_key(&id) {
+                    state.cancel_run(id, now);
+                } else {
+                    for t in &live {
+                        state.cancel_task(*t, "Task was cancelled", now);
+                    }
+                }
+                cancelled.extend(live.into_iter().map(|t| t.to_string()));
+            }
+            cancelled
+        });
+        Ok(Response::new(CancelTasksResponse {
+            cancelled_tasks: cancelled,
+        }))
+    }
+
+    async fn replay_tasks(
+        &self,
+        request: Request<ReplayTasksRequest>,
+    ) -> Result<Response<ReplayTasksResponse>, Status> {
+        let req = request.into_inner();
+        let ids = req
+            .external_ids
+            .iter()
+            .map(|id| parse_id("external_ids", id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let replayed = self.0.mutate(|state, now| {
+            let mut targets = ids.clone();
+            if let Some(filter) = &req.filter {
+                targets.extend(filtered_runs(state, filter));
+            }
+            let mut replayed = Vec::new();
+            for id in targets {
+                // A run id replays its first unsuccessful task (or its first task).
+                let task = match state.runs.get(&id) {
+                    Some(run) => run
+                        .tasks
+                        .iter()
+                        .find(|t| {
+                            state.tasks.get(t).is_some_and(|t| {
+                                matches!(t.status, TaskStatus::Failed | TaskStatus::Cancelled)
+                            })
+                        })
+                        .or_else(|| run.tasks.first())
+                        .copied(),
+                    None => Some(id),
+                };
+                if let Some(task) = task
+                    && state.replay_task(task, now)
+                {
+                    replayed.push(task.to_string());
+                }
+            }
+            replayed
+        });
+        Ok(Response::new(ReplayTasksResponse {
+            replayed_tasks: replayed,
+        }))
+    }
+
+    async fn trigger_workflow_run(
+        &self,
+        request: Request<TriggerWorkflowRunRequest>,
+    ) -> Result<Response<TriggerWorkflowRunResponse>, Status> {
+        let req = request.into_inner();
+        check_size(&req)?;
+        let input_text = String::from_utf8(req.input.clone())
+            .map_err(|_| Status::invalid_argument("Invalid request: input must be UTF-8 JSON"))?;
+        let meta_text = String::from_utf8(req.additional_metadata.clone()).map_err(|_| {
+            Status::invalid_argument("Invalid request: additional_metadata must be UTF-8 JSON")
+        })?;
+        let spec = TriggerSpec {
+            workflow: req.workflow_name.clone(),
+            input: parse_json("input", &input_text, serde_json::Value::Null)?,
+            metadata: parse_object("additional_metadata", &meta_text)?,
+            priority: check_priority(req.priority)?,
+            origin: RunOrigin::default(),
+        };
+        let id = self
+            .0
+            .mutate(|state, now| state.trigger(spec, now))
+            .map_err(|e| super::workflows::trigger_status(&e))?;
+        Ok(Response::new(TriggerWorkflowRunResponse {
+            external_id: id.to_string(),
+        }))
+    }
+
+    async fn get_run_details(
+        &self,
+        request: Request<GetRunDetailsRequest>,
+    ) -> Result<Response<GetRunDetailsResponse>, Status> {
+        let id = parse_id("external_id", &request.get_ref().external_id)?;
+        let state = self.0.lock();
+        let run = state
+            .runs
+            .get(&id)
+            .ok_or_else(|| Status::not_found(format!("workflow run {id} not found")))?;
+        let status = run_status(&state, id).unwrap_or(RunStatus::Queued);
+        let task_runs = run
+            .tasks
+            .iter()
+            .chain(&run.on_failure)
+            .filter_map(|t| state.tasks.get(t))
+            .map(|t| {
+                let status = task_status(&t.status);
+                let detail = TaskRunDetail {
+                    external_id: t.id.to_string(),
+                    status: status as i32,
+                    error: if matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
+                        t.error.clone()
+                    } else {
+                        None
+                    },
+                    output: if status == RunStatus::Completed {
+                        t.output.as_ref().map(|o| o.to_string().into_bytes())
+                    } else {
+                        None
+                    },
+                    readable_id: t.readable_id.clone(),
+                    is_evicted: status == RunStatus::Evicted,
+                };
+                (t.readable_id.clone(), detail)
+            })
+            .collect::<std::collections::HashMap<_, _>>();
+        let is_evicted = task_runs.values().any(|t| t.is_evicted);
+        let input = if run.input.is_null() {
+            "{}".to_owned()
+        } else {
+            run.input.to_string()
+        };
+        Ok(Response::new(GetRunDetailsResponse {
+            input: input.into_bytes(),
+            status: status as i32,
+            task_runs,
+            done: run.state.is_final(),
+            additional_metadata: run.metadata.to_string().into_bytes(),
+            is_evicted,
+        }))
+    }
+
+    async fn branch_durable_task(
+        &self,
+        _: Request<BranchDurableTaskRequest>,
+    ) -> Result<Response<BranchDurableTaskResponse>, Status> {
+        Err(Status::unimplemented(
+            "BranchDurableTask is not supported by the embedded engine",
+        ))
+    }
+}

@@ -1,0 +1,172 @@
+//! `WorkflowService` (v0 admin): the trigger RPCs the Python SDK uses, scheduled runs and rate-limit
+//! definitions (accepted; rate limits are not enforced by this engine).
+
+use super::{check_size, trigger_spec};
+use crate::engine::Shared;
+use crate::engine::lifecycle::{TriggerError, timestamp};
+use crate::proto::v1::TriggerWorkflowRequest;
+use crate::proto::workflow_service_server::WorkflowService;
+use crate::proto::{
+    BulkTriggerWorkflowRequest, BulkTriggerWorkflowResponse, PauseRateLimitRequest,
+    PauseRateLimitResponse, PutRateLimitRequest, PutRateLimitResponse, PutWorkflowRequest,
+    ScheduleWorkflowRequest, ScheduledWorkflow, TriggerWorkflowResponse, WorkflowVersion,
+};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+/// Bulk triggers accept at most this many runs per call (Python chunks to 1000).
+const MAX_BULK: usize = 1000;
+
+pub(crate) struct WorkflowSvc(pub(crate) Arc<Shared>);
+
+pub(crate) fn trigger_status(e: &TriggerError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+impl WorkflowSvc {
+    fn trigger_all(&self, reqs: &[TriggerWorkflowRequest]) -> Result<Vec<String>, Status> {
+        let specs = reqs
+            .iter()
+            .map(trigger_spec)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.0.mutate(|state, now| {
+            if let Some(missing) = specs
+                .iter()
+                .find(|s| !state.workflows.contains_key(&s.workflow))
+            {
+                return Err(trigger_status(&TriggerError::UnknownWorkflow(
+                    missing.workflow.clone(),
+                )));
+            }
+            specs
+                .into_iter()
+                .map(|spec| {
+                    state
+                        .trigger(spec, now)
+                        .map(|id| id.to_string())
+                        .map_err(|e| trigger_status(&e))
+                })
+                .collect()
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl WorkflowService for WorkflowSvc {
+    async fn put_workflow(
+        &self,
+        _: Request<PutWorkflowRequest>,
+    ) -> Result<Response<WorkflowVersion>, Status> {
+        Err(Status::unimplemented(
+            "v0 PutWorkflow is not supported; use v1.AdminService/PutWorkflow",
+        ))
+    }
+
+    async fn schedule_workflow(
+        &self,
+        request: Request<ScheduleWorkflowRequest>,
+    ) -> Result<Response<WorkflowVersion>, Status> {
+        let req = request.into_inner();
+        check_size(&req)?;
+        let spec = trigger_spec(&TriggerWorkflowRequest {
+            name: req.name.clone(),
+            input: req.input.clone(),
+            parent_id: req.parent_id.clone(),
+            parent_task_run_external_id: req.parent_task_run_external_id.clone(),
+            child_index: req.child_index,
+            child_key: req.child_key.clone(),
+            additional_metadata: req.additional_metadata.clone(),
+            priority: req.priority,
+            ..Default::default()
+        })?;
+        let (workflow_id, version_id) = {
+            let state = self.0.lock();
+            let w = state.workflows.get(&spec.workflow).ok_or_else(|| {
+                trigger_status(&TriggerError::UnknownWorkflow(spec.workflow.clone()))
+            })?;
+            (w.workflow_id, w.version_id)
+        };
+        let mut scheduled = Vec::new();
+        for at in &req.schedules {
+            let when = SystemTime::try_from(*at)
+                .map_err(|_| Status::invalid_argument("Invalid request: bad schedule timestamp"))?;
+            let delay = when.duration_since(SystemTime::now()).unwrap_or_default();
+            let shared = self.0.clone();
+            let spec = spec.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = shared.shutdown.cancelled() => {}
+                    () = tokio::time::sleep(delay) => {
+                        if let Err(e) = shared.mutate(|state, now| state.trigger(spec, now)) {
+                            tracing::warn!(error = %e, "scheduled run could not be triggered");
+                        }
+                    }
+                }
+            });
+            scheduled.push(ScheduledWorkflow {
+                id: Uuid::new_v4().to_string(),
+                trigger_at: Some(*at),
+            });
+        }
+        let now = Some(timestamp(SystemTime::now()));
+        Ok(Response::new(WorkflowVersion {
+            id: version_id.to_string(),
+            created_at: now,
+            updated_at: now,
+            version: String::new(),
+            order: 0,
+            workflow_id: workflow_id.to_string(),
+            scheduled_workflows: scheduled,
+        }))
+    }
+
+    async fn trigger_workflow(
+        &self,
+        request: Request<TriggerWorkflowRequest>,
+    ) -> Result<Response<TriggerWorkflowResponse>, Status> {
+        let req = request.into_inner();
+        check_size(&req)?;
+        let mut ids = self.trigger_all(std::slice::from_ref(&req))?;
+        Ok(Response::new(TriggerWorkflowResponse {
+            workflow_run_id: ids.pop().unwrap_or_default(),
+        }))
+    }
+
+    async fn bulk_trigger_workflow(
+        &self,
+        request: Request<BulkTriggerWorkflowRequest>,
+    ) -> Result<Response<BulkTriggerWorkflowResponse>, Status> {
+        let req = request.into_inner();
+        check_size(&req)?;
+        if req.workflows.is_empty() || req.workflows.len() > MAX_BULK {
+            return Err(Status::invalid_argument(format!(
+                "Invalid request: workflows must hold 1..{MAX_BULK} entries"
+            )));
+        }
+        let workflow_run_ids = self.trigger_all(&req.workflows)?;
+        Ok(Response::new(BulkTriggerWorkflowResponse {
+            workflow_run_ids,
+        }))
+    }
+
+    async fn put_rate_limit(
+        &self,
+        request: Request<PutRateLimitRequest>,
+    ) -> Result<Response<PutRateLimitResponse>, Status> {
+        if request.get_ref().key.is_empty() {
+            return Err(Status::invalid_argument("Invalid request: key is required"));
+        }
+        Ok(Response::new(PutRateLimitResponse {}))
+    }
+
+    async fn pause_rate_limit(
+        &self,
+        request: Request<PauseRateLimitRequest>,
+    ) -> Result<Response<PauseRateLimitResponse>, Status> {
+        Ok(Response::new(PauseRateLimitResponse {
+            paused_until: request.into_inner().paused_until,
+        }))
+    }
+}
