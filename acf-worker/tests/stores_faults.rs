@@ -160,3 +160,42 @@ async fn a_waiting_reader_gets_an_error_when_redis_dies_not_a_hang() {
         "the wait should fail when the connection drops"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_heals_and_dead_idle_connections_are_replaced() {
+    let mut server = RedisServer::start();
+    let b = redis_at(&server.url(), unique_settings()).await;
+    let session = unique_session("outage");
+    // Leave an idle blocking connection in the pool: a timed-out wait returns it once the server answers.
+    let short = Instant::now() + Duration::from_millis(50);
+    assert_eq!(b.stores.inbox.wait(&session, short).await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    server.stop();
+    // Longer than the shared connection's reconnection attempts.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.restart();
+
+    let entry = InboxEntry {
+        message_id: Uuid::new_v4(),
+        received_at: now_utc(),
+    };
+    eventually(|| b.stores.inbox.push(&session, &entry)).await;
+    // The pooled connection died with the old server; the wait replaces it instead of failing.
+    let got = b
+        .stores
+        .inbox
+        .wait(&session, Instant::now() + Duration::from_secs(2))
+        .await
+        .expect("a dead idle connection is replaced transparently");
+    assert_eq!(got, Some(entry));
+    let lease = b
+        .mutex
+        .acquire(
+            &session,
+            LockOptions::new(Duration::from_secs(5), Duration::ZERO),
+        )
+        .await
+        .expect("the mutex works again");
+    b.mutex.release(&lease).await.unwrap();
+}

@@ -28,23 +28,28 @@ fn parse_entry(text: &str) -> Result<InboxEntry, StoreError> {
 }
 
 impl RedisStores {
-    async fn blocking_connection(&self) -> Result<MultiplexedConnection, StoreError> {
-        let idle = self
-            .blocking
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
+    /// An idle blocking connection (`true`) or a new one (`false`).
+    async fn blocking_connection(&self) -> Result<(MultiplexedConnection, bool), StoreError> {
+        let idle = self.idle_blocking().pop();
         if let Some(conn) = idle {
-            return Ok(conn);
+            return Ok((conn, true));
         }
         // No response timeout: a blocking read legitimately waits for the whole window.
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(None);
-        self.client
+        let conn = self
+            .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(StoreError::unavailable("inbox wait"))
+            .map_err(StoreError::unavailable("inbox wait"))?;
+        Ok((conn, false))
+    }
+
+    fn idle_blocking(&self) -> std::sync::MutexGuard<'_, Vec<MultiplexedConnection>> {
+        self.blocking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn recycle(
@@ -56,6 +61,52 @@ impl RedisStores {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < MAX_IDLE_BLOCKING {
             idle.push(conn);
+        }
+    }
+
+    /// One `BLPOP` on `conn`, bounded by the local `deadline`.
+    async fn blocking_pop(
+        &self,
+        key: &str,
+        deadline: Instant,
+        mut conn: MultiplexedConnection,
+    ) -> Result<Option<InboxEntry>, StoreError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let server_timeout = (remaining + SERVER_TIMEOUT_SLACK).as_secs_f64();
+        let blpop_key = key.to_owned();
+        let mut pending = tokio::spawn(async move {
+            let reply: redis::RedisResult<Option<(String, String)>> =
+                conn.blpop(&blpop_key, server_timeout).await;
+            (conn, reply)
+        });
+        tokio::select! {
+            joined = &mut pending => {
+                let (conn, reply) = joined.map_err(|err| StoreError::corrupt("inbox wait task", err))?;
+                // A failed connection is dropped, not recycled.
+                let popped = reply.map_err(StoreError::unavailable("inbox wait"))?;
+                Self::recycle(&self.blocking, conn);
+                popped.map(|(_, text)| parse_entry(&text)).transpose()
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                let blocking = self.blocking.clone();
+                let mut shared = self.conn();
+                let key = key.to_owned();
+                tokio::spawn(async move {
+                    let Ok((conn, reply)) = pending.await else { return };
+                    match reply {
+                        Ok(Some((_, text))) => {
+                            // Popped after the caller stopped waiting: put it back where it was.
+                            if let Err(error) = shared.lpush::<_, _, i64>(&key, &text).await {
+                                tracing::error!(inbox = %key, %error, "inbox_entry_requeue_failed");
+                            }
+                            Self::recycle(&blocking, conn);
+                        }
+                        Ok(None) => Self::recycle(&blocking, conn),
+                        Err(error) => tracing::warn!(inbox = %key, %error, "inbox_wait_connection_dropped"),
+                    }
+                });
+                Ok(None)
+            }
         }
     }
 }
@@ -94,40 +145,15 @@ impl SessionInbox for RedisStores {
                 .map_err(StoreError::unavailable("inbox wait"))?;
             return popped.as_deref().map(parse_entry).transpose();
         }
-        let mut conn = self.blocking_connection().await?;
-        let server_timeout = (remaining + SERVER_TIMEOUT_SLACK).as_secs_f64();
-        let blpop_key = key.clone();
-        let mut pending = tokio::spawn(async move {
-            let reply: redis::RedisResult<Option<(String, String)>> =
-                conn.blpop(&blpop_key, server_timeout).await;
-            (conn, reply)
-        });
-        tokio::select! {
-            joined = &mut pending => {
-                let (conn, reply) = joined.map_err(|err| StoreError::corrupt("inbox wait task", err))?;
-                let popped = reply.map_err(StoreError::unavailable("inbox wait"))?;
-                Self::recycle(&self.blocking, conn);
-                popped.map(|(_, text)| parse_entry(&text)).transpose()
+        let (conn, pooled) = self.blocking_connection().await?;
+        match self.blocking_pop(&key, deadline, conn).await {
+            Err(StoreError::Unavailable { .. }) if pooled => {
+                // An idle connection died (e.g. Redis restarted); the others likely did too. Start afresh once.
+                self.idle_blocking().clear();
+                let (conn, _) = self.blocking_connection().await?;
+                self.blocking_pop(&key, deadline, conn).await
             }
-            () = tokio::time::sleep_until(deadline) => {
-                let blocking = self.blocking.clone();
-                let mut shared = self.conn();
-                tokio::spawn(async move {
-                    let Ok((conn, reply)) = pending.await else { return };
-                    match reply {
-                        Ok(Some((_, text))) => {
-                            // Popped after the caller stopped waiting: put it back where it was.
-                            if let Err(error) = shared.lpush::<_, _, i64>(&key, &text).await {
-                                tracing::error!(inbox = %key, %error, "inbox_entry_requeue_failed");
-                            }
-                            Self::recycle(&blocking, conn);
-                        }
-                        Ok(None) => Self::recycle(&blocking, conn),
-                        Err(error) => tracing::warn!(inbox = %key, %error, "inbox_wait_connection_dropped"),
-                    }
-                });
-                Ok(None)
-            }
+            other => other,
         }
     }
 
