@@ -4,6 +4,7 @@
 //! `has_pending_messages` query and `emit_event`) and returns a [`BrainResult`]. Built-ins: [`EchoBrain`]
 //! (deterministic, the default) and [`HttpBrain`] (delegates to an HTTP endpoint; contract on the type).
 
+mod build;
 mod context;
 mod echo;
 mod error;
@@ -13,6 +14,7 @@ mod segment;
 
 use async_trait::async_trait;
 
+pub use self::build::from_settings;
 pub use self::context::{
     EventBuffer, EventEmitter, LogEvents, NoPendingMessages, PendingMessages, StorePendingMessages,
     TurnContext, TurnMessage,

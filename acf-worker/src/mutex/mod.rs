@@ -94,6 +94,12 @@ impl LockOptions {
     }
 }
 
+impl From<&crate::config::LockSettings> for LockOptions {
+    fn from(config: &crate::config::LockSettings) -> Self {
+        Self::new(config.ttl(), config.blocking_timeout())
+    }
+}
+
 /// Result of a token-checked `extend` or `release`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockOutcome {

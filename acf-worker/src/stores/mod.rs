@@ -9,6 +9,7 @@
 //! (the turn committed). Pending and absorbed messages are *open*; when a run dies, the session's next lock holder
 //! finds its absorbed messages still open and takes them over, so no message is lost.
 
+mod backend;
 mod cadence;
 mod error;
 mod memory;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 use crate::models::UserCadenceStats;
 use crate::mutex::Lease;
 
+pub use self::backend::Backend;
 pub use self::error::StoreError;
 pub use self::memory::MemoryStores;
 pub use self::redis::{RedisConnectOptions, RedisStores, connect_redis};
