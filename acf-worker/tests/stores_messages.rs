@@ -35,6 +35,7 @@ on_both_backends!(
     a_dead_turns_absorbed_messages_pass_to_the_next_holder,
     cadence_is_learned_from_message_gaps,
     unknown_session_has_default_state,
+    accept_message_stores_learns_and_signals_once,
 );
 
 async fn insert_is_idempotent_and_round_trips(b: Backend) {
@@ -305,4 +306,38 @@ async fn unknown_session_has_default_state(b: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn accept_message_stores_learns_and_signals_once(b: Backend) {
+    let session = unique_session("accept");
+    let first = message(&session, "hi", at(0));
+    let second = message(&session, "I need help", at(700));
+    assert!(b.stores.accept_message(&first).await.unwrap());
+    assert!(b.stores.accept_message(&second).await.unwrap());
+    assert!(
+        !b.stores.accept_message(&second).await.unwrap(),
+        "re-delivery is ignored"
+    );
+
+    let open = b.stores.messages.open_messages(&session).await.unwrap();
+    assert_eq!(
+        open.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [first.id, second.id]
+    );
+    let state = b.stores.sessions.get(&session).await.unwrap();
+    assert_eq!(
+        state.cadence.sample_count, 1,
+        "one gap between two arrivals; the re-delivery added none"
+    );
+    assert_eq!(state.cadence.inter_message_p50_ms, 700);
+    let signalled: Vec<Uuid> = b
+        .stores
+        .inbox
+        .drain(&session)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.message_id)
+        .collect();
+    assert_eq!(signalled, [first.id, second.id]);
 }

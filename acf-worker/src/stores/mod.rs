@@ -8,6 +8,20 @@
 //! Message lifecycle: `pending` (stored) → `absorbed` (taken into an uncommitted turn) → `processed` or `failed`
 //! (the turn committed). Pending and absorbed messages are *open*; when a run dies, the session's next lock holder
 //! finds its absorbed messages still open and takes them over, so no message is lost.
+//!
+//! How a logical-turn run uses them:
+//! 1. Intake: [`Stores::accept_message`] stores the message as pending, learns cadence from its arrival and wakes
+//!    an accumulating run through the session inbox; then the run is triggered.
+//! 2. After acquiring the lease: [`TurnCommitter::receipt`] tells whether this turn id already committed (a retry
+//!    of a finished run). [`MessageStore::get`] on the run's own message tells whether an earlier turn already
+//!    answered it (`processed`/`failed`: the run ends as absorbed).
+//! 3. Accumulate: [`SessionInbox::drain`] discards stale wake-ups, [`MessageStore::open_messages`] gives the
+//!    messages to take, [`SessionStateStore::get`] gives the last hint and cadence for the window, and
+//!    [`SessionInbox::wait`] with a local deadline waits for more; each wake-up is checked against the message
+//!    store (the inbox is only a signal). [`MessageStore::absorb`] claims messages under the lease.
+//! 4. Commit: one [`TurnCommitter::commit`] writes record, state, statuses and the response entry, at most once.
+//!    A run that fails in a way worth retrying later calls [`MessageStore::release_absorbed`] instead, leaving the
+//!    messages pending for the next run.
 
 mod backend;
 mod cadence;
@@ -159,6 +173,24 @@ impl std::fmt::Debug for Stores {
 }
 
 impl Stores {
+    /// Intake of one message: stores it as pending, records its arrival for cadence learning and wakes the
+    /// session's accumulating run. Returns false, doing nothing else, when the message id was already stored
+    /// (a re-delivery), so a message is never counted or signalled twice.
+    pub async fn accept_message(&self, message: &StoredMessage) -> Result<bool, StoreError> {
+        if !self.messages.insert(message).await? {
+            return Ok(false);
+        }
+        self.sessions
+            .record_arrival(&message.session_key, message.received_at)
+            .await?;
+        let entry = InboxEntry {
+            message_id: message.id,
+            received_at: message.received_at,
+        };
+        self.inbox.push(&message.session_key, &entry).await?;
+        Ok(true)
+    }
+
     /// In-memory stores fenced by `mutex`'s lock table.
     pub fn memory(mutex: &crate::mutex::MemorySessionMutex, settings: StoreSettings) -> Self {
         Self::from_backend(Arc::new(MemoryStores::new(mutex.table(), settings)))
