@@ -6,6 +6,11 @@
 //! `sessfence:{session_key}` in the same atomic step; the new value is the lease's *fence*. Stores accept a write
 //! only while the writer's fence is still the latest one (see [`Lease`] and [`SessionMutex::is_current`]), which
 //! is what stops a holder whose lease silently expired from overwriting its successor's work.
+//!
+//! The fence counter key has no TTL (one integer per session, like the session itself): letting it expire would
+//! restart fences and let an old lease match again. A missing counter (new session, or a Redis that lost its data)
+//! is seeded from the server clock in microseconds, so fences keep increasing across such a loss.
+//! [`Heartbeat`] keeps a lease alive while a long step runs.
 
 mod heartbeat;
 mod memory;
