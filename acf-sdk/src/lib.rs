@@ -18,12 +18,15 @@ pub mod client;
 pub mod config;
 pub mod context;
 pub mod duration;
+mod durable;
 pub mod error;
+pub mod log_layer;
 pub mod model;
 pub mod namespace;
 pub mod retry;
 mod sdk_error;
 pub mod testing;
+pub mod worker;
 pub mod workflow;
 
 pub use client::{Client, PushOptions, RunOutput, TriggerOptions, TypedWorkflowClient, WorkflowRunRef};
@@ -32,6 +35,7 @@ pub use context::{Context, LogLevel, RunInfo, WaitResult};
 pub use error::{ResultExt, StepError, StepErrorKind};
 pub use model::{Condition, ConditionGroup, TaskDefinition, WorkflowDefinition};
 pub use sdk_error::{Error, Result};
+pub use worker::{Worker, WorkerBuilder, WorkerHandle, WorkerStatus};
 pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
 
 #[doc(inline)]

@@ -1,1 +1,16 @@
-//! Runnable examples for acf-sdk live in `examples/examples/`.
+//! Runnable examples for acf-sdk live in `examples/examples/`; this library holds what they share: starting
+//! the embedded engine and a client for it, so every example runs self-contained with `cargo run --example`.
+
+use std::collections::HashMap;
+
+use acf_sdk::engine::{Engine, EngineHandle};
+use acf_sdk::{Client, ClientConfig};
+
+/// Starts an embedded engine on a free port and returns it with a client configured for it (the same
+/// `HATCHET_CLIENT_*` variables a real deployment would set).
+pub async fn local_engine() -> Result<(EngineHandle, Client), Box<dyn std::error::Error>> {
+    let engine = Engine::builder().start().await?;
+    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
+    let config = ClientConfig::from_lookup(|k| env.get(k).cloned())?;
+    Ok((engine, Client::new(config)?))
+}

@@ -1,0 +1,195 @@
+//! The engine-backed [`StepBackend`] of a step run on this worker.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::state::{Shared, lock};
+use crate::client::{PushOptions, now_timestamp};
+use crate::context::{LogLevel, RunInfo, StepBackend, WaitResult};
+use crate::model::ConditionGroup;
+use crate::proto::{
+    PutLogRequest, PutStreamEventRequest, RefreshTimeoutRequest, ReleaseSlotRequest,
+};
+use crate::retry::RetryPolicy;
+use crate::sdk_error::{Error, Result};
+
+pub(crate) struct RunBackend {
+    shared: Arc<Shared>,
+    permits: Mutex<Vec<(String, OwnedSemaphorePermit, i64)>>,
+}
+
+impl RunBackend {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        permits: Vec<(String, OwnedSemaphorePermit, i64)>,
+    ) -> Self {
+        Self {
+            shared,
+            permits: Mutex::new(permits),
+        }
+    }
+
+    /// Returns the step's slots to the worker (once: after `release_slot` or when the step ends).
+    pub(crate) fn release_local_slots(&self) {
+        for (slot, permit, n) in lock(&self.permits).drain(..) {
+            self.shared.metrics.add_slots_in_use(&slot, -n);
+            drop(permit);
+        }
+    }
+
+    fn policy(&self) -> RetryPolicy {
+        self.shared.client.unary_policy()
+    }
+}
+
+impl StepBackend for RunBackend {
+    fn log<'a>(
+        &'a self,
+        info: &'a RunInfo,
+        message: String,
+        level: LogLevel,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let request = PutLogRequest {
+                task_run_external_id: info.task_run_external_id.clone(),
+                created_at: Some(now_timestamp()),
+                message,
+                level: Some(level.as_str().to_owned()),
+                metadata: String::new(),
+                task_retry_count: Some(info.retry_count),
+            };
+            let client = self.shared.client.connection().events();
+            self.policy()
+                .run("EventsService/PutLog", || {
+                    let mut client = client.clone();
+                    let request = request.clone();
+                    async move { client.put_log(request).await }
+                })
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
+
+    fn put_stream<'a>(
+        &'a self,
+        info: &'a RunInfo,
+        data: Vec<u8>,
+        index: i64,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let request = PutStreamEventRequest {
+                task_run_external_id: info.task_run_external_id.clone(),
+                created_at: Some(now_timestamp()),
+                message: data,
+                metadata: String::new(),
+                event_index: Some(index),
+            };
+            let client = self.shared.client.connection().events();
+            self.policy()
+                .run("EventsService/PutStreamEvent", || {
+                    let mut client = client.clone();
+                    let request = request.clone();
+                    async move { client.put_stream_event(request).await }
+                })
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
+
+    fn refresh_timeout<'a>(
+        &'a self,
+        info: &'a RunInfo,
+        by: Duration,
+    ) -> BoxFuture<'a, Result<DateTime<Utc>>> {
+        async move {
+            let request = RefreshTimeoutRequest {
+                task_run_external_id: info.task_run_external_id.clone(),
+                increment_timeout_by: crate::duration::precise_expr(by),
+            };
+            let mut client = self.shared.client.connection().dispatcher();
+            let response = client
+                .refresh_timeout(request)
+                .await
+                .map_err(|status| Error::Status {
+                    rpc: "Dispatcher/RefreshTimeout",
+                    status,
+                })?
+                .into_inner();
+            let at = response.timeout_at.unwrap_or_default();
+            Ok(
+                DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))
+                    .unwrap_or_default(),
+            )
+        }
+        .boxed()
+    }
+
+    fn release_slot<'a>(&'a self, info: &'a RunInfo) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let request = ReleaseSlotRequest {
+                task_run_external_id: info.task_run_external_id.clone(),
+            };
+            let mut client = self.shared.client.connection().dispatcher();
+            client
+                .release_slot(request)
+                .await
+                .map_err(|status| Error::Status {
+                    rpc: "Dispatcher/ReleaseSlot",
+                    status,
+                })?;
+            self.release_local_slots();
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn wait_for<'a>(
+        &'a self,
+        info: &'a RunInfo,
+        groups: Vec<ConditionGroup>,
+        wait_seq: u32,
+    ) -> BoxFuture<'a, Result<WaitResult>> {
+        async move {
+            let durable = crate::durable::DurableClient::for_worker(&self.shared).await?;
+            durable.wait_for(info, &groups, wait_seq).await
+        }
+        .boxed()
+    }
+
+    fn push_event<'a>(
+        &'a self,
+        info: &'a RunInfo,
+        key: String,
+        payload: Value,
+        scope: Option<String>,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let mut options = PushOptions {
+                scope,
+                ..PushOptions::default()
+            };
+            options.additional_metadata.insert(
+                "hatchet__source_workflow_run_id".into(),
+                json!(info.workflow_run_id),
+            );
+            options.additional_metadata.insert(
+                "hatchet__source_step_run_id".into(),
+                json!(info.task_run_external_id),
+            );
+            self.shared
+                .client
+                .push(&key, payload, options)
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,324 @@
+//! The connection supervisor: `Register`, one `ListenV2` stream and a separate 4 s `Heartbeat` task;
+//! reconnects with jittered backoff on stream error, EOF and heartbeat `FAILED_PRECONDITION`, re-registers
+//! (workflows included) when the engine no longer knows the worker (`NOT_FOUND`, e.g. after an engine
+//! restart), and gives up after too many consecutive failures.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+use super::dispatch;
+use super::state::Shared;
+use super::version::EngineVersion;
+use crate::model::LabelValue;
+use crate::proto::{
+    GetVersionRequest, HeartbeatRequest, RuntimeInfo, WorkerLabels, WorkerListenRequest,
+    WorkerRegisterRequest,
+};
+use crate::retry::RetryPolicy;
+use crate::sdk_error::{Error, Result};
+
+/// Signals between the heartbeat task and the listener.
+pub(crate) struct Signals {
+    /// The heartbeat asks the listener to drop the stream of session `n` (value = session id).
+    reconnect: watch::Sender<u64>,
+    /// The engine forgot the worker: register again.
+    reregister: AtomicBool,
+    /// Kicks the heartbeat right after a stream opens.
+    kick: tokio::sync::Notify,
+    session: std::sync::atomic::AtomicU64,
+}
+
+impl Signals {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            reconnect: watch::channel(0).0,
+            reregister: AtomicBool::new(false),
+            kick: tokio::sync::Notify::new(),
+            session: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+}
+
+/// Python's `GetVersion`: 3 attempts, 30 s deadline; `UNIMPLEMENTED` means a legacy engine.
+pub(crate) async fn engine_version(shared: &Shared) -> EngineVersion {
+    let client = shared.client.connection().dispatcher();
+    let policy = RetryPolicy {
+        max_attempts: 3,
+        ..RetryPolicy::unary(3, false)
+    };
+    let result = policy
+        .run("Dispatcher/GetVersion", || {
+            let mut client = client.clone();
+            let mut request = tonic::Request::new(GetVersionRequest {});
+            request.set_timeout(Duration::from_secs(30));
+            async move { client.get_version(request).await }
+        })
+        .await;
+    match result {
+        Ok(r) => EngineVersion::parse(&r.into_inner().version),
+        Err(e) => {
+            tracing::warn!(error = %e, "GetVersion failed: assuming a legacy engine");
+            EngineVersion::default()
+        }
+    }
+}
+
+/// Registers every workflow (`PutWorkflow`).
+pub(crate) async fn put_workflows(shared: &Shared) -> Result<()> {
+    for workflow in &shared.workflows {
+        shared.client.register(workflow.as_ref()).await?;
+    }
+    Ok(())
+}
+
+async fn register(shared: &Shared) -> Result<String> {
+    let version = shared.engine_version();
+    let legacy = !version.supports_slot_config();
+    let mut labels: HashMap<String, WorkerLabels> = shared
+        .client
+        .config()
+        .worker_preset_labels
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                WorkerLabels {
+                    str_value: Some(v.clone()),
+                    int_value: None,
+                },
+            )
+        })
+        .collect();
+    for (k, v) in &shared.labels {
+        let label = match v {
+            LabelValue::Str(s) => WorkerLabels {
+                str_value: Some(s.clone()),
+                int_value: None,
+            },
+            LabelValue::Int(i) => WorkerLabels {
+                str_value: None,
+                int_value: Some(*i),
+            },
+        };
+        labels.insert(k.clone(), label);
+    }
+    let request = WorkerRegisterRequest {
+        worker_name: shared.name.clone(),
+        actions: shared.actions.keys().cloned().collect(),
+        services: vec!["default".to_owned()],
+        // Never both: the engine rejects `slots` together with `slot_config`.
+        slots: legacy.then(|| shared.slot_config.values().sum()),
+        labels,
+        webhook_id: None,
+        runtime_info: Some(RuntimeInfo {
+            sdk_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            language: None,
+            language_version: None,
+            os: Some(std::env::consts::OS.to_owned()),
+            extra: Some("acf-sdk (Rust)".to_owned()),
+        }),
+        slot_config: if legacy {
+            HashMap::new()
+        } else {
+            shared.slot_config.clone().into_iter().collect()
+        },
+    };
+    let mut client = shared.client.connection().dispatcher();
+    let mut req = tonic::Request::new(request);
+    req.set_timeout(Duration::from_secs(30));
+    let response = client.register(req).await.map_err(|status| Error::Status {
+        rpc: "Dispatcher/Register",
+        status,
+    })?;
+    Ok(response.into_inner().worker_id)
+}
+
+/// Python's listener backoff: `min(0.1·2^n + U(0, 0.1), 5)` seconds.
+fn backoff(failures: u32) -> Duration {
+    let base = 0.1 * f64::from(1u32 << failures.min(10));
+    Duration::from_secs_f64((base + rand::rng().random_range(0.0..0.1)).min(5.0))
+}
+
+/// Runs the heartbeat until `stop`.
+pub(crate) async fn heartbeat(shared: Arc<Shared>, signals: Arc<Signals>, stop: CancellationToken) {
+    let mut misses = 0u32;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(shared.options.heartbeat_interval) => {}
+            () = signals.kick.notified() => {}
+        }
+        let Some(worker_id) = shared.worker_id() else {
+            continue;
+        };
+        let session = signals.session.load(Ordering::SeqCst);
+        let mut client = shared.client.connection().dispatcher();
+        let mut request = tonic::Request::new(HeartbeatRequest {
+            worker_id,
+            heartbeat_at: Some(crate::client::now_timestamp()),
+        });
+        request.set_timeout(Duration::from_secs(5));
+        match client.heartbeat(request).await {
+            Ok(_) => misses = 0,
+            Err(status) => {
+                shared.metrics.inc_heartbeat_failures();
+                misses += 1;
+                let draining = shared.status().draining;
+                match status.code() {
+                    // The engine no longer sees our stream: reopen it now rather than wait for an error.
+                    Code::FailedPrecondition if !draining => {
+                        tracing::warn!(
+                            "heartbeat rejected: action stream not active; reconnecting"
+                        );
+                        let _ = signals.reconnect.send(session);
+                    }
+                    Code::NotFound if !draining => {
+                        tracing::warn!(
+                            "heartbeat: worker unknown to the engine; registering again"
+                        );
+                        signals.reregister.store(true, Ordering::SeqCst);
+                        let _ = signals.reconnect.send(session);
+                    }
+                    Code::Unimplemented => {
+                        tracing::warn!("engine does not implement Heartbeat; stopping heartbeats");
+                        return;
+                    }
+                    _ if misses >= 5 => {
+                        tracing::warn!(misses, code = ?status.code(), "heartbeats failing")
+                    }
+                    _ => tracing::debug!(code = ?status.code(), "heartbeat failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the worker registered and listening until `stop` (returns `Ok`) or until the consecutive failure
+/// budget is exhausted (returns an error).
+pub(crate) async fn supervise(
+    shared: Arc<Shared>,
+    signals: Arc<Signals>,
+    stop: CancellationToken,
+) -> Result<()> {
+    let mut failures = 0u32;
+    let mut reconnect_rx = signals.reconnect.subscribe();
+    let mut first = true;
+    loop {
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        if !first {
+            if failures > shared.options.max_consecutive_failures {
+                let reason = shared
+                    .status()
+                    .last_error
+                    .unwrap_or_else(|| "connection lost".to_owned());
+                return Err(Error::Worker(format!(
+                    "giving up after {} consecutive connection failures: {reason}",
+                    failures - 1
+                )));
+            }
+            shared.metrics.inc_reconnects();
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(backoff(failures)) => {}
+            }
+        }
+        first = false;
+
+        if signals.reregister.swap(false, Ordering::SeqCst) || shared.worker_id().is_none() {
+            shared.set_status(|s| s.worker_id = None);
+            let registered = async {
+                put_workflows(&shared).await?;
+                register(&shared).await
+            }
+            .await;
+            match registered {
+                Ok(id) => {
+                    tracing::info!(worker_id = %id, worker = %shared.name, "worker registered");
+                    shared.set_status(|s| s.worker_id = Some(id));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot register the worker");
+                    shared.set_status(|s| s.last_error = Some(e.to_string()));
+                    failures += 1;
+                    continue;
+                }
+            }
+        }
+        let Some(worker_id) = shared.worker_id() else {
+            continue;
+        };
+
+        let session = signals.session.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut client = shared.client.connection().dispatcher();
+        let mut request = tonic::Request::new(WorkerListenRequest { worker_id });
+        if let Some(t) = shared.client.config().listener_v2_timeout {
+            request.set_timeout(t);
+        }
+        let opened = Instant::now();
+        let mut stream = match client.listen_v2(request).await {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                if status.code() == Code::NotFound {
+                    signals.reregister.store(true, Ordering::SeqCst);
+                }
+                tracing::warn!(code = ?status.code(), message = status.message(), "cannot open the action stream");
+                shared
+                    .set_status(|s| s.last_error = Some(format!("ListenV2: {}", status.message())));
+                failures += 1;
+                continue;
+            }
+        };
+        shared.set_status(|s| {
+            s.stream_connected = true;
+            s.last_error = None;
+        });
+        signals.kick.notify_one();
+        tracing::debug!(session, "action stream open");
+        let ended = loop {
+            tokio::select! {
+                () = stop.cancelled() => {
+                    shared.set_status(|s| s.stream_connected = false);
+                    return Ok(());
+                }
+                changed = reconnect_rx.changed() => {
+                    if changed.is_ok() && *reconnect_rx.borrow_and_update() == session {
+                        break "heartbeat rejected (stream not active)".to_owned();
+                    }
+                }
+                item = stream.next() => match item {
+                    Some(Ok(action)) => {
+                        failures = 0;
+                        dispatch::handle(&shared, action);
+                    }
+                    Some(Err(status)) => {
+                        if status.code() == Code::NotFound {
+                            signals.reregister.store(true, Ordering::SeqCst);
+                        }
+                        break format!("stream error: {} {}", status.code(), status.message());
+                    }
+                    None => break "stream ended by the engine".to_owned(),
+                },
+            }
+        };
+        tracing::warn!(reason = %ended, "action stream lost; reconnecting");
+        shared.set_status(|s| {
+            s.stream_connected = false;
+            s.last_error = Some(ended);
+        });
+        // A stream that lived a while is not part of a failure streak (as Python resets after 5 s).
+        if opened.elapsed() > Duration::from_secs(5) {
+            failures = 0;
+        }
+        failures += 1;
+    }
+}
