@@ -16,19 +16,19 @@ mod tests;
 
 use proc_macro::TokenStream;
 
-/// Declares a Hatchet workflow from an inherent impl block; see `acf_sdk::workflow`.
+/// Implemented in `acf-macros`; documented at its re-export, `acf_sdk::workflow`.
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::workflow(args.into(), item.into()).into()
 }
 
-/// Marks a step of a `#[workflow]` impl block; see `acf_sdk::step`. On its own it is an error.
+/// Implemented in `acf-macros`; documented at its re-export, `acf_sdk::step`.
 #[proc_macro_attribute]
 pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::misplaced(model::StepKind::Step, args.into(), item.into()).into()
 }
 
-/// Marks the failure handler of a `#[workflow]` impl block; see `acf_sdk::on_failure`. On its own it is an error.
+/// Implemented in `acf-macros`; documented at its re-export, `acf_sdk::on_failure`.
 #[proc_macro_attribute]
 pub fn on_failure(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::misplaced(model::StepKind::OnFailure, args.into(), item.into()).into()

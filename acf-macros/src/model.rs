@@ -97,8 +97,8 @@ impl StepKind {
 pub(crate) struct Step<'a> {
     pub kind: StepKind,
     pub method: &'a ImplItemFn,
-    /// The span of our attribute (`#[step(...)]`), for errors about the step as a whole.
-    pub attr_span: Span,
+    /// Our attribute (`#[step(...)]`), for errors about the step as a whole.
+    pub attr: &'a syn::Attribute,
     pub options: StepOptions,
     /// Arguments after the receiver: context, input, then one per parent.
     pub args: Vec<&'a PatType>,
@@ -109,15 +109,20 @@ impl Step<'_> {
         &self.method.sig.ident
     }
 
-    /// The task's readable id: the explicit `name`, else the method name, lower-cased as Hatchet does.
+    /// The task's readable id: the explicit `name`, else the method name, lower-cased as Hatchet does. The
+    /// failure handler gets Python's `-on-failure` suffix, so both SDKs register (and dispatch) the same id.
     pub(crate) fn readable_id(&self) -> String {
-        match &self.options.name {
+        let base = match &self.options.name {
             Some(name) => name.value().to_lowercase(),
             None => self
                 .ident()
                 .to_string()
                 .trim_start_matches("r#")
                 .to_lowercase(),
+        };
+        match self.kind {
+            StepKind::Step => base,
+            StepKind::OnFailure => format!("{base}-on-failure"),
         }
     }
 

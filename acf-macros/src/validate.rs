@@ -62,7 +62,8 @@ fn check_name_text(cx: &Ctxt, text: &str, span: Span, what: &str) {
 
 /// Hatchet requires at least one task per workflow.
 fn check_has_steps(cx: &Ctxt, wf: &Workflow<'_>) {
-    if wf.steps.is_empty() {
+    // A trait impl is already rejected; "no steps" on top of that would be noise.
+    if wf.steps.is_empty() && wf.original.trait_.is_none() {
         cx.error_spanned_by(
             wf.self_ty,
             "a workflow needs at least one `#[step]` method, e.g. `#[step] async fn run(&self, ctx: &Context, input: &Input) -> Result<Output, Error>`",
@@ -127,8 +128,8 @@ fn check_single_on_failure(cx: &Ctxt, wf: &Workflow<'_>) {
         return;
     };
     for extra in rest {
-        cx.error_at(
-            extra.attr_span,
+        cx.error_spanned_by(
+            extra.attr,
             format!("only one `#[on_failure]` method is allowed per workflow; `{}` is already the failure handler", first.ident()),
         );
     }

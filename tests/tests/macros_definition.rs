@@ -154,7 +154,7 @@ fn hand_written() -> WorkflowDefinition {
                 )
                 .durable(true),
         )
-        .on_failure(TaskDefinition::new("cleanup").retries(1))
+        .on_failure(TaskDefinition::new("cleanup-on-failure").retries(1))
 }
 
 #[test]
@@ -191,9 +191,11 @@ async fn dispatch_decodes_input_and_parents_by_readable_id() {
     let out = wf.dispatch("ship", ctx).await.expect("ship runs");
     assert_eq!(out, serde_json::json!({ "label": "ship:7:true:15" }));
 
-    let ctx = TestContext::new(&order).step("cleanup").build();
+    let ctx = TestContext::new(&order).step("cleanup-on-failure").build();
     assert_eq!(
-        wf.dispatch("cleanup", ctx).await.expect("cleanup runs"),
+        wf.dispatch("cleanup-on-failure", ctx)
+            .await
+            .expect("cleanup runs"),
         serde_json::json!({})
     );
 }

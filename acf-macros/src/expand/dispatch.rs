@@ -73,19 +73,34 @@ fn arm(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
             quote!(#var)
         });
     }
-    // Spanned on the method name, so a signature that does not fit these arguments is reported there.
+    // Bound as a value before the call: the method is then "used as a value", so clippy's `unused_async`
+    // does not ask the user to drop an `async` the macro requires. The call is spanned on the method name,
+    // so a signature that does not fit these arguments is reported there.
     let call = quote_spanned! {method.span()=>
-        <#self_ty>::#method(self, #(#call_args),*).await
+        __acf_method(self, #(#call_args),*).await
     };
-    // Spanned on the declared return type: a non-`Result` return is reported there, with our message.
-    let span = return_type(step).map_or_else(|| method.span(), syn::spanned::Spanned::span);
-    let output = quote_spanned! {span=>
-        __acf::StepReturn::into_step_result(#call)?
+    // The return value is annotated with the declared type and projected through `StepReturn` spanned on that
+    // type, so a non-`Result` return or an unconvertible error is reported once, at the user's type.
+    let output = match return_type(step) {
+        Some(ret) => {
+            // `?` included: its conversion also names the projected type.
+            let project = quote_spanned! {ret.span()=>
+                <#ret as __acf::StepReturn>::into_step_result(__acf_return)?
+            };
+            quote! {
+                let __acf_return: #ret = #call;
+                let __acf_output = #project;
+            }
+        }
+        None => quote! {
+            let __acf_output = __acf::StepReturn::into_step_result(#call)?;
+        },
     };
     quote! {
         #id => {
             #(#decodes)*
-            let __acf_output = #output;
+            let __acf_method = <#self_ty>::#method;
+            #output
             __acf::encode_output(#id, &__acf_output)
         }
     }

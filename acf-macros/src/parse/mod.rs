@@ -7,7 +7,6 @@ mod step_args;
 mod workflow_args;
 
 use proc_macro2::TokenStream;
-use syn::spanned::Spanned as _;
 use syn::{Attribute, FnArg, ImplItem, ItemImpl, Meta, Type};
 
 use crate::ctxt::Ctxt;
@@ -80,7 +79,7 @@ pub(crate) fn workflow<'a>(cx: &Ctxt, args: TokenStream, item: &'a ItemImpl) -> 
         let step = Step {
             kind,
             method,
-            attr_span: attr.span(),
+            attr,
             options: step_args::parse(cx, kind, &metas),
             args: method
                 .sig
@@ -144,12 +143,19 @@ fn reject_on_non_method(cx: &Ctxt, impl_item: &ImplItem) {
     }
 }
 
-/// The impl block with our attributes removed, re-emitted exactly as written otherwise.
+/// The impl block with our attributes removed, re-emitted exactly as written otherwise, except that
+/// steps allow `clippy::unused_async`: the macro requires `async` even for a step that never awaits.
 pub(crate) fn strip_attributes(item: &ItemImpl) -> ItemImpl {
     let mut stripped = item.clone();
     for impl_item in &mut stripped.items {
         let attrs = match impl_item {
-            ImplItem::Fn(f) => &mut f.attrs,
+            ImplItem::Fn(f) => {
+                if f.attrs.iter().any(|attr| method_attribute(attr).is_some()) {
+                    f.attrs
+                        .push(syn::parse_quote!(#[allow(clippy::unused_async)]));
+                }
+                &mut f.attrs
+            }
             ImplItem::Const(c) => &mut c.attrs,
             ImplItem::Type(t) => &mut t.attrs,
             ImplItem::Macro(m) => &mut m.attrs,

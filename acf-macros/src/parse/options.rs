@@ -236,13 +236,19 @@ pub(crate) fn ident_list(cx: &Ctxt, expr: &Expr, example: &str) -> Vec<Ident> {
             }
             Expr::Lit(ExprLit {
                 lit: Lit::Str(s), ..
-            }) => cx.error_spanned_by(
-                s,
-                format!(
-                    "parents are method names, not strings: write `{}` without quotes",
-                    s.value()
-                ),
-            ),
+            }) => {
+                cx.error_spanned_by(
+                    s,
+                    format!(
+                        "parents are method names, not strings: write `{}` without quotes",
+                        s.value()
+                    ),
+                );
+                // Keep the parent so the argument-count check does not add a second, misleading error.
+                if let Ok(ident) = s.parse::<Ident>() {
+                    out.push(ident);
+                }
+            }
             other => {
                 cx.error_spanned_by(other, format!("expected a method name, e.g. `{example}`"))
             }

@@ -1,0 +1,158 @@
+//! A workflow declared with `#[workflow]` registers exactly what the same declaration in the official Python SDK
+//! (`tests/python/macros_parity.py`) registers: both `PutWorkflow` requests are captured by the embedded engine
+//! and compared field by field. Only the input JSON schema differs in spelling (schemars vs pydantic), so it is
+//! compared by meaning: the same properties, each with the same JSON type, and the same required set.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use acf_sdk::engine::Engine;
+use acf_sdk::{Client, ClientConfig, Context, StepError, on_failure, step, workflow};
+use acf_tests::python::{PythonScript, script};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+struct Order {
+    id: i64,
+    qty: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checked {
+    ok: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Priced {
+    cents: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Shipped {
+    label: String,
+}
+
+struct ParityPipeline;
+
+#[workflow(
+    description = "orders",
+    on_events = ["order:created"],
+    cron = ["0 * * * *"],
+    sticky = "soft",
+    default_priority = 2,
+    concurrency(expression = "input.id", max_runs = 2, strategy = "cancel_newest")
+)]
+impl ParityPipeline {
+    #[step(
+        retries = 3,
+        backoff_factor = 2.0,
+        backoff_max = "10m",
+        execution_timeout = "30s",
+        schedule_timeout = "1h30m"
+    )]
+    async fn check(&self, _ctx: &Context, input: &Order) -> Result<Checked, StepError> {
+        Ok(Checked { ok: input.qty > 0 })
+    }
+
+    #[step(
+        parents = [check],
+        rate_limit(key = "pricing", units = 2),
+        worker_label(key = "region", value = "eu", required),
+        slots = 2
+    )]
+    async fn price(
+        &self,
+        _ctx: &Context,
+        input: &Order,
+        _checked: &Checked,
+    ) -> Result<Priced, StepError> {
+        Ok(Priced {
+            cents: input.qty * 5,
+        })
+    }
+
+    #[step(
+        name = "Ship",
+        parents = [check, price],
+        durable,
+        rate_limit(dynamic_key = "input.id", units = "input.qty", limit = 10, duration = "hour"),
+        worker_label(key = "gpu", value = 2, weight = 50, comparator = "greater_than")
+    )]
+    async fn ship(
+        &self,
+        _ctx: &Context,
+        input: &Order,
+        _checked: &Checked,
+        _priced: &Priced,
+    ) -> Result<Shipped, StepError> {
+        Ok(Shipped {
+            label: input.id.to_string(),
+        })
+    }
+
+    #[on_failure(retries = 1)]
+    async fn cleanup(&self, _ctx: &Context, _input: &Order) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// Property name -> JSON type, and the required names: what both schema generators must agree on.
+fn schema_meaning(schema: &[u8]) -> (BTreeMap<String, Value>, BTreeSet<String>) {
+    let schema: Value = serde_json::from_slice(schema).expect("the schema is JSON");
+    let properties = schema["properties"]
+        .as_object()
+        .expect("the schema lists properties")
+        .iter()
+        .map(|(name, property)| (name.clone(), property["type"].clone()))
+        .collect();
+    let required = schema["required"]
+        .as_array()
+        .expect("the schema lists required properties")
+        .iter()
+        .map(|name| {
+            name.as_str()
+                .expect("property names are strings")
+                .to_owned()
+        })
+        .collect();
+    (properties, required)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn macro_registration_matches_the_python_sdk() {
+    let engine = Engine::builder().start().await.expect("engine starts");
+    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
+    let client = Client::new(ClientConfig::from_lookup(|k| env.get(k).cloned()).expect("config"))
+        .expect("client");
+    client
+        .register(&ParityPipeline)
+        .await
+        .expect("the macro workflow registers");
+
+    let mut python = PythonScript::new(script("macros_parity.py"));
+    for (key, value) in &env {
+        python = python.env(key, value);
+    }
+    tokio::task::spawn_blocking(move || python.run().assert_success().stdout.clone())
+        .await
+        .expect("the Python script ran");
+
+    let mut requests = engine
+        .registered_workflows()
+        .into_iter()
+        .filter(|r| r.name == "parity-pipeline");
+    let mut rust = requests.next().expect("the Rust request was captured");
+    let mut python = requests.next().expect("the Python request was captured");
+    assert!(requests.next().is_none(), "exactly two registrations");
+
+    let rust_schema = rust
+        .input_json_schema
+        .take()
+        .expect("Rust sends the input schema");
+    let python_schema = python
+        .input_json_schema
+        .take()
+        .expect("Python sends the input schema");
+    assert_eq!(schema_meaning(&rust_schema), schema_meaning(&python_schema));
+    assert_eq!(rust, python);
+}

@@ -1,0 +1,21 @@
+use acf_sdk::{workflow, step, Context, StepError};
+
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct Input {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Out {}
+
+struct W;
+
+#[workflow]
+impl W {
+    #[step(parents = [c])]
+    async fn a(&self, _ctx: &Context, _input: &Input, _c: &Out) -> Result<Out, StepError> { Ok(Out {}) }
+    #[step(parents = [a])]
+    async fn b(&self, _ctx: &Context, _input: &Input, _a: &Out) -> Result<Out, StepError> { Ok(Out {}) }
+    #[step(parents = [b])]
+    async fn c(&self, _ctx: &Context, _input: &Input, _b: &Out) -> Result<Out, StepError> { Ok(Out {}) }
+}
+
+fn main() {}

@@ -1,0 +1,19 @@
+use acf_sdk::{workflow, step, Context, StepError};
+
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct Input {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Out {}
+
+struct W;
+
+struct G<T>(T);
+
+#[workflow]
+impl<T> G<T> {
+    #[step]
+    async fn a(&self, _ctx: &Context, _input: &Input) -> Result<Out, StepError> { Ok(Out {}) }
+}
+
+fn main() {}

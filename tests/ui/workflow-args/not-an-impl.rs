@@ -1,0 +1,14 @@
+use acf_sdk::{workflow};
+
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct Input {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Out {}
+
+struct W;
+
+#[workflow]
+struct NotAnImpl;
+
+fn main() {}
