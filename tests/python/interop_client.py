@@ -1,0 +1,27 @@
+"""Client-side actions of the interop tests, through the official SDK.
+
+usage:
+  interop_client.py run-dag <n>                 triggers InteropDag and awaits the result
+  interop_client.py push <key> <json> [scope]   pushes an event
+Prints one line `RESULT <json>` on success.
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from interop_app import DagInput, dag, hatchet  # noqa: E402
+
+command = sys.argv[1]
+if command == "run-dag":
+    ref = dag.run(DagInput(n=int(sys.argv[2])), wait_for_result=False)
+    result = ref.result()
+    print("RESULT " + json.dumps({"run_id": ref.workflow_run_id, "result": result}))
+elif command == "push":
+    scope = sys.argv[4] if len(sys.argv) > 4 else None
+    event = hatchet.event.push(sys.argv[2], json.loads(sys.argv[3]), scope=scope)
+    print("RESULT " + json.dumps({"event_id": event.event_id}))
+else:
+    sys.exit(f"unknown command {command}")
