@@ -7,3 +7,8 @@ pub mod stores;
 pub mod turn_manager;
 pub mod config;
 pub mod logging;
+pub mod workflow;
+pub mod intake;
+pub mod run;
+pub mod demo;
+pub mod cli;

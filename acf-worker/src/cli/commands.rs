@@ -1,0 +1,164 @@
+//! One function per subcommand.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use acf_sdk::engine::{Engine, EngineError, EngineHandle};
+use acf_sdk::{Client, ClientConfig};
+use uuid::Uuid;
+
+use super::args::{Command, EngineArgs, RunArgs, SendArgs};
+use crate::config::Settings;
+use crate::demo::{self, DemoError};
+use crate::intake::{self, IntakeError};
+use crate::models::{TurnOutcome, WorkflowInput, WorkflowOutput};
+use crate::run::{self, RunError};
+use crate::stores::Backend;
+
+/// Why a subcommand failed (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Starting or running the worker failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The demo failed.
+    #[error("demo failed: {0}")]
+    Demo(#[from] DemoError),
+    /// `send` could not submit the message.
+    #[error("send failed: {0}")]
+    Intake(#[from] IntakeError),
+    /// `send --wait`: the run failed.
+    #[error("the run failed: {0}")]
+    RunResult(#[source] acf_sdk::Error),
+    /// The embedded engine could not start.
+    #[error("cannot start the embedded engine: {0}")]
+    Engine(#[from] EngineError),
+    /// Writing to stdout failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The demo ran but something in it went wrong.
+    #[error("demo finished with {0} failed run(s)")]
+    DemoFailures(usize),
+}
+
+/// Runs `command` with the loaded settings.
+pub async fn execute(command: Command, settings: &Settings) -> Result<(), CliError> {
+    match command {
+        Command::Run(args) => run(&args, settings).await,
+        Command::Demo { redis, .. } => demo(settings, redis).await,
+        Command::Send(args) => send(&args, settings).await,
+        Command::Engine(args) => engine(&args).await,
+    }
+}
+
+async fn run(args: &RunArgs, settings: &Settings) -> Result<(), CliError> {
+    if !args.embedded {
+        return Ok(run::run_worker(settings).await?);
+    }
+    run::log_starting(settings);
+    let engine = start_engine(args.bind, args.token_secret.as_deref()).await?;
+    print_exports(&engine)?;
+    let client = embedded_client(&engine)?;
+    let result = run::serve(&client, settings).await;
+    engine.shutdown().await;
+    Ok(result?)
+}
+
+async fn demo(settings: &Settings, redis: bool) -> Result<(), CliError> {
+    let mut out = std::io::stdout();
+    let report = demo::run_demo(settings, redis, &mut out).await?;
+    out.flush()?;
+    match report.count(TurnOutcome::Failed) {
+        0 => Ok(()),
+        failed => Err(CliError::DemoFailures(failed)),
+    }
+}
+
+async fn send(args: &SendArgs, settings: &Settings) -> Result<(), CliError> {
+    let client = run::client_from_settings(settings)?;
+    let backend = Backend::open(&settings.storage.session)
+        .await
+        .map_err(RunError::from)?;
+    let input = WorkflowInput {
+        tenant_id: args.tenant_id.clone(),
+        agent_id: args.agent_id.clone(),
+        interlocutor_id: args.interlocutor_id.clone(),
+        channel: args.channel.clone(),
+        message_id: args
+            .message_id
+            .clone()
+            .unwrap_or_else(|| Uuid::new_v4().to_string()),
+        message_content: args.message_content.clone(),
+        session_key: args.session_key.clone(),
+    };
+    let submitted = intake::submit(
+        &backend.stores,
+        &client,
+        &input,
+        settings.accumulation.max_message_chars,
+    )
+    .await?;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({
+            "message_id": submitted.message_id,
+            "session_key": submitted.session_key,
+            "run_id": submitted.run.run_id,
+        })
+    )?;
+    if args.wait {
+        let output: WorkflowOutput = submitted
+            .run
+            .result()
+            .await
+            .and_then(|o| o.step("commit_and_respond"))
+            .map_err(CliError::RunResult)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&output).unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+async fn engine(args: &EngineArgs) -> Result<(), CliError> {
+    let engine = start_engine(args.bind, args.token_secret.as_deref()).await?;
+    print_exports(&engine)?;
+    let signal = run::next_signal().await;
+    tracing::info!(signal, "shutdown_signal_received");
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn start_engine(
+    bind: std::net::SocketAddr,
+    secret: Option<&str>,
+) -> Result<EngineHandle, EngineError> {
+    let mut builder = Engine::builder().bind(bind);
+    if let Some(secret) = secret {
+        builder = builder.token_secret(secret.as_bytes().to_vec());
+    }
+    builder.start().await
+}
+
+/// Prints `export NAME=value` lines a shell can `eval`.
+fn print_exports(engine: &EngineHandle) -> std::io::Result<()> {
+    let mut out = std::io::stdout();
+    for (name, value) in engine.client_env() {
+        writeln!(out, "export {name}={value}")?;
+    }
+    out.flush()
+}
+
+fn embedded_client(engine: &EngineHandle) -> Result<Client, RunError> {
+    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
+    let client = ClientConfig::from_lookup(|k| env.get(k).cloned())
+        .map_err(acf_sdk::Error::from)
+        .and_then(Client::new)
+        .map_err(RunError::Client)?;
+    tracing::info!(server_url = %client.config().host_port, "hatchet_client_initialized");
+    Ok(client)
+}

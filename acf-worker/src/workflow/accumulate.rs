@@ -1,0 +1,272 @@
+//! `accumulate`: take the session's open messages, wait on the session inbox for more with the TurnManager's
+//! window (timed locally, to a few milliseconds), and close the turn.
+
+use std::time::Duration;
+
+use acf_sdk::{Context, StepError};
+use chrono::Utc;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::lease::millis;
+use super::{Accumulated, Acquired, Gathered, LogicalTurnWorkflow, TurnInput};
+use crate::brain::TurnMessage;
+use crate::events::{AcfEvent, Routing};
+use crate::models::{CompletionReason, LogicalTurn, TurnError, ValidatedInput};
+use crate::mutex::Lease;
+use crate::stores::StoredMessage;
+
+pub(super) async fn run(
+    wf: &LogicalTurnWorkflow,
+    ctx: &Context,
+    input: &TurnInput,
+    acquired: Acquired,
+) -> Result<Accumulated, StepError> {
+    let input = super::acquire::validated(wf, input)?;
+    let lease = wf.revalidate(&acquired.lease).await?;
+    let turn_id = acquired.turn_id;
+    let nothing_to_do = |status| Accumulated {
+        status,
+        turn_id,
+        turn: None,
+        messages: Vec::new(),
+        lease: lease.clone(),
+        waited_ms: 0,
+    };
+    if wf.stores.commits.receipt(turn_id).await?.is_some() {
+        tracing::info!(%turn_id, session_key = %input.session_key, "turn_already_committed");
+        return Ok(nothing_to_do(Gathered::Committed));
+    }
+    if answered_elsewhere(wf, &input, turn_id).await? {
+        return Ok(nothing_to_do(Gathered::Absorbed));
+    }
+
+    let keep_alive = wf.keep_alive(ctx, &lease);
+    let gathered = gather(wf, ctx, &input, &lease, turn_id).await;
+    if keep_alive.stop().await.lost {
+        // Another holder may have taken the session's messages; the retry re-validates the lock and gathers again.
+        return Err(StepError::msg("session lock lost while accumulating"));
+    }
+    let Some((turn, messages, waited)) = gathered? else {
+        return Ok(nothing_to_do(Gathered::Absorbed));
+    };
+    Ok(Accumulated {
+        status: Gathered::Ready,
+        turn_id,
+        turn: Some(turn),
+        messages,
+        lease,
+        waited_ms: millis(waited),
+    })
+}
+
+/// True when an earlier turn already answered (or failed) the run's message, so the run has nothing to do.
+async fn answered_elsewhere(
+    wf: &LogicalTurnWorkflow,
+    input: &ValidatedInput,
+    turn_id: Uuid,
+) -> Result<bool, StepError> {
+    let Some(message) = wf.stores.messages.get(input.message_id).await? else {
+        return Ok(false);
+    };
+    if message.status.is_open() || message.status.turn_id() == Some(turn_id) {
+        return Ok(false);
+    }
+    tracing::info!(
+        message_id = %input.message_id,
+        session_key = %input.session_key,
+        absorbed_by = ?message.status.turn_id().map(|id| id.to_string()),
+        status = message.status.as_str(),
+        "message_already_absorbed"
+    );
+    Ok(true)
+}
+
+type Gather = Option<(LogicalTurn, Vec<TurnMessage>, Duration)>;
+
+async fn gather(
+    wf: &LogicalTurnWorkflow,
+    ctx: &Context,
+    input: &ValidatedInput,
+    lease: &Lease,
+    turn_id: Uuid,
+) -> Result<Gather, StepError> {
+    let session_key = input.session_key.as_str();
+    // Wake-ups queued before now are for messages the open list below already contains.
+    wf.stores.inbox.drain(session_key).await?;
+    let open = wf.stores.messages.open_messages(session_key).await?;
+    let Some((mut turn, mut messages)) = take_open(wf, lease, turn_id, session_key, &open).await?
+    else {
+        return Ok(None);
+    };
+    let routing = routing(input);
+    let state = wf.stores.sessions.get(session_key).await?;
+    let window = |content: &str, count: usize| {
+        Duration::from_millis(wf.settings.turn_manager.suggest_wait_ms(
+            content,
+            &input.channel,
+            state.cadence_for_window(),
+            state.last_hint.as_ref(),
+            count,
+        ))
+    };
+    let started = Instant::now();
+    let last = messages.last().map_or("", |m| m.content.as_str());
+    let mut wait = window(last, messages.len());
+    let reason = loop {
+        let window_left = window_left(&turn, wf);
+        if messages.len() >= wf.settings.limits.max_messages {
+            break CompletionReason::MaxMessages;
+        }
+        if window_left.is_zero() {
+            break CompletionReason::MaxWindow;
+        }
+        let capped = wait >= window_left;
+        let deadline = Instant::now() + wait.min(window_left);
+        let woken = tokio::select! {
+            woken = wf.stores.inbox.wait(session_key, deadline) => woken?,
+            () = ctx.cancellation_token().cancelled() => {
+                return Err(StepError::msg("cancelled while accumulating"));
+            }
+        };
+        let Some(entry) = woken else {
+            break if capped {
+                CompletionReason::MaxWindow
+            } else {
+                CompletionReason::Timeout
+            };
+        };
+        if turn.messages().contains(&entry.message_id) {
+            continue;
+        }
+        let Some(message) = wf.stores.messages.get(entry.message_id).await? else {
+            continue;
+        };
+        if !message.status.is_open() || message.session_key != session_key {
+            continue;
+        }
+        let mut next = turn.clone();
+        match next.absorb_message(message.id, message.received_at, &wf.settings.limits) {
+            Ok(()) => {}
+            Err(TurnError::TooManyMessages { .. }) => break CompletionReason::MaxMessages,
+            Err(TurnError::WindowExceeded { .. }) => break CompletionReason::MaxWindow,
+            // A duplicate or a closed turn: the message is not this turn's to take.
+            Err(_) => continue,
+        }
+        if wf
+            .stores
+            .messages
+            .absorb(lease, turn_id, &[message.id])
+            .await?
+            .is_empty()
+        {
+            continue;
+        }
+        turn = next;
+        messages.push(TurnMessage::from(&message));
+        wf.events
+            .emit(AcfEvent::message_absorbed(
+                turn_id,
+                session_key,
+                &routing,
+                message.id,
+                messages.len(),
+                &input.channel,
+            ))
+            .await;
+        wait = window(&message.content, messages.len());
+        tracing::info!(%turn_id, message_id = %message.id, message_count = messages.len(), new_wait_ms = millis(wait), "message_absorbed");
+    };
+    turn.mark_processing(reason)?;
+    let waited = started.elapsed();
+    tracing::info!(
+        %turn_id,
+        session_key,
+        message_count = messages.len(),
+        reason = reason_name(reason),
+        waited_ms = millis(waited),
+        "accumulation_complete"
+    );
+    Ok(Some((turn, messages, waited)))
+}
+
+/// Starts the turn with the session's open messages, oldest first, as far as the turn's caps allow, and claims
+/// them under the lease. `None` when there is nothing open.
+async fn take_open(
+    wf: &LogicalTurnWorkflow,
+    lease: &Lease,
+    turn_id: Uuid,
+    session_key: &str,
+    open: &[StoredMessage],
+) -> Result<Option<(LogicalTurn, Vec<TurnMessage>)>, StepError> {
+    let accepted = accepted_prefix(wf, turn_id, session_key, open);
+    let ids: Vec<Uuid> = accepted.iter().map(|m| m.id).collect();
+    let claimed = wf.stores.messages.absorb(lease, turn_id, &ids).await?;
+    let claimed: Vec<&StoredMessage> = accepted
+        .into_iter()
+        .filter(|m| claimed.contains(&m.id))
+        .collect();
+    let Some(first) = claimed.first() else {
+        return Ok(None);
+    };
+    let mut turn = LogicalTurn::start(turn_id, session_key, first.id, first.received_at);
+    for message in &claimed[1..] {
+        turn.absorb_message(message.id, message.received_at, &wf.settings.limits)?;
+    }
+    Ok(Some((
+        turn,
+        claimed.into_iter().map(TurnMessage::from).collect(),
+    )))
+}
+
+/// The longest prefix of `open` one turn may hold (message cap and window length).
+fn accepted_prefix<'a>(
+    wf: &LogicalTurnWorkflow,
+    turn_id: Uuid,
+    session_key: &str,
+    open: &'a [StoredMessage],
+) -> Vec<&'a StoredMessage> {
+    let Some(first) = open.first() else {
+        return Vec::new();
+    };
+    let mut probe = LogicalTurn::start(turn_id, session_key, first.id, first.received_at);
+    let mut accepted = vec![first];
+    for message in &open[1..] {
+        if probe
+            .absorb_message(message.id, message.received_at, &wf.settings.limits)
+            .is_err()
+        {
+            break;
+        }
+        accepted.push(message);
+    }
+    accepted
+}
+
+/// Time left before the turn's window (first message + `max_window_ms`) closes.
+fn window_left(turn: &LogicalTurn, wf: &LogicalTurnWorkflow) -> Duration {
+    (turn.window_deadline(&wf.settings.limits) - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+}
+
+pub(super) fn routing(input: &ValidatedInput) -> Routing {
+    Routing {
+        tenant_id: input.tenant_id,
+        agent_id: input.agent_id,
+        interlocutor_id: input.interlocutor_id,
+    }
+}
+
+fn reason_name(reason: CompletionReason) -> &'static str {
+    match reason {
+        CompletionReason::Timeout => "timeout",
+        CompletionReason::NoAccumulation => "no_accumulation",
+        CompletionReason::CannotAbsorb => "cannot_absorb",
+        CompletionReason::MaxMessages => "max_messages",
+        CompletionReason::MaxWindow => "max_window",
+        CompletionReason::AiPredicted => "ai_predicted",
+        CompletionReason::ExplicitSignal => "explicit_signal",
+        CompletionReason::ChannelHint => "channel_hint",
+    }
+}

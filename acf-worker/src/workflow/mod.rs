@@ -1,0 +1,186 @@
+//! The logical-turn workflow: `acquire_mutex → accumulate → run_agent → commit_and_respond`, plus `on_failure`.
+//!
+//! Every incoming message triggers its own run; runs of one session are serialised by the workflow's concurrency
+//! key (the session) and, across systems, by the fenced session mutex. A run:
+//! 1. `acquire_mutex` validates the input (a non-retryable error naming the field), stores the message if intake
+//!    did not already, takes the session lock and mints the turn id that every later step and retry reuses;
+//! 2. `accumulate` takes the session's open messages, waits for more on the session inbox with the TurnManager's
+//!    window (timed locally), and closes the turn; if an earlier turn already answered the run's message it ends
+//!    the run as `absorbed` (no brain call);
+//! 3. `run_agent` calls the brain with a live `has_pending_messages`, keeping the lock and the step's timeout
+//!    alive meanwhile, and emits `turn.started` then `turn.completed` / `turn.failed`;
+//! 4. `commit_and_respond` commits once per turn id under the fence (record, state, statuses, the response on the
+//!    response stream) and releases the lock by token;
+//! 5. `on_failure` releases by token, puts the turn's messages back to pending and records the reason.
+//!
+//! Each step lives in its own file; this one only declares the workflow. Retries, backoff and concurrency can be
+//! overridden from configuration with [`ConfiguredWorkflow`]; [`direct::run_direct`] runs a turn in-process.
+
+mod accumulate;
+mod acquire;
+mod agent;
+mod commit;
+pub mod direct;
+mod failure;
+mod input;
+mod lease;
+mod registration;
+mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use acf_sdk::{Context, StepError, on_failure, step, workflow};
+
+use crate::brain::{Brain, EventEmitter, LogEvents};
+use crate::config::Settings;
+use crate::models::{TurnLimits, WorkflowOutput};
+use crate::mutex::{LockOptions, SessionMutex};
+use crate::stores::{Backend, Stores};
+use crate::turn_manager::TurnManager;
+
+pub use self::input::{InvalidInput, TurnInput};
+pub use self::registration::{ConcurrencyOptions, ConfiguredWorkflow, WorkflowOptions};
+pub use self::types::{Accumulated, Acquired, AgentOutcome, AgentStatus, FailureReport, Gathered};
+
+/// The registered workflow name.
+pub const WORKFLOW_NAME: &str = "logical-turn";
+
+/// The workflow's default concurrency key: the explicit `session_key` when non-empty, otherwise
+/// `{tenant_id}:{agent_id}:{interlocutor_id}:{channel}` (the same rule as [`crate::models::WorkflowInput::session_key`]).
+pub const SESSION_KEY_EXPRESSION: &str = "has(input.session_key) && input.session_key != null && input.session_key != '' ? input.session_key : input.tenant_id + ':' + input.agent_id + ':' + input.interlocutor_id + ':' + input.channel";
+
+/// The per-run knobs taken from configuration.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    /// Lock TTL and blocking wait (`[session.lock]`).
+    pub lock: LockOptions,
+    /// How often a running step extends its lease and timeout.
+    pub heartbeat_interval: Duration,
+    /// The accumulation window algorithm (`[accumulation]`).
+    pub turn_manager: TurnManager,
+    /// Caps on messages per turn and window length.
+    pub limits: TurnLimits,
+    /// Longest message text accepted, in characters.
+    pub max_message_chars: usize,
+}
+
+impl TurnSettings {
+    /// The settings `[session.lock]` and `[accumulation]` describe.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            lock: LockOptions::from(&settings.session.lock),
+            heartbeat_interval: settings.session.lock.heartbeat_interval(),
+            turn_manager: settings.accumulation.turn_manager(),
+            limits: settings.accumulation.turn_limits(),
+            max_message_chars: settings.accumulation.max_message_chars,
+        }
+    }
+}
+
+/// The logical-turn workflow and what its steps use: the session mutex, the stores, the brain, the settings.
+pub struct LogicalTurnWorkflow {
+    mutex: Arc<dyn SessionMutex>,
+    stores: Stores,
+    brain: Arc<dyn Brain>,
+    events: Arc<dyn EventEmitter>,
+    settings: TurnSettings,
+}
+
+impl std::fmt::Debug for LogicalTurnWorkflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogicalTurnWorkflow")
+            .field("brain", &self.brain.name())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogicalTurnWorkflow {
+    /// A workflow on `backend` answering with `brain`; events are logged as `acf_event_emitted`.
+    pub fn new(backend: &Backend, brain: Arc<dyn Brain>, settings: TurnSettings) -> Self {
+        Self {
+            mutex: Arc::clone(&backend.mutex),
+            stores: backend.stores.clone(),
+            brain,
+            events: Arc::new(LogEvents),
+            settings,
+        }
+    }
+
+    /// Routes the ACF events the worker and the brain emit to `events` instead of the log.
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn EventEmitter>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The stores the workflow writes to.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &TurnSettings {
+        &self.settings
+    }
+}
+
+#[workflow(
+    name = "logical-turn",
+    concurrency(
+        expression = "has(input.session_key) && input.session_key != null && input.session_key != '' ? input.session_key : input.tenant_id + ':' + input.agent_id + ':' + input.interlocutor_id + ':' + input.channel",
+        max_runs = 1,
+        strategy = "group_round_robin"
+    )
+)]
+impl LogicalTurnWorkflow {
+    /// Validates the input, records the message, takes the session lock and mints the turn id.
+    #[step(retries = 2, backoff_factor = 2.0, backoff_max = "60s")]
+    async fn acquire_mutex(&self, ctx: &Context, input: &TurnInput) -> Result<Acquired, StepError> {
+        acquire::run(self, ctx, input).await
+    }
+
+    /// Gathers the turn's messages within the accumulation window.
+    #[step(parents = [acquire_mutex], retries = 2, backoff_factor = 2.0, backoff_max = "60s")]
+    async fn accumulate(
+        &self,
+        ctx: &Context,
+        input: &TurnInput,
+        acquired: Acquired,
+    ) -> Result<Accumulated, StepError> {
+        accumulate::run(self, ctx, input, acquired).await
+    }
+
+    /// Lets the brain answer the turn.
+    #[step(parents = [accumulate], retries = 2, backoff_factor = 2.0, backoff_max = "60s")]
+    async fn run_agent(
+        &self,
+        ctx: &Context,
+        input: &TurnInput,
+        accumulated: Accumulated,
+    ) -> Result<AgentOutcome, StepError> {
+        agent::run(self, ctx, input, accumulated).await
+    }
+
+    /// Commits the turn once, delivers the response and releases the lock.
+    #[step(parents = [run_agent], retries = 2, backoff_factor = 2.0, backoff_max = "60s")]
+    async fn commit_and_respond(
+        &self,
+        ctx: &Context,
+        input: &TurnInput,
+        outcome: AgentOutcome,
+    ) -> Result<WorkflowOutput, StepError> {
+        commit::run(self, ctx, input, outcome).await
+    }
+
+    /// Releases the lock, returns the messages to pending and records why the run failed.
+    #[on_failure]
+    async fn on_failure(
+        &self,
+        ctx: &Context,
+        input: &TurnInput,
+    ) -> Result<FailureReport, StepError> {
+        failure::run(self, ctx, input).await
+    }
+}
