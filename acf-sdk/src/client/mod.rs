@@ -3,6 +3,7 @@
 mod admin;
 mod events;
 mod runs;
+mod stream;
 mod typed;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,221 @@
+//! SDK benchmark: no-op task throughput and latency (p50/p99) of the Rust worker vs the official Python SDK
+//! worker, on the same embedded engine and machine, with a raw tonic unary round trip as the floor.
+//!
+//! `cargo run --release -p acf-examples --example sdk_benchmark -- [runs] [concurrency]`
+//! (the Python part needs `scripts/ensure-venv`, or `ACF_PYTHON` pointing at a Python with `hatchet-sdk`).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acf_sdk::proto::GetVersionRequest;
+use acf_sdk::{Client, Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+const PY_WORKER: &str = r#"
+from hatchet_sdk import Context, EmptyModel, Hatchet
+
+hatchet = Hatchet()
+wf = hatchet.workflow(name="bench-py")
+
+@wf.task()
+async def noop(input: EmptyModel, ctx: Context) -> dict:
+    return {"ok": True}
+
+if __name__ == "__main__":
+    hatchet.worker("bench-py-worker", slots=100, workflows=[wf]).start()
+"#;
+
+struct Stats {
+    runs: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn pct(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted.get(i).copied().unwrap_or_default()
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "| {name} | {} | {:.0} | {:.2} | {:.2} |",
+            self.runs,
+            self.runs as f64 / self.elapsed.as_secs_f64(),
+            self.pct(0.5).as_secs_f64() * 1000.0,
+            self.pct(0.99).as_secs_f64() * 1000.0
+        )
+    }
+}
+
+/// `runs` calls of `op`, at most `concurrency` in flight; latency per call.
+async fn drive<F, Fut>(runs: usize, concurrency: usize, op: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let op = Arc::new(op);
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let permit = Arc::clone(&permits)
+            .acquire_owned()
+            .await
+            .expect("semaphore");
+        let op = Arc::clone(&op);
+        handles.push(tokio::spawn(async move {
+            let t = Instant::now();
+            op(i).await;
+            drop(permit);
+            t.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(runs);
+    for h in handles {
+        latencies.push(h.await.expect("task"));
+    }
+    Stats {
+        runs,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+async fn workflow_runs(
+    client: &Client,
+    workflow: &'static str,
+    runs: usize,
+    concurrency: usize,
+) -> Stats {
+    // Warm-up (connections, registration visible to the scheduler).
+    for _ in 0..20 {
+        client
+            .run(workflow, json!({}), TriggerOptions::default())
+            .await
+            .expect("warm-up run");
+    }
+    let client = client.clone();
+    drive(runs, concurrency, move |_| {
+        let client = client.clone();
+        async move {
+            client
+                .run(workflow, json!({}), TriggerOptions::default())
+                .await
+                .expect("run");
+        }
+    })
+    .await
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("ACF_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
+    let concurrency: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
+    let (engine, client) = acf_examples::local_engine().await?;
+
+    // Floor: a raw tonic unary round trip (GetVersion) over the same channel settings.
+    let dispatcher = client.connection().dispatcher();
+    let floor = drive(runs * 5, concurrency, move |_| {
+        let mut d = dispatcher.clone();
+        async move {
+            d.get_version(GetVersionRequest {})
+                .await
+                .expect("GetVersion");
+        }
+    })
+    .await;
+
+    // Rust worker.
+    let wf = WorkflowBuilder::new("bench-rs")
+        .task(
+            TaskDefinition::new("noop"),
+            |_: Value, _ctx: Context| async move { Ok::<_, StepError>(json!({ "ok": true })) },
+        )
+        .build()?;
+    let worker = client
+        .worker("bench-rs-worker")
+        .slots(100)
+        .handle_signals(false)
+        .workflow(wf)
+        .build()?;
+    let handle = worker.handle();
+    let running = tokio::spawn(worker.run());
+    while handle.status().not_ready_reason().is_some() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rust = workflow_runs(&client, "bench-rs", runs, concurrency).await;
+    handle.shutdown();
+    running.await??;
+
+    // Python SDK worker on the same engine.
+    let dir = std::env::temp_dir().join(format!("acf-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("bench_worker.py");
+    std::fs::write(&script, PY_WORKER)?;
+    let mut cmd = Command::new(python());
+    cmd.arg("-u")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in engine.client_env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    // Wait until the Python worker serves runs.
+    let ready = Instant::now();
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.run("bench-py", json!({}), TriggerOptions::default()),
+        )
+        .await;
+        if matches!(attempt, Ok(Ok(_))) {
+            break;
+        }
+        if ready.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            return Err("the Python worker did not start".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let py_runs = (runs / 4).max(100);
+    let py = workflow_runs(&client, "bench-py", py_runs, concurrency).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!("runs={runs} concurrency={concurrency}");
+    println!("| path | calls | throughput (/s) | p50 (ms) | p99 (ms) |");
+    println!("|---|---|---|---|---|");
+    println!("{}", floor.line("raw tonic unary round trip (GetVersion)"));
+    println!(
+        "{}",
+        rust.line("Rust worker, no-op task (trigger → result)")
+    );
+    println!(
+        "{}",
+        py.line("Python SDK worker, no-op task (trigger → result)")
+    );
+    println!(
+        "throughput ratio Rust/Python: {:.1}x; Rust p50 / raw p50: {:.1}x",
+        (rust.runs as f64 / rust.elapsed.as_secs_f64())
+            / (py.runs as f64 / py.elapsed.as_secs_f64()),
+        rust.pct(0.5).as_secs_f64() / floor.pct(0.5).as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! The worker survives engine trouble: dropped streams, an engine restart on the same port (in-memory state
+//! lost: the worker registers again), a heartbeat `FAILED_PRECONDITION` on a silently stalled stream, and it
+//! exits with an error after too many consecutive failures.
+
+mod sdk_support;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use acf_sdk::engine::Engine;
+use acf_sdk::proto::dispatcher_server::{Dispatcher, DispatcherServer};
+use acf_sdk::proto::*;
+use acf_sdk::{
+    Client, ClientConfig, Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder,
+};
+use sdk_support::{client, eventually, ready, spawn, within};
+use serde_json::{Value, json};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+fn echo() -> acf_sdk::FnWorkflow {
+    WorkflowBuilder::new("echo")
+        .task(
+            TaskDefinition::new("echo"),
+            |v: Value, _ctx: Context| async move { Ok::<_, StepError>(v) },
+        )
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_streams_and_engine_restart_on_the_same_port() {
+    let engine = Engine::builder()
+        .token_secret(b"restart-secret".to_vec())
+        .start()
+        .await
+        .unwrap();
+    let addr = engine.addr();
+    let client = client(&engine);
+    let (handle, join) = spawn(client.worker("resilient").workflow(echo()));
+    ready(&handle).await;
+    let out = within(
+        30,
+        client.run("echo", json!({"n": 1}), TriggerOptions::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.outputs["echo"], json!({"n": 1}));
+
+    // 1. The engine ends every worker stream: the worker reconnects and keeps serving.
+    engine.drop_worker_streams();
+    eventually(Duration::from_secs(20), || async {
+        handle.metrics().reconnects() >= 1
+    })
+    .await;
+    ready(&handle).await;
+    let out = within(
+        30,
+        client.run("echo", json!({"n": 2}), TriggerOptions::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.outputs["echo"], json!({"n": 2}));
+
+    // 2. The engine restarts on the same port with empty state: the worker registers its workflows and
+    //    itself again, and serves new runs.
+    engine.shutdown().await;
+    drop(engine);
+    eventually(Duration::from_secs(20), || async {
+        handle.status().not_ready_reason().is_some()
+    })
+    .await;
+    let engine = Engine::builder()
+        .bind(addr)
+        .token_secret(b"restart-secret".to_vec())
+        .start()
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), || async {
+        !engine.registered_workflows().is_empty()
+    })
+    .await;
+    ready(&handle).await;
+    let out = within(
+        30,
+        client.run("echo", json!({"n": 3}), TriggerOptions::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.outputs["echo"], json!({"n": 3}));
+
+    handle.shutdown();
+    within(30, join).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gives_up_after_consecutive_failures() {
+    let engine = Engine::builder().start().await.unwrap();
+    let client = client(&engine);
+    let (handle, join) = spawn(
+        client
+            .worker("quitter")
+            .workflow(echo())
+            .max_consecutive_failures(2),
+    );
+    ready(&handle).await;
+    engine.shutdown().await;
+    drop(engine);
+    let result = within(60, join).await.unwrap();
+    let err = result.expect_err("the worker must fail once the engine is gone for good");
+    assert!(err.to_string().contains("consecutive"), "{err}");
+}
+
+/// A dispatcher whose `ListenV2` stream stays open but silent (a "zombie" stream) and whose heartbeat then
+/// answers `FAILED_PRECONDITION`, as Hatchet does when it no longer sees the stream.
+#[derive(Default)]
+struct Counters {
+    listens: AtomicU32,
+    heartbeats: AtomicU32,
+}
+
+struct ZombieDispatcher(Arc<Counters>);
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Dispatcher for ZombieDispatcher {
+    async fn register(
+        &self,
+        _: Request<WorkerRegisterRequest>,
+    ) -> Result<Response<WorkerRegisterResponse>, Status> {
+        Ok(Response::new(WorkerRegisterResponse {
+            tenant_id: uuid::Uuid::nil().to_string(),
+            worker_id: uuid::Uuid::new_v4().to_string(),
+            worker_name: "zombie".into(),
+        }))
+    }
+    type ListenStream = BoxStream<AssignedAction>;
+    async fn listen(
+        &self,
+        _: Request<WorkerListenRequest>,
+    ) -> Result<Response<Self::ListenStream>, Status> {
+        Err(Status::unimplemented("listen"))
+    }
+    type ListenV2Stream = BoxStream<AssignedAction>;
+    async fn listen_v2(
+        &self,
+        _: Request<WorkerListenRequest>,
+    ) -> Result<Response<Self::ListenV2Stream>, Status> {
+        self.0.listens.fetch_add(1, Ordering::SeqCst);
+        Ok(Response::new(Box::pin(tokio_stream::pending())))
+    }
+    async fn heartbeat(
+        &self,
+        _: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        self.0.heartbeats.fetch_add(1, Ordering::SeqCst);
+        Err(Status::failed_precondition(
+            "Heartbeat rejected: worker stream is not active",
+        ))
+    }
+    type SubscribeToWorkflowEventsStream = BoxStream<WorkflowEvent>;
+    async fn subscribe_to_workflow_events(
+        &self,
+        _: Request<SubscribeToWorkflowEventsRequest>,
+    ) -> Result<Response<Self::SubscribeToWorkflowEventsStream>, Status> {
+        Err(Status::unimplemented("subscribe"))
+    }
+    type SubscribeToWorkflowRunsStream = BoxStream<WorkflowRunEvent>;
+    async fn subscribe_to_workflow_runs(
+        &self,
+        _: Request<tonic::Streaming<SubscribeToWorkflowRunsRequest>>,
+    ) -> Result<Response<Self::SubscribeToWorkflowRunsStream>, Status> {
+        Err(Status::unimplemented("subscribe"))
+    }
+    async fn send_step_action_event(
+        &self,
+        _: Request<StepActionEvent>,
+    ) -> Result<Response<ActionEventResponse>, Status> {
+        Err(Status::unimplemented("x"))
+    }
+    async fn send_batch_action_event(
+        &self,
+        _: Request<BatchActionEvent>,
+    ) -> Result<Response<ActionEventResponse>, Status> {
+        Err(Status::unimplemented("x"))
+    }
+    async fn send_group_key_action_event(
+        &self,
+        _: Request<GroupKeyActionEvent>,
+    ) -> Result<Response<ActionEventResponse>, Status> {
+        Err(Status::unimplemented("x"))
+    }
+    async fn put_overrides_data(
+        &self,
+        _: Request<OverridesData>,
+    ) -> Result<Response<OverridesDataResponse>, Status> {
+        Err(Status::unimplemented("x"))
+    }
+    async fn unsubscribe(
+        &self,
+        _: Request<WorkerUnsubscribeRequest>,
+    ) -> Result<Response<WorkerUnsubscribeResponse>, Status> {
+        Ok(Response::new(WorkerUnsubscribeResponse::default()))
+    }
+    async fn refresh_timeout(
+        &self,
+        _: Request<RefreshTimeoutRequest>,
+    ) -> Result<Response<RefreshTimeoutResponse>, Status> {
+        Err(Status::unimplemented("x"))
+    }
+    async fn release_slot(
+        &self,
+        _: Request<ReleaseSlotRequest>,
+    ) -> Result<Response<ReleaseSlotResponse>, Status> {
+        Err(Status::unimplemented("x"))
+    }
+    async fn restore_evicted_task(
+        &self,
+        _: Request<RestoreEvictedTaskRequest>,
+    ) -> Result<Response<RestoreEvictedTaskResponse>, Status> {
+        Err(Status::unimplemented("x"))
+    }
+    async fn upsert_worker_labels(
+        &self,
+        _: Request<UpsertWorkerLabelsRequest>,
+    ) -> Result<Response<UpsertWorkerLabelsResponse>, Status> {
+        Err(Status::unimplemented("x"))
+    }
+    async fn get_version(
+        &self,
+        _: Request<GetVersionRequest>,
+    ) -> Result<Response<GetVersionResponse>, Status> {
+        Ok(Response::new(GetVersionResponse {
+            version: "v0.94.16".into(),
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_failed_precondition_reopens_a_silent_stream() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = Arc::new(Counters::default());
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                DispatcherServer::new(ZombieDispatcher(Arc::clone(&fake)))
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                    .send_compressed(tonic::codec::CompressionEncoding::Gzip),
+            )
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let token = acf_sdk::config::unsigned_token(&json!({
+        "sub": uuid::Uuid::nil().to_string(),
+        "server_url": "http://localhost",
+        "grpc_broadcast_address": addr.to_string(),
+    }));
+    let config = ClientConfig::from_token(token)
+        .unwrap()
+        .with_tls_strategy(acf_sdk::config::TlsStrategy::None);
+    let client = Client::new(config).unwrap();
+    // No workflows: nothing to PutWorkflow, only the dispatcher is needed.
+    let (handle, join) = spawn(
+        client
+            .worker("zombie")
+            .heartbeat_interval(Duration::from_millis(200)),
+    );
+    // The stream never ends by itself: only the heartbeat rejection can make the worker reopen it.
+    let counts = || {
+        (
+            fake.listens.load(Ordering::SeqCst),
+            fake.heartbeats.load(Ordering::SeqCst),
+        )
+    };
+    for _ in 0..200 {
+        if counts().0 >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        counts().0 >= 3,
+        "listens/heartbeats {:?}, status {:?}",
+        counts(),
+        handle.status()
+    );
+    assert!(fake.heartbeats.load(Ordering::SeqCst) >= 2);
+    assert!(handle.metrics().reconnects() >= 2);
+    handle.shutdown();
+    within(30, join).await.unwrap().unwrap();
+    server.abort();
+}
