@@ -60,8 +60,9 @@ impl Ctxt {
 impl Drop for Ctxt {
     fn drop(&mut self) {
         // An unchecked context silently loses user errors: that is a bug in this crate, never in user code.
-        if !std::thread::panicking() && self.errors.borrow().is_some() {
-            panic!("acf-macros: Ctxt dropped without calling check()");
-        }
+        assert!(
+            std::thread::panicking() || self.errors.borrow().is_none(),
+            "acf-macros: Ctxt dropped without calling check()"
+        );
     }
 }

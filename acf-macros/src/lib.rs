@@ -3,6 +3,9 @@
 //! Use them through `acf_sdk`, which re-exports them with the user-facing documentation. This crate
 //! only holds the entry points; the pipeline is parse → model → validate → expand.
 
+// Held to serde/thiserror strictness; CI's `-D warnings` makes these errors.
+#![warn(clippy::pedantic)]
+
 mod ctxt;
 mod expand;
 mod model;

@@ -373,7 +373,7 @@ fn check_parent_arguments(cx: &Ctxt, wf: &Workflow<'_>) {
                     crate::suggest::one_of(
                         parents
                             .iter()
-                            .map(|p| p.to_string())
+                            .map(ToString::to_string)
                             .collect::<Vec<_>>()
                             .iter()
                             .map(String::as_str)

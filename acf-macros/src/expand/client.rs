@@ -52,8 +52,9 @@ pub(crate) fn expand(wf: &Workflow<'_>, workflow_name: &str) -> TokenStream {
     // type, an invalid return type is reported there (once, deduplicated with the dispatch's report).
     let signature_span = leaves
         .first()
-        .and_then(|leaf| return_type(leaf))
-        .map_or_else(proc_macro2::Span::call_site, |ty| ty.span());
+        .copied()
+        .and_then(return_type)
+        .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
     // Behind a local alias, the signature stays a plain path: clippy's `type_complexity` has nothing to say
     // about generated code in the user's span, and the alias is inlined by rustdoc.
     let alias = quote_spanned!(signature_span=> __AcfClient);
@@ -63,7 +64,7 @@ pub(crate) fn expand(wf: &Workflow<'_>, workflow_name: &str) -> TokenStream {
         .collect::<Vec<_>>()
         .join(", ");
     let doc = format!(
-        "A typed client that triggers the `{workflow_name}` workflow and returns the output of its leaf step(s) ({leaf_list})."
+        " A typed client that triggers the `{workflow_name}` workflow and returns the output of its leaf step(s) ({leaf_list})."
     );
     quote! {
         type __AcfClient = __acf::TypedWorkflowClient<#input, #output>;

@@ -81,20 +81,19 @@ fn arm(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
     };
     // The return value is annotated with the declared type and projected through `StepReturn` spanned on that
     // type, so a non-`Result` return or an unconvertible error is reported once, at the user's type.
-    let output = match return_type(step) {
-        Some(ret) => {
-            // `?` included: its conversion also names the projected type.
-            let project = quote_spanned! {ret.span()=>
-                <#ret as __acf::StepReturn>::into_step_result(__acf_return)?
-            };
-            quote! {
-                let __acf_return: #ret = #call;
-                let __acf_output = #project;
-            }
+    let output = if let Some(ret) = return_type(step) {
+        // `?` included: its conversion also names the projected type.
+        let project = quote_spanned! {ret.span()=>
+            <#ret as __acf::StepReturn>::into_step_result(__acf_return)?
+        };
+        quote! {
+            let __acf_return: #ret = #call;
+            let __acf_output = #project;
         }
-        None => quote! {
+    } else {
+        quote! {
             let __acf_output = __acf::StepReturn::into_step_result(#call)?;
-        },
+        }
     };
     quote! {
         #id => {

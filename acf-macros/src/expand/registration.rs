@@ -193,13 +193,13 @@ fn rate_limit(r: &RateLimit) -> TokenStream {
         (None, None) => (String::new(), false),
     };
     let units = int_or_expr(r.units.as_ref().map_or(&IntOrExpr::Int(1), |u| &u.value));
-    let limit = match &r.limit {
-        Some(limit) => {
+    let limit = r.limit.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |limit| {
             let limit = int_or_expr(&limit.value);
             quote!(::core::option::Option::Some(#limit))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+        },
+    );
     let duration = match r
         .duration
         .as_ref()

@@ -90,29 +90,27 @@ pub(crate) fn key(meta: &Meta) -> String {
 
 /// `key = value`: the value expression, or an error showing the expected form.
 pub(crate) fn value<'m>(cx: &Ctxt, meta: &'m Meta, example: &str) -> Option<&'m Expr> {
-    match meta {
-        Meta::NameValue(nv) => Some(&nv.value),
-        _ => {
-            cx.error_spanned_by(
-                meta,
-                format!("expected `{} = ...`, e.g. `{example}`", key(meta)),
-            );
-            None
-        }
+    if let Meta::NameValue(nv) = meta {
+        Some(&nv.value)
+    } else {
+        cx.error_spanned_by(
+            meta,
+            format!("expected `{} = ...`, e.g. `{example}`", key(meta)),
+        );
+        None
     }
 }
 
 /// `key(...)`: the nested options, or an error showing the expected form.
 pub(crate) fn nested(cx: &Ctxt, meta: &Meta, example: &str) -> Option<Vec<Meta>> {
-    match meta {
-        Meta::List(list) => Some(parse_list(cx, list.tokens.clone())),
-        _ => {
-            cx.error_spanned_by(
-                meta,
-                format!("expected `{}(...)`, e.g. `{example}`", key(meta)),
-            );
-            None
-        }
+    if let Meta::List(list) = meta {
+        Some(parse_list(cx, list.tokens.clone()))
+    } else {
+        cx.error_spanned_by(
+            meta,
+            format!("expected `{}(...)`, e.g. `{example}`", key(meta)),
+        );
+        None
     }
 }
 
@@ -149,14 +147,14 @@ pub(crate) fn flag(cx: &Ctxt, meta: &Meta) -> Option<Span> {
 
 /// A string literal.
 pub(crate) fn lit_str(cx: &Ctxt, expr: &Expr, example: &str) -> Option<LitStr> {
-    match expr {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        }) => Some(s.clone()),
-        _ => {
-            cx.error_spanned_by(expr, format!("expected a string literal, e.g. `{example}`"));
-            None
-        }
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Str(s), ..
+    }) = expr
+    {
+        Some(s.clone())
+    } else {
+        cx.error_spanned_by(expr, format!("expected a string literal, e.g. `{example}`"));
+        None
     }
 }
 
@@ -166,24 +164,23 @@ pub(crate) fn lit_int(cx: &Ctxt, expr: &Expr, example: &str) -> Option<Spanned<i
         Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => (true, &*unary.expr),
         _ => (false, expr),
     };
-    match inner {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(int), ..
-        }) => match int.base10_parse::<i32>() {
-            Ok(v) => Some(Spanned {
-                value: if negative { -v } else { v },
-                span: expr.span(),
-            }),
-            Err(err) => {
-                cx.syn_error(err);
-                None
-            }
-        },
-        _ => {
-            cx.error_spanned_by(
-                expr,
-                format!("expected an integer literal, e.g. `{example}`"),
-            );
+    let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = inner
+    else {
+        cx.error_spanned_by(
+            expr,
+            format!("expected an integer literal, e.g. `{example}`"),
+        );
+        return None;
+    };
+    match int.base10_parse::<i32>() {
+        Ok(v) => Some(Spanned {
+            value: if negative { -v } else { v },
+            span: expr.span(),
+        }),
+        Err(err) => {
+            cx.syn_error(err);
             None
         }
     }
@@ -250,7 +247,7 @@ pub(crate) fn ident_list(cx: &Ctxt, expr: &Expr, example: &str) -> Vec<Ident> {
                 }
             }
             other => {
-                cx.error_spanned_by(other, format!("expected a method name, e.g. `{example}`"))
+                cx.error_spanned_by(other, format!("expected a method name, e.g. `{example}`"));
             }
         }
     }

@@ -311,3 +311,36 @@ fn helper_parent_and_on_failure_options() {
         )
     );
 }
+
+#[test]
+fn step_outside_a_workflow() {
+    let output = crate::expand::misplaced(
+        crate::model::StepKind::Step,
+        quote!(),
+        quote!(
+            async fn a(&self) {}
+        ),
+    );
+    let file: syn::File = syn::parse2(output).expect("item and error parse");
+    assert_eq!(
+        file.items.len(),
+        2,
+        "the item is kept and the error follows it"
+    );
+    insta::assert_snapshot!(
+        "step_outside_a_workflow",
+        quote::ToTokens::to_token_stream(&file.items[1]).to_string()
+    );
+}
+
+#[test]
+fn resolution_marker_expands_to_nothing() {
+    let output = crate::expand::misplaced(
+        crate::model::StepKind::OnFailure,
+        quote!(__acf_resolve),
+        quote!(
+            const _: () = ();
+        ),
+    );
+    assert!(output.is_empty(), "{output}");
+}
