@@ -39,6 +39,9 @@ pub mod state;
 pub mod timers;
 pub mod validation;
 
+#[cfg(test)]
+mod tests;
+
 use crate::proto::v1::CreateWorkflowVersionRequest;
 use auth::TokenKeys;
 use state::{State, Timing};

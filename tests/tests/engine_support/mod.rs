@@ -300,3 +300,19 @@ impl Harness {
         }
     }
 }
+
+/// An authenticated channel to an engine.
+pub async fn connect(engine: &EngineHandle) -> Authed {
+    connect_with(engine.addr(), &engine.token()).await
+}
+
+/// An authenticated channel with an explicit token.
+pub async fn connect_with(addr: std::net::SocketAddr, token: &str) -> Authed {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("engine reachable");
+    let token: MetadataValue<Ascii> = format!("bearer {token}").parse().expect("header");
+    InterceptedService::new(channel, Bearer(token))
+}

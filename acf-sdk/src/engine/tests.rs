@@ -1,0 +1,373 @@
+//! Scheduler and lifecycle unit tests on the bare state (no gRPC, no Python): time is passed in
+//! explicitly, so timers, backoffs and liveness are tested deterministically.
+
+use crate::engine::lifecycle::TriggerSpec;
+use crate::engine::state::{RunOrigin, RunState, State, Timing, Worker, WorkerMsg};
+use crate::engine::validation;
+use crate::proto::v1::{
+    BaseMatchCondition, Concurrency, CreateTaskOpts, CreateWorkflowVersionRequest,
+    SleepMatchCondition, TaskConditions,
+};
+use crate::proto::{ActionType, AssignedAction};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use uuid::Uuid;
+
+fn task(name: &str, parents: &[&str]) -> CreateTaskOpts {
+    CreateTaskOpts {
+        readable_id: name.into(),
+        action: format!("wf:{name}"),
+        timeout: "10s".into(),
+        parents: parents.iter().map(|p| (*p).to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn register(state: &mut State, req: &CreateWorkflowVersionRequest) {
+    let def = validation::workflow(req, Uuid::new_v4()).expect("valid workflow");
+    state.workflows.insert(req.name.clone(), Arc::new(def));
+}
+
+fn workflow(tasks: Vec<CreateTaskOpts>) -> CreateWorkflowVersionRequest {
+    CreateWorkflowVersionRequest {
+        name: "wf".into(),
+        tasks,
+        ..Default::default()
+    }
+}
+
+fn add_worker(
+    state: &mut State,
+    now: Instant,
+    actions: &[&str],
+    slots: i32,
+) -> (Uuid, UnboundedReceiver<WorkerMsg>) {
+    let (tx, rx) = unbounded_channel();
+    let id = Uuid::new_v4();
+    state.workers.insert(
+        id,
+        Worker {
+            name: "w".into(),
+            actions: actions.iter().map(|a| (*a).to_string()).collect(),
+            slots: HashMap::from([("default".to_owned(), slots)]),
+            legacy_pool: false,
+            used: HashMap::new(),
+            last_heartbeat: now,
+            streams: vec![(1, tx)],
+            had_stream: true,
+            paused: false,
+            labels: HashMap::new(),
+            last_assigned: 0,
+            reassigned: false,
+        },
+    );
+    (id, rx)
+}
+
+fn trigger(state: &mut State, now: Instant, input: Value, priority: Option<i32>) -> Uuid {
+    let spec = TriggerSpec {
+        workflow: "wf".into(),
+        input,
+        metadata: json!({}),
+        priority,
+        origin: RunOrigin::default(),
+    };
+    let id = state.trigger(spec, now).expect("trigger");
+    state.schedule(now);
+    id
+}
+
+fn drain(rx: &mut UnboundedReceiver<WorkerMsg>) -> Vec<AssignedAction> {
+    let mut out = Vec::new();
+    while let Ok(WorkerMsg::Action(a)) = rx.try_recv() {
+        out.push(*a);
+    }
+    out
+}
+
+fn task_id(a: &AssignedAction) -> Uuid {
+    Uuid::parse_str(&a.task_run_external_id).unwrap()
+}
+
+fn payload(a: &AssignedAction) -> Value {
+    serde_json::from_str(&a.action_payload).unwrap()
+}
+
+#[test]
+fn dag_children_wait_for_every_parent_and_see_their_outputs() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(
+        &mut s,
+        &workflow(vec![
+            task("a", &[]),
+            task("b", &["a"]),
+            task("c", &["a", "b"]),
+        ]),
+    );
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a", "wf:b", "wf:c"], 10);
+    let run = trigger(&mut s, now, json!({"x": 1}), None);
+    let first = drain(&mut rx);
+    assert_eq!(
+        first
+            .iter()
+            .map(|a| a.action_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["wf:a"]
+    );
+    let p = payload(&first[0]);
+    assert_eq!(p["input"], json!({"x": 1}));
+    assert_eq!(p["triggered_by"], json!("manual"));
+    assert_eq!(p["parents"], json!({}));
+    assert_eq!(p["triggers"], json!({"filter_payload": null}));
+    assert_eq!(p["user_data"], Value::Null);
+    assert!(p.get("step_run_errors").is_none());
+
+    s.complete_task(task_id(&first[0]), json!({"a": 1}), now);
+    s.schedule(now);
+    let second = drain(&mut rx);
+    assert_eq!(second.len(), 1, "c must wait for b");
+    assert_eq!(second[0].action_id, "wf:b");
+    assert_eq!(payload(&second[0])["parents"], json!({"a": {"a": 1}}));
+
+    s.complete_task(task_id(&second[0]), json!({"b": 2}), now);
+    s.schedule(now);
+    let third = drain(&mut rx);
+    assert_eq!(third[0].action_id, "wf:c");
+    assert_eq!(
+        payload(&third[0])["parents"],
+        json!({"a": {"a": 1}, "b": {"b": 2}})
+    );
+    assert_eq!(
+        payload(&third[0])["dag_parent_task_run_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    s.complete_task(task_id(&third[0]), json!({}), now);
+    assert_eq!(s.runs[&run].state, RunState::Completed);
+    assert_eq!(s.runs[&run].outcome.as_ref().unwrap().results.len(), 3);
+}
+
+#[test]
+fn slots_bound_concurrent_assignments() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(&mut s, &workflow(vec![task("a", &[])]));
+    let (worker, mut rx) = add_worker(&mut s, now, &["wf:a"], 2);
+    for _ in 0..3 {
+        trigger(&mut s, now, json!({}), None);
+    }
+    let got = drain(&mut rx);
+    assert_eq!(got.len(), 2);
+    assert_eq!(s.workers[&worker].used["default"], 2);
+    s.complete_task(task_id(&got[0]), json!({}), now);
+    s.schedule(now);
+    assert_eq!(drain(&mut rx).len(), 1);
+}
+
+#[test]
+fn higher_priority_is_assigned_first() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(&mut s, &workflow(vec![task("a", &[])]));
+    let low = trigger(&mut s, now, json!({}), Some(1));
+    let high = trigger(&mut s, now, json!({}), Some(3));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 1);
+    s.schedule(now);
+    let got = drain(&mut rx);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].workflow_run_id, high.to_string());
+    assert_eq!(got[0].priority, 3);
+    assert_ne!(got[0].workflow_run_id, low.to_string());
+}
+
+#[test]
+fn stale_heartbeat_gets_no_work_and_silent_worker_loses_its_tasks() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.timeout = "5m".into();
+    register(&mut s, &workflow(vec![t]));
+    let (stale, mut stale_rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    s.workers.get_mut(&stale).unwrap().last_heartbeat = now - Duration::from_secs(6);
+    trigger(&mut s, now, json!({}), None);
+    assert!(
+        drain(&mut stale_rx).is_empty(),
+        "heartbeat older than 5 s: not eligible"
+    );
+
+    let (alive, mut alive_rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    s.schedule(now);
+    let got = drain(&mut alive_rx);
+    assert_eq!(got.len(), 1);
+    // The worker goes silent: after 30 s its task is re-queued with the same retry count.
+    let (_, mut third_rx) = add_worker(&mut s, now + Duration::from_secs(31), &["wf:a"], 5);
+    s.tick(now + Duration::from_secs(31));
+    let moved = drain(&mut third_rx);
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].task_run_external_id, got[0].task_run_external_id);
+    assert_eq!(moved[0].retry_count, 0);
+    assert_eq!(s.workers[&alive].used["default"], 0);
+}
+
+#[test]
+fn retries_back_off_and_should_not_retry_is_final() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.retries = 2;
+    t.backoff_factor = Some(2.0);
+    t.backoff_max_seconds = Some(60);
+    register(&mut s, &workflow(vec![t]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let run = trigger(&mut s, now, json!({}), None);
+    let a = drain(&mut rx).remove(0);
+    s.fail_attempt(task_id(&a), "boom".into(), false, now);
+    s.tick(now + Duration::from_millis(1900));
+    assert!(drain(&mut rx).is_empty(), "first retry waits 2^1 = 2 s");
+    s.tick(now + Duration::from_millis(2050));
+    let retry = drain(&mut rx).remove(0);
+    assert_eq!(retry.retry_count, 1);
+    s.fail_attempt(task_id(&retry), "fatal".into(), true, now);
+    assert_eq!(s.runs[&run].state, RunState::Failed);
+    let results = &s.runs[&run].outcome.as_ref().unwrap().results;
+    assert_eq!(results[0].error.as_deref(), Some("fatal"));
+}
+
+#[test]
+fn execution_timeout_cancels_on_the_worker_then_retries() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.timeout = "2s".into();
+    t.retries = 1;
+    register(&mut s, &workflow(vec![t]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    trigger(&mut s, now, json!({}), None);
+    let a = drain(&mut rx).remove(0);
+    s.tick(now + Duration::from_millis(1950));
+    assert!(drain(&mut rx).is_empty());
+    s.tick(now + Duration::from_millis(2040));
+    let msgs = drain(&mut rx);
+    assert_eq!(msgs[0].action_type, ActionType::CancelStepRun as i32);
+    assert_eq!(msgs[0].task_run_external_id, a.task_run_external_id);
+    assert_eq!(msgs[0].action_payload, "");
+    assert_eq!(msgs[1].action_type, ActionType::StartStepRun as i32);
+    assert_eq!(msgs[1].retry_count, 1);
+    let task = &s.tasks[&task_id(&a)];
+    assert_eq!(task.error.as_deref(), Some("Task exceeded timeout of 2s"));
+}
+
+#[test]
+fn schedule_timeout_cancels_unassigned_tasks() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.schedule_timeout = Some("1s".into());
+    register(&mut s, &workflow(vec![t]));
+    let run = trigger(&mut s, now, json!({}), None);
+    s.tick(now + Duration::from_millis(1040));
+    assert_eq!(s.runs[&run].state, RunState::Cancelled);
+    assert!(s.queue.is_empty());
+}
+
+#[test]
+fn on_failure_task_receives_step_run_errors() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut req = workflow(vec![task("a", &[]), task("b", &["a"])]);
+    req.on_failure_task = Some(task("cleanup", &[]));
+    register(&mut s, &req);
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a", "wf:b", "wf:cleanup"], 5);
+    let run = trigger(&mut s, now, json!({}), None);
+    let a = drain(&mut rx).remove(0);
+    s.fail_attempt(task_id(&a), "broken".into(), false, now);
+    s.schedule(now);
+    let cleanup = drain(&mut rx).remove(0);
+    assert_eq!(cleanup.action_id, "wf:cleanup");
+    assert_eq!(payload(&cleanup)["step_run_errors"], json!({"a": "broken"}));
+    assert_eq!(
+        s.runs[&run].state,
+        RunState::Running,
+        "the run waits for its on-failure task"
+    );
+    s.complete_task(task_id(&cleanup), json!({"cleaned": true}), now);
+    assert_eq!(s.runs[&run].state, RunState::Failed);
+}
+
+#[test]
+fn cancel_newest_rejects_runs_over_the_limit_per_key() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut req = workflow(vec![task("a", &[])]);
+    req.concurrency = Some(Concurrency {
+        expression: "input.k".into(),
+        max_runs: Some(1),
+        limit_strategy: Some(4),
+        ..Default::default()
+    });
+    register(&mut s, &req);
+    let first = trigger(&mut s, now, json!({"k": "x"}), None);
+    let second = trigger(&mut s, now, json!({"k": "x"}), None);
+    let other = trigger(&mut s, now, json!({"k": "y"}), None);
+    assert_eq!(s.runs[&first].state, RunState::Running);
+    assert_eq!(s.runs[&second].state, RunState::Cancelled);
+    assert_eq!(s.runs[&other].state, RunState::Running);
+}
+
+#[test]
+fn cancel_in_progress_cancels_the_running_holder() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut req = workflow(vec![task("a", &[])]);
+    req.concurrency = Some(Concurrency {
+        expression: "'all'".into(),
+        max_runs: Some(1),
+        limit_strategy: Some(0),
+        ..Default::default()
+    });
+    register(&mut s, &req);
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let first = trigger(&mut s, now, json!({}), None);
+    let a = drain(&mut rx).remove(0);
+    let second = trigger(&mut s, now, json!({}), None);
+    let msgs = drain(&mut rx);
+    assert_eq!(msgs[0].action_type, ActionType::CancelStepRun as i32);
+    assert_eq!(msgs[0].task_run_external_id, a.task_run_external_id);
+    assert_eq!(msgs[1].workflow_run_id, second.to_string());
+    assert_eq!(s.runs[&first].state, RunState::Cancelled);
+}
+
+#[test]
+fn sleep_condition_queues_the_task_when_it_fires() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.conditions = Some(TaskConditions {
+        sleep_conditions: vec![SleepMatchCondition {
+            base: Some(BaseMatchCondition {
+                readable_data_key: "sleep:1s".into(),
+                action: 1,
+                ..Default::default()
+            }),
+            sleep_for: "1s".into(),
+        }],
+        ..Default::default()
+    });
+    register(&mut s, &workflow(vec![t]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    trigger(&mut s, now, json!({}), None);
+    assert!(drain(&mut rx).is_empty());
+    s.tick(now + Duration::from_millis(1030));
+    let a = drain(&mut rx).remove(0);
+    assert_eq!(
+        payload(&a)["triggers"]["sleep:1s"],
+        json!({"sleep_duration": "1s"})
+    );
+}
