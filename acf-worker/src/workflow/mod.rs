@@ -1,4 +1,4 @@
-//! The logical-turn workflow: `acquire_mutex → accumulate → run_agent → commit_and_respond`, plus `on_failure`.
+//! The logical-turn workflow: `acquire_mutex → accumulate → run_agent → commit_and_respond`, plus the on-failure handler `recover`.
 //!
 //! Every incoming message triggers its own run; runs of one session are serialised by the workflow's concurrency
 //! key (the session) and, across systems, by the fenced session mutex. A run:
@@ -11,7 +11,7 @@
 //!    alive meanwhile, and emits `turn.started` then `turn.completed` / `turn.failed`;
 //! 4. `commit_and_respond` commits once per turn id under the fence (record, state, statuses, the response on the
 //!    response stream) and releases the lock by token;
-//! 5. `on_failure` releases by token, puts the turn's messages back to pending and records the reason.
+//! 5. `recover` (the on-failure handler) releases by token, puts the turn's messages back to pending and records the reason.
 //!
 //! Each step lives in its own file; this one only declares the workflow. Retries, backoff and concurrency can be
 //! overridden from configuration with [`ConfiguredWorkflow`]; [`direct::run_direct`] runs a turn in-process.
@@ -176,11 +176,7 @@ impl LogicalTurnWorkflow {
 
     /// Releases the lock, returns the messages to pending and records why the run failed.
     #[on_failure]
-    async fn on_failure(
-        &self,
-        ctx: &Context,
-        input: &TurnInput,
-    ) -> Result<FailureReport, StepError> {
+    async fn recover(&self, ctx: &Context, input: &TurnInput) -> Result<FailureReport, StepError> {
         failure::run(self, ctx, input).await
     }
 }
