@@ -41,14 +41,16 @@ pub(crate) struct WorkflowOptions {
     pub description: Option<LitStr>,
     pub on_events: Vec<LitStr>,
     pub cron: Vec<LitStr>,
-    pub concurrency: Option<Concurrency>,
+    /// One entry registers `concurrency`; several register `concurrency_arr` (as Python does for a list).
+    pub concurrency: Vec<Concurrency>,
     pub sticky: Option<Spanned<Sticky>>,
     pub default_priority: Option<Spanned<i32>>,
     /// `crate = "..."`: where the generated code finds `__private`.
     pub krate: Option<Path>,
 }
 
-/// `concurrency(expression = "...", max_runs = N, strategy = "...")`.
+/// `concurrency(expression = "...", max_runs = N, strategy = "...")`; without `expression`, one global
+/// group (Python's `concurrency=N`).
 pub(crate) struct Concurrency {
     pub keyword: Span,
     pub expression: Option<LitStr>,
@@ -136,6 +138,7 @@ impl Step<'_> {
 pub(crate) struct StepOptions {
     pub name: Option<LitStr>,
     pub parents: Vec<Ident>,
+    pub concurrency: Vec<Concurrency>,
     pub retries: Option<Spanned<i32>>,
     pub backoff_factor: Option<Spanned<f64>>,
     pub backoff_max: Option<DurationLit>,

@@ -14,6 +14,14 @@ pub(crate) fn nearest<'a>(
     }) {
         return Some(hit);
     }
+    // A bare word that ends a longer option ("timeout" for "execution_timeout").
+    if input.len() >= 4
+        && let Some(hit) = candidates
+            .iter()
+            .find(|candidate| candidate.ends_with(&format!("_{input}")))
+    {
+        return Some(hit);
+    }
     // Otherwise a third of the length (at least one edit) allows typos while rejecting unrelated words.
     let budget = (input.chars().count() / 3).max(1);
     candidates
@@ -87,6 +95,7 @@ mod tests {
             Some("execution_timeout")
         );
         assert_eq!(nearest("colour", options), None);
+        assert_eq!(nearest("timeout", options), Some("execution_timeout"));
         assert_eq!(nearest("fecth", ["fetch", "parse"]), Some("fetch"));
     }
 

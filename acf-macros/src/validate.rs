@@ -111,14 +111,15 @@ fn check_workflow_ranges(cx: &Ctxt, wf: &Workflow<'_>) {
             "`default_priority` must be 1 (low), 2 (medium) or 3 (high)",
         );
     }
-    if let Some(max_runs) = wf
-        .options
-        .concurrency
-        .as_ref()
-        .and_then(|c| c.max_runs.as_ref())
-        && max_runs.value < 1
-    {
-        cx.error_at(max_runs.span, "`max_runs` must be at least 1");
+    check_max_runs(cx, &wf.options.concurrency);
+}
+
+/// A concurrency group admits at least one run.
+fn check_max_runs(cx: &Ctxt, limits: &[crate::model::Concurrency]) {
+    for max_runs in limits.iter().filter_map(|c| c.max_runs.as_ref()) {
+        if max_runs.value < 1 {
+            cx.error_at(max_runs.span, "`max_runs` must be at least 1");
+        }
     }
 }
 
@@ -217,6 +218,7 @@ fn check_step_name(cx: &Ctxt, step: &Step<'_>) {
 /// Numeric options within the ranges the engine accepts.
 fn check_step_ranges(cx: &Ctxt, step: &Step<'_>) {
     let o = &step.options;
+    check_max_runs(cx, &o.concurrency);
     if let Some(retries) = &o.retries
         && retries.value < 0
     {

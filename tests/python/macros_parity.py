@@ -95,5 +95,29 @@ async def cleanup(input: Order, ctx: Context) -> dict:
     return {}
 
 
+limits = hatchet.workflow(
+    name="parity-limits",
+    input_validator=Order,
+    concurrency=[
+        ConcurrencyExpression(
+            expression="input.id",
+            max_runs=5,
+            limit_strategy=ConcurrencyLimitStrategy.GROUP_ROUND_ROBIN,
+        ),
+        ConcurrencyExpression(
+            expression="'constant'",
+            max_runs=100,
+            limit_strategy=ConcurrencyLimitStrategy.CANCEL_NEWEST,
+        ),
+    ],
+)
+
+
+@limits.task(concurrency=3)
+async def only(input: Order, ctx: Context) -> dict:
+    return {}
+
+
 hatchet._client.admin.put_workflow(wf.to_proto())
+hatchet._client.admin.put_workflow(limits.to_proto())
 print("registered")

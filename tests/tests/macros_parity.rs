@@ -1,11 +1,13 @@
-//! A workflow declared with `#[workflow]` registers exactly what the same declaration in the official Python SDK
-//! (`tests/python/macros_parity.py`) registers: both `PutWorkflow` requests are captured by the embedded engine
-//! and compared field by field. Only the input JSON schema differs in spelling (schemars vs pydantic), so it is
-//! compared by meaning: the same properties, each with the same JSON type, and the same required set.
+//! Workflows declared with `#[workflow]` register exactly what the same declarations in the official Python
+//! SDK (`tests/python/macros_parity.py`) register: both `PutWorkflow` requests are captured by the embedded
+//! engine and compared field by field. Two workflows cover every option the macros accept. Only the input
+//! JSON schema differs in spelling (schemars vs pydantic), so it is compared by meaning: the same
+//! properties, each with the same JSON type, and the same required set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use acf_sdk::engine::Engine;
+use acf_sdk::proto::v1::CreateWorkflowVersionRequest;
 use acf_sdk::{Client, ClientConfig, Context, StepError, on_failure, step, workflow};
 use acf_tests::python::{PythonScript, script};
 use serde::{Deserialize, Serialize};
@@ -96,6 +98,19 @@ impl ParityPipeline {
     }
 }
 
+struct ParityLimits;
+
+#[workflow(
+    concurrency(expression = "input.id", max_runs = 5),
+    concurrency(max_runs = 100, strategy = "cancel_newest")
+)]
+impl ParityLimits {
+    #[step(concurrency(max_runs = 3))]
+    async fn only(&self, _ctx: &Context, _input: &Order) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
 /// Property name -> JSON type, and the required names: what both schema generators must agree on.
 fn schema_meaning(schema: &[u8]) -> (BTreeMap<String, Value>, BTreeSet<String>) {
     let schema: Value = serde_json::from_slice(schema).expect("the schema is JSON");
@@ -118,6 +133,34 @@ fn schema_meaning(schema: &[u8]) -> (BTreeMap<String, Value>, BTreeSet<String>) 
     (properties, required)
 }
 
+/// The Rust and Python requests registered under `name`, input schemas compared by meaning and removed.
+fn registered_pair(
+    requests: &[CreateWorkflowVersionRequest],
+    name: &str,
+) -> (CreateWorkflowVersionRequest, CreateWorkflowVersionRequest) {
+    let mut matching = requests.iter().filter(|r| r.name == name).cloned();
+    let mut rust = matching.next().expect("the Rust request was captured");
+    let mut python = matching.next().expect("the Python request was captured");
+    assert!(
+        matching.next().is_none(),
+        "exactly two registrations of {name}"
+    );
+    let rust_schema = rust
+        .input_json_schema
+        .take()
+        .expect("Rust sends the input schema");
+    let python_schema = python
+        .input_json_schema
+        .take()
+        .expect("Python sends the input schema");
+    assert_eq!(
+        schema_meaning(&rust_schema),
+        schema_meaning(&python_schema),
+        "{name}: input schema"
+    );
+    (rust, python)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn macro_registration_matches_the_python_sdk() {
     let engine = Engine::builder().start().await.expect("engine starts");
@@ -127,7 +170,11 @@ async fn macro_registration_matches_the_python_sdk() {
     client
         .register(&ParityPipeline)
         .await
-        .expect("the macro workflow registers");
+        .expect("the DAG workflow registers");
+    client
+        .register(&ParityLimits)
+        .await
+        .expect("the limits workflow registers");
 
     let mut python = PythonScript::new(script("macros_parity.py"));
     for (key, value) in &env {
@@ -137,22 +184,9 @@ async fn macro_registration_matches_the_python_sdk() {
         .await
         .expect("the Python script ran");
 
-    let mut requests = engine
-        .registered_workflows()
-        .into_iter()
-        .filter(|r| r.name == "parity-pipeline");
-    let mut rust = requests.next().expect("the Rust request was captured");
-    let mut python = requests.next().expect("the Python request was captured");
-    assert!(requests.next().is_none(), "exactly two registrations");
-
-    let rust_schema = rust
-        .input_json_schema
-        .take()
-        .expect("Rust sends the input schema");
-    let python_schema = python
-        .input_json_schema
-        .take()
-        .expect("Python sends the input schema");
-    assert_eq!(schema_meaning(&rust_schema), schema_meaning(&python_schema));
+    let requests = engine.registered_workflows();
+    let (rust, python) = registered_pair(&requests, "parity-pipeline");
+    assert_eq!(rust, python);
+    let (rust, python) = registered_pair(&requests, "parity-limits");
     assert_eq!(rust, python);
 }

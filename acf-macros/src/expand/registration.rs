@@ -42,24 +42,14 @@ pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
         };
         quote!(.default_priority(__acf::Priority::#variant))
     });
-    let concurrency = o.concurrency.as_ref().and_then(|c| {
-        let expression = c.expression.as_ref()?;
-        let max_runs = Literal::i32_unsuffixed(c.max_runs.as_ref().map_or(1, |m| m.value));
-        let strategy = match c
-            .strategy
-            .as_ref()
-            .map_or(Strategy::GroupRoundRobin, |s| s.value)
-        {
-            Strategy::GroupRoundRobin => quote!(GroupRoundRobin),
-            Strategy::CancelInProgress => quote!(CancelInProgress),
-            Strategy::CancelNewest => quote!(CancelNewest),
-        };
-        Some(quote! {
-            .concurrency(__acf::WorkflowConcurrency::Single(__acf::Concurrency::new(
-                #expression, #max_runs, __acf::ConcurrencyLimitStrategy::#strategy,
-            )))
-        })
-    });
+    let limits: Vec<TokenStream> = o.concurrency.iter().map(concurrency).collect();
+    let concurrency = match limits.as_slice() {
+        [] => None,
+        [single] => Some(quote!(.concurrency(__acf::WorkflowConcurrency::Single(#single)))),
+        several => {
+            Some(quote!(.concurrency(__acf::WorkflowConcurrency::List(::std::vec![#(#several),*]))))
+        }
+    };
     let schema = types::input_type(wf)
         .map(|input| quote!(.input_json_schema(__acf::input_schema::<#input>())));
     let tasks = wf.steps.iter().map(|step| {
@@ -84,6 +74,25 @@ pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
     }
 }
 
+/// A `Concurrency` value; without an expression, Python's single global group (`'constant'`).
+fn concurrency(c: &crate::model::Concurrency) -> TokenStream {
+    let expression = c
+        .expression
+        .as_ref()
+        .map_or_else(|| "'constant'".to_owned(), syn::LitStr::value);
+    let max_runs = Literal::i32_unsuffixed(c.max_runs.as_ref().map_or(1, |m| m.value));
+    let strategy = match c
+        .strategy
+        .as_ref()
+        .map_or(Strategy::GroupRoundRobin, |s| s.value)
+    {
+        Strategy::GroupRoundRobin => quote!(GroupRoundRobin),
+        Strategy::CancelInProgress => quote!(CancelInProgress),
+        Strategy::CancelNewest => quote!(CancelNewest),
+    };
+    quote!(__acf::Concurrency::new(#expression, #max_runs, __acf::ConcurrencyLimitStrategy::#strategy))
+}
+
 /// One `TaskDefinition`; options left unset keep the macro-free API's (Python's) defaults.
 fn task(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
     let o = &step.options;
@@ -104,6 +113,10 @@ fn task(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
     let schedule_timeout = o.schedule_timeout.map(|d| {
         let ms = Literal::u64_unsuffixed(d.millis);
         quote!(.schedule_timeout(__acf::Duration::from_millis(#ms)))
+    });
+    let task_limits = o.concurrency.iter().map(|c| {
+        let limit = concurrency(c);
+        quote!(.concurrency(#limit))
     });
     let rate_limits = o.rate_limits.iter().map(|r| {
         let limit = rate_limit(r);
@@ -133,6 +146,7 @@ fn task(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
             #retries
             #execution_timeout
             #schedule_timeout
+            #(#task_limits)*
             #(#rate_limits)*
             #(#labels)*
             #durable

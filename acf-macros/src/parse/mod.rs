@@ -1,6 +1,7 @@
 //! Syntax → model: reads `#[workflow(...)]`, finds our method attributes, and records every error in
 //! the [`Ctxt`] instead of stopping at the first.
 
+mod concurrency;
 mod duration;
 mod options;
 mod step_args;

@@ -2,6 +2,7 @@
 
 use syn::{Expr, ExprLit, Lit, Meta};
 
+use super::concurrency;
 use super::duration;
 use super::options::{self, OptionSpec};
 use crate::ctxt::Ctxt;
@@ -46,6 +47,11 @@ const STEP_SPECS: &[OptionSpec<StepOptions>] = &[
         name: "schedule_timeout",
         repeatable: false,
         read: read_schedule_timeout,
+    },
+    OptionSpec {
+        name: "concurrency",
+        repeatable: true,
+        read: read_concurrency,
     },
     OptionSpec {
         name: "rate_limit",
@@ -100,6 +106,11 @@ const ON_FAILURE_SPECS: &[OptionSpec<StepOptions>] = &[
         name: "schedule_timeout",
         repeatable: false,
         read: read_schedule_timeout,
+    },
+    OptionSpec {
+        name: "concurrency",
+        repeatable: true,
+        read: read_concurrency,
     },
     OptionSpec {
         name: "rate_limit",
@@ -230,6 +241,10 @@ fn duration_option(cx: &Ctxt, meta: &Meta, example: &str) -> Option<DurationLit>
             None
         }
     }
+}
+
+fn read_concurrency(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    o.concurrency.extend(concurrency::parse(cx, meta));
 }
 
 fn read_durable(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {

@@ -179,3 +179,24 @@ fn fallback_keeps_the_item() {
         )
     );
 }
+
+#[test]
+fn concurrency_lists_and_task_limits() {
+    insta::assert_snapshot!(
+        "concurrency_lists_and_task_limits",
+        expand(
+            quote!(
+                concurrency(expression = "input.tenant", max_runs = 5),
+                concurrency(max_runs = 100, strategy = "cancel_newest")
+            ),
+            quote! {
+                impl Limited {
+                    #[step(concurrency(expression = "input.user", max_runs = 1))]
+                    async fn only(&self, ctx: &Context, input: &Job) -> Result<Done, StepError> {
+                        ::core::todo!()
+                    }
+                }
+            }
+        )
+    );
+}
