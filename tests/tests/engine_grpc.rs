@@ -738,3 +738,99 @@ async fn legacy_durable_events() {
         json!({"CREATE": {"sleep:1s": [{"sleep_duration": "200ms"}]}})
     );
 }
+
+#[tokio::test]
+async fn durable_children_and_admin_triggers() {
+    let engine = Engine::builder().start().await.unwrap();
+    let ch = connect(&engine).await;
+    let mut parent = task("parent", &[]);
+    parent.is_durable = true;
+    parent.slot_requests = HashMap::from([("durable".into(), 1)]);
+    put(&ch, "RustWf", vec![parent]).await.unwrap();
+    put(
+        &ch,
+        "ChildWf",
+        vec![CreateTaskOpts {
+            action: "childwf:child".into(),
+            ..task("child", &[])
+        }],
+    )
+    .await
+    .unwrap();
+    let mut worker = Worker::start(
+        &ch,
+        &["rustwf:parent", "childwf:child"],
+        &[("default", 5), ("durable", 5)],
+    )
+    .await;
+    // v1.AdminService/TriggerWorkflowRun takes JSON bytes.
+    let req = acf_sdk::proto::v1::TriggerWorkflowRunRequest {
+        workflow_name: "RustWf".into(),
+        input: br#"{"p": true}"#.to_vec(),
+        ..Default::default()
+    };
+    let run = AdminServiceClient::new(ch.clone())
+        .trigger_workflow_run(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .external_id;
+    let a = worker.next().await;
+    assert_eq!(a.workflow_run_id, run);
+    let mut stream = Durable::open(&ch, &worker.id).await;
+    let child_req = TriggerWorkflowRequest {
+        name: "ChildWf".into(),
+        input: r#"{"c": 1}"#.into(),
+        parent_id: Some(run.clone()),
+        parent_task_run_external_id: Some(a.task_run_external_id.clone()),
+        child_index: Some(0),
+        ..Default::default()
+    };
+    stream.send(DurIn::TriggerRuns(
+        acf_sdk::proto::v1::DurableTaskTriggerRunsRequest {
+            invocation_count: 1,
+            durable_task_external_id: a.task_run_external_id.clone(),
+            trigger_opts: vec![child_req],
+        },
+    ));
+    let DurOut::TriggerRunsAck(ack) = stream.recv().await else {
+        panic!("trigger ack expected")
+    };
+    assert_eq!(ack.run_entries.len(), 1);
+    let child = worker.next().await;
+    assert_eq!(
+        child.workflow_run_id,
+        ack.run_entries[0].workflow_run_external_id
+    );
+    assert_eq!(child.parent_workflow_run_id.as_deref(), Some(run.as_str()));
+    assert_eq!(child.child_workflow_index, Some(0));
+    worker
+        .event(
+            &child,
+            StepActionEventType::StepEventTypeCompleted,
+            r#"{"out": 2}"#,
+        )
+        .await
+        .unwrap();
+    let DurOut::EntryCompleted(done) = stream.recv().await else {
+        panic!("child completion expected")
+    };
+    assert_eq!(done.r#ref.unwrap().node_id, ack.run_entries[0].node_id);
+    assert!(!done.is_failure);
+    let body: Value = serde_json::from_slice(&done.payload).unwrap();
+    assert_eq!(body, json!({"child": {"out": 2}}));
+    // Cancelling the parent run through CancelTasks sends CANCEL_STEP_RUN to the worker.
+    let cancelled = AdminServiceClient::new(ch.clone())
+        .cancel_tasks(acf_sdk::proto::v1::CancelTasksRequest {
+            external_ids: vec![run.clone()],
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .cancelled_tasks;
+    assert_eq!(cancelled, vec![a.task_run_external_id.clone()]);
+    let cancel = worker.next().await;
+    assert_eq!(cancel.action_type, ActionType::CancelStepRun as i32);
+    assert_eq!(cancel.task_run_external_id, a.task_run_external_id);
+}

@@ -371,3 +371,146 @@ fn sleep_condition_queues_the_task_when_it_fires() {
         json!({"sleep_duration": "1s"})
     );
 }
+
+fn event(key: &str, scope: Option<&str>, payload: Value) -> crate::engine::state::StoredEvent {
+    crate::engine::state::StoredEvent {
+        id: Uuid::new_v4(),
+        key: key.into(),
+        payload,
+        metadata: json!({}),
+        scope: scope.map(Into::into),
+        at: std::time::SystemTime::now(),
+    }
+}
+
+#[test]
+fn event_filters_decide_which_pushes_trigger_and_set_filter_payload() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut req = workflow(vec![task("a", &[])]);
+    req.event_triggers = vec!["order".into()];
+    req.default_filters = vec![crate::proto::v1::DefaultFilter {
+        expression: "input.x == 1".into(),
+        scope: "tenant-1".into(),
+        payload: Some(br#"{"p": 1}"#.to_vec()),
+    }];
+    register(&mut s, &req);
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    assert_eq!(
+        s.push_event(
+            &event("order", Some("tenant-1"), json!({"x": 1})),
+            None,
+            now
+        )
+        .len(),
+        1
+    );
+    assert!(
+        s.push_event(
+            &event("order", Some("tenant-1"), json!({"x": 2})),
+            None,
+            now
+        )
+        .is_empty()
+    );
+    assert!(
+        s.push_event(&event("order", None, json!({"x": 1})), None, now)
+            .is_empty()
+    );
+    assert!(
+        s.push_event(
+            &event("other", Some("tenant-1"), json!({"x": 1})),
+            None,
+            now
+        )
+        .is_empty()
+    );
+    s.schedule(now);
+    let a = drain(&mut rx).remove(0);
+    assert_eq!(payload(&a)["triggers"]["filter_payload"], json!({"p": 1}));
+    assert_eq!(payload(&a)["input"], json!({"x": 1}));
+    assert_eq!(a.triggering_event_key.as_deref(), Some("order"));
+}
+
+#[test]
+fn lookback_satisfies_a_scoped_wait_with_an_earlier_event() {
+    use crate::engine::conditions::WaitOwner;
+    use crate::engine::model::{CondAction, CondKind, ConditionDef};
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let since = std::time::SystemTime::now() - Duration::from_secs(5);
+    s.push_event(&event("msg", Some("conv"), json!({"n": 1})), None, now);
+    let cond = |scope: Option<&str>, since: Option<std::time::SystemTime>| ConditionDef {
+        readable_data_key: "msg".into(),
+        action: CondAction::Create,
+        or_group: "g".into(),
+        expression: "input.n == 1".into(),
+        kind: CondKind::UserEvent {
+            key: "msg".into(),
+            scope: scope.map(Into::into),
+            since,
+        },
+    };
+    let task = Uuid::new_v4();
+    let key = |k: &str| (task, k.to_owned());
+    s.create_wait(
+        WaitOwner::Legacy {
+            task,
+            signal_key: "with".into(),
+        },
+        vec![cond(Some("conv"), Some(since))],
+        vec![],
+        now,
+    );
+    s.create_wait(
+        WaitOwner::Legacy {
+            task,
+            signal_key: "no-since".into(),
+        },
+        vec![cond(Some("conv"), None)],
+        vec![],
+        now,
+    );
+    s.create_wait(
+        WaitOwner::Legacy {
+            task,
+            signal_key: "no-scope".into(),
+        },
+        vec![cond(None, Some(since))],
+        vec![],
+        now,
+    );
+    assert!(s.legacy_results.contains_key(&key("with")));
+    assert!(
+        !s.legacy_results.contains_key(&key("no-since")),
+        "lookback needs a since"
+    );
+    assert!(
+        !s.legacy_results.contains_key(&key("no-scope")),
+        "lookback needs a scope"
+    );
+    // A later matching event satisfies the remaining waits; a non-matching one does not.
+    s.push_event(&event("msg", Some("conv"), json!({"n": 2})), None, now);
+    assert!(!s.legacy_results.contains_key(&key("no-since")));
+    s.push_event(&event("msg", Some("conv"), json!({"n": 1})), None, now);
+    assert!(s.legacy_results.contains_key(&key("no-since")));
+    assert!(s.legacy_results.contains_key(&key("no-scope")));
+}
+
+#[test]
+fn cancelled_waiting_and_pending_tasks_finish_the_run() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(&mut s, &workflow(vec![task("a", &[]), task("b", &["a"])]));
+    let (worker, mut rx) = add_worker(&mut s, now, &["wf:a", "wf:b"], 5);
+    let run = trigger(&mut s, now, json!({}), None);
+    let a = drain(&mut rx).remove(0);
+    s.cancel_run(run, now);
+    let cancel = drain(&mut rx).remove(0);
+    assert_eq!(cancel.action_type, ActionType::CancelStepRun as i32);
+    assert_eq!(cancel.task_run_external_id, a.task_run_external_id);
+    assert_eq!(s.runs[&run].state, RunState::Cancelled);
+    assert_eq!(s.workers[&worker].used["default"], 0);
+    // A late COMPLETED from the worker is ignored.
+    assert!(s.tasks[&task_id(&a)].status.is_final());
+}
