@@ -1,10 +1,31 @@
 //! acf-sdk: a wire-exact Hatchet client and worker runtime, with an embedded Hatchet-compatible engine
 //! behind the `engine` feature.
 //!
+//! ```no_run
+//! use acf_sdk::{Client, Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Same environment as the official SDKs: HATCHET_CLIENT_TOKEN, _HOST_PORT, _TLS_STRATEGY, _NAMESPACE…
+//! let client = Client::from_env()?;
+//! let greeter = WorkflowBuilder::new("greeter")
+//!     .task(TaskDefinition::new("greet").retries(2), |input: serde_json::Value, ctx: Context| async move {
+//!         ctx.log(format!("greeting {}", input["name"])).await?;
+//!         Ok::<_, StepError>(serde_json::json!({ "message": format!("Hello, {}!", input["name"]) }))
+//!     })
+//!     .build()?;
+//! let worker = client.worker("my-worker").slots(20).workflow(greeter).build()?;
+//! tokio::spawn(worker.run()); // drains on SIGTERM, reconnects on its own
+//! let out = client.run("greeter", serde_json::json!({ "name": "Ada" }), TriggerOptions::default()).await?;
+//! println!("{}", out.outputs["greet"]["message"]);
+//! # Ok(()) }
+//! ```
+//!
 //! Layers (dependencies point downwards):
-//! * **model** — [`model`], [`Workflow`], [`WorkflowBuilder`]: what a workflow is, and its registration request;
-//! * **runtime** — [`Context`], the worker;
-//! * **connection / clients** — [`config`], the channel and the trigger/event clients;
+//! * **model** — [`model`], [`Workflow`], [`WorkflowBuilder`]: what a workflow is, and its registration
+//!   request ([`WorkflowDefinition::to_proto`]);
+//! * **runtime** — [`Context`], [`worker`], durable waits, [`log_layer`]; [`testing`] runs steps and whole
+//!   workflows in-process;
+//! * **connection / clients** — [`config`], [`channel`], [`client`], [`retry`];
 //! * **wire** — [`proto`], generated from Hatchet's contracts.
 
 #[cfg(feature = "engine")]
@@ -120,7 +141,7 @@ pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
 /// | `description = "..."` | description |
 /// | `on_events = ["order:created"]` | event triggers |
 /// | `cron = ["0 * * * *"]` | cron triggers (5 fields, or 6 with seconds) |
-/// | `concurrency(expression = "input.id", max_runs = 1, strategy = "group_round_robin")` | CEL-keyed limit; `strategy` is `group_round_robin` (default), `cancel_in_progress` or `cancel_newest` |
+/// | `concurrency(expression = "input.id", max_runs = 1, strategy = "group_round_robin")` | CEL-keyed limit; `strategy` is `group_round_robin` (default), `cancel_in_progress` or `cancel_newest`; without `expression`, one global group; repeatable |
 /// | `sticky = "soft"` / `"hard"` | sticky assignment |
 /// | `default_priority = 1..=3` | default run priority |
 /// | `crate = "::path::to::acf_sdk"` | where the generated code finds this crate (when re-exported) |
@@ -133,7 +154,7 @@ pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
 #[doc(inline)]
 pub use acf_macros::workflow;
 
-/// Marks an async method of a [`workflow`] impl block as a step (a task of the DAG).
+/// Marks an async method of a [`#[workflow]`](macro@workflow) impl block as a step (a task of the DAG).
 ///
 /// | option | meaning |
 /// |---|---|
@@ -142,6 +163,7 @@ pub use acf_macros::workflow;
 /// | `retries = 3` | retries after a failure |
 /// | `backoff_factor = 2.0`, `backoff_max = "10m"` | exponential backoff between retries (1..=1000; at most 24h) |
 /// | `execution_timeout = "30s"`, `schedule_timeout = "5m"` | durations: `ms`, `s`, `m`, `h`, combinable as `"1h30m"` |
+/// | `concurrency(expression = "input.user", max_runs = 1)` | task-level concurrency limit (as on the workflow); repeatable |
 /// | `rate_limit(key = "openai", units = 1)` | static rate limit; repeatable |
 /// | `rate_limit(dynamic_key = "input.user", units = "input.n", limit = 10, duration = "minute")` | CEL-keyed rate limit |
 /// | `worker_label(key = "gpu", value = "a100", required, weight = 100, comparator = "equal")` | desired worker label; repeatable |
@@ -152,9 +174,10 @@ pub use acf_macros::workflow;
 #[doc(inline)]
 pub use acf_macros::step;
 
-/// Marks the method run when any step of the [`workflow`] fails. At most one per workflow; it takes
+/// Marks the method run when any step of a [`#[workflow]`](macro@workflow) fails. At most one per workflow; it takes
 /// `(&self, ctx: &Context, input: &Input)` and reads the failures from [`Context::step_run_errors`]. It accepts
-/// the [`step`] options except `parents` and `durable`.
+/// the [`#[step]`](macro@step) options except `parents` and `durable`. Like the Python SDK, it registers as
+/// `<name>-on-failure`.
 ///
 /// Outside a `#[workflow]` impl block this attribute is a compile error.
 #[doc(inline)]
