@@ -1,5 +1,5 @@
-//! Run and task lifecycle: triggering, DAG progression, concurrency gates, completion, retries,
-//! failure, cancellation, on-failure tasks and run finalisation.
+//! Run and task start-up: triggering (with child dedupe), run- and task-level concurrency gates,
+//! DAG activation (conditions or queue) and the queue itself. Outcomes live in `completion`.
 
 use crate::engine::concurrency::{Admit, GateSpec};
 use crate::engine::durable::DurableLog;
@@ -7,13 +7,9 @@ use crate::engine::expr;
 use crate::engine::model::{ConcurrencyDef, CondAction, CondKind};
 use crate::engine::state::{Run, RunOrigin, RunState, State, Task, TaskRef, TaskStatus};
 use crate::engine::timers::TimerKind;
-use crate::proto::{ResourceEventType, StepRunResult, WorkflowRunEvent, WorkflowRunEventType};
 use serde_json::{Map, Value, json};
 use std::time::{Instant, SystemTime};
 use uuid::Uuid;
-
-/// Re-queues after lost workers before a task fails (Hatchet's `SERVER_MAX_INTERNAL_RETRY_COUNT`).
-const MAX_INTERNAL_RETRIES: i32 = 10;
 
 /// A validated trigger.
 #[derive(Debug, Clone)]
@@ -207,7 +203,7 @@ impl State {
         }
     }
 
-    fn leave_gates(&mut self, held: Vec<String>, holder: Uuid, now: Instant) {
+    pub(crate) fn leave_gates(&mut self, held: Vec<String>, holder: Uuid, now: Instant) {
         for gate in held {
             for next in self.gates.leave(&gate, holder) {
                 self.promoted(next, now);
@@ -215,7 +211,7 @@ impl State {
         }
     }
 
-    fn create_tasks(&mut self, run_id: Uuid) {
+    pub(crate) fn create_tasks(&mut self, run_id: Uuid) {
         let Some(run) = self.runs.get(&run_id) else {
             return;
         };
@@ -265,7 +261,7 @@ impl State {
     }
 
     /// A task whose parents are done: evaluate its conditions or send it to its gates.
-    fn activate_task(&mut self, task_id: Uuid, now: Instant) {
+    pub(crate) fn activate_task(&mut self, task_id: Uuid, now: Instant) {
         let Some(task) = self.tasks.get(&task_id) else {
             return;
         };
@@ -455,401 +451,16 @@ impl State {
         );
     }
 
-    fn dequeue(&mut self, task_id: Uuid) {
+    pub(crate) fn dequeue(&mut self, task_id: Uuid) {
         let Some(task) = self.tasks.get(&task_id) else {
             return;
         };
         let priority = self.runs.get(&task.run_id).map_or(1, |r| r.priority);
         self.queue.remove(&(std::cmp::Reverse(priority), task.seq));
     }
-
-    /// Frees the worker slots a running task holds (idempotent).
-    pub fn release_slots(&mut self, task_id: Uuid) {
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        let TaskStatus::Running(assignment) = &mut task.status else {
-            return;
-        };
-        let slots = std::mem::take(&mut assignment.slots);
-        if let Some(worker) = self.workers.get_mut(&assignment.worker) {
-            for (slot_type, units) in slots {
-                let pool = worker.pool(&slot_type).to_owned();
-                let used = worker.used.entry(pool).or_insert(0);
-                *used = (*used - units).max(0);
-            }
-        }
-    }
-
-    /// The worker reported success for the running attempt.
-    pub fn complete_task(&mut self, task_id: Uuid, output: Value, now: Instant) {
-        self.release_slots(task_id);
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        task.status = TaskStatus::Completed;
-        task.generation += 1;
-        let payload = output.to_string();
-        task.output = Some(output);
-        self.emit_step(task_id, ResourceEventType::Completed, payload);
-        self.task_final(task_id, now);
-    }
-
-    /// The running attempt failed: retry (with backoff) or fail for good.
-    pub fn fail_attempt(
-        &mut self,
-        task_id: Uuid,
-        error: String,
-        should_not_retry: bool,
-        now: Instant,
-    ) {
-        self.release_slots(task_id);
-        let Some(task) = self.tasks.get(&task_id) else {
-            return;
-        };
-        let Some(def) = self.task_def(task) else {
-            return;
-        };
-        let retries = def.retries;
-        if should_not_retry || task.retry_count >= retries {
-            self.emit_step(task_id, ResourceEventType::Failed, error.clone());
-            self.fail_task(task_id, error, now);
-            return;
-        }
-        let delay = def.backoff(task.retry_count + 1);
-        let is_durable = def.is_durable;
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        task.retry_count += 1;
-        if is_durable {
-            task.invocation += 1;
-        }
-        task.error = Some(error.clone());
-        self.emit_step(task_id, ResourceEventType::Failed, error);
-        if delay.is_zero() {
-            self.enqueue(task_id, now);
-        } else if let Some(task) = self.tasks.get_mut(&task_id) {
-            task.status = TaskStatus::Backoff;
-            task.generation += 1;
-            let generation = task.generation;
-            self.timers.arm(
-                now + delay,
-                TimerKind::Backoff {
-                    task: task_id,
-                    generation,
-                },
-            );
-        }
-    }
-
-    /// The task failed for good.
-    pub fn fail_task(&mut self, task_id: Uuid, error: String, now: Instant) {
-        self.release_slots(task_id);
-        self.dequeue(task_id);
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        if task.status.is_final() {
-            return;
-        }
-        task.status = TaskStatus::Failed;
-        task.generation += 1;
-        task.error = Some(error);
-        self.task_final(task_id, now);
-    }
-
-    /// A worker disappeared while running the task: re-queue without consuming an app retry.
-    pub fn requeue_lost(&mut self, task_id: Uuid, now: Instant) {
-        self.release_slots(task_id);
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        task.internal_retries += 1;
-        if task.internal_retries > MAX_INTERNAL_RETRIES {
-            self.fail_task(
-                task_id,
-                "Task was reassigned too many times after losing its worker".into(),
-                now,
-            );
-            return;
-        }
-        task.invocation += 1;
-        self.enqueue(task_id, now);
-    }
-
-    fn skip_task(&mut self, task_id: Uuid, now: Instant) {
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        task.status = TaskStatus::Skipped;
-        task.generation += 1;
-        task.output = Some(json!({ "skipped": true }));
-        self.task_final(task_id, now);
-    }
-
-    /// Cancels a task (sends `CANCEL_STEP_RUN` when running).
-    pub fn cancel_task(&mut self, task_id: Uuid, reason: &str, now: Instant) {
-        let Some(task) = self.tasks.get(&task_id) else {
-            return;
-        };
-        if task.status.is_final() {
-            return;
-        }
-        if let TaskStatus::Running(assignment) = &task.status {
-            let worker = assignment.worker;
-            self.send_cancel(task_id, worker);
-        }
-        self.release_slots(task_id);
-        self.dequeue(task_id);
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        task.status = TaskStatus::Cancelled;
-        task.generation += 1;
-        task.error = Some(reason.to_owned());
-        self.emit_step(task_id, ResourceEventType::Cancelled, reason.to_owned());
-        self.task_final(task_id, now);
-    }
-
-    /// Cancels a run and every unfinished task of it.
-    pub fn cancel_run(&mut self, run_id: Uuid, now: Instant) {
-        let Some(run) = self.runs.get_mut(&run_id) else {
-            return;
-        };
-        if run.state.is_final() {
-            return;
-        }
-        let pending: Vec<String> = run.pending_gates.drain(..).map(|g| g.key).collect();
-        if run.state == RunState::Pending {
-            run.state = RunState::Running;
-            self.leave_gates(pending, run_id, now);
-            self.create_tasks(run_id);
-        } else {
-            self.leave_gates(pending, run_id, now);
-        }
-        let tasks: Vec<Uuid> = self
-            .runs
-            .get(&run_id)
-            .map(|r| r.tasks.iter().copied().chain(r.on_failure).collect())
-            .unwrap_or_default();
-        for task in tasks {
-            if let Some(t) = self.tasks.get_mut(&task)
-                && !t.status.is_final()
-            {
-                match t.status {
-                    TaskStatus::Running(_) | TaskStatus::Queued => {
-                        self.cancel_task(task, "Task was cancelled", now)
-                    }
-                    _ => {
-                        t.status = TaskStatus::Cancelled;
-                        t.error = Some("Task was cancelled".into());
-                        t.generation += 1;
-                        let held = std::mem::take(&mut t.held_gates);
-                        self.drop_waits_of(task);
-                        self.leave_gates(held, task, now);
-                    }
-                }
-            }
-        }
-        self.check_run_finished(run_id, now);
-    }
-
-    /// Bookkeeping after a task reached a final state.
-    fn task_final(&mut self, task_id: Uuid, now: Instant) {
-        self.drop_waits_of(task_id);
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        let held = std::mem::take(&mut task.held_gates);
-        let pending: Vec<String> = task.pending_gates.drain(..).map(|g| g.key).collect();
-        let (run_id, def, status) = (task.run_id, task.def, task.status.clone());
-        self.leave_gates(held.into_iter().chain(pending).collect(), task_id, now);
-        if let TaskRef::Index(index) = def
-            && let Some(run) = self.runs.get(&run_id)
-        {
-            let workflow = run.workflow.clone();
-            let ids = run.tasks.clone();
-            let ok = matches!(status, TaskStatus::Completed | TaskStatus::Skipped);
-            for (j, child) in workflow.tasks.iter().enumerate() {
-                if !child.parents.contains(&index) {
-                    continue;
-                }
-                let Some(child_id) = ids.get(j).copied() else {
-                    continue;
-                };
-                if self
-                    .tasks
-                    .get(&child_id)
-                    .is_none_or(|t| t.status != TaskStatus::Pending)
-                {
-                    continue;
-                }
-                if !ok {
-                    if let Some(t) = self.tasks.get_mut(&child_id) {
-                        t.status = TaskStatus::Cancelled;
-                        t.error = Some("Parent task did not complete".into());
-                        t.generation += 1;
-                    }
-                    self.task_final(child_id, now);
-                    continue;
-                }
-                let parents_done = child.parents.iter().all(|p| {
-                    ids.get(*p)
-                        .and_then(|id| self.tasks.get(id))
-                        .is_some_and(|t| {
-                            matches!(t.status, TaskStatus::Completed | TaskStatus::Skipped)
-                        })
-                });
-                if parents_done {
-                    self.activate_task(child_id, now);
-                }
-            }
-        }
-        self.check_run_finished(run_id, now);
-    }
-
-    fn check_run_finished(&mut self, run_id: Uuid, now: Instant) {
-        let Some(run) = self.runs.get(&run_id) else {
-            return;
-        };
-        if run.state != RunState::Running {
-            return;
-        }
-        let all: Vec<&Task> = run
-            .tasks
-            .iter()
-            .chain(&run.on_failure)
-            .filter_map(|id| self.tasks.get(id))
-            .collect();
-        if all.iter().any(|t| !t.status.is_final()) {
-            return;
-        }
-        let main: Vec<&Task> = run
-            .tasks
-            .iter()
-            .filter_map(|id| self.tasks.get(id))
-            .collect();
-        let failed = main.iter().any(|t| t.status == TaskStatus::Failed);
-        if failed && run.on_failure.is_none() && run.workflow.on_failure.is_some() {
-            let mut errors = Map::new();
-            for t in &main {
-                if t.status == TaskStatus::Failed {
-                    errors.insert(
-                        t.readable_id.clone(),
-                        Value::String(t.error.clone().unwrap_or_default()),
-                    );
-                }
-            }
-            let def = run.workflow.on_failure.clone();
-            let priority = run.priority;
-            if let Some(def) = def {
-                let id = Uuid::new_v4();
-                let mut task = new_task(
-                    id,
-                    run_id,
-                    TaskRef::OnFailure,
-                    &def.readable_id,
-                    &def.action,
-                    priority,
-                );
-                task.step_run_errors = errors;
-                self.tasks.insert(id, task);
-                if let Some(run) = self.runs.get_mut(&run_id) {
-                    run.on_failure = Some(id);
-                }
-                self.activate_task(id, now);
-                return;
-            }
-        }
-        let cancelled = main.iter().any(|t| t.status == TaskStatus::Cancelled);
-        let state = if failed {
-            RunState::Failed
-        } else if cancelled {
-            RunState::Cancelled
-        } else {
-            RunState::Completed
-        };
-        self.finalize_run(run_id, state, now);
-    }
-
-    fn finalize_run(&mut self, run_id: Uuid, state: RunState, now: Instant) {
-        let Some(run) = self.runs.get(&run_id) else {
-            return;
-        };
-        let at = SystemTime::now();
-        let results: Vec<StepRunResult> = run
-            .tasks
-            .iter()
-            .chain(&run.on_failure)
-            .filter_map(|id| self.tasks.get(id))
-            .map(|t| StepRunResult {
-                task_run_external_id: t.id.to_string(),
-                task_name: t.readable_id.clone(),
-                job_run_id: t.id.to_string(),
-                error: match t.status {
-                    TaskStatus::Failed | TaskStatus::Cancelled => {
-                        t.error.clone().or_else(|| Some("Task failed".into()))
-                    }
-                    _ => None,
-                },
-                output: match t.status {
-                    TaskStatus::Completed | TaskStatus::Skipped => {
-                        t.output.as_ref().map(Value::to_string)
-                    }
-                    _ => None,
-                },
-            })
-            .collect();
-        let durable_payload = child_result(&results);
-        let event = WorkflowRunEvent {
-            workflow_run_id: run_id.to_string(),
-            event_type: WorkflowRunEventType::Finished as i32,
-            event_timestamp: Some(timestamp(at)),
-            results,
-        };
-        let Some(run) = self.runs.get_mut(&run_id) else {
-            return;
-        };
-        run.state = state;
-        run.outcome = Some(event.clone());
-        let held = std::mem::take(&mut run.held_gates);
-        let durable_parent = run.origin.durable_parent;
-        if let Some(waiters) = self.run_waiters.remove(&run_id) {
-            for tx in waiters {
-                let _ = tx.send(event.clone());
-            }
-        }
-        self.emit_run_final(run_id, state);
-        self.leave_gates(held, run_id, now);
-        if let Some((task, node)) = durable_parent {
-            let (bytes, failure) = durable_payload;
-            self.complete_durable_entry(task, node, bytes, failure);
-        }
-    }
 }
 
-/// The payload a durable parent receives for a finished child: `{task: output}` or the first error.
-fn child_result(results: &[StepRunResult]) -> (Vec<u8>, Option<String>) {
-    if let Some(error) = results.iter().find_map(|r| r.error.clone()) {
-        return (Vec::new(), Some(error));
-    }
-    let mut out = Map::new();
-    for r in results {
-        let value = r
-            .output
-            .as_deref()
-            .and_then(|o| serde_json::from_str(o).ok())
-            .unwrap_or_else(|| json!({}));
-        out.insert(r.task_name.clone(), value);
-    }
-    (
-        serde_json::to_vec(&Value::Object(out)).unwrap_or_default(),
-        None,
-    )
-}
-
-fn new_task(
+pub(crate) fn new_task(
     id: Uuid,
     run_id: Uuid,
     def: TaskRef,
@@ -877,57 +488,5 @@ fn new_task(
         pending_gates: Vec::new(),
         held_gates: Vec::new(),
         log_lines: 0,
-    }
-}
-
-impl State {
-    /// Replays a finished task: it and its finished descendants run again, and the run reopens.
-    pub fn replay_task(&mut self, task_id: Uuid, now: Instant) -> bool {
-        let Some(task) = self.tasks.get(&task_id) else {
-            return false;
-        };
-        if !task.status.is_final() {
-            return false;
-        }
-        let (run_id, def) = (task.run_id, task.def);
-        let Some(run) = self.runs.get_mut(&run_id) else {
-            return false;
-        };
-        run.state = RunState::Running;
-        run.outcome = None;
-        let workflow = run.workflow.clone();
-        let ids = run.tasks.clone();
-        let TaskRef::Index(root) = def else {
-            return false;
-        };
-        // Collect the task and every descendant.
-        let mut reset = vec![root];
-        let mut i = 0;
-        while i < reset.len() {
-            let current = reset[i];
-            for (j, t) in workflow.tasks.iter().enumerate() {
-                if t.parents.contains(&current) && !reset.contains(&j) {
-                    reset.push(j);
-                }
-            }
-            i += 1;
-        }
-        for index in &reset {
-            if let Some(t) = ids.get(*index).and_then(|id| self.tasks.get_mut(id)) {
-                t.status = TaskStatus::Pending;
-                t.generation += 1;
-                t.output = None;
-                t.error = None;
-                t.retry_count = 0;
-                t.triggers = Map::new();
-            }
-        }
-        if let Some(run) = self.runs.get_mut(&run_id)
-            && let Some(on_failure) = run.on_failure.take()
-        {
-            self.tasks.remove(&on_failure);
-        }
-        self.activate_task(task_id, now);
-        true
     }
 }

@@ -24,6 +24,7 @@
 //! ```
 
 pub mod auth;
+pub mod completion;
 pub mod concurrency;
 pub mod conditions;
 pub mod durable;
