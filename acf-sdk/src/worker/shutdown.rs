@@ -18,11 +18,13 @@ pub(crate) fn watch_signals(
     stop: CancellationToken,
 ) {
     tokio::spawn(async move {
+        // Listen once for the whole lifetime, so a second signal arriving right after the first is not lost.
+        let mut signals = Signals::new();
         let mut seen = 0;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = next_signal() => {}
+                () = signals.next() => {}
             }
             seen += 1;
             if seen == 1 && !force_first {
@@ -39,26 +41,50 @@ pub(crate) fn watch_signals(
 }
 
 #[cfg(unix)]
-async fn next_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Self(Some((term, int))),
+            _ => {
+                tracing::warn!("cannot install SIGTERM/SIGINT handlers");
+                Self(None)
             }
         }
-        _ => std::future::pending().await,
+    }
+
+    async fn next(&mut self) {
+        match &mut self.0 {
+            Some((term, int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 
 #[cfg(not(unix))]
-async fn next_signal() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> Self {
+        Self
+    }
+
+    async fn next(&mut self) {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
