@@ -376,6 +376,7 @@ impl State {
             let (bytes, failure) = durable_payload;
             self.complete_durable_entry(task, node, bytes, failure);
         }
+        self.retain_finished(run_id);
     }
 }
 

@@ -20,6 +20,10 @@ use uuid::Uuid;
 /// How many pushed events are kept for `consider_events_since` lookbacks.
 const EVENT_HISTORY: usize = 10_000;
 
+/// Finished runs kept for `GetRunDetails` and late subscribers; older ones are forgotten so a
+/// long-running engine does not grow without bound.
+pub const RETAINED_RUNS: usize = 50_000;
+
 /// Liveness thresholds (Hatchet: 5 s eligibility, 30 s reassignment).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -340,6 +344,10 @@ pub struct State {
     pub legacy_listeners: HashMap<u64, crate::engine::durable::LegacyListener>,
     /// Child runs by (parent task, index/key) for dedupe.
     pub children: HashMap<(Uuid, String), Uuid>,
+    /// Finished runs, oldest first (bounded by [`RETAINED_RUNS`]).
+    pub finished: VecDeque<Uuid>,
+    /// How many finished runs are kept (default [`RETAINED_RUNS`]).
+    pub retained_runs: usize,
     seq: u64,
 }
 
@@ -364,6 +372,8 @@ impl State {
             legacy_results: HashMap::new(),
             legacy_listeners: HashMap::new(),
             children: HashMap::new(),
+            finished: VecDeque::new(),
+            retained_runs: RETAINED_RUNS,
             seq: 0,
         }
     }
@@ -380,6 +390,27 @@ impl State {
             self.events.pop_front();
         }
         self.events.push_back(event);
+    }
+
+    /// Records a finished run and forgets the oldest finished runs beyond `retained_runs`.
+    pub fn retain_finished(&mut self, run_id: Uuid) {
+        self.finished.push_back(run_id);
+        while self.finished.len() > self.retained_runs {
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            // A replayed run is running again: keep it.
+            if self.runs.get(&old).is_some_and(|r| !r.state.is_final()) {
+                continue;
+            }
+            if let Some(run) = self.runs.remove(&old) {
+                for task in run.tasks.iter().chain(&run.on_failure) {
+                    self.tasks.remove(task);
+                }
+                self.children.retain(|_, child| *child != old);
+                self.run_waiters.remove(&old);
+            }
+        }
     }
 
     /// The definition a task instantiates.

@@ -514,3 +514,24 @@ fn cancelled_waiting_and_pending_tasks_finish_the_run() {
     // A late COMPLETED from the worker is ignored.
     assert!(s.tasks[&task_id(&a)].status.is_final());
 }
+
+#[test]
+fn only_the_most_recent_finished_runs_are_retained() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    s.retained_runs = 2;
+    register(&mut s, &workflow(vec![task("a", &[])]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 10);
+    let runs: Vec<Uuid> = (0..3)
+        .map(|_| trigger(&mut s, now, json!({}), None))
+        .collect();
+    for a in drain(&mut rx) {
+        s.complete_task(task_id(&a), json!({}), now);
+    }
+    assert!(
+        !s.runs.contains_key(&runs[0]),
+        "the oldest finished run is forgotten"
+    );
+    assert!(s.runs.contains_key(&runs[1]) && s.runs.contains_key(&runs[2]));
+    assert_eq!(s.tasks.len(), 2);
+}
