@@ -413,15 +413,13 @@ impl State {
             let Some(id) = Uuid::parse_str(&task).ok() else {
                 continue;
             };
-            let Some(t) = self.tasks.get(&id) else {
+            let Some(t) = self.tasks.get_mut(&id) else {
                 continue;
             };
+            // A reconnected worker polls from a new stream: route later completions there too.
+            t.durable.stream = Some(stream);
             let invocation = invocation.max(1);
-            if invocation < t.invocation
-                || t.status.is_final()
-                    && !matches!(t.status, TaskStatus::Completed)
-                    && invocation != t.invocation
-            {
+            if invocation != t.invocation {
                 self.durable_send(
                     stream,
                     Out::ServerEvict(DurableTaskServerEvictNotice {
