@@ -1,11 +1,12 @@
 """Client-side actions of the interop tests, through the official SDK.
 
 usage:
-  interop_client.py run-dag <n>                 triggers InteropDag and awaits the result
+  interop_client.py run-dag <n>                 triggers InteropDag twice and awaits both results
   interop_client.py push <key> <json> [scope]   pushes an event
 Prints one line `RESULT <json>` on success.
 """
 
+import asyncio
 import json
 import os
 import sys
@@ -16,9 +17,24 @@ from interop_app import DagInput, dag, hatchet  # noqa: E402
 
 command = sys.argv[1]
 if command == "run-dag":
-    ref = dag.run(DagInput(n=int(sys.argv[2])), wait_for_result=False)
-    result = ref.result()
-    print("RESULT " + json.dumps({"run_id": ref.workflow_run_id, "result": result}))
+    # Two result paths: `result()` polls GetRunDetails, `aio_result()` listens on
+    # SubscribeToWorkflowRuns.
+    n = int(sys.argv[2])
+    polled = dag.run(DagInput(n=n), wait_for_result=False)
+    streamed = dag.run(DagInput(n=n + 1), wait_for_result=False)
+    result = polled.result()
+    streamed_result = asyncio.run(streamed.aio_result())
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "run_id": polled.workflow_run_id,
+                "result": result,
+                "streamed_run_id": streamed.workflow_run_id,
+                "streamed_result": streamed_result,
+            }
+        )
+    )
 elif command == "push":
     scope = sys.argv[4] if len(sys.argv) > 4 else None
     event = hatchet.event.push(sys.argv[2], json.loads(sys.argv[3]), scope=scope)

@@ -40,6 +40,11 @@ async fn dag_triggered_and_awaited_from_python() {
         dag.tasks[2].parents,
         vec!["first".to_owned(), "second".to_owned()]
     );
+    assert_eq!(
+        out["streamed_result"],
+        json!({"first": {"value": 6}, "second": {"value": 60}, "third": {"sum": 66}}),
+        "aio_result (SubscribeToWorkflowRuns) path"
+    );
     let details = h.details(out["run_id"].as_str().unwrap()).await;
     assert_eq!(status(&details), RunStatus::Completed);
 }
