@@ -274,3 +274,20 @@ async fn cancellation_reaches_the_python_task() {
     let details = h.wait_run(&run, Duration::from_secs(5)).await;
     assert_eq!(status(&details), RunStatus::Cancelled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_worker_reconnects_after_the_engine_drops_its_streams() {
+    let mut h = Harness::start().await;
+    h.worker("reconnect-worker", 5, &["dag"]);
+    h.wait_registered("InteropDag").await;
+    let before = h.trigger("InteropDag", json!({"n": 1})).await;
+    assert_eq!(
+        status(&h.wait_run(&before, RUN_TIMEOUT).await),
+        RunStatus::Completed
+    );
+    h.engine.drop_worker_streams();
+    let after = h.trigger("InteropDag", json!({"n": 2})).await;
+    let details = h.wait_run(&after, RUN_TIMEOUT).await;
+    assert_eq!(status(&details), RunStatus::Completed, "{}", h.logs());
+    assert_eq!(output(&details, "third"), json!({"sum": 33}));
+}
