@@ -834,3 +834,38 @@ async fn durable_children_and_admin_triggers() {
     assert_eq!(cancel.action_type, ActionType::CancelStepRun as i32);
     assert_eq!(cancel.task_run_external_id, a.task_run_external_id);
 }
+
+#[tokio::test]
+async fn release_slot_frees_capacity_and_unsubscribe_stops_new_work() {
+    let engine = Engine::builder().start().await.unwrap();
+    let ch = connect(&engine).await;
+    put(&ch, "RustWf", vec![task("one", &[])]).await.unwrap();
+    let mut worker = Worker::start(&ch, &["rustwf:one"], &[("default", 1)]).await;
+    trigger(&ch, "RustWf", json!({})).await;
+    trigger(&ch, "RustWf", json!({})).await;
+    let first = worker.next().await;
+    let quiet = tokio::time::timeout(Duration::from_millis(300), worker.actions.next()).await;
+    assert!(quiet.is_err(), "one slot: the second run waits");
+    let release = acf_sdk::proto::ReleaseSlotRequest {
+        task_run_external_id: first.task_run_external_id.clone(),
+    };
+    worker.client.release_slot(release).await.unwrap();
+    let second = worker.next().await;
+    assert_ne!(second.task_run_external_id, first.task_run_external_id);
+    // The released task still reports its result.
+    worker
+        .event(&first, StepActionEventType::StepEventTypeCompleted, "{}")
+        .await
+        .unwrap();
+    worker
+        .event(&second, StepActionEventType::StepEventTypeCompleted, "{}")
+        .await
+        .unwrap();
+    let unsubscribe = acf_sdk::proto::WorkerUnsubscribeRequest {
+        worker_id: worker.id.clone(),
+    };
+    worker.client.unsubscribe(unsubscribe).await.unwrap();
+    trigger(&ch, "RustWf", json!({})).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(300), worker.actions.next()).await;
+    assert!(quiet.is_err(), "an unsubscribed worker gets no new work");
+}
