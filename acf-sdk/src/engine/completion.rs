@@ -367,7 +367,7 @@ impl State {
         let durable_parent = run.origin.durable_parent;
         if let Some(waiters) = self.run_waiters.remove(&run_id) {
             for tx in waiters {
-                let _ = tx.send(event.clone());
+                let _ = tx.send(fit_for_stream(&event));
             }
         }
         self.emit_run_final(run_id, state);
@@ -378,6 +378,29 @@ impl State {
         }
         self.retain_finished(run_id);
     }
+}
+
+/// Largest `WorkflowRunEvent` sent on `SubscribeToWorkflowRuns` (clients receive at most 4 MiB).
+const MAX_RUN_EVENT: usize = 4 * 1024 * 1024 - 1024;
+
+/// Shrinks a run result to fit the clients' message limit as Hatchet does: oversized errors are
+/// replaced by a fixed text first, then all results are dropped (clients fall back to
+/// `GetRunDetails`).
+pub fn fit_for_stream(event: &WorkflowRunEvent) -> WorkflowRunEvent {
+    use prost::Message as _;
+    let mut event = event.clone();
+    if event.encoded_len() <= MAX_RUN_EVENT {
+        return event;
+    }
+    for result in &mut event.results {
+        if result.error.as_ref().is_some_and(|e| e.len() > 1024) {
+            result.error = Some("Error is too large to send over the Hatchet stream.".into());
+        }
+    }
+    if event.encoded_len() > MAX_RUN_EVENT {
+        event.results.clear();
+    }
+    event
 }
 
 /// The payload a durable parent receives for a finished child: `{task: output}` or the first error.

@@ -535,3 +535,36 @@ fn only_the_most_recent_finished_runs_are_retained() {
     assert!(s.runs.contains_key(&runs[1]) && s.runs.contains_key(&runs[2]));
     assert_eq!(s.tasks.len(), 2);
 }
+
+#[test]
+fn oversized_run_results_are_trimmed_for_the_stream() {
+    use crate::engine::completion::fit_for_stream;
+    use crate::proto::{StepRunResult, WorkflowRunEvent};
+    let big = "x".repeat(5 << 20);
+    let result = |error: Option<&str>, output: Option<&str>| StepRunResult {
+        task_run_external_id: "t".into(),
+        task_name: "a".into(),
+        job_run_id: "t".into(),
+        error: error.map(Into::into),
+        output: output.map(Into::into),
+    };
+    let small = WorkflowRunEvent {
+        results: vec![result(None, Some("{}"))],
+        ..Default::default()
+    };
+    assert_eq!(fit_for_stream(&small), small);
+    let big_error = WorkflowRunEvent {
+        results: vec![result(Some(&big), None)],
+        ..Default::default()
+    };
+    let fitted = fit_for_stream(&big_error);
+    assert_eq!(
+        fitted.results[0].error.as_deref(),
+        Some("Error is too large to send over the Hatchet stream.")
+    );
+    let big_output = WorkflowRunEvent {
+        results: vec![result(None, Some(&big))],
+        ..Default::default()
+    };
+    assert!(fit_for_stream(&big_output).results.is_empty());
+}

@@ -322,7 +322,7 @@ impl Dispatcher for DispatcherSvc {
                 let mut state = shared.lock();
                 match state.runs.get(&id).and_then(|r| r.outcome.clone()) {
                     Some(outcome) => {
-                        let _ = tx.send(outcome);
+                        let _ = tx.send(crate::engine::completion::fit_for_stream(&outcome));
                     }
                     None => state.run_waiters.entry(id).or_default().push(tx.clone()),
                 }
