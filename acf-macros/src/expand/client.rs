@@ -8,8 +8,8 @@ use syn::spanned::Spanned as _;
 use super::types::{input_type, return_type};
 use crate::model::{Step, Workflow};
 
-/// The inherent `client` constructor. The trigger client needs `Input: Serialize`; its call is spanned on the
-/// input type so a missing derive is reported there.
+/// The inherent `client` constructor. The trigger client needs `Input: Serialize` and `Output: DeserializeOwned`;
+/// its call is spanned on the leaf's return type, where a missing `Deserialize` (the usual omission) belongs.
 pub(crate) fn expand(wf: &Workflow<'_>, workflow_name: &str) -> TokenStream {
     let Some(input) = input_type(wf) else {
         return TokenStream::new();
@@ -32,22 +32,6 @@ pub(crate) fn expand(wf: &Workflow<'_>, workflow_name: &str) -> TokenStream {
         .collect();
     let ids: Vec<String> = leaves.iter().map(|leaf| leaf.readable_id()).collect();
     let self_ty = wf.self_ty;
-    let (output, constructor) = match (outputs.as_slice(), ids.as_slice()) {
-        ([output], [id]) => (
-            output.clone(),
-            quote_spanned! {input.span()=>
-                __acf::TypedWorkflowClient::new(client, #workflow_name, ::core::option::Option::Some(#id))
-            },
-        ),
-        _ => (
-            quote!((#(#outputs,)*)),
-            quote_spanned! {input.span()=>
-                __acf::TypedWorkflowClient::with_decoder(client, #workflow_name, |__acf_run| {
-                    __acf::Ok((#(__acf::decode_run_output::<#outputs>(__acf_run, #ids)?,)*))
-                })
-            },
-        ),
-    };
     // The signature names the leaves' output types through `StepReturn`; spanned on the first leaf's return
     // type, an invalid return type is reported there (once, deduplicated with the dispatch's report).
     let signature_span = leaves
@@ -55,6 +39,22 @@ pub(crate) fn expand(wf: &Workflow<'_>, workflow_name: &str) -> TokenStream {
         .copied()
         .and_then(return_type)
         .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
+    let (output, constructor) = match (outputs.as_slice(), ids.as_slice()) {
+        ([output], [id]) => (
+            output.clone(),
+            quote_spanned! {signature_span=>
+                __acf::TypedWorkflowClient::new(client, #workflow_name, ::core::option::Option::Some(#id))
+            },
+        ),
+        _ => (
+            quote!((#(#outputs,)*)),
+            quote_spanned! {signature_span=>
+                __acf::TypedWorkflowClient::with_decoder(client, #workflow_name, |__acf_run| {
+                    __acf::Ok((#(__acf::decode_run_output::<#outputs>(__acf_run, #ids)?,)*))
+                })
+            },
+        ),
+    };
     // Behind a local alias, the signature stays a plain path: clippy's `type_complexity` has nothing to say
     // about generated code in the user's span, and the alias is inlined by rustdoc.
     let alias = quote_spanned!(signature_span=> __AcfClient);

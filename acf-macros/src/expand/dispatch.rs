@@ -32,12 +32,13 @@ fn arm(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
     let mut decodes = Vec::new();
     let mut call_args = Vec::new();
     // The context comes first: borrowed, or moved when the step takes it by value (decoding is done by then).
+    // Spanned on the declared type, so a wrong context type is reported there.
     if let Some(ctx_arg) = step.args.first() {
         let (_, borrowed) = value_type(&ctx_arg.ty);
         call_args.push(if borrowed {
-            quote!(&__acf_ctx)
+            quote_spanned!(ctx_arg.ty.span()=> &__acf_ctx)
         } else {
-            quote!(__acf_ctx)
+            quote_spanned!(ctx_arg.ty.span()=> __acf_ctx)
         });
     }
     if let Some(input_arg) = step.args.get(1) {
@@ -95,12 +96,15 @@ fn arm(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
             let __acf_output = __acf::StepReturn::into_step_result(#call)?;
         }
     };
+    // An output type that is not `Serialize` is reported at the declared return type.
+    let encode_span = return_type(step).map_or_else(|| method.span(), syn::spanned::Spanned::span);
+    let encode = quote_spanned!(encode_span=> __acf::encode_output(#id, &__acf_output));
     quote! {
         #id => {
             #(#decodes)*
             let __acf_method = <#self_ty>::#method;
             #output
-            __acf::encode_output(#id, &__acf_output)
+            #encode
         }
     }
 }

@@ -1,0 +1,17 @@
+use acf_sdk::{workflow, step, StepError};
+
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct Input {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Out {}
+
+struct W;
+
+#[workflow]
+impl W {
+    #[step]
+    async fn a(&self, _ctx: &String, _input: &Input) -> Result<Out, StepError> { Ok(Out {}) }
+}
+
+fn main() {}
