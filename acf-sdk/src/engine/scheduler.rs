@@ -13,6 +13,20 @@ use std::ops::Bound::{Excluded, Unbounded};
 use std::time::Instant;
 use uuid::Uuid;
 
+/// Largest `AssignedAction` a worker accepts (Python's default receive limit is 4 MiB).
+const MAX_ACTION: usize = 4 * 1024 * 1024;
+
+/// Outcome of one assignment attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Assign {
+    /// Sent to the worker.
+    Done,
+    /// No worker could take it now (stays queued).
+    NoWorker,
+    /// Failed instead (payload too large).
+    Rejected,
+}
+
 impl State {
     /// Slot units a task needs.
     fn slot_needs(&self, task_id: Uuid) -> Vec<(String, i32)> {
@@ -98,11 +112,11 @@ impl State {
             let needs = self.slot_needs(task_id);
             let assigned = match self.pick_worker(task_id, &needs, now) {
                 Some(worker) => self.assign(task_id, worker, needs, now),
-                None => false,
+                None => Assign::NoWorker,
             };
-            if assigned {
+            if assigned == Assign::Done {
                 self.queue.remove(&key);
-            } else {
+            } else if assigned == Assign::NoWorker {
                 blocked.insert(action);
                 if !self.any_capacity(now) {
                     break;
@@ -117,13 +131,21 @@ impl State {
         worker_id: Uuid,
         needs: Vec<(String, i32)>,
         now: Instant,
-    ) -> bool {
+    ) -> Assign {
+        use prost::Message as _;
         let Some(action) = self.assigned_action(task_id, ActionType::StartStepRun) else {
-            return false;
+            return Assign::NoWorker;
         };
+        let len = action.encoded_len();
+        if len > MAX_ACTION {
+            // Workers cannot receive it (4 MiB client limit): fail instead of wedging the worker.
+            let message = format!("Task payload of {len} bytes exceeds the 4 MiB message limit");
+            self.fail_task(task_id, message, now);
+            return Assign::Rejected;
+        }
         let seq = self.next_seq();
         let Some(worker) = self.workers.get_mut(&worker_id) else {
-            return false;
+            return Assign::NoWorker;
         };
         let mut msg = Some(WorkerMsg::Action(Box::new(action)));
         while let Some((_, tx)) = worker.streams.first() {
@@ -136,7 +158,7 @@ impl State {
             }
         }
         if msg.is_some() {
-            return false;
+            return Assign::NoWorker;
         }
         for (slot_type, units) in &needs {
             let pool = worker.pool(slot_type).to_owned();
@@ -144,7 +166,7 @@ impl State {
         }
         worker.last_assigned = seq;
         let Some(task) = self.tasks.get(&task_id) else {
-            return false;
+            return Assign::NoWorker;
         };
         let timeout = self
             .task_def(task)
@@ -152,7 +174,7 @@ impl State {
                 d.timeout
             });
         let Some(task) = self.tasks.get_mut(&task_id) else {
-            return false;
+            return Assign::NoWorker;
         };
         task.status = TaskStatus::Running(Box::new(Assignment {
             worker: worker_id,
@@ -168,7 +190,7 @@ impl State {
                 generation,
             },
         );
-        true
+        Assign::Done
     }
 
     /// Tells the worker running `task_id` to cancel it.

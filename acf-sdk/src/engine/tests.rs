@@ -568,3 +568,19 @@ fn oversized_run_results_are_trimmed_for_the_stream() {
     };
     assert!(fit_for_stream(&big_output).results.is_empty());
 }
+
+#[test]
+fn a_payload_too_large_for_workers_fails_the_task() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(&mut s, &workflow(vec![task("a", &[])]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let run = trigger(&mut s, now, json!({"blob": "x".repeat(5 << 20)}), None);
+    assert!(drain(&mut rx).is_empty());
+    assert_eq!(s.runs[&run].state, RunState::Failed);
+    let error = s.runs[&run].outcome.as_ref().unwrap().results[0]
+        .error
+        .clone()
+        .unwrap();
+    assert!(error.contains("exceeds the 4 MiB message limit"), "{error}");
+}
