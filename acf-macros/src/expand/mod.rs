@@ -34,9 +34,24 @@ pub(crate) fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let model = parse::workflow(&cx, args, &item_impl);
     validate::check(&cx, &model);
-    match cx.check() {
+    let output = match cx.check() {
         Ok(()) => generate(&model),
         Err(errors) => fallback::expand(&model, &errors),
+    };
+    debug_dump(&model, &output);
+    output
+}
+
+/// `ACF_MACROS_DEBUG=1` prints every `#[workflow]` expansion to stderr, `ACF_MACROS_DEBUG=OrderPipeline` only
+/// that type's. Off (and silent) unless set; the variable is read at expansion time, so touch the file or
+/// `cargo clean -p` the crate to see it again.
+fn debug_dump(wf: &Workflow<'_>, output: &TokenStream) {
+    let Some(wanted) = std::env::var_os("ACF_MACROS_DEBUG") else {
+        return;
+    };
+    let type_name = wf.type_ident.map(ToString::to_string).unwrap_or_default();
+    if wanted == "1" || wanted == type_name.as_str() {
+        eprintln!("#[workflow] expansion for `{type_name}`:\n{output}");
     }
 }
 
