@@ -150,7 +150,10 @@ pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
 /// Result<Output, E>` where every step takes the same `Input: Serialize + DeserializeOwned + JsonSchema`,
 /// `Output: Serialize + DeserializeOwned`, and `E: Into<StepError>` (any `std::error::Error + Send + Sync`).
 /// The input and parent arguments may be taken by reference or by value. The generated `client` method
-/// and the `Workflow` impl mean these names are taken on the type.
+/// means a method of that name is rejected.
+///
+/// To see what the macro generates, build with `ACF_MACROS_DEBUG=1` (every workflow) or
+/// `ACF_MACROS_DEBUG=OrderPipeline` (one type): the expansion is printed to stderr.
 #[doc(inline)]
 pub use acf_macros::workflow;
 
