@@ -33,7 +33,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run a sample multi-session conversation on an embedded engine with the echo brain, print every turn, exit.
     Demo {
-        /// Use the configured Redis (`[storage.session]`) instead of in-memory stores.
+        /// Use the configured Redis (`[storage.session]`) instead of in-memory stores (also selected by
+        /// `RUCHE_STORAGE__SESSION__BACKEND=redis`).
         #[arg(long)]
         redis: bool,
         /// Log at the configured level instead of `warning` (logs are JSON lines on stdout).

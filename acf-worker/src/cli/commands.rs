@@ -65,6 +65,11 @@ async fn run(args: &RunArgs, settings: &Settings) -> Result<(), CliError> {
 }
 
 async fn demo(settings: &Settings, redis: bool) -> Result<(), CliError> {
+    // The shipped default.toml names Redis for production use; the demo only uses it when asked explicitly, by the
+    // flag or by selecting the backend in the environment.
+    let redis = redis
+        || std::env::var("RUCHE_STORAGE__SESSION__BACKEND")
+            .is_ok_and(|b| b.eq_ignore_ascii_case("redis"));
     let mut out = std::io::stdout();
     let report = demo::run_demo(settings, redis, &mut out).await?;
     out.flush()?;
