@@ -123,7 +123,7 @@ class GroupInput(BaseModel):
 )
 async def grouped(input: GroupInput, ctx: Context) -> dict:
     start = time.time()
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.0)
     record("grouped", group=input.group, index=input.index, start=start, end=time.time())
     return {"group": input.group, "index": input.index}
 
