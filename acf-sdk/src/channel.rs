@@ -47,6 +47,7 @@ pub type AuthedChannel = InterceptedService<Channel, AuthInterceptor>;
 /// A lazily connected channel plus the settings every client stub needs.
 #[derive(Clone, Debug)]
 pub struct Connection {
+    endpoint: Endpoint,
     channel: Channel,
     auth: AuthInterceptor,
     config: Arc<ClientConfig>,
@@ -56,11 +57,11 @@ macro_rules! stub {
     ($(#[$doc:meta])* $name:ident, $client:ident) => {
         $(#[$doc])*
         pub fn $name(&self) -> $client<AuthedChannel> {
-            $client::with_interceptor(self.channel.clone(), self.auth.clone())
-                .send_compressed(CompressionEncoding::Gzip)
+            let stub = $client::with_interceptor(self.channel.clone(), self.auth.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(self.config.max_recv_message_length)
-                .max_encoding_message_size(self.config.max_send_message_length)
+                .max_encoding_message_size(self.config.max_send_message_length);
+            if self.config.gzip { stub.send_compressed(CompressionEncoding::Gzip) } else { stub }
         }
     };
 }
@@ -96,9 +97,22 @@ impl Connection {
         }
         Ok(Self {
             channel: endpoint.connect_lazy(),
+            endpoint,
             auth: AuthInterceptor { header },
             config,
         })
+    }
+
+    /// The same settings on a new HTTP/2 connection. Long-lived streams (the action stream, run results,
+    /// durable waits) each get their own, as Python opens a channel per listener: a stream's pushes then never
+    /// queue behind unrelated traffic on one TCP connection, and a reconnect starts from a fresh transport.
+    pub fn dedicated(&self) -> Self {
+        Self {
+            endpoint: self.endpoint.clone(),
+            channel: self.endpoint.connect_lazy(),
+            auth: self.auth.clone(),
+            config: Arc::clone(&self.config),
+        }
     }
 
     /// The configuration.

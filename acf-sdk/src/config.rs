@@ -178,6 +178,8 @@ pub struct ClientConfig {
     pub retry_max_attempts: u32,
     /// Also retry `NOT_FOUND`.
     pub retry_not_found: bool,
+    /// Compress requests with gzip (Python does on every call; the engine accepts identity too). Default true.
+    pub gzip: bool,
 }
 
 impl ClientConfig {
@@ -297,6 +299,7 @@ impl ClientConfig {
                 .unwrap_or(5),
             retry_not_found: parse_bool(&get, "HATCHET_CLIENT_TENACITY_RETRY_NOT_FOUND")?
                 .unwrap_or(false),
+            gzip: true,
         })
     }
 
@@ -311,6 +314,13 @@ impl ClientConfig {
     #[must_use]
     pub fn with_tls_strategy(mut self, strategy: TlsStrategy) -> Self {
         self.tls.strategy = strategy;
+        self
+    }
+
+    /// Turns gzip compression of requests on or off (responses are accepted either way).
+    #[must_use]
+    pub fn with_gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
         self
     }
 

@@ -257,7 +257,7 @@ impl DurableClient {
                     }
                 })
             };
-            let mut client = shared.client.connection().v1_dispatcher();
+            let mut client = shared.client.connection().dedicated().v1_dispatcher();
             drop(shared);
             match client.durable_task(UnboundedReceiverStream::new(rx)).await {
                 Ok(response) => {
@@ -445,7 +445,7 @@ impl DurableClient {
                 }
                 state.legacy_outbound = Some(tx);
             }
-            let mut client = shared.client.connection().v1_dispatcher();
+            let mut client = shared.client.connection().dedicated().v1_dispatcher();
             drop(shared);
             if let Ok(response) = client
                 .listen_for_durable_event(UnboundedReceiverStream::new(rx))

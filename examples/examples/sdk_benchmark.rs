@@ -43,9 +43,9 @@ impl Stats {
         sorted.get(i).copied().unwrap_or_default()
     }
 
-    fn line(&self, name: &str) -> String {
+    fn line(&self, name: &str, inflight: usize) -> String {
         format!(
-            "| {name} | {} | {:.0} | {:.2} | {:.2} |",
+            "| {name} | {inflight} | {} | {:.0} | {:.2} | {:.2} |",
             self.runs,
             self.runs as f64 / self.elapsed.as_secs_f64(),
             self.pct(0.5).as_secs_f64() * 1000.0,
@@ -120,46 +120,94 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
-    let concurrency: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
-    let (engine, client) = acf_examples::local_engine().await?;
-
-    // Floor: a raw tonic unary round trip (GetVersion) over the same channel settings.
-    let dispatcher = client.connection().dispatcher();
-    let floor = drive(runs * 5, concurrency, move |_| {
-        let mut d = dispatcher.clone();
-        async move {
-            d.get_version(GetVersionRequest {})
-                .await
-                .expect("GetVersion");
-        }
-    })
-    .await;
-
-    // Rust worker.
-    let wf = WorkflowBuilder::new("bench-rs")
+async fn start_rust_worker(
+    client: &Client,
+    tuned: bool,
+) -> Result<acf_sdk::WorkerHandle, Box<dyn std::error::Error>> {
+    let name = if tuned { "bench-rs-tuned" } else { "bench-rs" };
+    let wf = WorkflowBuilder::new(name)
         .task(
             TaskDefinition::new("noop"),
             |_: Value, _ctx: Context| async move { Ok::<_, StepError>(json!({ "ok": true })) },
         )
         .build()?;
     let worker = client
-        .worker("bench-rs-worker")
+        .worker(&format!("{name}-worker"))
         .slots(100)
+        .send_started(!tuned)
         .handle_signals(false)
         .workflow(wf)
         .build()?;
     let handle = worker.handle();
-    let running = tokio::spawn(worker.run());
+    tokio::spawn(worker.run());
     while handle.status().not_ready_reason().is_some() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let rust = workflow_runs(&client, "bench-rs", runs, concurrency).await;
+    Ok(handle)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
+    let concurrency: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
+    let serial = (runs / 10).max(50);
+    let (engine, client) = acf_examples::local_engine().await?;
+    let mut rows = Vec::new();
+
+    // Floor: a raw tonic unary round trip (GetVersion) over the same channel settings.
+    let get_version = |client: &Client| {
+        let dispatcher = client.connection().dispatcher();
+        move |_| {
+            let mut d = dispatcher.clone();
+            async move {
+                d.get_version(GetVersionRequest {})
+                    .await
+                    .expect("GetVersion");
+            }
+        }
+    };
+    rows.push((
+        "raw tonic unary round trip (GetVersion)",
+        1,
+        drive(serial, 1, get_version(&client)).await,
+    ));
+    rows.push((
+        "raw tonic unary round trip (GetVersion)",
+        concurrency,
+        drive(runs, concurrency, get_version(&client)).await,
+    ));
+
+    // Rust worker, defaults (gzip, STARTED reported, as Python does).
+    let handle = start_rust_worker(&client, false).await?;
+    rows.push((
+        "Rust worker, no-op (defaults)",
+        1,
+        workflow_runs(&client, "bench-rs", serial, 1).await,
+    ));
+    rows.push((
+        "Rust worker, no-op (defaults)",
+        concurrency,
+        workflow_runs(&client, "bench-rs", runs, concurrency).await,
+    ));
     handle.shutdown();
-    running.await??;
+
+    // Rust worker, tuned: no gzip on tiny messages, no STARTED report.
+    let env: std::collections::HashMap<String, String> = engine.client_env().into_iter().collect();
+    let tuned_client =
+        Client::new(acf_sdk::ClientConfig::from_lookup(|k| env.get(k).cloned())?.with_gzip(false))?;
+    let handle = start_rust_worker(&tuned_client, true).await?;
+    rows.push((
+        "Rust worker, no-op (no gzip, no STARTED)",
+        1,
+        workflow_runs(&tuned_client, "bench-rs-tuned", serial, 1).await,
+    ));
+    rows.push((
+        "Rust worker, no-op (no gzip, no STARTED)",
+        concurrency,
+        workflow_runs(&tuned_client, "bench-rs-tuned", runs, concurrency).await,
+    ));
+    handle.shutdown();
 
     // Python SDK worker on the same engine.
     let dir = std::env::temp_dir().join(format!("acf-bench-{}", std::process::id()));
@@ -176,7 +224,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn()?;
-    // Wait until the Python worker serves runs.
     let ready = Instant::now();
     loop {
         let attempt = tokio::time::timeout(
@@ -193,29 +240,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let py_runs = (runs / 4).max(100);
-    let py = workflow_runs(&client, "bench-py", py_runs, concurrency).await;
+    rows.push((
+        "Python SDK 1.43.1 worker, no-op",
+        1,
+        workflow_runs(&client, "bench-py", serial, 1).await,
+    ));
+    rows.push((
+        "Python SDK 1.43.1 worker, no-op",
+        concurrency,
+        workflow_runs(&client, "bench-py", (runs / 4).max(100), concurrency).await,
+    ));
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("runs={runs} concurrency={concurrency}");
-    println!("| path | calls | throughput (/s) | p50 (ms) | p99 (ms) |");
-    println!("|---|---|---|---|---|");
-    println!("{}", floor.line("raw tonic unary round trip (GetVersion)"));
+    println!("| path | in flight | calls | throughput (/s) | p50 (ms) | p99 (ms) |");
+    println!("|---|---|---|---|---|---|");
+    for (name, inflight, stats) in &rows {
+        println!("{}", stats.line(name, *inflight));
+    }
+    let tput = |i: usize| rows[i].2.runs as f64 / rows[i].2.elapsed.as_secs_f64();
+    let p50 = |i: usize| rows[i].2.pct(0.5).as_secs_f64();
     println!(
-        "{}",
-        rust.line("Rust worker, no-op task (trigger → result)")
-    );
-    println!(
-        "{}",
-        py.line("Python SDK worker, no-op task (trigger → result)")
-    );
-    println!(
-        "throughput ratio Rust/Python: {:.1}x; Rust p50 / raw p50: {:.1}x",
-        (rust.runs as f64 / rust.elapsed.as_secs_f64())
-            / (py.runs as f64 / py.elapsed.as_secs_f64()),
-        rust.pct(0.5).as_secs_f64() / floor.pct(0.5).as_secs_f64()
+        "Rust/Python throughput: {:.1}x (defaults), {:.1}x (tuned); Rust p50 / raw p50 at 1 in flight: {:.1}x (defaults), {:.1}x (tuned)",
+        tput(3) / tput(7),
+        tput(5) / tput(7),
+        p50(2) / p50(0),
+        p50(4) / p50(0)
     );
     Ok(())
 }

@@ -148,10 +148,10 @@ async fn panics_fail_the_run_and_cancellation_reports_nothing() {
         other => panic!("expected a failed run, got {other:?}"),
     }
     // A panic is an ordinary (retryable) failure: 1 attempt + 3 retries.
-    assert_eq!(
-        handle.metrics().outcomes("panicky:boom", Outcome::Failed),
-        4
-    );
+    eventually(Duration::from_secs(10), || async {
+        handle.metrics().outcomes("panicky:boom", Outcome::Failed) == 4
+    })
+    .await;
 
     let run = client
         .trigger("cancellable", json!({}), TriggerOptions::default())
@@ -276,12 +276,13 @@ async fn slots_bound_concurrency() {
         "peak {}",
         peak.load(Ordering::SeqCst)
     );
-    assert_eq!(
+    eventually(Duration::from_secs(10), || async {
         handle
             .metrics()
-            .outcomes("bounded:work", Outcome::Completed),
-        8
-    );
+            .outcomes("bounded:work", Outcome::Completed)
+            == 8
+    })
+    .await;
     handle.shutdown();
     within(30, join).await.unwrap().unwrap();
 }

@@ -74,10 +74,10 @@ async fn simple_task_and_dag_run_end_to_end() {
         );
     }
     let metrics = handle.metrics();
-    assert_eq!(
-        metrics.outcomes("math-flow:double", acf_sdk::worker::Outcome::Completed),
-        11
-    );
+    sdk_support::eventually(Duration::from_secs(10), || async {
+        metrics.outcomes("math-flow:double", acf_sdk::worker::Outcome::Completed) == 11
+    })
+    .await;
 
     handle.shutdown();
     within(30, join).await.unwrap().unwrap();

@@ -44,7 +44,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Self> {
         let config = Arc::new(config);
         let conn = Connection::new(Arc::clone(&config))?;
-        let runs = runs::RunListener::new(conn.clone());
+        let runs = runs::RunListener::new(conn.dedicated());
         Ok(Self {
             inner: Arc::new(Inner { config, conn, runs }),
         })

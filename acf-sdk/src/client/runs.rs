@@ -20,6 +20,8 @@ type Waiters = HashMap<String, Vec<oneshot::Sender<WorkflowRunEvent>>>;
 struct State {
     waiters: Waiters,
     sender: Option<mpsc::UnboundedSender<SubscribeToWorkflowRunsRequest>>,
+    /// Whether the stream task is alive (connected or reconnecting): exactly one at a time.
+    running: bool,
 }
 
 /// The shared run-result listener.
@@ -63,9 +65,10 @@ impl RunListener {
                 .sender
                 .as_ref()
                 .is_some_and(|s| s.send(request(run_id)).is_ok());
-            if !sent {
-                // No live stream: start one; it subscribes every outstanding id (including this one).
-                state.sender = None;
+            if !sent && !state.running {
+                // No stream task: start one; it subscribes every outstanding id (including this one). A task
+                // that is reconnecting re-sends every outstanding id itself.
+                state.running = true;
                 let this = self.clone();
                 tokio::spawn(async move { this.run().await });
             }
@@ -88,6 +91,7 @@ impl RunListener {
                 let mut state = self.lock();
                 if state.waiters.is_empty() {
                     state.sender = None;
+                    state.running = false;
                     return;
                 }
                 for id in state.waiters.keys() {
@@ -123,6 +127,7 @@ impl RunListener {
                 let mut state = self.lock();
                 state.sender = None;
                 if state.waiters.is_empty() {
+                    state.running = false;
                     return;
                 }
             }

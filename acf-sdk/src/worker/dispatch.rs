@@ -102,31 +102,32 @@ async fn run(
     let begun = Instant::now();
     let k = key(&action);
     let Some(entry) = shared.actions.get(&action.action_id) else {
-        lock(&shared.running).remove(&k);
         // Python ignores unknown actions and lets them time out; failing them at once is kinder.
         let err = StepError::from_kind(StepErrorKind::UnknownAction(action.action_id.clone()));
         report_failure(shared, &action, &err).await;
         shared
             .metrics
             .record(&action.action_id, Outcome::Failed, begun.elapsed());
+        lock(&shared.running).remove(&k);
         return;
     };
     let permits = acquire(shared, &entry.slot_requests).await;
-    let started = {
+    let started = shared.options.send_started.then(|| {
         let shared = Arc::clone(shared);
         let action = action.clone();
         tokio::spawn(async move {
+            let started = StepActionEventType::StepEventTypeStarted;
             send(
                 &shared,
                 &action,
-                StepActionEventType::StepEventTypeStarted,
+                started,
                 String::new(),
                 None,
                 RetryPolicy::once(),
             )
-            .await
+            .await;
         })
-    };
+    });
 
     let metadata: Map<String, Value> = action
         .additional_metadata
@@ -198,8 +199,10 @@ async fn run(
             }
         }
     };
-    lock(&shared.running).remove(&k);
-    let _ = started.await;
+    if let Some(started) = started {
+        // STARTED goes out concurrently with the step, but always before the final report.
+        let _ = started.await;
+    }
     if cancelled.load(Ordering::SeqCst) {
         // The engine already finalised a cancelled run: report nothing.
         shared
@@ -230,6 +233,8 @@ async fn run(
         }
     }
     backend.release_local_slots();
+    // Only now: a drain waits for this entry, so the report has gone out before the worker unsubscribes.
+    lock(&shared.running).remove(&k);
 }
 
 fn panicked(shared: &Shared, step: &str, payload: &(dyn std::any::Any + Send)) -> StepError {

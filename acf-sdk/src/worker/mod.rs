@@ -48,6 +48,7 @@ pub struct WorkerBuilder {
     heartbeat_interval: Duration,
     max_consecutive_failures: u32,
     handle_signals: bool,
+    send_started: bool,
     health_addr: Option<SocketAddr>,
 }
 
@@ -74,6 +75,7 @@ impl Client {
             heartbeat_interval: Duration::from_secs(4),
             max_consecutive_failures: 15,
             handle_signals: true,
+            send_started: true,
             health_addr: health_addr.flatten(),
         }
     }
@@ -152,6 +154,14 @@ impl WorkerBuilder {
     #[must_use]
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.handle_signals = on;
+        self
+    }
+
+    /// Whether to report `STARTED` for each step (default true, as Python). The engine only records it for
+    /// observability, so turning it off saves one call per step on hot paths.
+    #[must_use]
+    pub fn send_started(mut self, on: bool) -> Self {
+        self.send_started = on;
         self
     }
 
@@ -250,6 +260,7 @@ impl WorkerBuilder {
                 heartbeat_interval: self.heartbeat_interval,
                 max_consecutive_failures: self.max_consecutive_failures,
                 handle_signals: self.handle_signals,
+                send_started: self.send_started,
             },
             status: Mutex::new(WorkerStatus::default()),
             running: Mutex::new(HashMap::new()),

@@ -259,7 +259,8 @@ pub(crate) async fn supervise(
         };
 
         let session = signals.session.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut client = shared.client.connection().dispatcher();
+        // A fresh connection per (re)connect, as Python does.
+        let mut client = shared.client.connection().dedicated().dispatcher();
         let mut request = tonic::Request::new(WorkerListenRequest { worker_id });
         if let Some(t) = shared.client.config().listener_v2_timeout {
             request.set_timeout(t);

@@ -38,6 +38,7 @@ pub(crate) struct Options {
     pub heartbeat_interval: Duration,
     pub max_consecutive_failures: u32,
     pub handle_signals: bool,
+    pub send_started: bool,
 }
 
 /// A snapshot of the worker's health.
