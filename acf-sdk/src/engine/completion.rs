@@ -292,7 +292,6 @@ impl State {
                 }
             }
             let def = run.workflow.on_failure.clone();
-            let priority = run.priority;
             if let Some(def) = def {
                 let id = Uuid::new_v4();
                 let mut task = new_task(
@@ -301,7 +300,6 @@ impl State {
                     TaskRef::OnFailure,
                     &def.readable_id,
                     &def.action,
-                    priority,
                 );
                 task.step_run_errors = errors;
                 self.tasks.insert(id, task);

@@ -219,20 +219,12 @@ impl State {
             return;
         }
         let workflow = run.workflow.clone();
-        let priority = run.priority;
         let mut ids = Vec::with_capacity(workflow.tasks.len());
         for (i, def) in workflow.tasks.iter().enumerate() {
             let id = Uuid::new_v4();
             self.tasks.insert(
                 id,
-                new_task(
-                    id,
-                    run_id,
-                    TaskRef::Index(i),
-                    &def.readable_id,
-                    &def.action,
-                    priority,
-                ),
+                new_task(id, run_id, TaskRef::Index(i), &def.readable_id, &def.action),
             );
             ids.push(id);
         }
@@ -466,7 +458,6 @@ pub(crate) fn new_task(
     def: TaskRef,
     readable_id: &str,
     action: &str,
-    _priority: i32,
 ) -> Task {
     Task {
         id,

@@ -268,7 +268,7 @@ pub struct Task {
     pub pending_gates: Vec<GateSpec>,
     /// Concurrency gate keys held.
     pub held_gates: Vec<String>,
-    /// Next `PutStreamEvent` index seen (informational).
+    /// `PutLog` lines received (lines themselves go to `tracing` at debug level).
     pub log_lines: usize,
 }
 
