@@ -1,6 +1,8 @@
 //! Benchmark (not a test): no-op task throughput through the embedded engine with official Python
 //! SDK workers. Triggers runs of `BenchNoop` in bulk and waits for every result on one
-//! `SubscribeToWorkflowRuns` stream; prints runs/s per worker count.
+//! `SubscribeToWorkflowRuns` stream; prints runs/s per worker count. A second measurement replaces
+//! the Python workers by minimal raw-gRPC workers in this process, which shows the engine's own
+//! ceiling.
 //!
 //! ```sh
 //! cargo bench -p acf-tests --bench engine_python_noop
@@ -10,10 +12,16 @@
 #[path = "../tests/engine_support/mod.rs"]
 mod engine_support;
 
-use acf_sdk::proto::SubscribeToWorkflowRunsRequest;
 use acf_sdk::proto::dispatcher_client::DispatcherClient;
+use acf_sdk::proto::v1::CreateTaskOpts;
+use acf_sdk::proto::v1::CreateWorkflowVersionRequest;
 use acf_sdk::proto::v1::TriggerWorkflowRequest;
+use acf_sdk::proto::v1::admin_service_client::AdminServiceClient;
 use acf_sdk::proto::workflow_service_client::WorkflowServiceClient;
+use acf_sdk::proto::{
+    HeartbeatRequest, StepActionEvent, StepActionEventType, SubscribeToWorkflowRunsRequest,
+    WorkerListenRequest, WorkerRegisterRequest,
+};
 use engine_support::{Authed, Harness, connect};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -80,6 +88,96 @@ async fn run_batch(ch: &Authed, n: usize) -> Duration {
     start.elapsed()
 }
 
+/// A minimal worker on raw gRPC: registers, heartbeats, and completes every action with `{}`.
+async fn raw_worker(ch: Authed, slots: i32) {
+    let mut client = DispatcherClient::new(ch);
+    let req = WorkerRegisterRequest {
+        worker_name: "raw-bench".into(),
+        actions: vec!["benchnoop:benchnoop".into()],
+        services: vec!["default".into()],
+        slot_config: [("default".to_owned(), slots)].into_iter().collect(),
+        ..Default::default()
+    };
+    let id = client
+        .register(req)
+        .await
+        .expect("register")
+        .into_inner()
+        .worker_id;
+    let mut actions = client
+        .listen_v2(WorkerListenRequest {
+            worker_id: id.clone(),
+        })
+        .await
+        .expect("listen")
+        .into_inner();
+    let mut heartbeat = client.clone();
+    let hb_id = id.clone();
+    tokio::spawn(async move {
+        loop {
+            let req = HeartbeatRequest {
+                worker_id: hb_id.clone(),
+                heartbeat_at: None,
+            };
+            if heartbeat.heartbeat(req).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(4)).await;
+        }
+    });
+    while let Some(Ok(action)) = actions.next().await {
+        let mut client = client.clone();
+        let worker_id = id.clone();
+        tokio::spawn(async move {
+            let event = StepActionEvent {
+                worker_id,
+                task_run_external_id: action.task_run_external_id,
+                action_id: action.action_id,
+                event_type: StepActionEventType::StepEventTypeCompleted as i32,
+                retry_count: Some(action.retry_count),
+                ..Default::default()
+            };
+            client
+                .send_step_action_event(event)
+                .await
+                .expect("completed");
+        });
+    }
+}
+
+/// Engine ceiling: the same measurement with in-process raw-gRPC workers.
+async fn raw_measurement(runs: usize, slots: u32) {
+    let engine = acf_sdk::engine::Engine::builder()
+        .start()
+        .await
+        .expect("engine");
+    let ch = connect(&engine).await;
+    let task = CreateTaskOpts {
+        readable_id: "benchnoop".into(),
+        action: "benchnoop:benchnoop".into(),
+        timeout: "1m".into(),
+        ..Default::default()
+    };
+    let req = CreateWorkflowVersionRequest {
+        name: "BenchNoop".into(),
+        tasks: vec![task],
+        ..Default::default()
+    };
+    AdminServiceClient::new(ch.clone())
+        .put_workflow(req)
+        .await
+        .expect("register workflow");
+    tokio::spawn(raw_worker(ch.clone(), i32::try_from(slots).unwrap_or(100)));
+    run_batch(&ch, 200).await;
+    let elapsed = run_batch(&ch, runs).await;
+    let rate = runs as f64 / elapsed.as_secs_f64();
+    println!(
+        "raw-grpc worker (engine ceiling) runs={runs:<6} elapsed={:>7.2}s  throughput={rate:>8.1} runs/s",
+        elapsed.as_secs_f64()
+    );
+    engine.shutdown().await;
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let runs: usize = env_or("BENCH_RUNS", 2000);
@@ -108,4 +206,5 @@ async fn main() {
             elapsed.as_secs_f64()
         );
     }
+    raw_measurement(runs, slots).await;
 }
