@@ -20,6 +20,7 @@ from hatchet_sdk import (
     EmptyModel,
     Hatchet,
     NonRetryableException,
+    ParentCondition,
     SleepCondition,
     UserEventCondition,
     or_,
@@ -154,6 +155,47 @@ async def cancellable(input: EmptyModel, ctx: Context) -> dict:
     return {"cancelled": False}
 
 
+# --- DAG conditions: wait_for (event OR sleep), skip_if on a parent output, on-failure ------------
+class GateInput(BaseModel):
+    fail: bool = False
+
+
+gated = hatchet.workflow(name="InteropGated", input_validator=GateInput)
+
+
+@gated.task()
+def opener(input: GateInput, ctx: Context) -> dict:
+    return {"skip_me": True}
+
+
+@gated.task(
+    parents=[opener],
+    wait_for=[
+        or_(
+            SleepCondition(timedelta(seconds=30)),
+            UserEventCondition(event_key="interop:go", expression="input.ok == true"),
+        )
+    ],
+)
+def waiter(input: GateInput, ctx: Context) -> dict:
+    record("gated", task="waiter", triggers=ctx.trigger_data)
+    if input.fail:
+        raise RuntimeError("waiter failed on purpose")
+    return {"triggers": list(ctx.trigger_data.keys())}
+
+
+@gated.task(parents=[opener], skip_if=[ParentCondition(parent=opener, expression="output.skip_me == true")])
+def skipped(input: GateInput, ctx: Context) -> dict:
+    record("gated", task="skipped")
+    return {"ran": True}
+
+
+@gated.on_failure_task()
+def on_failure(input: GateInput, ctx: Context) -> dict:
+    record("gated", task="on_failure", errors=ctx.task_run_errors)
+    return {"handled": True}
+
+
 # --- a no-op task for the throughput benchmark -----------------------------------------------------
 @hatchet.task(name="BenchNoop")
 async def bench_noop(input: EmptyModel, ctx: Context) -> dict:
@@ -170,4 +212,5 @@ WORKFLOWS = {
     "slow": slow,
     "cancellable": cancellable,
     "noop": bench_noop,
+    "gated": gated,
 }

@@ -297,3 +297,71 @@ async fn python_worker_reconnects_after_the_engine_drops_its_streams() {
     assert_eq!(status(&details), RunStatus::Completed, "{}", h.logs());
     assert_eq!(output(&details, "third"), json!({"sum": 33}));
 }
+
+/// Waits until a task of a run reports COMPLETED in `GetRunDetails`.
+async fn wait_task_completed(h: &Harness, run: &str, task: &str) {
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    loop {
+        let details = h.details(run).await;
+        if details
+            .task_runs
+            .get(task)
+            .is_some_and(|t| t.status == RunStatus::Completed as i32)
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{task} never completed: {details:?}\n{}",
+            h.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dag_conditions_skip_and_on_failure_from_python() {
+    let mut h = Harness::start().await;
+    h.worker("gated-worker", 5, &["gated"]);
+    h.wait_registered("InteropGated").await;
+
+    // wait_for: an event OR a 30 s sleep; the CEL filter rejects the first push.
+    let run = h.trigger("InteropGated", json!({"fail": false})).await;
+    wait_task_completed(&h, &run, "opener").await;
+    h.client(&["push", "interop:go", r#"{"ok": false}"#]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        h.records("gated").is_empty(),
+        "an event failing the CEL filter must not release the task"
+    );
+    h.client(&["push", "interop:go", r#"{"ok": true}"#]).await;
+    let details = h.wait_run(&run, RUN_TIMEOUT).await;
+    assert_eq!(status(&details), RunStatus::Completed, "{}", h.logs());
+    assert_eq!(
+        output(&details, "waiter"),
+        json!({"triggers": ["filter_payload", "interop:go"]})
+    );
+    let waiter = h.records("gated");
+    assert_eq!(waiter[0]["triggers"]["interop:go"], json!({"ok": true}));
+    // skip_if on the parent's output: the task never ran and reports {"skipped": true}.
+    assert_eq!(output(&details, "skipped"), json!({"skipped": true}));
+    assert!(!waiter.iter().any(|r| r["task"] == "skipped"));
+
+    // A failing task runs the on-failure task with the upstream errors.
+    let run = h.trigger("InteropGated", json!({"fail": true})).await;
+    wait_task_completed(&h, &run, "opener").await;
+    h.client(&["push", "interop:go", r#"{"ok": true}"#]).await;
+    let details = h.wait_run(&run, RUN_TIMEOUT).await;
+    assert_eq!(status(&details), RunStatus::Failed, "{}", h.logs());
+    let records = h
+        .wait_records("gated", Duration::from_secs(10), |r| {
+            r.iter().any(|x| x["task"] == "on_failure")
+        })
+        .await;
+    let handled = records.iter().find(|r| r["task"] == "on_failure").unwrap();
+    let error = handled["errors"]["waiter"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("waiter failed on purpose"),
+        "on-failure saw {handled}"
+    );
+}
