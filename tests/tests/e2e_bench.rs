@@ -5,6 +5,8 @@
 //!
 //! * turns per second, and the latency a turn adds beyond its accumulation window and brain time (p50, p99);
 //! * session mutex acquire+release pairs per second, to compare with `redis-benchmark` at the same concurrency.
+//!
+//! Knobs: `ACF_BENCH_SESSIONS` (20), `ACF_BENCH_MESSAGES` (25), `ACF_BENCH_CONCURRENCY` (50), `ACF_BENCH_PAIRS` (400).
 
 mod e2e_support;
 
