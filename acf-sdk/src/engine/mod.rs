@@ -12,10 +12,12 @@
 //!   polls timers every 1–30 s, so code that passes here may observe coarser timing in production.
 //! * **Liveness as Hatchet:** workers get work only with a heartbeat younger than 5 s, and running
 //!   tasks of a worker silent for 30 s are re-queued (both adjustable for tests).
-//! * **Accepted but not enforced:** rate limits (`PutRateLimit`, task `rate_limits`), worker-label
-//!   affinity, sticky strategies and idempotency configs are validated and ignored; cron triggers are
-//!   validated but never fire; batch tasks (`START_BATCH`) are not dispatched. `ScheduleWorkflow`
-//!   runs are kept in memory like everything else.
+//! * **Worker affinity:** task `worker_labels` and trigger `desired_worker_labels` are honoured
+//!   (required labels filter workers, weights rank them); `desired_worker_id` (sticky) is preferred.
+//! * **Accepted but not enforced:** rate limits (`PutRateLimit`, task `rate_limits`), sticky
+//!   strategies and idempotency configs are validated and ignored; cron triggers are validated but
+//!   never fire; batch tasks (`START_BATCH`) are not dispatched. `ScheduleWorkflow` runs are kept in
+//!   memory like everything else.
 //!
 //! Module map: [`auth`] (tokens), [`validation`] → [`model`] (registered workflows), [`state`] (the
 //! one lock), [`lifecycle`] (triggers, gates, DAG activation), [`completion`] (outcomes),

@@ -64,6 +64,8 @@ pub struct TaskDef {
     pub is_durable: bool,
     /// Slot units by slot type.
     pub slot_requests: Vec<(String, i32)>,
+    /// Desired worker labels (affinity).
+    pub worker_labels: Vec<DesiredLabel>,
 }
 
 impl TaskDef {
@@ -187,6 +189,7 @@ mod tests {
             conditions: vec![],
             is_durable: false,
             slot_requests: vec![],
+            worker_labels: vec![],
         }
     }
 
@@ -197,5 +200,109 @@ mod tests {
         assert_eq!(t.backoff(1), Duration::from_secs(2));
         assert_eq!(t.backoff(2), Duration::from_secs(4));
         assert_eq!(t.backoff(3), Duration::from_secs(5));
+    }
+}
+
+/// A worker label value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelValue {
+    /// Text label.
+    Str(String),
+    /// Integer label.
+    Int(i32),
+}
+
+/// A desired worker label (task `worker_labels` or trigger `desired_worker_labels`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredLabel {
+    /// Label key.
+    pub key: String,
+    /// Value compared against the worker's label.
+    pub value: LabelValue,
+    /// Workers without a matching label are not eligible.
+    pub required: bool,
+    /// `WorkerLabelComparator` (0 = EQUAL … 5 = LESS_THAN_OR_EQUAL): `worker <op> value`.
+    pub comparator: i32,
+    /// Preference weight of a match (default 100).
+    pub weight: i32,
+}
+
+impl DesiredLabel {
+    /// Whether a worker label value satisfies this desire.
+    pub fn matches(&self, worker: Option<&LabelValue>) -> bool {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let ordering = match (worker, &self.value) {
+            (Some(LabelValue::Int(w)), LabelValue::Int(d)) => w.cmp(d),
+            (Some(LabelValue::Str(w)), LabelValue::Str(d)) => w.cmp(d),
+            (Some(LabelValue::Int(w)), LabelValue::Str(d)) => w.to_string().cmp(d),
+            (Some(LabelValue::Str(w)), LabelValue::Int(d)) => w.cmp(&d.to_string()),
+            (None, _) => return false,
+        };
+        match self.comparator {
+            1 => ordering != Equal,
+            2 => ordering == Greater,
+            3 => ordering != Less,
+            4 => ordering == Less,
+            5 => ordering != Greater,
+            _ => ordering == Equal,
+        }
+    }
+}
+
+/// Affinity of a worker for a task: `None` when a required label is unmet, else the summed
+/// weights of the satisfied desires.
+pub fn label_score(
+    worker: &std::collections::HashMap<String, LabelValue>,
+    desired: &[DesiredLabel],
+) -> Option<i64> {
+    let mut score = 0i64;
+    for d in desired {
+        if d.matches(worker.get(&d.key)) {
+            score += i64::from(d.weight);
+        } else if d.required {
+            return None;
+        }
+    }
+    Some(score)
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn want(
+        key: &str,
+        value: LabelValue,
+        required: bool,
+        comparator: i32,
+        weight: i32,
+    ) -> DesiredLabel {
+        DesiredLabel {
+            key: key.into(),
+            value,
+            required,
+            comparator,
+            weight,
+        }
+    }
+
+    #[test]
+    fn required_labels_filter_and_weights_rank() {
+        let gpu = HashMap::from([
+            ("model".to_owned(), LabelValue::Str("fancy".into())),
+            ("memory".to_owned(), LabelValue::Int(512)),
+        ]);
+        let cpu = HashMap::from([("memory".to_owned(), LabelValue::Int(128))]);
+        let needs_fancy = [want("model", LabelValue::Str("fancy".into()), true, 0, 100)];
+        assert_eq!(label_score(&gpu, &needs_fancy), Some(100));
+        assert_eq!(label_score(&cpu, &needs_fancy), None);
+        let prefers_memory = [want("memory", LabelValue::Int(256), false, 3, 10)];
+        assert_eq!(label_score(&gpu, &prefers_memory), Some(10));
+        assert_eq!(label_score(&cpu, &prefers_memory), Some(0));
+        assert!(
+            want("memory", LabelValue::Int(256), true, 4, 1).matches(Some(&LabelValue::Int(128)))
+        );
+        assert!(!want("memory", LabelValue::Int(256), true, 4, 1).matches(None));
     }
 }

@@ -2,7 +2,7 @@
 //! the requested types, priority then FIFO), the `action_payload` JSON (reference §3.5), and the
 //! timer tick (execution/schedule timeouts, backoffs, sleeps, lost-worker reassignment).
 
-use crate::engine::model::DEFAULT_SLOT_TYPE;
+use crate::engine::model::{DEFAULT_SLOT_TYPE, DesiredLabel, label_score};
 use crate::engine::state::{Assignment, State, TaskRef, TaskStatus, WorkerMsg};
 use crate::engine::timers::TimerKind;
 use crate::proto::{ActionType, AssignedAction};
@@ -57,6 +57,30 @@ impl State {
                 .all(|(t, u)| w.free(t).is_some_and(|f| f >= *u))
     }
 
+    /// The task's desired labels, the trigger's overriding the task's for the same key.
+    fn desired_labels(&self, task_id: Uuid) -> Vec<DesiredLabel> {
+        let Some(task) = self.tasks.get(&task_id) else {
+            return Vec::new();
+        };
+        let from_trigger = self
+            .runs
+            .get(&task.run_id)
+            .map(|r| r.origin.desired_labels.clone())
+            .unwrap_or_default();
+        let mut labels: Vec<DesiredLabel> = self
+            .task_def(task)
+            .map(|d| {
+                d.worker_labels
+                    .iter()
+                    .filter(|l| !from_trigger.iter().any(|t| t.key == l.key))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        labels.extend(from_trigger);
+        labels
+    }
+
     fn pick_worker(&self, task_id: Uuid, needs: &[(String, i32)], now: Instant) -> Option<Uuid> {
         let task = self.tasks.get(&task_id)?;
         let desired = self
@@ -69,14 +93,19 @@ impl State {
             return Some(d);
         }
         let primary = needs.first().map_or(DEFAULT_SLOT_TYPE, |(t, _)| t.as_str());
+        let labels = self.desired_labels(task_id);
         self.workers
-            .keys()
-            .filter(|id| self.eligible(id, &task.action, needs, now))
-            .max_by_key(|id| {
-                let w = &self.workers[*id];
-                (w.free(primary).unwrap_or(0), Reverse(w.last_assigned))
+            .iter()
+            .filter(|(id, _)| self.eligible(id, &task.action, needs, now))
+            .filter_map(|(id, w)| label_score(&w.labels, &labels).map(|score| (id, w, score)))
+            .max_by_key(|(_, w, score)| {
+                (
+                    *score,
+                    w.free(primary).unwrap_or(0),
+                    Reverse(w.last_assigned),
+                )
             })
-            .copied()
+            .map(|(id, _, _)| *id)
     }
 
     fn any_capacity(&self, now: Instant) -> bool {

@@ -72,8 +72,8 @@ pub struct Worker {
     pub had_stream: bool,
     /// Set by `Unsubscribe`: no new work.
     pub paused: bool,
-    /// Labels (`str` or `int` rendered as text).
-    pub labels: HashMap<String, String>,
+    /// Labels.
+    pub labels: HashMap<String, crate::engine::model::LabelValue>,
     /// Round-robin tie breaker.
     pub last_assigned: u64,
     /// Whether its running tasks were already re-queued for this silence.
@@ -117,6 +117,8 @@ pub struct RunOrigin {
     pub durable_parent: Option<(Uuid, i64)>,
     /// Preferred worker (sticky).
     pub desired_worker: Option<Uuid>,
+    /// Trigger-level desired worker labels (override the task's for the same key).
+    pub desired_labels: Vec<crate::engine::model::DesiredLabel>,
 }
 
 /// Run status as the engine tracks it.

@@ -584,3 +584,63 @@ fn a_payload_too_large_for_workers_fails_the_task() {
         .unwrap();
     assert!(error.contains("exceeds the 4 MiB message limit"), "{error}");
 }
+
+#[test]
+fn worker_labels_route_tasks_and_triggers_override_them() {
+    use crate::engine::model::LabelValue;
+    use crate::proto::v1::DesiredWorkerLabels;
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.worker_labels = HashMap::from([(
+        "model".to_owned(),
+        DesiredWorkerLabels {
+            str_value: Some("fancy".into()),
+            required: Some(true),
+            ..Default::default()
+        },
+    )]);
+    register(&mut s, &workflow(vec![t]));
+    let (plain, mut plain_rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let (fancy, mut fancy_rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    s.workers
+        .get_mut(&fancy)
+        .unwrap()
+        .labels
+        .insert("model".into(), LabelValue::Str("fancy".into()));
+    s.workers
+        .get_mut(&plain)
+        .unwrap()
+        .labels
+        .insert("model".into(), LabelValue::Str("plain".into()));
+    for _ in 0..3 {
+        trigger(&mut s, now, json!({}), None);
+    }
+    assert!(
+        drain(&mut plain_rx).is_empty(),
+        "a required label excludes the other worker"
+    );
+    assert_eq!(drain(&mut fancy_rx).len(), 3);
+    // A trigger's desired label for the same key replaces the task's.
+    let spec = TriggerSpec {
+        workflow: "wf".into(),
+        input: json!({}),
+        metadata: json!({}),
+        priority: None,
+        origin: RunOrigin {
+            desired_labels: validation::desired_labels(&HashMap::from([(
+                "model".to_owned(),
+                DesiredWorkerLabels {
+                    str_value: Some("plain".into()),
+                    required: Some(true),
+                    ..Default::default()
+                },
+            )])),
+            ..RunOrigin::default()
+        },
+    };
+    s.trigger(spec, now).unwrap();
+    s.schedule(now);
+    assert_eq!(drain(&mut plain_rx).len(), 1);
+    assert!(drain(&mut fancy_rx).is_empty());
+}

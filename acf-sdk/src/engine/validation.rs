@@ -275,6 +275,28 @@ pub fn durable_conditions(
     Ok(out)
 }
 
+/// Converts `DesiredWorkerLabels` (task `worker_labels`, trigger `desired_worker_labels`).
+pub fn desired_labels(
+    labels: &HashMap<String, crate::proto::v1::DesiredWorkerLabels>,
+) -> Vec<crate::engine::model::DesiredLabel> {
+    use crate::engine::model::{DesiredLabel, LabelValue};
+    let mut out: Vec<DesiredLabel> = labels
+        .iter()
+        .map(|(key, l)| DesiredLabel {
+            key: key.clone(),
+            value: match (l.int_value, &l.str_value) {
+                (Some(i), _) => LabelValue::Int(i),
+                (None, s) => LabelValue::Str(s.clone().unwrap_or_default()),
+            },
+            required: l.required.unwrap_or(false),
+            comparator: l.comparator.unwrap_or(0),
+            weight: l.weight.unwrap_or(100),
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
 fn task(
     field: &str,
     t: &CreateTaskOpts,
@@ -389,6 +411,7 @@ fn task(
         conditions,
         is_durable: t.is_durable,
         slot_requests,
+        worker_labels: desired_labels(&t.worker_labels),
     })
 }
 

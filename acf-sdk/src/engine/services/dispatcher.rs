@@ -34,11 +34,12 @@ const DEFAULT_SLOTS: i32 = 100;
 
 pub(crate) struct DispatcherSvc(pub(crate) Arc<Shared>);
 
-fn label_text(l: &WorkerLabels) -> String {
-    l.str_value
-        .clone()
-        .or_else(|| l.int_value.map(|i| i.to_string()))
-        .unwrap_or_default()
+fn label_value(l: &WorkerLabels) -> crate::engine::model::LabelValue {
+    use crate::engine::model::LabelValue;
+    match (l.int_value, &l.str_value) {
+        (Some(i), _) => LabelValue::Int(i),
+        (None, s) => LabelValue::Str(s.clone().unwrap_or_default()),
+    }
 }
 
 /// Applies one lifecycle event of a task attempt.
@@ -192,7 +193,7 @@ impl Dispatcher for DispatcherSvc {
                     labels: req
                         .labels
                         .iter()
-                        .map(|(k, v)| (k.clone(), label_text(v)))
+                        .map(|(k, v)| (k.clone(), label_value(v)))
                         .collect(),
                     last_assigned: 0,
                     reassigned: false,
@@ -513,7 +514,7 @@ impl Dispatcher for DispatcherSvc {
                 .get_mut(&id)
                 .ok_or_else(|| Status::not_found("worker not found"))?;
             for (k, v) in &req.labels {
-                worker.labels.insert(k.clone(), label_text(v));
+                worker.labels.insert(k.clone(), label_value(v));
             }
             Ok::<_, Status>(state.tenant_id)
         })?;

@@ -196,6 +196,7 @@ pub(crate) fn trigger_spec(req: &TriggerWorkflowRequest) -> Result<TriggerSpec, 
             child_index: req.child_index,
             child_key: req.child_key.clone(),
             desired_worker,
+            desired_labels: crate::engine::validation::desired_labels(&req.desired_worker_labels),
             ..RunOrigin::default()
         },
     })
