@@ -53,15 +53,27 @@ pub struct Connection {
     config: Arc<ClientConfig>,
 }
 
+/// Requests at least this large are gzip-compressed (when enabled); smaller ones would only grow and cost CPU.
+pub const GZIP_MIN_BYTES: usize = 1024;
+
 macro_rules! stub {
-    ($(#[$doc:meta])* $name:ident, $client:ident) => {
+    ($(#[$doc:meta])* $name:ident, $sized:ident, $client:ident) => {
         $(#[$doc])*
         pub fn $name(&self) -> $client<AuthedChannel> {
-            let stub = $client::with_interceptor(self.channel.clone(), self.auth.clone())
+            $client::with_interceptor(self.channel.clone(), self.auth.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(self.config.max_recv_message_length)
-                .max_encoding_message_size(self.config.max_send_message_length);
-            if self.config.gzip { stub.send_compressed(CompressionEncoding::Gzip) } else { stub }
+                .max_encoding_message_size(self.config.max_send_message_length)
+        }
+
+        /// The same stub for a request of about `bytes`: gzip-compressed from [`GZIP_MIN_BYTES`] on (if enabled).
+        pub fn $sized(&self, bytes: usize) -> $client<AuthedChannel> {
+            let stub = self.$name();
+            if self.config.gzip && bytes >= GZIP_MIN_BYTES {
+                stub.send_compressed(CompressionEncoding::Gzip)
+            } else {
+                stub
+            }
         }
     };
 }
@@ -122,23 +134,23 @@ impl Connection {
 
     stub!(
         /// `Dispatcher` stub.
-        dispatcher, DispatcherClient
+        dispatcher, dispatcher_for, DispatcherClient
     );
     stub!(
         /// `EventsService` stub.
-        events, EventsServiceClient
+        events, events_for, EventsServiceClient
     );
     stub!(
         /// `WorkflowService` stub.
-        workflows, WorkflowServiceClient
+        workflows, workflows_for, WorkflowServiceClient
     );
     stub!(
         /// `v1.AdminService` stub.
-        admin, AdminServiceClient
+        admin, admin_for, AdminServiceClient
     );
     stub!(
         /// `v1.V1Dispatcher` stub.
-        v1_dispatcher, V1DispatcherClient
+        v1_dispatcher, v1_dispatcher_for, V1DispatcherClient
     );
 }
 

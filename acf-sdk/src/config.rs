@@ -178,14 +178,23 @@ pub struct ClientConfig {
     pub retry_max_attempts: u32,
     /// Also retry `NOT_FOUND`.
     pub retry_not_found: bool,
-    /// Compress requests with gzip (Python does on every call; the engine accepts identity too). Default true.
+    /// Compress requests with gzip from [`crate::channel::GZIP_MIN_BYTES`] on (Python compresses every call;
+    /// tiny messages only grow under gzip, and the engine accepts both). Default true.
     pub gzip: bool,
 }
 
 impl ClientConfig {
-    /// Reads the process environment.
+    /// Reads the process environment, then (as Python's settings do) the files `.env`, `.env.hatchet`,
+    /// `.env.dev` and `.env.local` in the working directory; variables set in the environment win, and a later
+    /// file wins over an earlier one.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        let mut files = std::collections::HashMap::new();
+        for name in [".env", ".env.hatchet", ".env.dev", ".env.local"] {
+            if let Ok(text) = std::fs::read_to_string(name) {
+                files.extend(parse_dotenv(&text));
+            }
+        }
+        Self::from_lookup(|k| std::env::var(k).ok().or_else(|| files.get(k).cloned()))
     }
 
     /// A configuration from a token alone (claims supply the address and tenant; TLS as the strategy given).
@@ -337,6 +346,26 @@ impl ClientConfig {
     }
 }
 
+/// `KEY=value` lines; `#` comments, `export ` prefixes and matching quotes are accepted.
+fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            if line.starts_with('#') {
+                return None;
+            }
+            let (key, value) = line.split_once('=')?;
+            let value = value.trim();
+            let unquoted = ['"', '\'']
+                .iter()
+                .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+                .unwrap_or(value);
+            Some((key.trim().to_owned(), unquoted.to_owned()))
+        })
+        .collect()
+}
+
 fn parse_labels(json: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     let invalid = |reason: String| ConfigError::InvalidValue {
         var: "HATCHET_CLIENT_WORKER_PRESET_LABELS",
@@ -476,6 +505,20 @@ mod tests {
         ));
         let c = cfg(&[("HATCHET_CLIENT_TOKEN", &token())]).unwrap();
         assert!(!format!("{c:?}").contains(c.token.expose()));
+    }
+
+    #[test]
+    fn dotenv_lines() {
+        let vars = parse_dotenv(
+            "# comment\nexport HATCHET_CLIENT_NAMESPACE=\"dev\"\nA = 'x y'\nnot a pair\n",
+        );
+        assert_eq!(
+            vars,
+            [
+                ("HATCHET_CLIENT_NAMESPACE".to_owned(), "dev".to_owned()),
+                ("A".to_owned(), "x y".to_owned())
+            ]
+        );
     }
 
     #[test]

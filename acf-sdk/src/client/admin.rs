@@ -101,7 +101,9 @@ impl Client {
     /// Registers a workflow (`v1.AdminService/PutWorkflow`), namespaced with the client's namespace.
     pub async fn register(&self, workflow: &dyn Workflow) -> Result<()> {
         let request = workflow.definition().to_proto(&self.config().namespace)?;
-        let admin = self.connection().admin();
+        let admin = self
+            .connection()
+            .admin_for(prost::Message::encoded_len(&request));
         self.unary_policy()
             .run("v1.AdminService/PutWorkflow", || {
                 let mut admin = admin.clone();
@@ -150,7 +152,7 @@ impl Client {
         options: TriggerOptions,
     ) -> Result<WorkflowRunRef> {
         let request = self.trigger_request(workflow, &encode_input(input)?, &options);
-        let client = self.connection().workflows();
+        let client = self.connection().workflows_for(request.input.len());
         let response = self
             .unary_policy()
             .run("WorkflowService/TriggerWorkflow", || {
@@ -205,7 +207,7 @@ impl Client {
                 chunk.push(request);
             }
         }
-        let client = self.connection().workflows();
+        let client = self.connection().workflows_for(usize::MAX);
         let mut refs = Vec::new();
         for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
             let request = proto::BulkTriggerWorkflowRequest { workflows: chunk };
@@ -259,7 +261,7 @@ impl Client {
             ),
             priority: options.priority.map(Priority::as_i32),
         };
-        let client = self.connection().workflows();
+        let client = self.connection().workflows_for(request.input.len());
         let response = self
             .unary_policy()
             .run("WorkflowService/ScheduleWorkflow", || {

@@ -67,7 +67,7 @@ impl Client {
         options: PushOptions,
     ) -> Result<String> {
         let request = self.push_request(key, &encode_input(payload)?, &options);
-        let client = self.connection().events();
+        let client = self.connection().events_for(request.payload.len());
         let event = self
             .unary_policy()
             .run("EventsService/Push", || {
@@ -84,7 +84,8 @@ impl Client {
         &self,
         events: Vec<(String, Value, PushOptions)>,
     ) -> Result<Vec<String>> {
-        let client = self.connection().events();
+        let size: usize = events.iter().map(|(_, p, _)| p.to_string().len()).sum();
+        let client = self.connection().events_for(size);
         let mut ids = Vec::with_capacity(events.len());
         for chunk in events.chunks(1000) {
             let request = proto::BulkPushEventRequest {

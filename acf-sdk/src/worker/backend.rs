@@ -64,7 +64,11 @@ impl StepBackend for RunBackend {
                 metadata: String::new(),
                 task_retry_count: Some(info.retry_count),
             };
-            let client = self.shared.client.connection().events();
+            let client = self
+                .shared
+                .client
+                .connection()
+                .events_for(request.message.len());
             self.policy()
                 .run("EventsService/PutLog", || {
                     let mut client = client.clone();
@@ -91,7 +95,11 @@ impl StepBackend for RunBackend {
                 metadata: String::new(),
                 event_index: Some(index),
             };
-            let client = self.shared.client.connection().events();
+            let client = self
+                .shared
+                .client
+                .connection()
+                .events_for(request.message.len());
             self.policy()
                 .run("EventsService/PutStreamEvent", || {
                     let mut client = client.clone();

@@ -286,7 +286,10 @@ async fn send(
         should_not_retry,
         retry_after_ms: None,
     };
-    let client = shared.client.connection().dispatcher();
+    let client = shared
+        .client
+        .connection()
+        .dispatcher_for(event.event_payload.len());
     let result = policy
         .run("Dispatcher/SendStepActionEvent", || {
             let mut client = client.clone();

@@ -13,7 +13,7 @@ pub(crate) fn spawn_forwarder(shared: &Arc<Shared>, stop: CancellationToken) {
     else {
         return; // another worker in this process drains it
     };
-    let client = shared.client.connection().events();
+    let connection = shared.client.connection().clone();
     tokio::spawn(async move {
         loop {
             let line = tokio::select! {
@@ -35,6 +35,7 @@ pub(crate) fn spawn_forwarder(shared: &Arc<Shared>, stop: CancellationToken) {
                 metadata: String::new(),
                 task_retry_count: Some(line.retry_count),
             };
+            let client = connection.events_for(request.message.len());
             let result = RetryPolicy::unary(3, false)
                 .run("EventsService/PutLog", || {
                     let mut client = client.clone();
