@@ -81,7 +81,13 @@ impl State {
         labels
     }
 
-    fn pick_worker(&self, task_id: Uuid, needs: &[(String, i32)], now: Instant) -> Option<Uuid> {
+    fn pick_worker(
+        &self,
+        task_id: Uuid,
+        needs: &[(String, i32)],
+        labels: &[DesiredLabel],
+        now: Instant,
+    ) -> Option<Uuid> {
         let task = self.tasks.get(&task_id)?;
         let desired = self
             .runs
@@ -93,11 +99,10 @@ impl State {
             return Some(d);
         }
         let primary = needs.first().map_or(DEFAULT_SLOT_TYPE, |(t, _)| t.as_str());
-        let labels = self.desired_labels(task_id);
         self.workers
             .iter()
             .filter(|(id, _)| self.eligible(id, &task.action, needs, now))
-            .filter_map(|(id, w)| label_score(&w.labels, &labels).map(|score| (id, w, score)))
+            .filter_map(|(id, w)| label_score(&w.labels, labels).map(|score| (id, w, score)))
             .max_by_key(|(_, w, score)| {
                 (
                     *score,
@@ -135,18 +140,26 @@ impl State {
                 self.queue.remove(&key);
                 continue;
             };
-            if blocked.contains(&action) {
+            // Tasks are blocked per action and label set: a task whose labels no worker has must
+            // not hold back tasks of the same action without them.
+            let labels = self.desired_labels(task_id);
+            let block_key = if labels.is_empty() {
+                action
+            } else {
+                format!("{action}|{labels:?}")
+            };
+            if blocked.contains(&block_key) {
                 continue;
             }
             let needs = self.slot_needs(task_id);
-            let assigned = match self.pick_worker(task_id, &needs, now) {
+            let assigned = match self.pick_worker(task_id, &needs, &labels, now) {
                 Some(worker) => self.assign(task_id, worker, needs, now),
                 None => Assign::NoWorker,
             };
             if assigned == Assign::Done {
                 self.queue.remove(&key);
             } else if assigned == Assign::NoWorker {
-                blocked.insert(action);
+                blocked.insert(block_key);
                 if !self.any_capacity(now) {
                     break;
                 }

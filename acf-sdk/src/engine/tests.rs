@@ -644,3 +644,34 @@ fn worker_labels_route_tasks_and_triggers_override_them() {
     assert_eq!(drain(&mut plain_rx).len(), 1);
     assert!(drain(&mut fancy_rx).is_empty());
 }
+
+#[test]
+fn a_task_no_worker_can_take_does_not_block_others_of_its_action() {
+    use crate::proto::v1::DesiredWorkerLabels;
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(&mut s, &workflow(vec![task("a", &[])]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let picky = TriggerSpec {
+        workflow: "wf".into(),
+        input: json!({}),
+        metadata: json!({}),
+        priority: Some(3),
+        origin: RunOrigin {
+            desired_labels: validation::desired_labels(&HashMap::from([(
+                "gpu".to_owned(),
+                DesiredWorkerLabels {
+                    int_value: Some(1),
+                    required: Some(true),
+                    ..Default::default()
+                },
+            )])),
+            ..RunOrigin::default()
+        },
+    };
+    s.trigger(picky, now).unwrap();
+    let plain = trigger(&mut s, now, json!({}), Some(1));
+    let got = drain(&mut rx);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].workflow_run_id, plain.to_string());
+}
