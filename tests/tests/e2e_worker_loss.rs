@@ -28,6 +28,7 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
 
     // Worker A runs on its own runtime, with its own connections; its brain never answers.
     let doomed = RecordingBrain::new(Mode::Hang);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
     let env = engine.client_env();
@@ -49,6 +50,7 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
             // The Redis stores are runtime-bound too: open a second backend on the same keys.
             let a_backend = redis_backend_at(&prefix).await;
             let _running = start_worker(&client, &a_backend, a_brain.clone(), 100, 10).await;
+            ready_tx.send(()).unwrap();
             a_brain.wait_started().await;
             started_tx.send(()).unwrap();
             let _ = kill_rx.await;
@@ -57,6 +59,11 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
         drop(runtime);
     });
 
+    // Worker A has registered `logical-turn` before the message is sent.
+    tokio::task::spawn_blocking(move || ready_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("worker A is ready");
     let submitted = intake_send(&client, &backend, &user).await;
     tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(30)))
         .await
