@@ -869,3 +869,100 @@ async fn release_slot_frees_capacity_and_unsubscribe_stops_new_work() {
     let quiet = tokio::time::timeout(Duration::from_millis(300), worker.actions.next()).await;
     assert!(quiet.is_err(), "an unsubscribed worker gets no new work");
 }
+
+#[tokio::test]
+async fn durable_replay_after_a_retry_reuses_the_log() {
+    let engine = Engine::builder().start().await.unwrap();
+    let ch = connect(&engine).await;
+    let mut d = task("replayed", &[]);
+    d.is_durable = true;
+    d.retries = 1;
+    d.slot_requests = HashMap::from([("durable".into(), 1)]);
+    put(&ch, "RustWf", vec![d]).await.unwrap();
+    let mut worker = Worker::start(&ch, &["rustwf:replayed"], &[("durable", 5)]).await;
+    trigger(&ch, "RustWf", json!({})).await;
+    let first = worker.next().await;
+    let task = first.task_run_external_id.clone();
+    let mut stream = Durable::open(&ch, &worker.id).await;
+    let memo = |inv: i32| {
+        DurIn::Memo(DurableTaskMemoRequest {
+            invocation_count: inv,
+            durable_task_external_id: task.clone(),
+            key: b"now".to_vec(),
+            payload: None,
+        })
+    };
+    let sleep = |inv: i32| {
+        DurIn::WaitFor(DurableTaskWaitForRequest {
+            invocation_count: inv,
+            durable_task_external_id: task.clone(),
+            wait_for_conditions: Some(DurableEventListenerConditions {
+                sleep_conditions: vec![SleepMatchCondition {
+                    base: base("sleep:200ms", &uuid::Uuid::new_v4().to_string()),
+                    sleep_for: "200ms".into(),
+                }],
+                user_event_conditions: vec![],
+            }),
+            label: None,
+        })
+    };
+
+    // Invocation 1: memo computed, sleep elapses, then the attempt fails.
+    stream.send(memo(1));
+    let DurOut::MemoAck(ack) = stream.recv().await else {
+        panic!("memo ack")
+    };
+    stream.send(DurIn::CompleteMemo(DurableTaskCompleteMemoRequest {
+        r#ref: ack.r#ref.clone(),
+        payload: b"\"t0\"".to_vec(),
+        memo_key: b"now".to_vec(),
+    }));
+    assert!(matches!(stream.recv().await, DurOut::EntryCompleted(_)));
+    stream.send(sleep(1));
+    assert!(matches!(stream.recv().await, DurOut::WaitForAck(_)));
+    let DurOut::EntryCompleted(slept) = stream.recv().await else {
+        panic!("sleep completion")
+    };
+    worker
+        .event(&first, StepActionEventType::StepEventTypeFailed, "boom")
+        .await
+        .unwrap();
+
+    // Invocation 2 replays: the memo exists and the sleep is already satisfied.
+    let second = worker.next().await;
+    assert_eq!(second.retry_count, 1);
+    assert_eq!(second.durable_task_invocation_count, Some(2));
+    stream.send(memo(2));
+    let DurOut::MemoAck(again) = stream.recv().await else {
+        panic!("memo ack on replay")
+    };
+    assert!(again.memo_already_existed);
+    assert_eq!(again.memo_result_payload.as_deref(), Some(&b"\"t0\""[..]));
+    assert_eq!(
+        again.r#ref.as_ref().unwrap().node_id,
+        ack.r#ref.as_ref().unwrap().node_id
+    );
+    assert!(matches!(stream.recv().await, DurOut::EntryCompleted(_)));
+    stream.send(sleep(2));
+    assert!(matches!(stream.recv().await, DurOut::WaitForAck(_)));
+    let DurOut::EntryCompleted(replayed) = stream.recv().await else {
+        panic!("immediate completion")
+    };
+    assert_eq!(replayed.payload, slept.payload);
+    assert_eq!(replayed.r#ref.unwrap().invocation_count, 2);
+    // The old invocation is stale now.
+    stream.send(memo(1));
+    assert!(matches!(stream.recv().await, DurOut::ServerEvict(_)));
+    // Calls beyond the recorded log open new nodes.
+    stream.send(DurIn::Memo(DurableTaskMemoRequest {
+        invocation_count: 2,
+        durable_task_external_id: task.clone(),
+        key: b"later".to_vec(),
+        payload: None,
+    }));
+    let DurOut::MemoAck(fresh) = stream.recv().await else {
+        panic!("memo ack for a new node")
+    };
+    assert!(!fresh.memo_already_existed);
+    assert_eq!(fresh.r#ref.unwrap().node_id, 3);
+}

@@ -675,3 +675,51 @@ fn a_task_no_worker_can_take_does_not_block_others_of_its_action() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].workflow_run_id, plain.to_string());
 }
+
+#[test]
+fn a_replay_issuing_a_different_call_is_non_deterministic() {
+    use crate::engine::durable::DurableStream;
+    use crate::proto::v1::DurableTaskErrorType;
+    use crate::proto::v1::durable_task_response::Message as Out;
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.is_durable = true;
+    register(&mut s, &workflow(vec![t]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    s.workers.values_mut().for_each(|w| {
+        w.slots.insert("durable".into(), 5);
+    });
+    trigger(&mut s, now, json!({}), None);
+    let a = drain(&mut rx).remove(0);
+    let (tx, mut out) = unbounded_channel();
+    s.durable_streams
+        .insert(7, DurableStream { worker: None, tx });
+    let task = a.task_run_external_id.clone();
+    s.durable_memo(7, &task, 1, b"k".to_vec(), Some(b"1".to_vec()));
+    s.tasks.get_mut(&task_id(&a)).unwrap().invocation = 2;
+    let sleep = validation::durable_conditions(
+        &crate::proto::v1::DurableEventListenerConditions {
+            sleep_conditions: vec![SleepMatchCondition {
+                base: None,
+                sleep_for: "1s".into(),
+            }],
+            user_event_conditions: vec![],
+        },
+        false,
+    )
+    .unwrap();
+    s.durable_wait_for(7, &task, 2, sleep, now);
+    let mut last = None;
+    while let Ok(Ok(msg)) = out.try_recv() {
+        last = msg.message;
+    }
+    let Some(Out::Error(error)) = last else {
+        panic!("expected a nondeterminism error, got {last:?}")
+    };
+    assert_eq!(
+        error.error_type,
+        DurableTaskErrorType::Nondeterminism as i32
+    );
+    assert_eq!(error.r#ref.unwrap().node_id, 1);
+}
