@@ -356,6 +356,7 @@ async fn the_brain_sees_pending_messages_live(kind: Kind) {
     let during = conversation.message("typed while the brain runs");
     let late = {
         let backend = backend.clone();
+        let during = during.clone();
         tokio::spawn(async move {
             // After the 200 ms window closed: the brain is running.
             tokio::time::sleep(Duration::from_millis(600)).await;
@@ -368,6 +369,21 @@ async fn the_brain_sees_pending_messages_live(kind: Kind) {
     assert_eq!(
         output.message_count, 1,
         "the late message is not part of this turn"
+    );
+    // The message that arrived after the window closed is answered by its own run.
+    let echo = workflow(
+        &backend,
+        TestBrain::new(Behaviour::Echo(Duration::ZERO)),
+        200,
+    );
+    let own = run_direct(&echo, &payload(&during))
+        .await
+        .result
+        .expect("run");
+    assert_eq!(own.status, TurnOutcome::Complete);
+    assert_eq!(
+        own.response.as_deref(),
+        Some("Echo: typed while the brain runs")
     );
 }
 
