@@ -966,3 +966,68 @@ async fn durable_replay_after_a_retry_reuses_the_log() {
     assert!(!fresh.memo_already_existed);
     assert_eq!(fresh.r#ref.unwrap().node_id, 3);
 }
+
+#[tokio::test]
+async fn v0_listen_and_upserted_labels() {
+    let engine = Engine::builder().start().await.unwrap();
+    let ch = connect(&engine).await;
+    put(&ch, "RustWf", vec![task("one", &[])]).await.unwrap();
+    let mut client = DispatcherClient::new(ch.clone());
+    let req = WorkerRegisterRequest {
+        worker_name: "legacy-worker".into(),
+        actions: vec!["rustwf:one".into()],
+        slots: Some(2),
+        ..Default::default()
+    };
+    let id = client.register(req).await.unwrap().into_inner().worker_id;
+    // Legacy `Listen`: the server heartbeats for the worker, no Heartbeat calls needed.
+    let mut actions = client
+        .listen(WorkerListenRequest {
+            worker_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let labels = acf_sdk::proto::UpsertWorkerLabelsRequest {
+        worker_id: id.clone(),
+        labels: HashMap::from([(
+            "zone".to_owned(),
+            acf_sdk::proto::WorkerLabels {
+                str_value: Some("eu".into()),
+                int_value: None,
+            },
+        )]),
+    };
+    client.upsert_worker_labels(labels).await.unwrap();
+    let wanted = |zone: &str| TriggerWorkflowRequest {
+        name: "RustWf".into(),
+        desired_worker_labels: HashMap::from([(
+            "zone".to_owned(),
+            acf_sdk::proto::v1::DesiredWorkerLabels {
+                str_value: Some(zone.into()),
+                required: Some(true),
+                ..Default::default()
+            },
+        )]),
+        ..Default::default()
+    };
+    let mut wf = WorkflowServiceClient::new(ch.clone());
+    wf.trigger_workflow(wanted("us")).await.unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(300), actions.next()).await;
+    assert!(
+        quiet.is_err(),
+        "a required label the worker lacks keeps the run queued"
+    );
+    let run = wf
+        .trigger_workflow(wanted("eu"))
+        .await
+        .unwrap()
+        .into_inner()
+        .workflow_run_id;
+    let action = tokio::time::timeout(WAIT, actions.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(action.workflow_run_id, run);
+}
