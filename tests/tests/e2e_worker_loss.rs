@@ -127,3 +127,38 @@ async fn intake_send(
     .await
     .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_drains_the_running_step_and_the_next_worker_finishes_the_turn() {
+    let engine = Engine::builder().start().await.unwrap();
+    let client = client(&engine);
+    let backend = redis_backend_at(&unique_prefix()).await;
+    let user = User::new();
+    let old = RecordingBrain::new(Mode::Echo(Duration::from_millis(1_500)));
+    let worker_a = start_worker(&client, &backend, old.clone(), 100, 10).await;
+    let submitted = intake_send(&client, &backend, &user).await;
+    tokio::time::timeout(Duration::from_secs(30), old.wait_started())
+        .await
+        .expect("the brain started");
+    // SIGTERM-like: stop taking work, let the running brain call finish, report it, exit cleanly.
+    worker_a.stop().await.expect("a clean drain");
+    assert_eq!(
+        old.calls().len(),
+        1,
+        "the in-flight brain call finished during the drain"
+    );
+
+    let new = RecordingBrain::new(Mode::Echo(Duration::ZERO));
+    let worker_b = start_worker(&client, &backend, new.clone(), 100, 10).await;
+    let out = output(&submitted, Duration::from_secs(60)).await;
+    assert_eq!(out.status, TurnOutcome::Complete);
+    assert_eq!(out.response.as_deref(), Some("Echo: are you there?"));
+    assert!(
+        new.calls().is_empty(),
+        "the answer drained from the old worker is the one committed"
+    );
+    assert_eq!(responses_of(&backend, &user.session_key()).await.len(), 1);
+    assert!(!backend.mutex.is_locked(&user.session_key()).await.unwrap());
+    worker_b.stop().await.unwrap();
+    engine.shutdown().await;
+}
