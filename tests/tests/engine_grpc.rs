@@ -1031,3 +1031,33 @@ async fn v0_listen_and_upserted_labels() {
         .unwrap();
     assert_eq!(action.workflow_run_id, run);
 }
+
+#[tokio::test]
+async fn scheduled_runs_start_at_their_time() {
+    let engine = Engine::builder().start().await.unwrap();
+    let ch = connect(&engine).await;
+    put(&ch, "RustWf", vec![task("one", &[])]).await.unwrap();
+    let mut worker = Worker::start(&ch, &["rustwf:one"], &[]).await;
+    let at = std::time::SystemTime::now() + Duration::from_millis(600);
+    let mut req = acf_sdk::proto::ScheduleWorkflowRequest {
+        name: "RustWf".into(),
+        schedules: vec![Default::default()],
+        input: r#"{"scheduled": true}"#.into(),
+        ..Default::default()
+    };
+    let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap();
+    req.schedules[0].seconds = i64::try_from(since_epoch.as_secs()).unwrap();
+    req.schedules[0].nanos = i32::try_from(since_epoch.subsec_nanos()).unwrap();
+    let version = WorkflowServiceClient::new(ch.clone())
+        .schedule_workflow(req)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version.scheduled_workflows.len(), 1);
+    let early = tokio::time::timeout(Duration::from_millis(300), worker.actions.next()).await;
+    assert!(early.is_err(), "nothing before the scheduled time");
+    let action = worker.next().await;
+    assert!(std::time::SystemTime::now() >= at - Duration::from_millis(50));
+    let payload: Value = serde_json::from_str(&action.action_payload).unwrap();
+    assert_eq!(payload["input"], json!({"scheduled": true}));
+}
