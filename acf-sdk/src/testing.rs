@@ -50,6 +50,8 @@ pub struct Recorded {
     pub slept: Duration,
     /// Events pushed from the step: `(key, payload, scope)`.
     pub pushed: Vec<(String, Value, Option<String>)>,
+    /// Child runs spawned from the step: `(workflow, input, child_index)`.
+    pub children: Vec<(String, Value, i32)>,
 }
 
 impl TestRecorder {
@@ -188,6 +190,24 @@ impl StepBackend for TestBackend {
     ) -> BoxFuture<'a, Result<()>> {
         self.recorder.with(|r| r.pushed.push((key, payload, scope)));
         async { Ok(()) }.boxed()
+    }
+
+    fn trigger_child<'a>(
+        &'a self,
+        workflow: String,
+        input: Value,
+        options: crate::client::TriggerOptions,
+    ) -> BoxFuture<'a, Result<crate::client::WorkflowRunRef>> {
+        // Recorded for assertions; there is no engine to run the child.
+        let index = options.parent.as_ref().map_or(0, |p| p.2);
+        self.recorder
+            .with(|r| r.children.push((workflow, input, index)));
+        async {
+            Err(Error::Closed(
+                "test harness: child runs need an engine (the spawn is recorded in TestRecorder::children)".into(),
+            ))
+        }
+        .boxed()
     }
 }
 
@@ -562,5 +582,34 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Cancelled));
+    }
+}
+
+#[cfg(test)]
+mod child_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn child_spawns_are_numbered_and_recorded() {
+        let t = TestContext::new(json!({})).metadata("trace", "t1");
+        let ctx = t.build();
+        for n in 0..2 {
+            let r = ctx
+                .spawn_child(
+                    "child",
+                    json!({ "n": n }),
+                    crate::client::TriggerOptions::default(),
+                )
+                .await;
+            assert!(r.is_err());
+        }
+        let children = t.recorder().recorded().children;
+        assert_eq!(
+            children,
+            vec![
+                ("child".into(), json!({"n": 0}), 0),
+                ("child".into(), json!({"n": 1}), 1)
+            ]
+        );
     }
 }

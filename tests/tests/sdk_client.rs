@@ -231,3 +231,46 @@ async fn worker_stops_after_its_task_limit() {
     within(30, join).await.unwrap().unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_spawn_and_await_child_runs() {
+    let engine = engine().await;
+    let client = client(&engine);
+    let children = Arc::new(AtomicU32::new(0));
+    let parent = WorkflowBuilder::new("parent")
+        .task(
+            TaskDefinition::new("fan_out"),
+            |_: Value, ctx: Context| async move {
+                let a = ctx
+                    .run_child("child", json!({ "n": 1 }), TriggerOptions::default())
+                    .await?;
+                let b = ctx
+                    .run_child("child", json!({ "n": 2 }), TriggerOptions::default())
+                    .await?;
+                let (a, b): (Doubled, Doubled) = (a.step("count")?, b.step("count")?);
+                Ok::<_, StepError>(json!({ "sum": a.v + b.v }))
+            },
+        )
+        .build()
+        .unwrap();
+    let (handle, join) = spawn(client.worker("family").workflow(parent).workflow(counting(
+        "child",
+        None,
+        Arc::clone(&children),
+    )));
+    ready(&handle).await;
+    let out = within(
+        60,
+        client.run(
+            "parent",
+            json!({}),
+            TriggerOptions::default().metadata("trace", "t1"),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.outputs["fan_out"], json!({ "sum": 6 }));
+    assert_eq!(children.load(Ordering::SeqCst), 2);
+    handle.shutdown();
+    within(30, join).await.unwrap().unwrap();
+}

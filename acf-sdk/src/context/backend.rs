@@ -82,10 +82,16 @@ pub(crate) trait StepBackend: Send + Sync + 'static {
         payload: serde_json::Value,
         scope: Option<String>,
     ) -> BoxFuture<'a, Result<()>>;
+    /// Triggers a child run of this step (parent ids and `child_index` already set in `options`).
+    fn trigger_child<'a>(
+        &'a self,
+        workflow: String,
+        input: serde_json::Value,
+        options: crate::client::TriggerOptions,
+    ) -> BoxFuture<'a, Result<crate::client::WorkflowRunRef>>;
 }
 
 /// Decodes the durable completion payload `{"CREATE": {"<key>": [<data>, ...]}}` into the first fired condition.
-#[allow(dead_code)] // used by the worker's durable listener
 pub(crate) fn decode_wait_payload(raw: serde_json::Value) -> WaitResult {
     let first = raw
         .as_object()

@@ -16,7 +16,6 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use backend::StepBackend;
-#[allow(unused_imports)] // used by the worker's durable listener
 pub(crate) use backend::decode_wait_payload;
 pub use backend::{LogLevel, WaitResult};
 pub use payload::StepRunData;
@@ -71,6 +70,7 @@ struct Inner {
     backend: Arc<dyn StepBackend>,
     stream_index: AtomicI64,
     wait_seq: AtomicU32,
+    child_index: std::sync::atomic::AtomicI32,
 }
 
 /// The context of one step attempt. Cheap to clone; every clone refers to the same attempt.
@@ -104,6 +104,7 @@ impl Context {
                 backend,
                 stream_index: AtomicI64::new(0),
                 wait_seq: AtomicU32::new(0),
+                child_index: std::sync::atomic::AtomicI32::new(0),
             }),
         }
     }
@@ -250,6 +251,52 @@ impl Context {
                 scope.map(str::to_owned),
             )
             .await
+    }
+
+    /// Triggers `workflow` as a child of this step: linked to this run (`parent_id`,
+    /// `parent_task_run_external_id`), numbered with a per-attempt `child_index` (0, 1, 2…) so that a retried
+    /// step re-spawning its children gets the existing runs back instead of duplicates, and carrying this run's
+    /// additional metadata under the caller's own entries.
+    pub async fn spawn_child(
+        &self,
+        workflow: &str,
+        input: impl serde::Serialize,
+        options: crate::client::TriggerOptions,
+    ) -> Result<crate::client::WorkflowRunRef> {
+        let input = serde_json::to_value(input)?;
+        let index = self.inner.child_index.fetch_add(1, Ordering::SeqCst);
+        let mut options = options;
+        options.parent = Some((
+            self.inner.info.workflow_run_id.clone(),
+            self.inner.info.task_run_external_id.clone(),
+            index,
+        ));
+        for (k, v) in &self.inner.metadata {
+            options
+                .additional_metadata
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+        self.inner
+            .backend
+            .trigger_child(workflow.to_owned(), input, options)
+            .await
+    }
+
+    /// [`spawn_child`](Self::spawn_child), then waits for the child's outputs.
+    pub async fn run_child(
+        &self,
+        workflow: &str,
+        input: impl serde::Serialize,
+        options: crate::client::TriggerOptions,
+    ) -> Result<crate::client::RunOutput> {
+        let child = self.spawn_child(workflow, input, options).await?;
+        let token = self.inner.cancel.clone();
+        tokio::select! {
+            biased;
+            () = token.cancelled() => Err(crate::Error::Cancelled),
+            r = child.result() => r,
+        }
     }
 
     pub(crate) fn backend(&self) -> &Arc<dyn StepBackend> {

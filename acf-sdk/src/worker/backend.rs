@@ -200,4 +200,13 @@ impl StepBackend for RunBackend {
         }
         .boxed()
     }
+
+    fn trigger_child<'a>(
+        &'a self,
+        workflow: String,
+        input: Value,
+        options: crate::client::TriggerOptions,
+    ) -> BoxFuture<'a, Result<crate::client::WorkflowRunRef>> {
+        async move { self.shared.client.trigger(&workflow, input, options).await }.boxed()
+    }
 }
