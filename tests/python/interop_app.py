@@ -196,6 +196,16 @@ def on_failure(input: GateInput, ctx: Context) -> dict:
     return {"handled": True}
 
 
+# --- streaming chunks to a subscriber ------------------------------------------------------------
+@hatchet.task(name="InteropStreamer")
+async def streamer(input: EmptyModel, ctx: Context) -> dict:
+    # Stream events are fan-out only: give the client time to subscribe first.
+    await asyncio.sleep(1.5)
+    for i in range(3):
+        await ctx.aio_put_stream(f"chunk-{i}")
+    return {"done": True}
+
+
 # --- a no-op task for the throughput benchmark -----------------------------------------------------
 @hatchet.task(name="BenchNoop")
 async def bench_noop(input: EmptyModel, ctx: Context) -> dict:
@@ -213,4 +223,5 @@ WORKFLOWS = {
     "cancellable": cancellable,
     "noop": bench_noop,
     "gated": gated,
+    "streamer": streamer,
 }

@@ -3,6 +3,7 @@
 usage:
   interop_client.py run-dag <n>                 triggers InteropDag twice and awaits both results
   interop_client.py push <key> <json> [scope]   pushes an event
+  interop_client.py stream                      triggers InteropStreamer and collects its stream
 Prints one line `RESULT <json>` on success.
 """
 
@@ -13,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from interop_app import DagInput, dag, hatchet  # noqa: E402
+from interop_app import DagInput, dag, hatchet, streamer  # noqa: E402
 
 command = sys.argv[1]
 if command == "run-dag":
@@ -35,6 +36,14 @@ if command == "run-dag":
             }
         )
     )
+elif command == "stream":
+    ref = streamer.run(wait_for_result=False)
+
+    async def collect() -> list:
+        return [chunk async for chunk in hatchet.runs.subscribe_to_stream(ref.workflow_run_id)]
+
+    chunks = asyncio.run(asyncio.wait_for(collect(), timeout=60))
+    print("RESULT " + json.dumps({"run_id": ref.workflow_run_id, "chunks": chunks}))
 elif command == "push":
     scope = sys.argv[4] if len(sys.argv) > 4 else None
     event = hatchet.event.push(sys.argv[2], json.loads(sys.argv[3]), scope=scope)

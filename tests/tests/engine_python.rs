@@ -365,3 +365,21 @@ async fn dag_conditions_skip_and_on_failure_from_python() {
         "on-failure saw {handled}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_chunks_reach_a_python_subscriber() {
+    let mut h = Harness::start().await;
+    h.worker("stream-worker", 5, &["streamer"]);
+    h.wait_registered("InteropStreamer").await;
+    let out = h.client(&["stream"]).await;
+    assert_eq!(
+        out["chunks"],
+        json!(["chunk-0", "chunk-1", "chunk-2"]),
+        "{}",
+        h.logs()
+    );
+    let details = h
+        .wait_run(out["run_id"].as_str().unwrap(), RUN_TIMEOUT)
+        .await;
+    assert_eq!(status(&details), RunStatus::Completed);
+}
