@@ -53,6 +53,19 @@ impl State {
         should_not_retry: bool,
         now: Instant,
     ) {
+        self.fail_attempt_after(task_id, error, should_not_retry, None, now);
+    }
+
+    /// Like [`Self::fail_attempt`], with the worker's requested retry delay (`retry_after_ms`)
+    /// replacing the backoff when the task is retried.
+    pub fn fail_attempt_after(
+        &mut self,
+        task_id: Uuid,
+        error: String,
+        should_not_retry: bool,
+        retry_after: Option<std::time::Duration>,
+        now: Instant,
+    ) {
         self.release_slots(task_id);
         let Some(task) = self.tasks.get(&task_id) else {
             return;
@@ -66,7 +79,7 @@ impl State {
             self.fail_task(task_id, error, now);
             return;
         }
-        let delay = def.backoff(task.retry_count + 1);
+        let delay = retry_after.unwrap_or_else(|| def.backoff(task.retry_count + 1));
         let is_durable = def.is_durable;
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;

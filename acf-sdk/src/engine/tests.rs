@@ -723,3 +723,31 @@ fn a_replay_issuing_a_different_call_is_non_deterministic() {
     );
     assert_eq!(error.r#ref.unwrap().node_id, 1);
 }
+
+#[test]
+fn retry_after_from_the_worker_replaces_the_backoff() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.retries = 1;
+    t.backoff_factor = Some(10.0);
+    register(&mut s, &workflow(vec![t]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    trigger(&mut s, now, json!({}), None);
+    let a = drain(&mut rx).remove(0);
+    s.fail_attempt_after(
+        task_id(&a),
+        "later".into(),
+        false,
+        Some(Duration::from_millis(300)),
+        now,
+    );
+    s.tick(now + Duration::from_millis(250));
+    assert!(drain(&mut rx).is_empty());
+    s.tick(now + Duration::from_millis(330));
+    assert_eq!(
+        drain(&mut rx)[0].retry_count,
+        1,
+        "retried after 300 ms, not after 10 s"
+    );
+}

@@ -42,16 +42,29 @@ fn label_value(l: &WorkerLabels) -> crate::engine::model::LabelValue {
     }
 }
 
+/// One lifecycle report of a task attempt (`StepActionEvent` or a batch item).
+struct Report<'a> {
+    kind: i32,
+    payload: &'a str,
+    retry_count: Option<i32>,
+    should_not_retry: bool,
+    retry_after_ms: Option<i64>,
+}
+
 /// Applies one lifecycle event of a task attempt.
 fn apply_step_event(
     state: &mut State,
     task_id: Uuid,
-    kind: i32,
-    payload: &str,
-    retry_count: Option<i32>,
-    should_not_retry: bool,
+    report: &Report<'_>,
     now: Instant,
 ) -> Result<(), Status> {
+    let Report {
+        kind,
+        payload,
+        retry_count,
+        should_not_retry,
+        retry_after_ms,
+    } = *report;
     let Some(task) = state.tasks.get(&task_id) else {
         return Err(Status::invalid_argument(format!(
             "task run {task_id} not found"
@@ -79,7 +92,9 @@ fn apply_step_event(
         }
         StepActionEventType::StepEventTypeFailed if current => {
             let text = payload.replace('\0', "<NUL character removed>");
-            state.fail_attempt(task_id, text, should_not_retry, now);
+            let retry_after =
+                retry_after_ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+            state.fail_attempt_after(task_id, text, should_not_retry, retry_after, now);
         }
         StepActionEventType::StepEventTypeCancelled => {
             state.cancel_task(task_id, "Task was cancelled by the worker", now)
@@ -343,16 +358,14 @@ impl Dispatcher for DispatcherSvc {
         check_size(&ev)?;
         let task = parse_id("task_run_external_id", &ev.task_run_external_id)?;
         let tenant = self.0.mutate(|state, now| {
-            apply_step_event(
-                state,
-                task,
-                ev.event_type,
-                &ev.event_payload,
-                ev.retry_count,
-                ev.should_not_retry.unwrap_or(false),
-                now,
-            )
-            .map(|()| state.tenant_id)
+            let report = Report {
+                kind: ev.event_type,
+                payload: &ev.event_payload,
+                retry_count: ev.retry_count,
+                should_not_retry: ev.should_not_retry.unwrap_or(false),
+                retry_after_ms: ev.retry_after_ms,
+            };
+            apply_step_event(state, task, &report, now).map(|()| state.tenant_id)
         })?;
         Ok(Response::new(ActionEventResponse {
             tenant_id: tenant.to_string(),
@@ -375,15 +388,14 @@ impl Dispatcher for DispatcherSvc {
             .collect::<Result<Vec<_>, _>>()?;
         let tenant = self.0.mutate(|state, now| {
             for (task, item) in &items {
-                apply_step_event(
-                    state,
-                    *task,
-                    ev.event_type,
-                    &item.event_payload,
-                    item.retry_count,
-                    item.should_not_retry.unwrap_or(false),
-                    now,
-                )?;
+                let report = Report {
+                    kind: ev.event_type,
+                    payload: &item.event_payload,
+                    retry_count: item.retry_count,
+                    should_not_retry: item.should_not_retry.unwrap_or(false),
+                    retry_after_ms: item.retry_after_ms,
+                };
+                apply_step_event(state, *task, &report, now)?;
             }
             Ok::<_, Status>(state.tenant_id)
         })?;
