@@ -14,15 +14,18 @@
 //!   tasks of a worker silent for 30 s are re-queued (both adjustable for tests).
 //! * **Worker affinity:** task `worker_labels` and trigger `desired_worker_labels` are honoured
 //!   (required labels filter workers, weights rank them); `desired_worker_id` (sticky) is preferred.
-//! * **Accepted but not enforced:** rate limits (`PutRateLimit`, task `rate_limits`), sticky
-//!   strategies and idempotency configs are validated and ignored; cron triggers are validated but
-//!   never fire; batch tasks (`START_BATCH`) are not dispatched. `ScheduleWorkflow` runs are kept in
-//!   memory like everything else.
+//! * **Rate limits:** static keys (`PutRateLimit`) and dynamic ones (CEL `key_expr`, `units_expr`,
+//!   `limit_values_expr`) in fixed windows; units are taken when a task is assigned.
+//! * **Accepted but not enforced:** sticky strategies and idempotency configs are validated and
+//!   ignored; cron triggers are validated but never fire; batch tasks (`START_BATCH`) are not
+//!   dispatched; `PauseRateLimit` is acknowledged only. `ScheduleWorkflow` runs are kept in memory
+//!   like everything else.
 //!
 //! Module map: [`auth`] (tokens), [`validation`] → [`model`] (registered workflows), [`state`] (the
 //! one lock), [`lifecycle`] (triggers, gates, DAG activation), [`completion`] (outcomes),
 //! [`scheduler`] (assignment, payloads, timer tick), [`timers`], [`concurrency`], [`conditions`]
-//! (waits), [`durable`] (durable event logs), [`ingest`] (events), [`notify`] (run event fan-out), and
+//! (waits), [`durable`] (durable event logs), [`ingest`] (events), [`notify`] (run event fan-out),
+//! [`ratelimit`] (rate-limit windows), and
 //! the private `services` module with one file per gRPC service.
 //!
 //! ```no_run
@@ -46,6 +49,7 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod model;
 pub mod notify;
+pub mod ratelimit;
 pub mod scheduler;
 mod services;
 pub mod state;

@@ -66,6 +66,8 @@ pub struct TaskDef {
     pub slot_requests: Vec<(String, i32)>,
     /// Desired worker labels (affinity).
     pub worker_labels: Vec<DesiredLabel>,
+    /// Rate limits.
+    pub rate_limits: Vec<RateLimitDef>,
 }
 
 impl TaskDef {
@@ -190,6 +192,7 @@ mod tests {
             is_durable: false,
             slot_requests: vec![],
             worker_labels: vec![],
+            rate_limits: vec![],
         }
     }
 
@@ -305,4 +308,36 @@ mod label_tests {
         );
         assert!(!want("memory", LabelValue::Int(256), true, 4, 1).matches(None));
     }
+}
+
+/// A task rate limit (`CreateTaskRateLimit`): static (`key` + `units`, limit from `PutRateLimit`)
+/// or dynamic (`key_expr`, `units_expr`, `limit_values_expr` in CEL over the run input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitDef {
+    /// Static key (also set for dynamic limits).
+    pub key: String,
+    /// CEL giving the key.
+    pub key_expr: Option<String>,
+    /// Static units.
+    pub units: Option<i32>,
+    /// CEL giving the units.
+    pub units_expr: Option<String>,
+    /// CEL giving the limit (Python sends `"-1"` for static limits: ignored).
+    pub limit_expr: Option<String>,
+    /// Window for dynamic limits.
+    pub window: Duration,
+}
+
+/// `RateLimitDuration` → window length.
+pub fn rate_window(duration: i32) -> Duration {
+    const DAY: u64 = 86_400;
+    Duration::from_secs(match duration {
+        0 => 1,
+        2 => 3_600,
+        3 => DAY,
+        4 => 7 * DAY,
+        5 => 30 * DAY,
+        6 => 365 * DAY,
+        _ => 60,
+    })
 }

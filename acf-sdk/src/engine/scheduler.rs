@@ -3,6 +3,7 @@
 //! timer tick (execution/schedule timeouts, backoffs, sleeps, lost-worker reassignment).
 
 use crate::engine::model::{DEFAULT_SLOT_TYPE, DesiredLabel, label_score};
+use crate::engine::ratelimit::RateCheck;
 use crate::engine::state::{Assignment, State, TaskRef, TaskStatus, WorkerMsg};
 use crate::engine::timers::TimerKind;
 use crate::proto::{ActionType, AssignedAction};
@@ -23,8 +24,10 @@ enum Assign {
     Done,
     /// No worker could take it now (stays queued).
     NoWorker,
-    /// Failed instead (payload too large).
+    /// Failed instead (payload too large, bad rate-limit expression).
     Rejected,
+    /// A rate-limit window is full (stays queued; other tasks may still go).
+    RateLimited,
 }
 
 impl State {
@@ -153,7 +156,20 @@ impl State {
             }
             let needs = self.slot_needs(task_id);
             let assigned = match self.pick_worker(task_id, &needs, &labels, now) {
-                Some(worker) => self.assign(task_id, worker, needs, now),
+                Some(worker) => match self.rate_check(task_id, now) {
+                    RateCheck::Allowed => {
+                        let outcome = self.assign(task_id, worker, needs, now);
+                        if outcome == Assign::Done {
+                            self.rate_consume(task_id, now);
+                        }
+                        outcome
+                    }
+                    RateCheck::Denied => Assign::RateLimited,
+                    RateCheck::Failed(message) => {
+                        self.fail_task(task_id, message, now);
+                        Assign::Rejected
+                    }
+                },
                 None => Assign::NoWorker,
             };
             if assigned == Assign::Done {

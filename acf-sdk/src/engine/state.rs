@@ -348,6 +348,10 @@ pub struct State {
     pub children: HashMap<(Uuid, String), Uuid>,
     /// Finished runs, oldest first (bounded by [`RETAINED_RUNS`]).
     pub finished: VecDeque<Uuid>,
+    /// Static rate limits from `PutRateLimit`: key → (units per window, window).
+    pub static_limits: HashMap<String, (i64, Duration)>,
+    /// Rate-limit usage per key.
+    pub buckets: HashMap<String, crate::engine::ratelimit::Bucket>,
     /// How many finished runs are kept (default [`RETAINED_RUNS`]).
     pub retained_runs: usize,
     seq: u64,
@@ -375,6 +379,8 @@ impl State {
             legacy_listeners: HashMap::new(),
             children: HashMap::new(),
             finished: VecDeque::new(),
+            static_limits: HashMap::new(),
+            buckets: HashMap::new(),
             retained_runs: RETAINED_RUNS,
             seq: 0,
         }

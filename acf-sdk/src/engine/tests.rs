@@ -751,3 +751,65 @@ fn retry_after_from_the_worker_replaces_the_backoff() {
         "retried after 300 ms, not after 10 s"
     );
 }
+
+#[test]
+fn static_rate_limits_hold_tasks_until_the_window_resets() {
+    use crate::proto::v1::CreateTaskRateLimit;
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    s.static_limits
+        .insert("api".into(), (2, Duration::from_secs(1)));
+    let mut t = task("a", &[]);
+    t.rate_limits = vec![CreateTaskRateLimit {
+        key: "api".into(),
+        units: Some(1),
+        limit_values_expr: Some("-1".into()),
+        ..Default::default()
+    }];
+    register(&mut s, &workflow(vec![t]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 10);
+    for _ in 0..3 {
+        trigger(&mut s, now, json!({}), None);
+    }
+    assert_eq!(drain(&mut rx).len(), 2, "2 units per second");
+    s.tick(now + Duration::from_millis(500));
+    assert!(drain(&mut rx).is_empty());
+    s.tick(now + Duration::from_millis(1010));
+    assert_eq!(drain(&mut rx).len(), 1, "the next window admits the third");
+}
+
+#[test]
+fn dynamic_rate_limits_are_keyed_by_cel() {
+    use crate::proto::v1::CreateTaskRateLimit;
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.rate_limits = vec![CreateTaskRateLimit {
+        key: "input.user".into(),
+        key_expr: Some("input.user".into()),
+        units: Some(1),
+        limit_values_expr: Some("1".into()),
+        duration: Some(2),
+        ..Default::default()
+    }];
+    register(&mut s, &workflow(vec![t]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 10);
+    for user in ["ann", "ann", "bob"] {
+        trigger(&mut s, now, json!({"user": user}), None);
+    }
+    let started: Vec<Value> = drain(&mut rx)
+        .iter()
+        .map(|a| payload(a)["input"]["user"].clone())
+        .collect();
+    assert_eq!(
+        started,
+        vec![json!("ann"), json!("bob")],
+        "one run per user per hour"
+    );
+    let bad = trigger(&mut s, now, json!({}), None);
+    assert_eq!(
+        s.runs[&bad].state,
+        RunState::Failed,
+        "a key expression that fails fails the task"
+    );
+}

@@ -412,6 +412,18 @@ fn task(
         is_durable: t.is_durable,
         slot_requests,
         worker_labels: desired_labels(&t.worker_labels),
+        rate_limits: t
+            .rate_limits
+            .iter()
+            .map(|r| crate::engine::model::RateLimitDef {
+                key: r.key.clone(),
+                key_expr: r.key_expr.clone().filter(|e| !e.trim().is_empty()),
+                units: r.units,
+                units_expr: r.units_expr.clone().filter(|e| !e.trim().is_empty()),
+                limit_expr: r.limit_values_expr.clone(),
+                window: crate::engine::model::rate_window(r.duration.unwrap_or(1)),
+            })
+            .collect(),
     })
 }
 

@@ -1,5 +1,5 @@
-//! `WorkflowService` (v0 admin): the trigger RPCs the Python SDK uses, scheduled runs and rate-limit
-//! definitions (accepted; rate limits are not enforced by this engine).
+//! `WorkflowService` (v0 admin): the trigger RPCs the Python SDK uses, scheduled runs and static
+//! rate-limit definitions.
 
 use super::{check_size, trigger_spec};
 use crate::engine::Shared;
@@ -155,9 +155,21 @@ impl WorkflowService for WorkflowSvc {
         &self,
         request: Request<PutRateLimitRequest>,
     ) -> Result<Response<PutRateLimitResponse>, Status> {
-        if request.get_ref().key.is_empty() {
+        let req = request.into_inner();
+        if req.key.is_empty() {
             return Err(Status::invalid_argument("Invalid request: key is required"));
         }
+        if req.limit < 0 {
+            return Err(Status::invalid_argument(
+                "Invalid request: limit must be >= 0",
+            ));
+        }
+        let window = crate::engine::model::rate_window(req.duration);
+        self.0.mutate(|state, _| {
+            state
+                .static_limits
+                .insert(req.key.clone(), (i64::from(req.limit), window));
+        });
         Ok(Response::new(PutRateLimitResponse {}))
     }
 
