@@ -114,6 +114,35 @@ async fn workflow_runs(
     .await
 }
 
+/// Triggers `runs` runs with `BulkTriggerWorkflow` (chunks of 500) and awaits every result on the client's one
+/// `SubscribeToWorkflowRuns` stream: the method of the engine section of BENCHMARKS.md. Latency here is
+/// each run's completion time since the first trigger.
+async fn bulk_runs(client: &Client, workflow: &str, runs: usize) -> Stats {
+    let start = Instant::now();
+    let mut waits = Vec::with_capacity(runs);
+    for chunk in (0..runs).collect::<Vec<_>>().chunks(500) {
+        let batch = chunk
+            .iter()
+            .map(|_| (workflow.to_owned(), json!({}), TriggerOptions::default()))
+            .collect();
+        for run in client.bulk_trigger(batch).await.expect("bulk trigger") {
+            waits.push(tokio::spawn(async move {
+                run.result().await.expect("run");
+                start.elapsed()
+            }));
+        }
+    }
+    let mut latencies = Vec::with_capacity(runs);
+    for w in waits {
+        latencies.push(w.await.expect("task"));
+    }
+    Stats {
+        runs,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
 fn python() -> PathBuf {
     std::env::var_os("ACF_PYTHON")
         .map(PathBuf::from)
@@ -190,6 +219,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         concurrency,
         workflow_runs(&client, "bench-rs", runs, concurrency).await,
     ));
+    rows.push((
+        "Rust worker, no-op (defaults), bulk-triggered",
+        0,
+        bulk_runs(&client, "bench-rs", runs * 2).await,
+    ));
     handle.shutdown();
 
     // Rust worker, tuned: no gzip on tiny messages, no STARTED report.
@@ -206,6 +240,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Rust worker, no-op (no gzip, no STARTED)",
         concurrency,
         workflow_runs(&tuned_client, "bench-rs-tuned", runs, concurrency).await,
+    ));
+    rows.push((
+        "Rust worker, no-op (no gzip, no STARTED), bulk-triggered",
+        0,
+        bulk_runs(&tuned_client, "bench-rs-tuned", runs * 2).await,
     ));
     handle.shutdown();
 
@@ -250,23 +289,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         concurrency,
         workflow_runs(&client, "bench-py", (runs / 4).max(100), concurrency).await,
     ));
+    rows.push((
+        "Python SDK 1.43.1 worker, no-op, bulk-triggered",
+        0,
+        bulk_runs(&client, "bench-py", runs).await,
+    ));
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("| path | in flight | calls | throughput (/s) | p50 (ms) | p99 (ms) |");
+    println!("| path | in flight (0 = bulk) | calls | throughput (/s) | p50 (ms) | p99 (ms) |");
     println!("|---|---|---|---|---|---|");
     for (name, inflight, stats) in &rows {
         println!("{}", stats.line(name, *inflight));
     }
-    let tput = |i: usize| rows[i].2.runs as f64 / rows[i].2.elapsed.as_secs_f64();
-    let p50 = |i: usize| rows[i].2.pct(0.5).as_secs_f64();
+    let tput = |name: &str, inflight: usize| {
+        rows.iter()
+            .find(|(n, i, _)| *n == name && *i == inflight)
+            .map(|(_, _, st)| st.runs as f64 / st.elapsed.as_secs_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let p50 = |name: &str| {
+        rows.iter()
+            .find(|(n, i, _)| *n == name && *i == 1)
+            .map(|(_, _, st)| st.pct(0.5).as_secs_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let (raw, rs, tuned, py) = (
+        "raw tonic unary round trip (GetVersion)",
+        "Rust worker, no-op (defaults)",
+        "Rust worker, no-op (no gzip, no STARTED)",
+        "Python SDK 1.43.1 worker, no-op",
+    );
     println!(
-        "Rust/Python throughput: {:.1}x (defaults), {:.1}x (tuned); Rust p50 / raw p50 at 1 in flight: {:.1}x (defaults), {:.1}x (tuned)",
-        tput(3) / tput(7),
-        tput(5) / tput(7),
-        p50(2) / p50(0),
-        p50(4) / p50(0)
+        "Rust/Python throughput: {:.1}x bulk-triggered, {:.1}x at {concurrency} in flight; \
+         Rust p50 / raw round trip p50 at 1 in flight: {:.1}x (defaults), {:.1}x (no STARTED)",
+        tput("Rust worker, no-op (defaults), bulk-triggered", 0)
+            / tput("Python SDK 1.43.1 worker, no-op, bulk-triggered", 0),
+        tput(rs, concurrency) / tput(py, concurrency),
+        p50(rs) / p50(raw),
+        p50(tuned) / p50(raw),
     );
     Ok(())
 }
