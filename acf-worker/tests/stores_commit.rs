@@ -10,7 +10,7 @@ use acf_worker::models::time::now_utc;
 use acf_worker::models::{AccumulationHint, TurnOutcome};
 use acf_worker::mutex::{Lease, LockOptions};
 use acf_worker::stores::{
-    MessageStatus, ResponseEntry, StoreError, StoredMessage, TurnCommit, TurnRecord,
+    FailureRecord, MessageStatus, ResponseEntry, StoreError, StoredMessage, TurnCommit, TurnRecord,
 };
 use support::backends::Backend;
 use support::unique_session;
@@ -84,6 +84,8 @@ on_both_backends!(
     turn_numbers_and_hints_follow_commits,
     a_commit_for_another_session_is_refused,
     the_stream_reads_incrementally,
+    a_failure_record_is_kept_and_leaves_messages_pending,
+    a_rerecorded_failure_replaces_the_earlier_one,
 );
 
 async fn a_complete_commit_writes_everything_once(b: Backend) {
@@ -448,4 +450,148 @@ async fn the_stream_reads_incrementally(b: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+fn failure(session: &str, ids: &[Uuid], reason: &str, at_ms: i64) -> FailureRecord {
+    FailureRecord {
+        turn_id: Uuid::new_v4(),
+        session_key: session.to_owned(),
+        message_ids: ids.to_vec(),
+        reason: reason.to_owned(),
+        failed_step: Some("run_agent".to_owned()),
+        failed_at: chrono::DateTime::from_timestamp_millis(at_ms).unwrap(),
+    }
+}
+
+async fn a_failure_record_is_kept_and_leaves_messages_pending(b: Backend) {
+    let session = unique_session("failure");
+    let other = unique_session("failure-other");
+    let ids = pending_messages(&b, &session, &["are you there?", "hello?"]).await;
+    let lease = b.mutex.acquire(&session, lock(10_000)).await.unwrap();
+    let turn_id = Uuid::new_v4();
+    b.stores
+        .messages
+        .absorb(&lease, turn_id, &ids)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.stores
+            .messages
+            .release_absorbed(turn_id, &ids)
+            .await
+            .unwrap(),
+        2
+    );
+
+    let now_ms = now_utc().timestamp_millis();
+    let later = FailureRecord {
+        turn_id,
+        ..failure(&session, &ids, "run_agent: brain_failed: timed out", now_ms)
+    };
+    let earlier = failure(
+        &session,
+        &[],
+        "accumulate: store unavailable",
+        now_ms - 5_000,
+    );
+    b.stores.audit.record_failure(&later).await.unwrap();
+    b.stores.audit.record_failure(&earlier).await.unwrap();
+
+    assert_eq!(
+        b.stores.audit.get_failure(turn_id).await.unwrap(),
+        Some(later.clone())
+    );
+    assert_eq!(
+        b.stores.audit.session_failures(&session).await.unwrap(),
+        vec![earlier.clone(), later.clone()],
+        "oldest first"
+    );
+    assert!(
+        b.stores
+            .audit
+            .session_failures(&other)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        b.stores.audit.get_failure(Uuid::new_v4()).await.unwrap(),
+        None
+    );
+    // A failure is not a committed turn: no turn record, no receipt, no response.
+    assert_eq!(b.stores.audit.get_turn(turn_id).await.unwrap(), None);
+    assert!(
+        b.stores
+            .audit
+            .session_turns(&session)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(b.stores.commits.receipt(turn_id).await.unwrap(), None);
+    assert!(
+        stream(&b)
+            .await
+            .iter()
+            .all(|(_, e)| e.session_key != session)
+    );
+    // The messages stay recoverable for the session's next run.
+    let open = b.stores.messages.open_messages(&session).await.unwrap();
+    assert_eq!(open.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+    assert!(open.iter().all(|m| m.status == MessageStatus::Pending));
+    b.mutex.release(&lease).await.unwrap();
+}
+
+async fn a_rerecorded_failure_replaces_the_earlier_one(b: Backend) {
+    let session = unique_session("failure-again");
+    let now_ms = now_utc().timestamp_millis();
+    let first = failure(&session, &[], "run_agent: first", now_ms - 1_000);
+    let neighbour = failure(&session, &[], "run_agent: neighbour", now_ms - 500);
+    b.stores.audit.record_failure(&first).await.unwrap();
+    b.stores.audit.record_failure(&neighbour).await.unwrap();
+    let again = FailureRecord {
+        reason: "run_agent: second".to_owned(),
+        failed_at: chrono::DateTime::from_timestamp_millis(now_ms).unwrap(),
+        ..first.clone()
+    };
+    b.stores.audit.record_failure(&again).await.unwrap();
+    assert_eq!(
+        b.stores.audit.get_failure(first.turn_id).await.unwrap(),
+        Some(again.clone())
+    );
+    assert_eq!(
+        b.stores.audit.session_failures(&session).await.unwrap(),
+        vec![neighbour, again],
+        "one record per turn, ordered by its latest failure time"
+    );
+}
+
+#[tokio::test]
+async fn redis_failure_records_use_the_prefix_and_expire_with_the_record_ttl() {
+    let settings = acf_worker::stores::StoreSettings {
+        record_ttl: Duration::from_secs(90),
+        ..support::backends::unique_settings()
+    };
+    let b = support::backends::redis_at(support::SHARED_REDIS_URL, settings.clone()).await;
+    let session = unique_session("failure-ttl");
+    let record = failure(
+        &session,
+        &[],
+        "run_agent: boom",
+        now_utc().timestamp_millis(),
+    );
+    b.stores.audit.record_failure(&record).await.unwrap();
+    let client = redis::Client::open(support::SHARED_REDIS_URL).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    for key in [
+        format!("{}:failure:{}", settings.key_prefix, record.turn_id),
+        format!("{}:failures:{session}", settings.key_prefix),
+    ] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(ttl > 80_000 && ttl <= 90_000, "TTL {ttl} ms at `{key}`");
+    }
 }

@@ -296,6 +296,30 @@ async fn a_retryable_brain_failure_ends_in_on_failure_with_messages_recoverable(
         MessageStatus::Pending,
         "the message waits for the session's next run"
     );
+    // The failure is recorded durably, with its reason, step and the recovered message.
+    let turn_id = report.turn_id.expect("the run had a turn");
+    let record = backend
+        .stores
+        .audit
+        .get_failure(turn_id)
+        .await
+        .unwrap()
+        .expect("a failure record");
+    assert_eq!(record.session_key, session);
+    assert_eq!(record.message_ids, vec![message.id]);
+    assert_eq!(record.reason, report.error);
+    assert!(record.reason.contains("brain_failed"), "{record:?}");
+    assert_eq!(record.failed_step.as_deref(), Some("run_agent"));
+    assert_eq!(
+        backend
+            .stores
+            .audit
+            .session_failures(&session)
+            .await
+            .unwrap(),
+        vec![record]
+    );
+    assert_eq!(backend.stores.audit.get_turn(turn_id).await.unwrap(), None);
 
     // The session's next run answers both the recovered message and its own.
     let healthy = workflow(
@@ -311,6 +335,17 @@ async fn a_retryable_brain_failure_ends_in_on_failure_with_messages_recoverable(
     assert_eq!(
         output.response.as_deref(),
         Some("Echo: are you there? / hello?")
+    );
+    assert_eq!(
+        backend
+            .stores
+            .audit
+            .session_failures(&session)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a successful run records no failure"
     );
 }
 

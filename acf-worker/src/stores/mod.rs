@@ -21,7 +21,7 @@
 //!    store (the inbox is only a signal). [`MessageStore::absorb`] claims messages under the lease.
 //! 4. Commit: one [`TurnCommitter::commit`] writes record, state, statuses and the response entry, at most once.
 //!    A run that fails in a way worth retrying later calls [`MessageStore::release_absorbed`] instead, leaving the
-//!    messages pending for the next run.
+//!    messages pending for the next run, and [`AuditStore::record_failure`] to keep why it failed.
 
 mod backend;
 mod cadence;
@@ -47,8 +47,8 @@ pub use self::memory::MemoryStores;
 pub use self::redis::{RedisConnectOptions, RedisStores, connect_redis};
 pub use self::settings::{CadenceSettings, StoreSettings};
 pub use self::types::{
-    CommitReceipt, InboxEntry, MessageStatus, ResponseEntry, SessionState, StoredMessage,
-    TurnCommit, TurnRecord,
+    CommitReceipt, FailureRecord, InboxEntry, MessageStatus, ResponseEntry, SessionState,
+    StoredMessage, TurnCommit, TurnRecord,
 };
 
 /// Raw user messages and their status.
@@ -110,7 +110,9 @@ pub trait SessionInbox: Send + Sync {
     async fn drain(&self, session_key: &str) -> Result<Vec<InboxEntry>, StoreError>;
 }
 
-/// Audit records of committed turns (written by [`TurnCommitter::commit`]).
+/// Audit records: committed turns (written by [`TurnCommitter::commit`]) and runs that failed for good without
+/// committing (written by the workflow's `on_failure` through [`AuditStore::record_failure`]). Both live for the
+/// record TTL.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// One turn's record.
@@ -118,6 +120,17 @@ pub trait AuditStore: Send + Sync {
 
     /// The session's committed turns, in commit order.
     async fn session_turns(&self, session_key: &str) -> Result<Vec<TurnRecord>, StoreError>;
+
+    /// Records a run that failed for good. Not fenced (the failing run may no longer hold the lock) and changes
+    /// no message status: the messages stay open for the session's next run. Recording the same turn id again
+    /// replaces the earlier record, so a retried `on_failure` leaves one record.
+    async fn record_failure(&self, failure: &FailureRecord) -> Result<(), StoreError>;
+
+    /// The failure record of `turn_id`, if any.
+    async fn get_failure(&self, turn_id: Uuid) -> Result<Option<FailureRecord>, StoreError>;
+
+    /// The session's failure records, oldest first (by `failed_at`).
+    async fn session_failures(&self, session_key: &str) -> Result<Vec<FailureRecord>, StoreError>;
 }
 
 /// The stream of responses a channel gateway consumes (Redis: `XREAD`/`XREADGROUP` on `{prefix}:responses`;

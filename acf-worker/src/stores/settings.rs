@@ -12,7 +12,8 @@ pub struct StoreSettings {
     pub message_ttl: Duration,
     /// Lifetime of session state after its last update.
     pub session_ttl: Duration,
-    /// Lifetime of audit records and of commit markers (a commit retried after this could deliver again).
+    /// Lifetime of audit records (turn and failure records) and of commit markers (a commit retried after this
+    /// could deliver again).
     pub record_ttl: Duration,
     /// Lifetime of an unread inbox after its last push.
     pub inbox_ttl: Duration,
@@ -91,6 +92,12 @@ impl Keys {
     }
     pub(crate) fn session_turns(&self, session_key: &str) -> String {
         format!("{}:turns:{session_key}", self.prefix)
+    }
+    pub(crate) fn failure(&self, turn_id: uuid::Uuid) -> String {
+        format!("{}:failure:{turn_id}", self.prefix)
+    }
+    pub(crate) fn session_failures(&self, session_key: &str) -> String {
+        format!("{}:failures:{session_key}", self.prefix)
     }
     pub(crate) fn commit(&self, turn_id: uuid::Uuid) -> String {
         format!("{}:commit:{turn_id}", self.prefix)

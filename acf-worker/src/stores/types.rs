@@ -236,3 +236,23 @@ pub struct ResponseEntry {
     #[serde(with = "serde_timestamp")]
     pub committed_at: DateTime<Utc>,
 }
+
+/// The audit record of a run that failed for good without committing its turn (written by the workflow's
+/// `on_failure` handler). Writing it changes no message: the turn's messages stay open (pending) for the
+/// session's next run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// The failed run's turn id. Recording the same turn again replaces its record.
+    pub turn_id: Uuid,
+    /// Session key.
+    pub session_key: String,
+    /// The messages the turn had absorbed and put back to pending, in order.
+    pub message_ids: Vec<Uuid>,
+    /// Why the run failed (each failed step and its last error).
+    pub reason: String,
+    /// The step that failed, when known.
+    pub failed_step: Option<String>,
+    /// When the failure was recorded.
+    #[serde(with = "serde_timestamp")]
+    pub failed_at: DateTime<Utc>,
+}

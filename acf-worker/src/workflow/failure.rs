@@ -1,13 +1,15 @@
 //! `on_failure`: after a step failed for good, release the lock by token, put the turn's messages back to pending
-//! (the session's next run takes them) and record why.
+//! (the session's next run takes them) and record why: in the log line, in the handler's output and, durably, as a
+//! [`FailureRecord`] in the audit store. A failed write of that record is logged and never masks the release.
 
 use acf_sdk::{Context, StepError};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{Accumulated, Acquired, AgentOutcome, FailureReport, LogicalTurnWorkflow, TurnInput};
+use crate::models::time::now_utc;
 use crate::mutex::Lease;
-use crate::stores::MessageStatus;
+use crate::stores::{FailureRecord, MessageStatus};
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
@@ -27,14 +29,28 @@ pub(super) async fn run(
         .or_else(|| parent::<Accumulated>(ctx, "accumulate").map(|a| a.lease))
         .or_else(|| acquired.map(|a| a.lease));
 
-    let messages_recovered = match (turn_id, session_key.as_deref()) {
+    let (recovered, messages_recovered) = match (turn_id, session_key.as_deref()) {
         (Some(turn_id), Some(session_key)) => recover(wf, turn_id, session_key).await?,
-        _ => 0,
+        _ => (Vec::new(), 0),
     };
     let lock_released = match &lease {
         Some(lease) => wf.unlock(lease).await,
         None => false,
     };
+    // Without a turn id the run never held the lock nor absorbed anything: the log line is the record.
+    if let (Some(turn_id), Some(session_key)) = (turn_id, session_key.as_deref()) {
+        let record = FailureRecord {
+            turn_id,
+            session_key: session_key.to_owned(),
+            message_ids: recovered,
+            reason: error.clone(),
+            failed_step: failed_step(ctx),
+            failed_at: now_utc(),
+        };
+        if let Err(e) = wf.stores.audit.record_failure(&record).await {
+            tracing::error!(turn_id = %turn_id, session_key, error = %e, "failure_record_failed");
+        }
+    }
     tracing::error!(
         session_key = session_key.as_deref(),
         turn_id = turn_id.map(|id| id.to_string()),
@@ -53,12 +69,13 @@ pub(super) async fn run(
 }
 
 /// Puts the messages `turn_id` absorbed but never committed back to pending. Committed turns keep their
-/// messages' final status (`release_absorbed` leaves closed messages alone).
+/// messages' final status (`release_absorbed` leaves closed messages alone). Returns the turn's absorbed message
+/// ids and how many of them were put back.
 async fn recover(
     wf: &LogicalTurnWorkflow,
     turn_id: Uuid,
     session_key: &str,
-) -> Result<usize, StepError> {
+) -> Result<(Vec<Uuid>, usize), StepError> {
     let ours: Vec<Uuid> = wf
         .stores
         .messages
@@ -69,9 +86,16 @@ async fn recover(
         .map(|m| m.id)
         .collect();
     if ours.is_empty() {
-        return Ok(0);
+        return Ok((ours, 0));
     }
-    Ok(wf.stores.messages.release_absorbed(turn_id, &ours).await?)
+    let released = wf.stores.messages.release_absorbed(turn_id, &ours).await?;
+    Ok((ours, released))
+}
+
+/// The step whose failure ended the run (the engine reports one per failed step; several are joined by `, `).
+fn failed_step(ctx: &Context) -> Option<String> {
+    let errors = ctx.step_run_errors();
+    (!errors.is_empty()).then(|| errors.keys().cloned().collect::<Vec<_>>().join(", "))
 }
 
 fn parent<T: DeserializeOwned>(ctx: &Context, step: &str) -> Option<T> {

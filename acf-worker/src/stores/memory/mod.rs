@@ -17,7 +17,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::settings::StoreSettings;
-use super::{CommitReceipt, InboxEntry, SessionInbox, StoreError, StoredMessage, TurnRecord};
+use super::{
+    CommitReceipt, FailureRecord, InboxEntry, SessionInbox, StoreError, StoredMessage, TurnRecord,
+};
 use crate::mutex::{Lease, MemoryLockTable};
 
 /// In-memory stores. Clones share the same data.
@@ -40,6 +42,9 @@ struct Data {
     records: HashMap<Uuid, TurnRecord>,
     session_turns: HashMap<String, Vec<Uuid>>,
     receipts: HashMap<Uuid, CommitReceipt>,
+    failures: HashMap<Uuid, FailureRecord>,
+    /// Per session, ids of failure records, oldest first.
+    session_failures: HashMap<String, Vec<Uuid>>,
     stream: records::Stream,
 }
 

@@ -8,8 +8,8 @@ use crate::models::TurnOutcome;
 use crate::models::time::now_utc;
 use crate::mutex::Lease;
 use crate::stores::{
-    AuditStore, CommitReceipt, MessageStatus, ResponseEntry, ResponseSink, StoreError, TurnCommit,
-    TurnCommitter, TurnRecord,
+    AuditStore, CommitReceipt, FailureRecord, MessageStatus, ResponseEntry, ResponseSink,
+    StoreError, TurnCommit, TurnCommitter, TurnRecord,
 };
 
 /// The response stream: entries with their ids, capped like `XADD MAXLEN`.
@@ -46,6 +46,49 @@ impl AuditStore for MemoryStores {
         Ok(ids
             .iter()
             .filter_map(|id| data.records.get(id))
+            .cloned()
+            .collect())
+    }
+
+    async fn record_failure(&self, failure: &FailureRecord) -> Result<(), StoreError> {
+        let mut data = self.data();
+        let Data {
+            failures,
+            session_failures,
+            ..
+        } = &mut *data;
+        if let Some(previous) = failures.insert(failure.turn_id, failure.clone())
+            && let Some(ids) = session_failures.get_mut(&previous.session_key)
+        {
+            ids.retain(|id| *id != failure.turn_id);
+        }
+        let ids = session_failures
+            .entry(failure.session_key.clone())
+            .or_default();
+        // Oldest first, like the Redis index scored by `failed_at`.
+        let at = ids.partition_point(|id| {
+            failures
+                .get(id)
+                .is_some_and(|other| other.failed_at <= failure.failed_at)
+        });
+        ids.insert(at, failure.turn_id);
+        Ok(())
+    }
+
+    async fn get_failure(&self, turn_id: Uuid) -> Result<Option<FailureRecord>, StoreError> {
+        Ok(self.data().failures.get(&turn_id).cloned())
+    }
+
+    async fn session_failures(&self, session_key: &str) -> Result<Vec<FailureRecord>, StoreError> {
+        let data = self.data();
+        let ids = data
+            .session_failures
+            .get(session_key)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(ids
+            .iter()
+            .filter_map(|id| data.failures.get(id))
             .cloned()
             .collect())
     }

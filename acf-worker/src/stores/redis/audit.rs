@@ -1,6 +1,9 @@
 //! [`AuditStore`] and [`ResponseSink`] on Redis. A turn record is a hash (`{prefix}:turn:{turn_id}`: `record`
 //! JSON and the `turn_number` the commit assigned); a session's turns are a sorted set scored by turn number
-//! (`{prefix}:turns:{session_key}`). Responses go to the stream `{prefix}:{response_stream}`.
+//! (`{prefix}:turns:{session_key}`). A failure record is a JSON string (`{prefix}:failure:{turn_id}`); a session's
+//! failures are a sorted set of turn ids scored by `failed_at` in milliseconds (`{prefix}:failures:{session_key}`).
+//! Both kinds of record and their indexes expire after the record TTL. Responses go to the stream
+//! `{prefix}:{response_stream}`.
 
 use std::collections::HashMap;
 
@@ -9,8 +12,15 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use super::RedisStores;
+use crate::stores::settings::millis;
 use crate::stores::stream_fields;
-use crate::stores::{AuditStore, ResponseEntry, ResponseSink, StoreError, TurnRecord};
+use crate::stores::{
+    AuditStore, FailureRecord, ResponseEntry, ResponseSink, StoreError, TurnRecord,
+};
+
+fn parse_failure(json: &str) -> Result<FailureRecord, StoreError> {
+    serde_json::from_str(json).map_err(|err| StoreError::corrupt("failure record", err))
+}
 
 fn parse_record(mut fields: HashMap<String, String>) -> Result<Option<TurnRecord>, StoreError> {
     let Some(json) = fields.remove("record") else {
@@ -65,6 +75,70 @@ impl AuditStore for RedisStores {
             records.extend(parse_record(fields)?);
         }
         Ok(records)
+    }
+
+    async fn record_failure(&self, failure: &FailureRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(failure).map_err(StoreError::encode("failure record"))?;
+        let ttl_ms = millis(self.settings.record_ttl);
+        let index = self.keys.session_failures(&failure.session_key);
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(self.keys.failure(failure.turn_id))
+            .arg(json)
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .zadd(
+                &index,
+                failure.turn_id.to_string(),
+                failure.failed_at.timestamp_millis(),
+            )
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&index)
+            .arg(ttl_ms)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("record failure"))?;
+        Ok(())
+    }
+
+    async fn get_failure(&self, turn_id: Uuid) -> Result<Option<FailureRecord>, StoreError> {
+        let json: Option<String> = self
+            .conn()
+            .get(self.keys.failure(turn_id))
+            .await
+            .map_err(StoreError::unavailable("get failure record"))?;
+        json.as_deref().map(parse_failure).transpose()
+    }
+
+    async fn session_failures(&self, session_key: &str) -> Result<Vec<FailureRecord>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .zrange(self.keys.session_failures(session_key), 0, -1)
+            .await
+            .map_err(StoreError::unavailable("list session failures"))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            let id: Uuid = id.parse().map_err(|err| {
+                StoreError::corrupt("session failure index", format!("`{id}`: {err}"))
+            })?;
+            pipe.get(self.keys.failure(id));
+        }
+        let rows: Vec<Option<String>> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("list session failures"))?;
+        // A record that expired before its index entry is skipped.
+        rows.iter()
+            .flatten()
+            .map(|json| parse_failure(json))
+            .collect()
     }
 }
 
