@@ -14,3 +14,6 @@ pub async fn local_engine() -> Result<(EngineHandle, Client), Box<dyn std::error
     let config = ClientConfig::from_lookup(|k| env.get(k).cloned())?;
     Ok((engine, Client::new(config)?))
 }
+
+pub mod macro_dag;
+pub mod macro_durable_wait;
