@@ -25,7 +25,7 @@ pub enum StepErrorKind {
     Decode {
         /// Step (task readable id) whose argument failed to decode.
         step: String,
-        /// What was decoded: `input` or `parent output \`<name>\``.
+        /// What was decoded: `input`, or ``parent output `NAME` ``.
         field: String,
         /// The serde error, which names the offending JSON path where it can.
         #[source]

@@ -1,5 +1,5 @@
-//! The model layer: what a workflow is, independent of transport (conversion to the wire request in
-//! [`register`](self::register)).
+//! The model layer: what a workflow is, independent of transport (and its conversion to the wire request,
+//! [`WorkflowDefinition::to_proto`]).
 
 mod condition;
 mod options;
