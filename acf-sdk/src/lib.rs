@@ -38,8 +38,8 @@ pub mod channel;
 pub mod client;
 pub mod config;
 pub mod context;
-pub mod duration;
 mod durable;
+pub mod duration;
 pub mod error;
 pub mod log_layer;
 pub mod model;
@@ -50,7 +50,9 @@ pub mod testing;
 pub mod worker;
 pub mod workflow;
 
-pub use client::{Client, PushOptions, RunOutput, TriggerOptions, TypedWorkflowClient, WorkflowRunRef};
+pub use client::{
+    Client, PushOptions, RunOutput, TriggerOptions, TypedWorkflowClient, WorkflowRunRef,
+};
 pub use config::ClientConfig;
 pub use context::{Context, LogLevel, RunInfo, WaitResult};
 pub use error::{ResultExt, StepError, StepErrorKind};

@@ -1,14 +1,14 @@
 //! acf-worker: the ACF logical-turn worker (`ruche-worker`) built on acf-sdk.
-pub mod events;
-pub mod models;
 pub mod brain;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod events;
+pub mod intake;
+pub mod logging;
+pub mod models;
 pub mod mutex;
+pub mod run;
 pub mod stores;
 pub mod turn_manager;
-pub mod config;
-pub mod logging;
 pub mod workflow;
-pub mod intake;
-pub mod run;
-pub mod demo;
-pub mod cli;

@@ -8,7 +8,13 @@ use super::sections::{BrainKind, Settings, StoreBackend};
 struct Problems(Vec<String>);
 
 impl Problems {
-    fn range<T: PartialOrd + std::fmt::Display + Copy>(&mut self, key: &str, value: T, min: T, max: T) {
+    fn range<T: PartialOrd + std::fmt::Display + Copy>(
+        &mut self,
+        key: &str,
+        value: T,
+        min: T,
+        max: T,
+    ) {
         if value < min || value > max {
             self.0.push(format!(
                 "`{key}` = {value} is out of range; accepted: {min} to {max}"
