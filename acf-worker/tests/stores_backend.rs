@@ -20,6 +20,7 @@ fn config(backend: StoreBackend, url: &str) -> SessionStoreSettings {
         backend,
         connection_url: ConnectionUrl::new(url),
         key_prefix: unique("backend"),
+        pool_size: 3,
         message_ttl_seconds: 120,
         session_ttl_seconds: 60,
         record_ttl_seconds: 90,
@@ -47,6 +48,10 @@ fn store_settings_follow_the_configuration() {
     assert_eq!(settings.response_stream_max_len, 77);
     assert_eq!(settings.cadence.max_samples, 7);
     assert_eq!(settings.cadence.max_gap, Duration::from_secs(9));
+    assert_eq!(
+        settings.blocking_connections, 3,
+        "pool_size caps inbox waits"
+    );
 }
 
 #[test]

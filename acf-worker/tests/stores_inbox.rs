@@ -132,3 +132,162 @@ async fn drain_takes_everything_without_waiting(b: Backend) {
     assert_eq!(b.stores.inbox.drain(&session).await.unwrap(), entries);
     assert!(b.stores.inbox.drain(&session).await.unwrap().is_empty());
 }
+
+/// Redis stores whose inbox waits may use at most `cap` dedicated connections, and their client name.
+async fn redis_capped(cap: usize) -> (Backend, String) {
+    let settings = acf_worker::stores::StoreSettings {
+        blocking_connections: cap,
+        ..support::backends::unique_settings()
+    };
+    let name = format!("{}:inbox-wait", settings.key_prefix);
+    (
+        support::backends::redis_at(support::SHARED_REDIS_URL, settings).await,
+        name,
+    )
+}
+
+/// The ids of the clients currently named `name`.
+async fn clients_named(raw: &mut redis::aio::MultiplexedConnection, name: &str) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(raw)
+        .await
+        .unwrap();
+    let wanted = format!("name={name}");
+    list.lines()
+        .filter(|line| line.split(' ').any(|field| field == wanted))
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_waits_share_at_most_pool_size_blocking_connections() {
+    let (b, name) = redis_capped(2).await;
+    let mut raw = support::raw_connection(support::SHARED_REDIS_URL).await;
+    let sessions: Vec<String> = (0..5)
+        .map(|i| unique_session(&format!("cap-{i}")))
+        .collect();
+    let entries: Vec<InboxEntry> = sessions.iter().map(|_| entry()).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let waiters: Vec<_> = sessions
+        .iter()
+        .map(|session| {
+            let inbox = b.stores.inbox.clone();
+            let session = session.clone();
+            tokio::spawn(async move { inbox.wait(&session, deadline).await })
+        })
+        .collect();
+
+    // All five are waiting; only two hold a blocking connection.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut peak = 0;
+    let started = Instant::now();
+    for sample in 0.. {
+        let ids = clients_named(&mut raw, &name).await;
+        peak = peak.max(ids.len());
+        seen.extend(ids);
+        if (sample >= 20 && peak >= 2) || started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(peak, 2, "two waiters block, three wait for a connection");
+
+    // Each entry is pushed while the others keep waiting; every waiter gets its own.
+    for (session, e) in sessions.iter().zip(&entries) {
+        b.stores.inbox.push(session, e).await.unwrap();
+        for _ in 0..5 {
+            let ids = clients_named(&mut raw, &name).await;
+            peak = peak.max(ids.len());
+            seen.extend(ids);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    for (waiter, e) in waiters.into_iter().zip(&entries) {
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiter finishes before its deadline")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.as_ref(), Some(e));
+    }
+    assert!(
+        Instant::now() < deadline,
+        "no waiter needed its whole window"
+    );
+    let after = clients_named(&mut raw, &name).await;
+    seen.extend(after.iter().cloned());
+    assert_eq!(peak, 2, "never more than pool_size blocking clients");
+    assert_eq!(
+        seen.len(),
+        2,
+        "the two connections were reused, not reopened: {seen:?}"
+    );
+    assert_eq!(after.len(), 2, "they stay open, idle, for the next waits");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_a_wait_beyond_the_cap_keeps_its_deadline_and_takes_queued_entries() {
+    let (b, name) = redis_capped(1).await;
+    let mut raw = support::raw_connection(support::SHARED_REDIS_URL).await;
+    let (busy, other) = (unique_session("cap-busy"), unique_session("cap-other"));
+    let inbox = b.stores.inbox.clone();
+    let busy_session = busy.clone();
+    let holder = tokio::spawn(async move {
+        inbox
+            .wait(&busy_session, Instant::now() + Duration::from_secs(10))
+            .await
+    });
+    let started = Instant::now();
+    while clients_named(&mut raw, &name).await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the holder never blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // No connection frees up: the wait ends at its own deadline, within milliseconds.
+    let begun = Instant::now();
+    let deadline = begun + Duration::from_millis(300);
+    assert_eq!(b.stores.inbox.wait(&other, deadline).await.unwrap(), None);
+    let late = Instant::now().saturating_duration_since(deadline);
+    assert!(begun.elapsed() >= Duration::from_millis(300));
+    assert!(late < Duration::from_millis(50), "returned {late:?} late");
+
+    // An entry already queued is taken at once, without a connection.
+    let queued = entry();
+    b.stores.inbox.push(&other, &queued).await.unwrap();
+    let begun = Instant::now();
+    let got = b
+        .stores
+        .inbox
+        .wait(&other, begun + Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(got, Some(queued));
+    assert!(
+        begun.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        begun.elapsed()
+    );
+
+    // An entry pushed during a wait for a connection arrives at the deadline at the latest.
+    let during = entry();
+    let inbox = b.stores.inbox.clone();
+    let other_session = other.clone();
+    let waiter = tokio::spawn(async move {
+        inbox
+            .wait(&other_session, Instant::now() + Duration::from_millis(400))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.stores.inbox.push(&other, &during).await.unwrap();
+    assert_eq!(waiter.await.unwrap().unwrap(), Some(during));
+    assert_eq!(clients_named(&mut raw, &name).await.len(), 1);
+
+    let held = entry();
+    b.stores.inbox.push(&busy, &held).await.unwrap();
+    assert_eq!(holder.await.unwrap().unwrap(), Some(held));
+}

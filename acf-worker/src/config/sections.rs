@@ -119,7 +119,12 @@ pub struct SessionStoreSettings {
     pub backend: StoreBackend,
     /// Redis URL, shared by the stores and the session mutex. Passwords are redacted when printed.
     pub connection_url: ConnectionUrl,
-    /// Redis connections kept open, 1 to 1000.
+    /// The most dedicated Redis connections open at once for blocking inbox waits (`BLPOP`, one per accumulating
+    /// run that is waiting for more messages), idle or busy, 1 to 1000. Idle ones are reused. A wait that finds
+    /// all of them busy waits for one within its own deadline (the time counts against its window) and meanwhile
+    /// only takes entries already queued. Other commands, and the session mutex, share one multiplexed
+    /// connection that this does not limit. Set it to at least the number of runs expected to accumulate at once
+    /// (per worker process); unused with the `memory` backend.
     pub pool_size: u32,
     /// Seconds to wait for a connection (connect and checkout), 1 to 3600.
     pub pool_timeout_seconds: u64,

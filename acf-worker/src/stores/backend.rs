@@ -21,6 +21,7 @@ impl From<&SessionStoreSettings> for StoreSettings {
                 max_samples: config.cadence.max_samples,
                 max_gap: Duration::from_millis(config.cadence.max_gap_ms),
             },
+            blocking_connections: usize::try_from(config.pool_size).unwrap_or(usize::MAX),
         }
     }
 }

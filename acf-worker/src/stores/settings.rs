@@ -23,6 +23,10 @@ pub struct StoreSettings {
     pub response_stream_max_len: u64,
     /// How cadence is learned from message gaps.
     pub cadence: CadenceSettings,
+    /// Redis only: the most dedicated connections open at once for blocking inbox waits (`BLPOP`), idle or busy;
+    /// at least 1. Commands share one multiplexed connection and are not limited. A wait beyond the cap waits for
+    /// a free connection within its own deadline. From `storage.session.pool_size`.
+    pub blocking_connections: usize,
 }
 
 impl Default for StoreSettings {
@@ -36,6 +40,7 @@ impl Default for StoreSettings {
             response_stream: "responses".to_owned(),
             response_stream_max_len: 100_000,
             cadence: CadenceSettings::default(),
+            blocking_connections: 10,
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use redis::Script;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
+use tokio::sync::Semaphore;
 
 pub use self::connect::{RedisConnectOptions, connect_redis};
 use super::error::StoreError;
@@ -27,6 +28,10 @@ pub struct RedisStores {
     scripts: Arc<Scripts>,
     /// Idle dedicated connections for blocking inbox reads, which must not stall the shared connection.
     blocking: Arc<Mutex<Vec<MultiplexedConnection>>>,
+    /// One permit per dedicated blocking connection that may be open ([`StoreSettings::blocking_connections`]).
+    /// A wait holds its permit while its connection is busy, including a `BLPOP` still pending after the wait's
+    /// deadline; idle connections hold none.
+    blocking_permits: Arc<Semaphore>,
 }
 
 struct Scripts {
@@ -61,6 +66,9 @@ impl RedisStores {
 
     /// Uses an existing connection (e.g. the mutex's); `client` opens the dedicated blocking connections.
     pub fn new(client: redis::Client, conn: ConnectionManager, settings: StoreSettings) -> Self {
+        let blocking_connections = settings
+            .blocking_connections
+            .clamp(1, Semaphore::MAX_PERMITS);
         Self {
             client,
             conn,
@@ -74,6 +82,7 @@ impl RedisStores {
                 commit: Script::new(&scripts::commit()),
             }),
             blocking: Arc::new(Mutex::new(Vec::new())),
+            blocking_permits: Arc::new(Semaphore::new(blocking_connections)),
         }
     }
 
