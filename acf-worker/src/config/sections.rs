@@ -126,7 +126,7 @@ pub struct SessionStoreSettings {
     /// connection that this does not limit. Set it to at least the number of runs expected to accumulate at once
     /// (per worker process); unused with the `memory` backend.
     pub pool_size: u32,
-    /// Seconds to wait for a connection (connect and checkout), 1 to 3600.
+    /// Seconds to wait when connecting to Redis, 1 to 3600 (an inbox wait is bounded by its own deadline instead).
     pub pool_timeout_seconds: u64,
     /// Prefix of every store key. The `sesslock:` lock keys are not prefixed (shared with the Python worker).
     pub key_prefix: String,
