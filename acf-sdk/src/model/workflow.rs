@@ -163,7 +163,9 @@ impl WorkflowDefinition {
         self
     }
 
-    /// Sets the on-failure task.
+    /// Sets the on-failure task. Its name is registered and dispatched verbatim; the Python SDK names a failure
+    /// handler `<function>-on-failure`, and `#[on_failure]` does the same, so name it that way here too when both
+    /// SDKs must register identical workflows.
     #[must_use]
     pub fn on_failure(mut self, task: TaskDefinition) -> Self {
         self.on_failure = Some(task);
