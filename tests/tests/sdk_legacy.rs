@@ -4,26 +4,24 @@
 
 mod sdk_support;
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acf_sdk::proto::dispatcher_server::{Dispatcher, DispatcherServer};
 use acf_sdk::proto::events_service_server::{EventsService, EventsServiceServer};
 use acf_sdk::proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use acf_sdk::proto::v1::v1_dispatcher_server::{V1Dispatcher, V1DispatcherServer};
 use acf_sdk::proto::v1::*;
 use acf_sdk::proto::*;
-use acf_sdk::{Client, ClientConfig, Context, StepError, TaskDefinition, WorkflowBuilder};
-use sdk_support::{eventually, spawn, within};
+use acf_sdk::{Context, StepError, TaskDefinition, WorkflowBuilder};
+use sdk_support::{
+    BoxStream, ScriptedDispatcher, eventually, fake_dispatcher_server, fake_engine_client, spawn,
+    within,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding::Gzip;
 use tonic::{Request, Response, Status, Streaming};
-
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[derive(Default)]
 struct Seen {
@@ -44,30 +42,16 @@ fn lock(l: &Legacy) -> std::sync::MutexGuard<'_, Seen> {
 }
 
 #[tonic::async_trait]
-impl Dispatcher for Legacy {
-    async fn register(
-        &self,
-        r: Request<WorkerRegisterRequest>,
-    ) -> Result<Response<WorkerRegisterResponse>, Status> {
-        lock(self).register = Some(r.into_inner());
-        Ok(Response::new(WorkerRegisterResponse {
+impl ScriptedDispatcher for Legacy {
+    async fn register(&self, r: WorkerRegisterRequest) -> Result<WorkerRegisterResponse, Status> {
+        lock(self).register = Some(r);
+        Ok(WorkerRegisterResponse {
             tenant_id: uuid::Uuid::nil().to_string(),
             worker_id: "0b6c5d43-1c7e-4ad1-8a55-3c2f8f0e2a10".into(),
             worker_name: "legacy".into(),
-        }))
+        })
     }
-    type ListenStream = BoxStream<AssignedAction>;
-    async fn listen(
-        &self,
-        _: Request<WorkerListenRequest>,
-    ) -> Result<Response<Self::ListenStream>, Status> {
-        Err(Status::unimplemented("listen"))
-    }
-    type ListenV2Stream = BoxStream<AssignedAction>;
-    async fn listen_v2(
-        &self,
-        _: Request<WorkerListenRequest>,
-    ) -> Result<Response<Self::ListenV2Stream>, Status> {
+    async fn listen_v2(&self) -> Result<BoxStream<AssignedAction>, Status> {
         // One durable assignment (third attempt), then silence.
         let action = AssignedAction {
             tenant_id: uuid::Uuid::nil().to_string(),
@@ -85,93 +69,17 @@ impl Dispatcher for Legacy {
             ..AssignedAction::default()
         };
         let first = tokio_stream::once(Ok(action));
-        Ok(Response::new(Box::pin(tokio_stream::StreamExt::chain(
+        Ok(Box::pin(tokio_stream::StreamExt::chain(
             first,
             tokio_stream::pending(),
-        ))))
+        )))
     }
-    async fn heartbeat(
-        &self,
-        _: Request<HeartbeatRequest>,
-    ) -> Result<Response<HeartbeatResponse>, Status> {
-        Ok(Response::new(HeartbeatResponse {}))
+    async fn step_action_event(&self, e: StepActionEvent) -> Result<ActionEventResponse, Status> {
+        lock(self).events.push(e);
+        Ok(ActionEventResponse::default())
     }
-    type SubscribeToWorkflowEventsStream = BoxStream<WorkflowEvent>;
-    async fn subscribe_to_workflow_events(
-        &self,
-        _: Request<SubscribeToWorkflowEventsRequest>,
-    ) -> Result<Response<Self::SubscribeToWorkflowEventsStream>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    type SubscribeToWorkflowRunsStream = BoxStream<WorkflowRunEvent>;
-    async fn subscribe_to_workflow_runs(
-        &self,
-        _: Request<Streaming<SubscribeToWorkflowRunsRequest>>,
-    ) -> Result<Response<Self::SubscribeToWorkflowRunsStream>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn send_step_action_event(
-        &self,
-        r: Request<StepActionEvent>,
-    ) -> Result<Response<ActionEventResponse>, Status> {
-        lock(self).events.push(r.into_inner());
-        Ok(Response::new(ActionEventResponse::default()))
-    }
-    async fn send_batch_action_event(
-        &self,
-        _: Request<BatchActionEvent>,
-    ) -> Result<Response<ActionEventResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn send_group_key_action_event(
-        &self,
-        _: Request<GroupKeyActionEvent>,
-    ) -> Result<Response<ActionEventResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn put_overrides_data(
-        &self,
-        _: Request<OverridesData>,
-    ) -> Result<Response<OverridesDataResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn unsubscribe(
-        &self,
-        _: Request<WorkerUnsubscribeRequest>,
-    ) -> Result<Response<WorkerUnsubscribeResponse>, Status> {
-        Ok(Response::new(WorkerUnsubscribeResponse::default()))
-    }
-    async fn refresh_timeout(
-        &self,
-        _: Request<RefreshTimeoutRequest>,
-    ) -> Result<Response<RefreshTimeoutResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn release_slot(
-        &self,
-        _: Request<ReleaseSlotRequest>,
-    ) -> Result<Response<ReleaseSlotResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn restore_evicted_task(
-        &self,
-        _: Request<RestoreEvictedTaskRequest>,
-    ) -> Result<Response<RestoreEvictedTaskResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn upsert_worker_labels(
-        &self,
-        _: Request<UpsertWorkerLabelsRequest>,
-    ) -> Result<Response<UpsertWorkerLabelsResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn get_version(
-        &self,
-        _: Request<GetVersionRequest>,
-    ) -> Result<Response<GetVersionResponse>, Status> {
-        Ok(Response::new(GetVersionResponse {
-            version: "v0.70.1".into(),
-        }))
+    fn version(&self) -> &'static str {
+        "v0.70.1"
     }
 }
 
@@ -299,11 +207,7 @@ async fn old_engine_gets_legacy_slots_and_legacy_durable_waits() {
     let fake = Legacy(Arc::new(Mutex::new(Seen::default())));
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(
-                DispatcherServer::new(fake.clone())
-                    .accept_compressed(Gzip)
-                    .send_compressed(Gzip),
-            )
+            .add_service(fake_dispatcher_server(fake.clone()))
             .add_service(
                 AdminServiceServer::new(fake.clone())
                     .accept_compressed(Gzip)
@@ -321,15 +225,7 @@ async fn old_engine_gets_legacy_slots_and_legacy_durable_waits() {
             )
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let token = acf_sdk::config::unsigned_token(&json!({
-        "sub": uuid::Uuid::nil().to_string(),
-        "server_url": "http://localhost",
-        "grpc_broadcast_address": addr.to_string(),
-    }));
-    let config = ClientConfig::from_token(token)
-        .unwrap()
-        .with_tls_strategy(acf_sdk::config::TlsStrategy::None);
-    let client = Client::new(config).unwrap();
+    let client = fake_engine_client(addr);
     let wf = WorkflowBuilder::new("legacy-wf")
         .task(
             TaskDefinition::new("waiter").durable(true),

@@ -4,21 +4,19 @@
 
 mod sdk_support;
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use acf_sdk::engine::Engine;
-use acf_sdk::proto::dispatcher_server::{Dispatcher, DispatcherServer};
 use acf_sdk::proto::*;
-use acf_sdk::{
-    Client, ClientConfig, Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder,
+use acf_sdk::{Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
+use sdk_support::{
+    BoxStream, ScriptedDispatcher, client, eventually, fake_dispatcher_server, fake_engine_client,
+    ready, spawn, within,
 };
-use sdk_support::{client, eventually, ready, spawn, within};
 use serde_json::{Value, json};
-use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 fn echo() -> acf_sdk::FnWorkflow {
     WorkflowBuilder::new("echo")
@@ -123,119 +121,27 @@ struct Counters {
 
 struct ZombieDispatcher(Arc<Counters>);
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
 #[tonic::async_trait]
-impl Dispatcher for ZombieDispatcher {
-    async fn register(
-        &self,
-        _: Request<WorkerRegisterRequest>,
-    ) -> Result<Response<WorkerRegisterResponse>, Status> {
-        Ok(Response::new(WorkerRegisterResponse {
+impl ScriptedDispatcher for ZombieDispatcher {
+    async fn register(&self, _: WorkerRegisterRequest) -> Result<WorkerRegisterResponse, Status> {
+        Ok(WorkerRegisterResponse {
             tenant_id: uuid::Uuid::nil().to_string(),
             worker_id: uuid::Uuid::new_v4().to_string(),
             worker_name: "zombie".into(),
-        }))
+        })
     }
-    type ListenStream = BoxStream<AssignedAction>;
-    async fn listen(
-        &self,
-        _: Request<WorkerListenRequest>,
-    ) -> Result<Response<Self::ListenStream>, Status> {
-        Err(Status::unimplemented("listen"))
-    }
-    type ListenV2Stream = BoxStream<AssignedAction>;
-    async fn listen_v2(
-        &self,
-        _: Request<WorkerListenRequest>,
-    ) -> Result<Response<Self::ListenV2Stream>, Status> {
+    async fn listen_v2(&self) -> Result<BoxStream<AssignedAction>, Status> {
         self.0.listens.fetch_add(1, Ordering::SeqCst);
-        Ok(Response::new(Box::pin(tokio_stream::pending())))
+        Ok(Box::pin(tokio_stream::pending()))
     }
-    async fn heartbeat(
-        &self,
-        _: Request<HeartbeatRequest>,
-    ) -> Result<Response<HeartbeatResponse>, Status> {
+    async fn heartbeat(&self) -> Result<HeartbeatResponse, Status> {
         self.0.heartbeats.fetch_add(1, Ordering::SeqCst);
         Err(Status::failed_precondition(
             "Heartbeat rejected: worker stream is not active",
         ))
     }
-    type SubscribeToWorkflowEventsStream = BoxStream<WorkflowEvent>;
-    async fn subscribe_to_workflow_events(
-        &self,
-        _: Request<SubscribeToWorkflowEventsRequest>,
-    ) -> Result<Response<Self::SubscribeToWorkflowEventsStream>, Status> {
-        Err(Status::unimplemented("subscribe"))
-    }
-    type SubscribeToWorkflowRunsStream = BoxStream<WorkflowRunEvent>;
-    async fn subscribe_to_workflow_runs(
-        &self,
-        _: Request<tonic::Streaming<SubscribeToWorkflowRunsRequest>>,
-    ) -> Result<Response<Self::SubscribeToWorkflowRunsStream>, Status> {
-        Err(Status::unimplemented("subscribe"))
-    }
-    async fn send_step_action_event(
-        &self,
-        _: Request<StepActionEvent>,
-    ) -> Result<Response<ActionEventResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn send_batch_action_event(
-        &self,
-        _: Request<BatchActionEvent>,
-    ) -> Result<Response<ActionEventResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn send_group_key_action_event(
-        &self,
-        _: Request<GroupKeyActionEvent>,
-    ) -> Result<Response<ActionEventResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn put_overrides_data(
-        &self,
-        _: Request<OverridesData>,
-    ) -> Result<Response<OverridesDataResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn unsubscribe(
-        &self,
-        _: Request<WorkerUnsubscribeRequest>,
-    ) -> Result<Response<WorkerUnsubscribeResponse>, Status> {
-        Ok(Response::new(WorkerUnsubscribeResponse::default()))
-    }
-    async fn refresh_timeout(
-        &self,
-        _: Request<RefreshTimeoutRequest>,
-    ) -> Result<Response<RefreshTimeoutResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn release_slot(
-        &self,
-        _: Request<ReleaseSlotRequest>,
-    ) -> Result<Response<ReleaseSlotResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn restore_evicted_task(
-        &self,
-        _: Request<RestoreEvictedTaskRequest>,
-    ) -> Result<Response<RestoreEvictedTaskResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn upsert_worker_labels(
-        &self,
-        _: Request<UpsertWorkerLabelsRequest>,
-    ) -> Result<Response<UpsertWorkerLabelsResponse>, Status> {
-        Err(Status::unimplemented("x"))
-    }
-    async fn get_version(
-        &self,
-        _: Request<GetVersionRequest>,
-    ) -> Result<Response<GetVersionResponse>, Status> {
-        Ok(Response::new(GetVersionResponse {
-            version: "v0.94.16".into(),
-        }))
+    fn version(&self) -> &'static str {
+        "v0.94.16"
     }
 }
 
@@ -246,22 +152,10 @@ async fn heartbeat_failed_precondition_reopens_a_silent_stream() {
     let fake = Arc::new(Counters::default());
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(
-                DispatcherServer::new(ZombieDispatcher(Arc::clone(&fake)))
-                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-                    .send_compressed(tonic::codec::CompressionEncoding::Gzip),
-            )
+            .add_service(fake_dispatcher_server(ZombieDispatcher(Arc::clone(&fake))))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let token = acf_sdk::config::unsigned_token(&json!({
-        "sub": uuid::Uuid::nil().to_string(),
-        "server_url": "http://localhost",
-        "grpc_broadcast_address": addr.to_string(),
-    }));
-    let config = ClientConfig::from_token(token)
-        .unwrap()
-        .with_tls_strategy(acf_sdk::config::TlsStrategy::None);
-    let client = Client::new(config).unwrap();
+    let client = fake_engine_client(addr);
     // No workflows: nothing to PutWorkflow, only the dispatcher is needed.
     let (handle, join) = spawn(
         client
