@@ -11,178 +11,82 @@ use crate::model::{
     Spanned, StepKind, StepOptions, WorkerLabel,
 };
 
+/// An option given at most once.
+const fn once<T>(name: &'static str, read: fn(&Ctxt, &mut T, &Meta)) -> OptionSpec<T> {
+    OptionSpec {
+        name,
+        repeatable: false,
+        read,
+    }
+}
+
+/// An option that may be given several times.
+const fn repeatable<T>(name: &'static str, read: fn(&Ctxt, &mut T, &Meta)) -> OptionSpec<T> {
+    OptionSpec {
+        name,
+        repeatable: true,
+        read,
+    }
+}
+
+const NAME: OptionSpec<StepOptions> = once("name", read_name);
+const PARENTS: OptionSpec<StepOptions> = once("parents", read_parents);
+const RETRIES: OptionSpec<StepOptions> = once("retries", read_retries);
+const BACKOFF_FACTOR: OptionSpec<StepOptions> = once("backoff_factor", read_backoff_factor);
+const BACKOFF_MAX: OptionSpec<StepOptions> = once("backoff_max", read_backoff_max);
+const EXECUTION_TIMEOUT: OptionSpec<StepOptions> =
+    once("execution_timeout", read_execution_timeout);
+const SCHEDULE_TIMEOUT: OptionSpec<StepOptions> = once("schedule_timeout", read_schedule_timeout);
+const CONCURRENCY: OptionSpec<StepOptions> = repeatable("concurrency", read_concurrency);
+const RATE_LIMIT: OptionSpec<StepOptions> = repeatable("rate_limit", read_rate_limit);
+const WORKER_LABEL: OptionSpec<StepOptions> = repeatable("worker_label", read_worker_label);
+const DURABLE: OptionSpec<StepOptions> = once("durable", read_durable);
+const SLOTS: OptionSpec<StepOptions> = once("slots", read_slots);
+
 /// Every `#[step]` option, in the order the error messages list them.
 const STEP_SPECS: &[OptionSpec<StepOptions>] = &[
-    OptionSpec {
-        name: "name",
-        repeatable: false,
-        read: read_name,
-    },
-    OptionSpec {
-        name: "parents",
-        repeatable: false,
-        read: read_parents,
-    },
-    OptionSpec {
-        name: "retries",
-        repeatable: false,
-        read: read_retries,
-    },
-    OptionSpec {
-        name: "backoff_factor",
-        repeatable: false,
-        read: read_backoff_factor,
-    },
-    OptionSpec {
-        name: "backoff_max",
-        repeatable: false,
-        read: read_backoff_max,
-    },
-    OptionSpec {
-        name: "execution_timeout",
-        repeatable: false,
-        read: read_execution_timeout,
-    },
-    OptionSpec {
-        name: "schedule_timeout",
-        repeatable: false,
-        read: read_schedule_timeout,
-    },
-    OptionSpec {
-        name: "concurrency",
-        repeatable: true,
-        read: read_concurrency,
-    },
-    OptionSpec {
-        name: "rate_limit",
-        repeatable: true,
-        read: read_rate_limit,
-    },
-    OptionSpec {
-        name: "worker_label",
-        repeatable: true,
-        read: read_worker_label,
-    },
-    OptionSpec {
-        name: "durable",
-        repeatable: false,
-        read: read_durable,
-    },
-    OptionSpec {
-        name: "slots",
-        repeatable: false,
-        read: read_slots,
-    },
+    NAME,
+    PARENTS,
+    RETRIES,
+    BACKOFF_FACTOR,
+    BACKOFF_MAX,
+    EXECUTION_TIMEOUT,
+    SCHEDULE_TIMEOUT,
+    CONCURRENCY,
+    RATE_LIMIT,
+    WORKER_LABEL,
+    DURABLE,
+    SLOTS,
 ];
 
 /// `#[on_failure]` runs after the DAG has failed: it has no parents and is never durable.
 const ON_FAILURE_SPECS: &[OptionSpec<StepOptions>] = &[
-    OptionSpec {
-        name: "name",
-        repeatable: false,
-        read: read_name,
-    },
-    OptionSpec {
-        name: "retries",
-        repeatable: false,
-        read: read_retries,
-    },
-    OptionSpec {
-        name: "backoff_factor",
-        repeatable: false,
-        read: read_backoff_factor,
-    },
-    OptionSpec {
-        name: "backoff_max",
-        repeatable: false,
-        read: read_backoff_max,
-    },
-    OptionSpec {
-        name: "execution_timeout",
-        repeatable: false,
-        read: read_execution_timeout,
-    },
-    OptionSpec {
-        name: "schedule_timeout",
-        repeatable: false,
-        read: read_schedule_timeout,
-    },
-    OptionSpec {
-        name: "concurrency",
-        repeatable: true,
-        read: read_concurrency,
-    },
-    OptionSpec {
-        name: "rate_limit",
-        repeatable: true,
-        read: read_rate_limit,
-    },
-    OptionSpec {
-        name: "worker_label",
-        repeatable: true,
-        read: read_worker_label,
-    },
-    OptionSpec {
-        name: "slots",
-        repeatable: false,
-        read: read_slots,
-    },
+    NAME,
+    RETRIES,
+    BACKOFF_FACTOR,
+    BACKOFF_MAX,
+    EXECUTION_TIMEOUT,
+    SCHEDULE_TIMEOUT,
+    CONCURRENCY,
+    RATE_LIMIT,
+    WORKER_LABEL,
+    SLOTS,
 ];
 
 const RATE_LIMIT_SPECS: &[OptionSpec<RateLimit>] = &[
-    OptionSpec {
-        name: "key",
-        repeatable: false,
-        read: read_rl_key,
-    },
-    OptionSpec {
-        name: "dynamic_key",
-        repeatable: false,
-        read: read_rl_dynamic_key,
-    },
-    OptionSpec {
-        name: "units",
-        repeatable: false,
-        read: read_rl_units,
-    },
-    OptionSpec {
-        name: "limit",
-        repeatable: false,
-        read: read_rl_limit,
-    },
-    OptionSpec {
-        name: "duration",
-        repeatable: false,
-        read: read_rl_duration,
-    },
+    once("key", read_rl_key),
+    once("dynamic_key", read_rl_dynamic_key),
+    once("units", read_rl_units),
+    once("limit", read_rl_limit),
+    once("duration", read_rl_duration),
 ];
 
 const WORKER_LABEL_SPECS: &[OptionSpec<WorkerLabel>] = &[
-    OptionSpec {
-        name: "key",
-        repeatable: false,
-        read: read_wl_key,
-    },
-    OptionSpec {
-        name: "value",
-        repeatable: false,
-        read: read_wl_value,
-    },
-    OptionSpec {
-        name: "required",
-        repeatable: false,
-        read: read_wl_required,
-    },
-    OptionSpec {
-        name: "weight",
-        repeatable: false,
-        read: read_wl_weight,
-    },
-    OptionSpec {
-        name: "comparator",
-        repeatable: false,
-        read: read_wl_comparator,
-    },
+    once("key", read_wl_key),
+    once("value", read_wl_value),
+    once("required", read_wl_required),
+    once("weight", read_wl_weight),
+    once("comparator", read_wl_comparator),
 ];
 
 /// Reads the arguments of `#[step(...)]` or `#[on_failure(...)]`.
