@@ -56,6 +56,22 @@ fn run_status(state: &State, run_id: Uuid) -> Option<RunStatus> {
 }
 
 /// Runs matching a cancel/replay filter.
+/// The `external_ids` of a `CancelTasks` / `ReplayTasks` request, all checked before anything changes.
+fn external_ids(ids: &[String]) -> Result<Vec<Uuid>, Status> {
+    ids.iter()
+        .map(|id| parse_id("external_ids", id))
+        .collect::<Result<Vec<_>, _>>()
+}
+
+/// What a `CancelTasks` / `ReplayTasks` request acts on: its ids, then the runs its filter matches.
+fn targets(state: &State, ids: &[Uuid], filter: Option<&TasksFilter>) -> Vec<Uuid> {
+    let mut targets = ids.to_vec();
+    if let Some(filter) = filter {
+        targets.extend(filtered_runs(state, filter));
+    }
+    targets
+}
+
 fn filtered_runs(state: &State, filter: &TasksFilter) -> Vec<Uuid> {
     let since = filter.since.and_then(|t| SystemTime::try_from(t).ok());
     let until = filter.until.and_then(|t| SystemTime::try_from(t).ok());
@@ -145,16 +161,9 @@ impl AdminService for AdminSvc {
         request: Request<CancelTasksRequest>,
     ) -> Result<Response<CancelTasksResponse>, Status> {
         let req = request.into_inner();
-        let ids = req
-            .external_ids
-            .iter()
-            .map(|id| parse_id("external_ids", id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids = external_ids(&req.external_ids)?;
         let cancelled = self.0.mutate(|state, now| {
-            let mut targets = ids.clone();
-            if let Some(filter) = &req.filter {
-                targets.extend(filtered_runs(state, filter));
-            }
+            let targets = targets(state, &ids, req.filter.as_ref());
             let mut cancelled = Vec::new();
             for id in targets {
                 let tasks: Vec<Uuid> = match state.runs.get(&id) {
@@ -186,16 +195,9 @@ impl AdminService for AdminSvc {
         request: Request<ReplayTasksRequest>,
     ) -> Result<Response<ReplayTasksResponse>, Status> {
         let req = request.into_inner();
-        let ids = req
-            .external_ids
-            .iter()
-            .map(|id| parse_id("external_ids", id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids = external_ids(&req.external_ids)?;
         let replayed = self.0.mutate(|state, now| {
-            let mut targets = ids.clone();
-            if let Some(filter) = &req.filter {
-                targets.extend(filtered_runs(state, filter));
-            }
+            let targets = targets(state, &ids, req.filter.as_ref());
             let mut replayed = Vec::new();
             for id in targets {
                 // A run id replays its first unsuccessful task (or its first task).
