@@ -1,5 +1,6 @@
 //! The engine-backed [`StepBackend`] of a step run on this worker.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,9 +11,11 @@ use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::state::{Shared, lock};
+use crate::channel::AuthedChannel;
 use crate::client::{PushOptions, now_timestamp};
 use crate::context::{LogLevel, RunInfo, StepBackend, WaitResult};
 use crate::model::ConditionGroup;
+use crate::proto::events_service_client::EventsServiceClient;
 use crate::proto::{
     PutLogRequest, PutStreamEventRequest, RefreshTimeoutRequest, ReleaseSlotRequest,
 };
@@ -46,6 +49,26 @@ impl RunBackend {
     fn policy(&self) -> RetryPolicy {
         self.shared.client.unary_policy()
     }
+
+    /// One `EventsService` call of about `bytes` under the unary retry policy; the response is dropped.
+    async fn events_call<R, T, F, Fut>(
+        &self,
+        rpc: &'static str,
+        request: R,
+        bytes: usize,
+        call: F,
+    ) -> Result<()>
+    where
+        R: Clone,
+        F: Fn(EventsServiceClient<AuthedChannel>, R) -> Fut,
+        Fut: Future<Output = std::result::Result<T, tonic::Status>>,
+    {
+        let client = self.shared.client.connection().events_for(bytes);
+        self.policy()
+            .run(rpc, || call(client.clone(), request.clone()))
+            .await
+            .map(|_| ())
+    }
 }
 
 impl StepBackend for RunBackend {
@@ -64,19 +87,14 @@ impl StepBackend for RunBackend {
                 metadata: String::new(),
                 task_retry_count: Some(info.retry_count),
             };
-            let client = self
-                .shared
-                .client
-                .connection()
-                .events_for(request.message.len());
-            self.policy()
-                .run("EventsService/PutLog", || {
-                    let mut client = client.clone();
-                    let request = request.clone();
-                    async move { client.put_log(request).await }
-                })
-                .await
-                .map(|_| ())
+            let bytes = request.message.len();
+            self.events_call(
+                "EventsService/PutLog",
+                request,
+                bytes,
+                |mut client, request| async move { client.put_log(request).await },
+            )
+            .await
         }
         .boxed()
     }
@@ -95,19 +113,14 @@ impl StepBackend for RunBackend {
                 metadata: String::new(),
                 event_index: Some(index),
             };
-            let client = self
-                .shared
-                .client
-                .connection()
-                .events_for(request.message.len());
-            self.policy()
-                .run("EventsService/PutStreamEvent", || {
-                    let mut client = client.clone();
-                    let request = request.clone();
-                    async move { client.put_stream_event(request).await }
-                })
-                .await
-                .map(|_| ())
+            let bytes = request.message.len();
+            self.events_call(
+                "EventsService/PutStreamEvent",
+                request,
+                bytes,
+                |mut client, request| async move { client.put_stream_event(request).await },
+            )
+            .await
         }
         .boxed()
     }
