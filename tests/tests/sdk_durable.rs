@@ -5,7 +5,10 @@ mod sdk_support;
 
 use std::time::{Duration, Instant};
 
-use acf_sdk::{Context, PushOptions, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
+use acf_sdk::{
+    Client, Context, PushOptions, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder,
+    WorkflowRunRef,
+};
 use sdk_support::{client, engine, ready, spawn, within};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -54,6 +57,33 @@ fn nap() -> acf_sdk::FnWorkflow {
         .unwrap()
 }
 
+/// Starts a `durable-wait` run waiting for a `reply` of `scope`, for at most `timeout_ms`.
+async fn trigger_wait(client: &Client, scope: &str, timeout_ms: u64) -> WorkflowRunRef {
+    client
+        .trigger(
+            "durable-wait",
+            Wait {
+                scope: scope.into(),
+                timeout_ms,
+            },
+            TriggerOptions::default(),
+        )
+        .await
+        .unwrap()
+}
+
+/// Pushes a `reply` event `{"text": text}` of `scope`.
+async fn push_reply(client: &Client, text: &str, scope: &str) {
+    client
+        .push(
+            "reply",
+            json!({ "text": text }),
+            PushOptions::default().scope(scope),
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durable_wait_by_event_by_timeout_and_scope_isolation() {
     let engine = engine().await;
@@ -67,61 +97,20 @@ async fn durable_wait_by_event_by_timeout_and_scope_isolation() {
     ready(&handle).await;
 
     // 1. Satisfied by an event of its scope; an event of another scope pushed first does not wake it.
-    let run = client
-        .trigger(
-            "durable-wait",
-            Wait {
-                scope: "s1".into(),
-                timeout_ms: 60_000,
-            },
-            TriggerOptions::default(),
-        )
-        .await
-        .unwrap();
+    let run = trigger_wait(&client, "s1", 60_000).await;
     // Let the wait register (the step must be running and waiting).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    client
-        .push(
-            "reply",
-            json!({"text": "other"}),
-            PushOptions::default().scope("s2"),
-        )
-        .await
-        .unwrap();
+    push_reply(&client, "other", "s2").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    client
-        .push(
-            "reply",
-            json!({"text": "mine"}),
-            PushOptions::default().scope("s1"),
-        )
-        .await
-        .unwrap();
+    push_reply(&client, "mine", "s1").await;
     let out = within(60, run.result()).await.unwrap();
     assert_eq!(out.outputs["wait"], json!({"event": {"text": "mine"}}));
 
     // 2. Satisfied by the timeout: only another scope's event arrives.
     let started = Instant::now();
-    let run = client
-        .trigger(
-            "durable-wait",
-            Wait {
-                scope: "s3".into(),
-                timeout_ms: 2000,
-            },
-            TriggerOptions::default(),
-        )
-        .await
-        .unwrap();
+    let run = trigger_wait(&client, "s3", 2000).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    client
-        .push(
-            "reply",
-            json!({"text": "not yours"}),
-            PushOptions::default().scope("s4"),
-        )
-        .await
-        .unwrap();
+    push_reply(&client, "not yours", "s4").await;
     let out = within(60, run.result()).await.unwrap();
     assert_eq!(out.outputs["wait"], json!({"event": null}));
     assert!(
