@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use acf_sdk::worker::Outcome;
-use acf_sdk::{Context, Error, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
+use acf_sdk::{
+    Client, Context, Error, StepError, TaskDefinition, TriggerOptions, WorkerHandle,
+    WorkflowBuilder, WorkflowRunRef,
+};
 use futures::StreamExt;
 use sdk_support::{client, engine, eventually, ready, spawn, within};
 use serde_json::{Value, json};
@@ -31,12 +34,9 @@ fn sleeper(ms: u64, honour_cancel: bool) -> acf_sdk::FnWorkflow {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_drains_a_step_in_flight() {
-    let engine = engine().await;
-    let client = client(&engine);
-    let (handle, join) = spawn(client.worker("drainer").workflow(sleeper(1500, false)));
-    ready(&handle).await;
+/// Once the worker is ready, triggers `sleeper` and waits until its step is running.
+async fn sleeper_running(client: &Client, handle: &WorkerHandle) -> WorkflowRunRef {
+    ready(handle).await;
     let run = client
         .trigger("sleeper", json!({}), TriggerOptions::default())
         .await
@@ -45,6 +45,15 @@ async fn graceful_shutdown_drains_a_step_in_flight() {
         handle.status().running == 1
     })
     .await;
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_drains_a_step_in_flight() {
+    let engine = engine().await;
+    let client = client(&engine);
+    let (handle, join) = spawn(client.worker("drainer").workflow(sleeper(1500, false)));
+    let run = sleeper_running(&client, &handle).await;
     handle.shutdown();
     // Not ready while draining; the run still completes and `run` returns Ok after the drain.
     eventually(Duration::from_secs(5), || async {
@@ -71,15 +80,7 @@ async fn stragglers_are_cancelled_and_reported_failed_at_the_drain_deadline() {
             .drain_timeout(Duration::from_millis(300))
             .cancel_grace(Duration::from_millis(200)),
     );
-    ready(&handle).await;
-    let run = client
-        .trigger("sleeper", json!({}), TriggerOptions::default())
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(20), || async {
-        handle.status().running == 1
-    })
-    .await;
+    let run = sleeper_running(&client, &handle).await;
     handle.shutdown();
     within(30, join).await.unwrap().unwrap();
     let err = within(30, run.result()).await.unwrap_err();
