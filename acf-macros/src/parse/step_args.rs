@@ -195,19 +195,38 @@ fn read_slots(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
 
 fn read_rate_limit(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
     const EXAMPLE: &str = r#"rate_limit(key = "openai", units = 1)"#;
-    let Some(metas) = options::nested(cx, meta, EXAMPLE) else {
-        return;
-    };
-    let mut limit = RateLimit {
-        keyword: syn::spanned::Spanned::span(meta.path()),
-        key: None,
-        dynamic_key: None,
-        units: None,
-        limit: None,
-        duration: None,
-    };
-    options::read_options(cx, "rate_limit", RATE_LIMIT_SPECS, &metas, &mut limit);
-    o.rate_limits.push(limit);
+    let limit = read_nested(
+        cx,
+        meta,
+        "rate_limit",
+        EXAMPLE,
+        RATE_LIMIT_SPECS,
+        |keyword| RateLimit {
+            keyword,
+            key: None,
+            dynamic_key: None,
+            units: None,
+            limit: None,
+            duration: None,
+        },
+    );
+    o.rate_limits.extend(limit);
+}
+
+/// A nested option list `attribute(...)` read by `specs` into the value `init` makes from the keyword's span
+/// (`None`, with an error, when `meta` is not a list).
+fn read_nested<T>(
+    cx: &Ctxt,
+    meta: &Meta,
+    attribute: &str,
+    example: &str,
+    specs: &[OptionSpec<T>],
+    init: impl FnOnce(proc_macro2::Span) -> T,
+) -> Option<T> {
+    let metas = options::nested(cx, meta, example)?;
+    let mut value = init(syn::spanned::Spanned::span(meta.path()));
+    options::read_options(cx, attribute, specs, &metas, &mut value);
+    Some(value)
 }
 
 fn read_rl_key(cx: &Ctxt, r: &mut RateLimit, meta: &Meta) {
@@ -261,19 +280,22 @@ fn int_or_expr(cx: &Ctxt, expr: &Expr, example: &str) -> Option<Spanned<IntOrExp
 
 fn read_worker_label(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
     const EXAMPLE: &str = r#"worker_label(key = "gpu", value = "a100", required)"#;
-    let Some(metas) = options::nested(cx, meta, EXAMPLE) else {
-        return;
-    };
-    let mut label = WorkerLabel {
-        keyword: syn::spanned::Spanned::span(meta.path()),
-        key: None,
-        value: None,
-        required: false,
-        weight: None,
-        comparator: None,
-    };
-    options::read_options(cx, "worker_label", WORKER_LABEL_SPECS, &metas, &mut label);
-    o.worker_labels.push(label);
+    let label = read_nested(
+        cx,
+        meta,
+        "worker_label",
+        EXAMPLE,
+        WORKER_LABEL_SPECS,
+        |keyword| WorkerLabel {
+            keyword,
+            key: None,
+            value: None,
+            required: false,
+            weight: None,
+            comparator: None,
+        },
+    );
+    o.worker_labels.extend(label);
 }
 
 fn read_wl_key(cx: &Ctxt, l: &mut WorkerLabel, meta: &Meta) {
