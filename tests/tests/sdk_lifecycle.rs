@@ -195,22 +195,30 @@ async fn panics_fail_the_run_and_cancellation_reports_nothing() {
 async fn context_engine_calls_and_metadata() {
     let engine = engine().await;
     let client = client(&engine);
+    // Stream chunks are fan-out only (Hatchet does not keep them), so the step waits until the test has
+    // subscribed before it writes any.
+    let subscribed = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::clone(&subscribed);
     let wf = WorkflowBuilder::new("ctx-calls")
         .task(
             TaskDefinition::new("calls"),
-            |_: Value, ctx: Context| async move {
-                ctx.log("hello from the step").await?;
-                ctx.put_stream("chunk-0").await?;
-                ctx.put_stream("chunk-1").await?;
-                let deadline = ctx.refresh_timeout(Duration::from_secs(30)).await?;
-                ctx.release_slot().await?;
-                // Give the stream subscriber time to see the chunks before the run ends.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                Ok::<_, StepError>(json!({
-                    "deadline_in_future": deadline > chrono::Utc::now(),
-                    "tenant": ctx.additional_metadata().get("tenant"),
-                    "run": ctx.workflow_run_id(),
-                }))
+            move |_: Value, ctx: Context| {
+                let gate = Arc::clone(&gate);
+                async move {
+                    ctx.log("hello from the step").await?;
+                    gate.notified().await;
+                    ctx.put_stream("chunk-0").await?;
+                    ctx.put_stream("chunk-1").await?;
+                    let deadline = ctx.refresh_timeout(Duration::from_secs(30)).await?;
+                    ctx.release_slot().await?;
+                    // Give the stream subscriber time to see the chunks before the run ends.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok::<_, StepError>(json!({
+                        "deadline_in_future": deadline > chrono::Utc::now(),
+                        "tenant": ctx.additional_metadata().get("tenant"),
+                        "run": ctx.workflow_run_id(),
+                    }))
+                }
             },
         )
         .build()
@@ -227,6 +235,7 @@ async fn context_engine_calls_and_metadata() {
         .unwrap();
     let chunks = within(30, async {
         let stream = client.stream(&run.run_id).await.unwrap();
+        subscribed.notify_one();
         stream
             .map(|c| String::from_utf8(c.unwrap()).unwrap())
             .collect::<Vec<_>>()
@@ -320,14 +329,15 @@ async fn health_server_reports_liveness_readiness_and_metrics() {
     )
     .await
     .unwrap();
+    // The worker counts an outcome once its report is sent, which can trail the run's result by a moment.
+    let completed = "hatchet_worker_tasks_total{action=\"sleeper:sleep\",outcome=\"completed\"} 1";
+    eventually(Duration::from_secs(10), || async {
+        http_get(addr, "/metrics").await.1.contains(completed)
+    })
+    .await;
     let (code, metrics) = http_get(addr, "/metrics").await;
     assert_eq!(code, 200);
-    assert!(
-        metrics.contains(
-            "hatchet_worker_tasks_total{action=\"sleeper:sleep\",outcome=\"completed\"} 1"
-        ),
-        "{metrics}"
-    );
+    assert!(metrics.contains(completed), "{metrics}");
     assert!(
         metrics.contains("hatchet_worker_slots{slot=\"default\"} 100"),
         "{metrics}"
