@@ -11,7 +11,7 @@ use acf_worker::workflow::{Accumulated, Acquired, ConfiguredWorkflow, WorkflowOp
 use serde_json::json;
 use uuid::Uuid;
 use workflow_support::{
-    Behaviour, Conversation, Kind, TestBrain, accept, backend, payload, workflow,
+    Behaviour, Conversation, Kind, TestBrain, accept, backend, payload, stored_message, workflow,
 };
 
 /// Runs `$case(kind)` once on memory and once on Redis.
@@ -242,13 +242,7 @@ async fn a_failing_brain_commits_a_failed_turn(kind: Kind) {
     );
     assert_eq!(output.response, None);
     assert_eq!(brain.calls(), 1, "a non-retryable failure is not retried");
-    let message = backend
-        .stores
-        .messages
-        .get(input.message_id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let message = stored_message(&backend, &input).await;
     assert!(
         matches!(message.status, MessageStatus::Failed { .. }),
         "{message:?}"
@@ -284,13 +278,7 @@ async fn a_retryable_brain_failure_ends_in_on_failure_with_messages_recoverable(
     assert!(report.error.contains("brain_failed"), "{report:?}");
     let session = conversation.session_key();
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
-    let message = backend
-        .stores
-        .messages
-        .get(input.message_id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let message = stored_message(&backend, &input).await;
     assert_eq!(
         message.status,
         MessageStatus::Pending,
@@ -458,13 +446,7 @@ async fn a_run_waits_for_the_lock_and_fails_retryably_when_it_stays_taken(kind: 
         backend.mutex.is_current(&holder).await.unwrap(),
         "the holder's lock is untouched"
     );
-    let message = backend
-        .stores
-        .messages
-        .get(input.message_id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let message = stored_message(&backend, &input).await;
     assert_eq!(
         message.status,
         MessageStatus::Pending,

@@ -175,6 +175,17 @@ pub async fn accept(backend: &Backend, input: &WorkflowInput) {
     );
 }
 
+/// The stored copy of `input`'s message (it must exist).
+pub async fn stored_message(backend: &Backend, input: &WorkflowInput) -> StoredMessage {
+    backend
+        .stores
+        .messages
+        .get(input.message_id.parse().expect("uuid"))
+        .await
+        .expect("message store")
+        .expect("the message is stored")
+}
+
 pub fn payload(input: &WorkflowInput) -> TurnInput {
     TurnInput::new(input)
 }
