@@ -17,9 +17,9 @@ use crate::proto::v1;
 use crate::{duration, namespace};
 
 impl WorkflowDefinition {
-    /// The namespaced workflow name (`namespace + name`, case kept), as triggers must spell it.
+    /// The namespaced workflow name (`namespace + name`, case kept, not prefixed twice), as triggers must spell it.
     pub fn namespaced_name(&self, namespace: &str) -> String {
-        format!("{namespace}{}", self.name)
+        namespace::apply(namespace, &self.name)
     }
 
     /// The action service: `apply_namespace(lower(name))`.
