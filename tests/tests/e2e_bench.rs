@@ -104,8 +104,64 @@ async fn mutex_acquire_release_pairs_per_second() {
         task.await.unwrap();
     }
     let pairs = concurrency * pairs_each;
+    let mutex_rate = pairs as f64 / started.elapsed().as_secs_f64();
     println!(
-        "BENCH mutex: {pairs} acquire+release pairs with {concurrency} concurrent clients: {:.0} pairs/s",
-        pairs as f64 / started.elapsed().as_secs_f64()
+        "BENCH mutex: {pairs} acquire+release pairs with {concurrency} concurrent clients: {mutex_rate:.0} pairs/s"
     );
+
+    // The floor, in the same run: `redis-benchmark` at the same concurrency, one command per round trip.
+    let requests = (concurrency * pairs_each * 2).to_string();
+    let set = redis_benchmark_rate(&[
+        "-c",
+        &concurrency.to_string(),
+        "-n",
+        &requests,
+        "-q",
+        "-r",
+        "100000",
+        "SET",
+        "lock:__rand_int__",
+        "tok",
+        "NX",
+        "PX",
+        "5000",
+    ]);
+    let release = redis_benchmark_rate(&[
+        "-c",
+        &concurrency.to_string(),
+        "-n",
+        &requests,
+        "-q",
+        "-r",
+        "100000",
+        "EVAL",
+        "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end",
+        "1",
+        "lock:__rand_int__",
+        "tok",
+    ]);
+    // One pair costs one SET and one release: the pair rate is the harmonic combination of the two.
+    let floor = 1.0 / (1.0 / set + 1.0 / release);
+    println!(
+        "BENCH mutex floor: redis-benchmark SET NX PX {set:.0} req/s, release EVAL {release:.0} req/s -> {floor:.0} pairs/s; \
+         mutex / floor = {:.2}x",
+        mutex_rate / floor
+    );
+}
+
+/// Runs `redis-benchmark -h 127.0.0.1 -p 6379 <args>` and returns its requests per second.
+fn redis_benchmark_rate(args: &[&str]) -> f64 {
+    let output = std::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", "6379"])
+        .args(args)
+        .output()
+        .expect("redis-benchmark (Debian package redis-tools) must be installed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // `-q` prints `<name>: <rate> requests per second, ...`; the last such line is the summary.
+    text.split(['\r', '\n'])
+        .filter_map(|line| line.split(": ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|rate| rate.parse::<f64>().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no rate in redis-benchmark output: {text}"))
 }
