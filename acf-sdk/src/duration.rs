@@ -1,4 +1,5 @@
-//! Duration strings as the engine expects them (`^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ms|s|m|h))+$`).
+//! Duration strings as the engine expects them (`^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ms|s|m|h))+$`): the one parser
+//! (the engine validates registrations with it) and the two formatters.
 
 use std::time::Duration;
 
@@ -26,37 +27,59 @@ pub fn precise_expr(duration: Duration) -> String {
     }
 }
 
-/// Parses a duration literal as accepted by the engine (`1h30m`, `1.5s`, `250ms`); `None` if invalid.
-pub fn parse(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
+/// Why a duration string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {0:?}: expected e.g. \"500ms\", \"30s\", \"1m30s\" or \"2h\"")]
+pub struct DurationError(pub String);
+
+/// Parses a Hatchet duration string (`1h30m`, `1.5s`, `250ms`) with Go `time.ParseDuration` semantics, as the
+/// engine validates registrations. Empty strings are rejected (callers apply their own default).
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError(text.to_owned());
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return Err(err());
     }
     let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+            i += 1;
         }
-        let value: f64 = num.parse().ok()?;
-        let (scale, unit_len) = if tail.starts_with("ms") {
+        let number = &text[start..i];
+        if !valid_number(number) {
+            return Err(err());
+        }
+        let value: f64 = number.parse().map_err(|_| err())?;
+        let rest = &text[i..];
+        let (unit_secs, len) = if rest.starts_with("ms") {
             (0.001, 2)
-        } else if tail.starts_with('s') {
+        } else if rest.starts_with('s') {
             (1.0, 1)
-        } else if tail.starts_with('m') {
+        } else if rest.starts_with('m') {
             (60.0, 1)
-        } else if tail.starts_with('h') {
+        } else if rest.starts_with('h') {
             (3600.0, 1)
         } else {
-            return None;
+            return Err(err());
         };
-        total += value * scale;
-        rest = &tail[unit_len..];
+        total += value * unit_secs;
+        i += len;
     }
-    Some(Duration::from_secs_f64(total))
+    // Durations beyond ~30 years are nonsense for a scheduler and would overflow Instant arithmetic.
+    if !total.is_finite() || total > 1.0e9 {
+        return Err(err());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// `[0-9]+(\.[0-9]*)?` or `\.[0-9]+`.
+fn valid_number(number: &str) -> bool {
+    match number.split_once('.') {
+        None => !number.is_empty(),
+        Some((int, frac)) => !frac.contains('.') && (!int.is_empty() || !frac.is_empty()),
+    }
 }
 
 #[cfg(test)]
@@ -82,11 +105,23 @@ mod tests {
 
     #[test]
     fn parses_engine_literals() {
-        assert_eq!(parse("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse("2d"), None);
-        assert_eq!(parse(""), None);
-        assert_eq!(parse("s"), None);
+        assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse(".5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse("3.s"), Ok(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn rejects_other_forms() {
+        for bad in [
+            "", "5", "1d", "1w", "s", ".s", "1..2s", "-1s", "1 s", "1us", "1m 2s", "abc", "2d",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} must be rejected");
+        }
     }
 }

@@ -43,7 +43,6 @@ pub mod completion;
 pub mod concurrency;
 pub mod conditions;
 pub mod durable;
-pub mod duration;
 pub mod expr;
 pub mod ingest;
 pub mod lifecycle;

@@ -383,7 +383,7 @@ impl State {
                     if t.generation == generation && t.status == TaskStatus::Queued {
                         let text = self
                             .task_def(t)
-                            .map(|d| crate::engine::duration::format_duration(d.schedule_timeout))
+                            .map(|d| crate::duration::precise_expr(d.schedule_timeout))
                             .unwrap_or_default();
                         self.cancel_task(
                             task,

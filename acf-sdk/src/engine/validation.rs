@@ -1,7 +1,7 @@
 //! Server-side validation of `PutWorkflow` and durable conditions (reference §7), producing the
 //! engine's [`model`](crate::engine::model). Every error names the offending field.
 
-use crate::engine::duration::parse_duration;
+use crate::duration;
 use crate::engine::expr;
 use crate::engine::model::{
     ConcurrencyDef, CondAction, CondKind, ConditionDef, DEFAULT_EXECUTION_TIMEOUT,
@@ -69,9 +69,9 @@ fn duration_or(
     default: Duration,
 ) -> Result<(Duration, String), ValidationError> {
     if text.is_empty() {
-        return Ok((default, crate::engine::duration::format_duration(default)));
+        return Ok((default, duration::precise_expr(default)));
     }
-    parse_duration(text)
+    duration::parse(text)
         .map(|d| (d, text.to_owned()))
         .map_err(|e| invalid(field, e.to_string()))
 }
@@ -164,7 +164,7 @@ fn task_conditions(field: &str, c: &TaskConditions) -> Result<Vec<ConditionDef>,
     for (i, s) in c.sleep_conditions.iter().enumerate() {
         let f = format!("{field}.sleep_conditions[{i}]");
         let (key, action, group, expression) = base(f.clone(), s.base.as_ref())?;
-        let duration = parse_duration(&s.sleep_for)
+        let duration = duration::parse(&s.sleep_for)
             .map_err(|e| invalid(format!("{f}.sleep_for"), e.to_string()))?;
         out.push(ConditionDef {
             readable_data_key: key,
@@ -227,7 +227,7 @@ pub fn durable_conditions(
     for (i, s) in c.sleep_conditions.iter().enumerate() {
         let f = format!("sleep_conditions[{i}]");
         let b = s.base.clone().unwrap_or_default();
-        let duration = parse_duration(&s.sleep_for)
+        let duration = duration::parse(&s.sleep_for)
             .map_err(|e| invalid(format!("{f}.sleep_for"), e.to_string()))?;
         out.push(ConditionDef {
             readable_data_key: if b.readable_data_key.is_empty() {

@@ -2,8 +2,8 @@
 //! events, timeouts/slots/labels, and the run result and run event subscriptions.
 
 use super::{BoxStream, Guarded, check_size, parse_id};
+use crate::duration;
 use crate::engine::Shared;
-use crate::engine::duration::parse_duration;
 use crate::engine::model::DEFAULT_SLOT_TYPE;
 use crate::engine::state::{EventFilter, EventSub, State, TaskStatus, Worker, WorkerMsg};
 use crate::engine::validation::valid_name;
@@ -447,7 +447,7 @@ impl Dispatcher for DispatcherSvc {
     ) -> Result<Response<RefreshTimeoutResponse>, Status> {
         let req = request.into_inner();
         let task = parse_id("task_run_external_id", &req.task_run_external_id)?;
-        let by = parse_duration(&req.increment_timeout_by).map_err(|e| {
+        let by = duration::parse(&req.increment_timeout_by).map_err(|e| {
             Status::invalid_argument(format!("Invalid request: increment_timeout_by: {e}"))
         })?;
         let at = self.0.mutate(|state, now| {
