@@ -391,6 +391,9 @@ impl Worker {
         };
         heartbeat_stop.cancel();
         let _ = heartbeat.await;
+        if let Some(durable) = shared.durable.get() {
+            durable.close();
+        }
         shutdown::unsubscribe(&shared).await;
         result
     }
