@@ -107,6 +107,8 @@ pub struct RecordedRequest {
     pub rpc: &'static str,
     /// The request message, protobuf-encoded (decode it with [`RecordedRequest::decode`]).
     pub message: Vec<u8>,
+    /// When the engine received it.
+    pub at: Instant,
 }
 
 impl RecordedRequest {
@@ -141,6 +143,7 @@ impl Shared {
                 .push(RecordedRequest {
                     rpc,
                     message: message.encode_to_vec(),
+                    at: Instant::now(),
                 });
         }
     }

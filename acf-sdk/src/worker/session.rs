@@ -144,7 +144,8 @@ async fn register(shared: &Shared) -> Result<String> {
         runtime_info: Some(RuntimeInfo {
             sdk_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             language: None,
-            language_version: None,
+            // Python fills in its interpreter's version; ours is the compiler's (see build.rs).
+            language_version: Some(env!("ACF_RUSTC_VERSION").to_owned()),
             os: Some(std::env::consts::OS.to_owned()),
             extra: Some("acf-sdk (Rust)".to_owned()),
         }),
@@ -303,8 +304,6 @@ pub(crate) async fn supervise(
                 Ok(id) => {
                     tracing::info!(worker_id = %id, worker = %shared.name, "worker registered");
                     shared.set_status(|s| s.worker_id = Some(id));
-                    // The first heartbeat goes out right after `Register`, as Python's does.
-                    signals.kick.notify_one();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot register the worker");
@@ -331,7 +330,8 @@ pub(crate) async fn supervise(
         }
         let opened = Instant::now();
         signals.set_listening(Some((session, opened)));
-        // A heartbeat accepted from now on makes the worker ready.
+        // The first heartbeat goes out now, right after `Register` (as Python's does) and together with the
+        // `ListenV2` request; once the engine accepts it the worker is ready.
         signals.kick.notify_one();
         let mut open = Box::pin(client.listen_v2(request));
         // A grpc-go engine answers the open only with the first action, so an idle worker stays in this

@@ -39,6 +39,7 @@ pub(crate) struct Options {
     pub max_consecutive_failures: u32,
     pub handle_signals: bool,
     pub send_started: bool,
+    pub workflows_registered: bool,
 }
 
 /// A snapshot of the worker's health.
