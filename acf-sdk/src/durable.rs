@@ -279,7 +279,10 @@ impl DurableClient {
             };
             match opened {
                 Ok(response) => {
-                    let mut stream = std::pin::pin!(futures::StreamExt::take_until(response.into_inner(), self.closed.clone().cancelled_owned()));
+                    let mut stream = std::pin::pin!(futures::StreamExt::take_until(
+                        response.into_inner(),
+                        self.closed.clone().cancelled_owned()
+                    ));
                     while let Some(item) = stream.next().await {
                         match item {
                             Ok(msg) => {

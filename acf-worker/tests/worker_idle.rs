@@ -90,7 +90,10 @@ fn an_idle_ruche_worker_is_ready_then_exits_0_promptly_on_sigterm() {
     }
     assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
     // The bound for an idle worker, with slack for the process teardown of a debug build.
-    assert!(took < Duration::from_millis(1500), "exited {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_millis(1500),
+        "exited {took:?} after SIGTERM"
+    );
     assert!(
         seen.iter().any(|l| l.contains("acf_worker_stopped")),
         "{}",

@@ -84,7 +84,10 @@ async fn heartbeat_until_accepted(client: &mut DispatcherClient<Authed>, worker_
 async fn received(engine: &EngineHandle, rpc: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !engine.requests().iter().any(|r| r.rpc == rpc) {
-        assert!(tokio::time::Instant::now() < deadline, "{rpc} never received");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{rpc} never received"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -56,12 +56,21 @@ print("RESULT " + json.dumps(wf.run(In(n=1))))
 /// The requests compared: `(rpc, message type, label)`; step events are split by type.
 const COMPARED: &[(&str, &str)] = &[
     ("Dispatcher/Register", "WorkerRegisterRequest"),
-    ("v1.AdminService/PutWorkflow", "v1.CreateWorkflowVersionRequest"),
+    (
+        "v1.AdminService/PutWorkflow",
+        "v1.CreateWorkflowVersionRequest",
+    ),
     ("Dispatcher/ListenV2", "WorkerListenRequest"),
     ("Dispatcher/Heartbeat", "HeartbeatRequest"),
     ("Dispatcher/SendStepActionEvent", "StepActionEvent"),
-    ("WorkflowService/TriggerWorkflow", "v1.TriggerWorkflowRequest"),
-    ("v1.AdminService/TriggerWorkflowRun", "v1.TriggerWorkflowRunRequest"),
+    (
+        "WorkflowService/TriggerWorkflow",
+        "v1.TriggerWorkflowRequest",
+    ),
+    (
+        "v1.AdminService/TriggerWorkflowRun",
+        "v1.TriggerWorkflowRunRequest",
+    ),
 ];
 
 /// Every allowed difference: `(request label, field path, reason)`. A path ending in `*` covers the fields
@@ -170,7 +179,9 @@ fn normalize(text: &str) -> String {
 fn scalar(value: &Field) -> String {
     match value {
         Field::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(v @ (Value::Object(_) | Value::Array(_))) => format!("json:{}", normalize(&v.to_string())),
+            Ok(v @ (Value::Object(_) | Value::Array(_))) => {
+                format!("json:{}", normalize(&v.to_string()))
+            }
             _ => format!("{:?}", normalize(s)),
         },
         Field::Bytes(b) => match serde_json::from_slice::<Value>(b) {
@@ -225,14 +236,18 @@ fn flatten_value(value: &Field, path: &str, out: &mut BTreeMap<String, String>) 
 }
 
 /// The compared requests of one SDK, by label.
-fn requests_of(pool: &DescriptorPool, recorded: &[RecordedRequest]) -> BTreeMap<String, BTreeMap<String, String>> {
+fn requests_of(
+    pool: &DescriptorPool,
+    recorded: &[RecordedRequest],
+) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (rpc, message) in COMPARED {
         let descriptor = pool
             .get_message_by_name(message)
             .unwrap_or_else(|| panic!("no message {message}"));
         for request in recorded.iter().filter(|r| r.rpc == *rpc) {
-            let decoded = DynamicMessage::decode(descriptor.clone(), request.message.as_slice()).unwrap();
+            let decoded =
+                DynamicMessage::decode(descriptor.clone(), request.message.as_slice()).unwrap();
             let mut fields = BTreeMap::new();
             flatten(&decoded, "", &mut fields);
             let label = match fields.get("event_type").map(String::as_str) {
@@ -256,7 +271,9 @@ fn requests_of(pool: &DescriptorPool, recorded: &[RecordedRequest]) -> BTreeMap<
 fn allowed(label: &str, path: &str) -> bool {
     ALLOWED.iter().any(|(l, p, _)| {
         (*l == label || *l == "*")
-            && (p.strip_suffix('*').map_or(*p == path, |stem| path.starts_with(stem)))
+            && (p
+                .strip_suffix('*')
+                .map_or(*p == path, |stem| path.starts_with(stem)))
     })
 }
 
@@ -298,7 +315,8 @@ async fn our_requests_match_the_python_sdks_field_by_field() {
             && requests.iter().any(|r| r.rpc == "Dispatcher/Heartbeat")
     })
     .await;
-    let mut py = PythonScript::new(write_script(&dir, "client.py", PY_CLIENT)).timeout(Duration::from_secs(120));
+    let mut py = PythonScript::new(write_script(&dir, "client.py", PY_CLIENT))
+        .timeout(Duration::from_secs(120));
     for (k, v) in engine.client_env() {
         py = py.env(k, v);
     }
@@ -312,16 +330,22 @@ async fn our_requests_match_the_python_sdks_field_by_field() {
     let client = client(&engine);
     let wf = WorkflowBuilder::new("parity-rs")
         .input_schema::<In>()
-        .task(TaskDefinition::new("echo"), |input: Value, _ctx: Context| async move {
-            Ok::<_, StepError>(json!({ "ok": true, "n": input["n"] }))
-        })
+        .task(
+            TaskDefinition::new("echo"),
+            |input: Value, _ctx: Context| async move {
+                Ok::<_, StepError>(json!({ "ok": true, "n": input["n"] }))
+            },
+        )
         .build()
         .unwrap();
     let (handle, join) = spawn(client.worker("parity-worker").slots(4).workflow(wf));
     ready(&handle).await;
-    let out = within(60, client.run("parity-rs", json!({"n": 1}), TriggerOptions::default()))
-        .await
-        .unwrap();
+    let out = within(
+        60,
+        client.run("parity-rs", json!({"n": 1}), TriggerOptions::default()),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.outputs["echo"], json!({"ok": true, "n": 1}));
     handle.shutdown();
     within(10, join).await.unwrap().unwrap();
@@ -334,7 +358,10 @@ async fn our_requests_match_the_python_sdks_field_by_field() {
         assert!(theirs.contains_key(*label), "Python sent no {label}");
         assert!(mine.contains_key(*label), "we sent no {label}");
     }
-    let triggers = ["WorkflowService/TriggerWorkflow", "v1.AdminService/TriggerWorkflowRun"];
+    let triggers = [
+        "WorkflowService/TriggerWorkflow",
+        "v1.AdminService/TriggerWorkflowRun",
+    ];
     assert!(
         triggers.iter().any(|t| theirs.contains_key(*t)),
         "Python sent no trigger"
@@ -345,7 +372,11 @@ async fn our_requests_match_the_python_sdks_field_by_field() {
         let (Some(a), Some(b)) = (theirs.get(label), mine.get(label)) else {
             unexplained.push(format!(
                 "{label}: sent only by {}",
-                if theirs.contains_key(label) { "Python" } else { "us" }
+                if theirs.contains_key(label) {
+                    "Python"
+                } else {
+                    "us"
+                }
             ));
             continue;
         };

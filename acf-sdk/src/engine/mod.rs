@@ -204,7 +204,7 @@ impl EngineBuilder {
     }
 
     /// Keeps every request of the worker and trigger protocol (register, listen, heartbeat, step events,
-    /// unsubscribe, workflow registration, triggers, events) for [`EngineHandle::requests`]. Off by default:
+    /// unsubscribe, workflow registration, triggers, schedules, events, run-event subscriptions) for [`EngineHandle::requests`]. Off by default:
     /// the log grows without bound.
     pub fn record_requests(mut self, on: bool) -> Self {
         self.record = on;

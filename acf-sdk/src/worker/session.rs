@@ -208,7 +208,10 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, signals: Arc<Signals>, stop: 
                 if listening.is_some_and(|(s, _)| s == session) {
                     shared.set_status(|s| {
                         if !s.stream_connected {
-                            tracing::debug!(session, "worker ready (listening, heartbeat accepted)");
+                            tracing::debug!(
+                                session,
+                                "worker ready (listening, heartbeat accepted)"
+                            );
                         }
                         s.stream_connected = true;
                         s.last_error = None;
@@ -222,8 +225,9 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, signals: Arc<Signals>, stop: 
                 match status.code() {
                     // Sent while the engine had not yet seen the new stream: ask again shortly.
                     Code::FailedPrecondition
-                        if listening
-                            .is_some_and(|(s, at)| s == session && at.elapsed() < LISTEN_SETTLE) =>
+                        if listening.is_some_and(|(s, at)| {
+                            s == session && at.elapsed() < LISTEN_SETTLE
+                        }) =>
                     {
                         retry_soon = true;
                     }

@@ -69,6 +69,7 @@ impl WorkflowService for WorkflowSvc {
         request: Request<ScheduleWorkflowRequest>,
     ) -> Result<Response<WorkflowVersion>, Status> {
         let req = request.into_inner();
+        self.0.record("WorkflowService/ScheduleWorkflow", &req);
         check_size(&req)?;
         let spec = trigger_spec(&TriggerWorkflowRequest {
             name: req.name.clone(),
