@@ -29,6 +29,16 @@ const FILES: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    // `runtime_info.language_version` of `Register`: the compiler that built the SDK.
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let version = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=ACF_RUSTC_VERSION={version}");
 
     let mut compiler = protox::Compiler::new(INCLUDE_DIRS)?;
     // Source info carries the proto comments into the generated rustdoc; imports

@@ -5,7 +5,7 @@
 //!
 //! For
 //!
-//! ```ignore
+//! ```text
 //! #[workflow(name = "turn", on_events = ["message"], concurrency(expression = "input.session", max_runs = 1))]
 //! impl Turn {
 //!     #[step(retries = 2, timeout = "30s")]
@@ -19,7 +19,7 @@
 //!
 //! the expansion is the user's impl with our attributes removed, followed by:
 //!
-//! ```ignore
+//! ```text
 //! const _: () = {
 //!     use ::acf_sdk::__private as __acf;
 //!

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::context::{RunInfo, WaitResult, decode_wait_payload};
 use crate::model::{ConditionGroup, push_condition};
@@ -47,6 +48,8 @@ struct State {
 pub(crate) struct DurableClient {
     shared: Weak<Shared>,
     legacy: bool,
+    /// Fired when the worker stops: ends the stream tasks, even while an open is still unanswered.
+    closed: CancellationToken,
     state: Mutex<State>,
 }
 
@@ -100,11 +103,17 @@ impl DurableClient {
                 Arc::new(Self {
                     shared: Arc::downgrade(shared),
                     legacy,
+                    closed: CancellationToken::new(),
                     state: Mutex::new(State::default()),
                 })
             })
             .await;
         Ok(Arc::clone(client))
+    }
+
+    /// Ends the stream tasks (the worker stopped).
+    pub(crate) fn close(&self) {
+        self.closed.cancel();
     }
 
     fn shared(&self) -> Result<Arc<Shared>> {
@@ -259,9 +268,21 @@ impl DurableClient {
             };
             let mut client = shared.client.connection().dedicated().v1_dispatcher();
             drop(shared);
-            match client.durable_task(UnboundedReceiverStream::new(rx)).await {
+            // Raced against the worker stopping: a grpc-go engine sends the response headers only with its
+            // first message.
+            let opened = tokio::select! {
+                () = self.closed.cancelled() => {
+                    poller.abort();
+                    return;
+                }
+                opened = client.durable_task(UnboundedReceiverStream::new(rx)) => opened,
+            };
+            match opened {
                 Ok(response) => {
-                    let mut stream = response.into_inner();
+                    let mut stream = std::pin::pin!(futures::StreamExt::take_until(
+                        response.into_inner(),
+                        self.closed.clone().cancelled_owned()
+                    ));
                     while let Some(item) = stream.next().await {
                         match item {
                             Ok(msg) => {
@@ -280,6 +301,9 @@ impl DurableClient {
                 }
             }
             poller.abort();
+            if self.closed.is_cancelled() {
+                return;
+            }
             {
                 let mut state = lock(&self.state);
                 // Pending acks fail (Python does the same); their waits are re-issued on the next attempt.
@@ -447,11 +471,15 @@ impl DurableClient {
             }
             let mut client = shared.client.connection().dedicated().v1_dispatcher();
             drop(shared);
-            if let Ok(response) = client
-                .listen_for_durable_event(UnboundedReceiverStream::new(rx))
-                .await
-            {
-                let mut stream = response.into_inner();
+            let opened = tokio::select! {
+                () = self.closed.cancelled() => return,
+                opened = client.listen_for_durable_event(UnboundedReceiverStream::new(rx)) => opened,
+            };
+            if let Ok(response) = opened {
+                let mut stream = std::pin::pin!(futures::StreamExt::take_until(
+                    response.into_inner(),
+                    self.closed.clone().cancelled_owned(),
+                ));
                 while let Some(Ok(event)) = stream.next().await {
                     let waiter = lock(&self.state)
                         .legacy
@@ -462,6 +490,9 @@ impl DurableClient {
                         ));
                     }
                 }
+            }
+            if self.closed.is_cancelled() {
+                return;
             }
             {
                 let mut state = lock(&self.state);

@@ -61,6 +61,37 @@ pub use sdk_error::{Error, Result};
 pub use worker::{Worker, WorkerBuilder, WorkerHandle, WorkerStatus};
 pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
 
+/// The serialization crates the SDK's traits come from, re-exported so an input or output type can derive
+/// what the SDK needs without depending on `serde` and `schemars` itself (and without picking a schemars
+/// version whose `JsonSchema` is a different trait: the SDK needs schemars 1). Point the derives at these
+/// paths:
+///
+/// ```
+/// use acf_sdk::{Deserialize, JsonSchema, Serialize};
+///
+/// #[derive(Serialize, Deserialize, JsonSchema)]
+/// #[serde(crate = "acf_sdk::serde")]
+/// #[schemars(crate = "acf_sdk::schemars")]
+/// struct Order {
+///     id: u64,
+/// }
+///
+/// let schema = acf_sdk::schemars::schema_for!(Order);
+/// assert_eq!(schema.get("type"), Some(&acf_sdk::serde_json::json!("object")));
+/// ```
+pub use schemars;
+#[doc(no_inline)]
+pub use schemars::JsonSchema;
+#[doc(no_inline)]
+pub use serde::{self, Deserialize, Serialize};
+#[doc(no_inline)]
+pub use serde_json;
+
+// The README's code blocks compile as doctests, so what it shows is what works.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 /// Declares a Hatchet workflow from an inherent `impl` block.
 ///
 /// Every `#[step]` method becomes a task and `parents = [...]` wires the DAG. The macro generates the

@@ -109,6 +109,8 @@ fn host_port_of(url: &str) -> String {
 pub struct RunningWorker {
     handle: WorkerHandle,
     task: JoinHandle<acf_sdk::Result<()>>,
+    /// Stops the `acf_worker_ready` watcher when the worker is gone.
+    _ready_log: tokio_util::sync::DropGuard,
 }
 
 impl std::fmt::Debug for RunningWorker {
@@ -185,13 +187,29 @@ pub async fn start_with_options(
         .worker(WORKER_NAME)
         .slots(slots)
         .handle_signals(false)
+        // Registered just above (to fail early, naming the engine): the worker must not send it again.
+        .workflows_registered(true)
         .workflow(configured)
         .build()
         .map_err(RunError::Worker)?;
     let handle = worker.handle();
     let task = tokio::spawn(worker.run());
-    tracing::info!(workflow_count = 1, slots, "acf_worker_ready");
-    Ok(RunningWorker { handle, task })
+    // `acf_worker_ready` means listening (what `/readyz` reports), which comes after this returns: the
+    // caller must be able to handle signals meanwhile.
+    let stop = CancellationToken::new();
+    let ready = handle.clone();
+    let watch = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = ready.ready() => tracing::info!(workflow_count = 1, slots, "acf_worker_ready"),
+            () = watch.cancelled() => {}
+        }
+    });
+    Ok(RunningWorker {
+        handle,
+        task,
+        _ready_log: stop.drop_guard(),
+    })
 }
 
 /// `ruche-worker run`: connects to Hatchet from the environment and configuration, serves until SIGINT or SIGTERM,

@@ -5,7 +5,8 @@
 use acf_sdk::{Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Serialize, Deserialize, acf_sdk::JsonSchema)]
+#[schemars(crate = "acf_sdk::schemars")]
 struct Greet {
     name: String,
 }

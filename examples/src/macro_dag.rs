@@ -13,7 +13,8 @@
 use std::time::Duration;
 
 use acf_sdk::{Context, StepError, on_failure, step, workflow};
-use schemars::JsonSchema;
+// The schema derive comes through acf_sdk (this crate has no direct schemars dependency).
+use acf_sdk::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -24,6 +25,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// The run input. Every step of a workflow takes the same input type; `JsonSchema` lets the macro register
 /// its schema with the engine.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[schemars(crate = "acf_sdk::schemars")]
 pub struct Order {
     /// Order id.
     pub id: u64,

@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
+use acf_sdk::JsonSchema;
 use acf_sdk::{Context, PushOptions, StepError, step, workflow};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The run input.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[schemars(crate = "acf_sdk::schemars")]
 pub struct Question {
     /// The conversation; only `reply` events pushed with this scope wake the run.
     pub session: String,

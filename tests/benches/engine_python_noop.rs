@@ -39,11 +39,14 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
 async fn run_batch(ch: &Authed, n: usize) -> Duration {
     let mut wf = WorkflowServiceClient::new(ch.clone());
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut results = DispatcherClient::new(ch.clone())
-        .subscribe_to_workflow_runs(UnboundedReceiverStream::new(rx))
-        .await
-        .expect("subscribe")
-        .into_inner();
+    // The engine answers the open only with the first result (as Hatchet does), so it is awaited after the
+    // triggers.
+    let mut subscriber = DispatcherClient::new(ch.clone());
+    let opening = tokio::spawn(async move {
+        subscriber
+            .subscribe_to_workflow_runs(UnboundedReceiverStream::new(rx))
+            .await
+    });
     let start = Instant::now();
     let mut pending = HashSet::new();
     let mut left = n;
@@ -72,6 +75,11 @@ async fn run_batch(ch: &Authed, n: usize) -> Duration {
             pending.insert(id);
         }
     }
+    let mut results = opening
+        .await
+        .expect("subscribe task")
+        .expect("subscribe")
+        .into_inner();
     while !pending.is_empty() {
         let event = tokio::time::timeout(Duration::from_secs(120), results.next())
             .await
@@ -103,13 +111,7 @@ async fn raw_worker(ch: Authed, slots: i32) {
         .expect("register")
         .into_inner()
         .worker_id;
-    let mut actions = client
-        .listen_v2(WorkerListenRequest {
-            worker_id: id.clone(),
-        })
-        .await
-        .expect("listen")
-        .into_inner();
+    // Heartbeats first: the engine answers the ListenV2 open only with the first action.
     let mut heartbeat = client.clone();
     let hb_id = id.clone();
     tokio::spawn(async move {
@@ -124,6 +126,13 @@ async fn raw_worker(ch: Authed, slots: i32) {
             tokio::time::sleep(Duration::from_secs(4)).await;
         }
     });
+    let mut actions = client
+        .listen_v2(WorkerListenRequest {
+            worker_id: id.clone(),
+        })
+        .await
+        .expect("listen")
+        .into_inner();
     while let Some(Ok(action)) = actions.next().await {
         let mut client = client.clone();
         let worker_id = id.clone();

@@ -37,6 +37,61 @@ use tonic::{Code, Streaming};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// A server stream whose items are read from the returned channel stream. The open runs in its own task:
+/// like Hatchet's grpc-go dispatcher, the engine sends a stream's response headers only with its first
+/// message, so awaiting the open would block until the engine has something to say.
+type Opened<T> = UnboundedReceiverStream<Result<T, tonic::Status>>;
+
+fn open_stream<T: Send + 'static>(
+    open: impl Future<Output = Result<tonic::Response<Streaming<T>>, tonic::Status>> + Send + 'static,
+) -> Opened<T> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = match open.await {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                let _ = tx.send(Err(status));
+                return;
+            }
+        };
+        while let Some(item) = stream.next().await {
+            if tx.send(item).is_err() {
+                return;
+            }
+        }
+    });
+    UnboundedReceiverStream::new(rx)
+}
+
+/// Heartbeats until the engine accepts one: right after a `ListenV2` request the engine may not have seen
+/// the new stream yet.
+async fn heartbeat_until_accepted(client: &mut DispatcherClient<Authed>, worker_id: &str) {
+    let hb = HeartbeatRequest {
+        worker_id: worker_id.to_owned(),
+        heartbeat_at: None,
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Err(status) = client.heartbeat(hb.clone()).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "heartbeat never accepted: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the engine has received `rpc` (the engine records requests).
+async fn received(engine: &EngineHandle, rpc: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !engine.requests().iter().any(|r| r.rpc == rpc) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{rpc} never received"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn task(name: &str, parents: &[&str]) -> CreateTaskOpts {
     CreateTaskOpts {
         readable_id: name.into(),
@@ -77,7 +132,7 @@ async fn trigger(ch: &Authed, name: &str, input: Value) -> String {
 struct Worker {
     id: String,
     client: DispatcherClient<Authed>,
-    actions: Streaming<AssignedAction>,
+    actions: Opened<AssignedAction>,
 }
 
 impl Worker {
@@ -96,20 +151,12 @@ impl Worker {
             .expect("register")
             .into_inner()
             .worker_id;
-        let actions = client
-            .listen_v2(WorkerListenRequest {
-                worker_id: id.clone(),
-            })
-            .await
-            .expect("listen")
-            .into_inner();
-        client
-            .heartbeat(HeartbeatRequest {
-                worker_id: id.clone(),
-                heartbeat_at: None,
-            })
-            .await
-            .expect("heartbeat");
+        let mut listener = client.clone();
+        let request = WorkerListenRequest {
+            worker_id: id.clone(),
+        };
+        let actions = open_stream(async move { listener.listen_v2(request).await });
+        heartbeat_until_accepted(&mut client, &id).await;
         Self {
             id,
             client,
@@ -321,7 +368,11 @@ async fn bad_requests_get_the_reference_status_codes() {
 
 #[tokio::test]
 async fn worker_lifecycle_results_and_run_events() {
-    let engine = Engine::builder().start().await.unwrap();
+    let engine = Engine::builder()
+        .record_requests(true)
+        .start()
+        .await
+        .unwrap();
     let ch = connect(&engine).await;
     put(&ch, "RustWf", vec![task("one", &[]), task("two", &["one"])])
         .await
@@ -329,24 +380,25 @@ async fn worker_lifecycle_results_and_run_events() {
     let mut worker = Worker::start(&ch, &["RustWf:One", "rustwf:two"], &[("default", 4)]).await;
     let run = trigger(&ch, "RustWf", json!({"n": 3})).await;
 
-    let mut events = DispatcherClient::new(ch.clone())
-        .subscribe_to_workflow_events(SubscribeToWorkflowEventsRequest {
-            workflow_run_id: Some(run.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut subscriber = DispatcherClient::new(ch.clone());
+    let request = SubscribeToWorkflowEventsRequest {
+        workflow_run_id: Some(run.clone()),
+        ..Default::default()
+    };
+    let mut events =
+        open_stream(async move { subscriber.subscribe_to_workflow_events(request).await });
+    received(&engine, "Dispatcher/SubscribeToWorkflowEvents").await;
     let (tx, rx) = mpsc::unbounded_channel();
     tx.send(SubscribeToWorkflowRunsRequest {
         workflow_run_id: run.clone(),
     })
     .unwrap();
-    let mut results = DispatcherClient::new(ch.clone())
-        .subscribe_to_workflow_runs(UnboundedReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut subscriber = DispatcherClient::new(ch.clone());
+    let mut results = open_stream(async move {
+        subscriber
+            .subscribe_to_workflow_runs(UnboundedReceiverStream::new(rx))
+            .await
+    });
 
     let one = worker.next().await;
     assert_eq!(one.action_id, "rustwf:one", "action ids are lower-cased");
@@ -454,15 +506,12 @@ async fn dropped_streams_force_a_reconnect() {
         err.message(),
         "Heartbeat rejected: worker stream is not active"
     );
-    worker.actions = worker
-        .client
-        .listen_v2(WorkerListenRequest {
-            worker_id: worker.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    worker.client.heartbeat(hb).await.unwrap();
+    let mut listener = worker.client.clone();
+    let request = WorkerListenRequest {
+        worker_id: worker.id.clone(),
+    };
+    worker.actions = open_stream(async move { listener.listen_v2(request).await });
+    heartbeat_until_accepted(&mut worker.client, &hb.worker_id).await;
     trigger(&ch, "RustWf", json!({})).await;
     assert_eq!(worker.next().await.action_id, "rustwf:one");
 }
@@ -543,15 +592,20 @@ struct Durable {
 impl Durable {
     async fn open(ch: &Authed, worker: &str) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        // RegisterWorker goes first: its answer is the stream's first message, which brings the headers.
+        let register = DurIn::RegisterWorker(DurableTaskRequestRegisterWorker {
+            worker_id: worker.into(),
+        });
+        tx.send(DurableTaskRequest {
+            message: Some(register),
+        })
+        .unwrap();
         let out = V1DispatcherClient::new(ch.clone())
             .durable_task(UnboundedReceiverStream::new(rx))
             .await
             .unwrap()
             .into_inner();
         let mut d = Self { tx, rx: out };
-        d.send(DurIn::RegisterWorker(DurableTaskRequestRegisterWorker {
-            worker_id: worker.into(),
-        }));
         assert!(matches!(d.recv().await, DurOut::RegisterWorker(_)));
         d
     }
@@ -981,13 +1035,11 @@ async fn v0_listen_and_upserted_labels() {
     };
     let id = client.register(req).await.unwrap().into_inner().worker_id;
     // Legacy `Listen`: the server heartbeats for the worker, no Heartbeat calls needed.
-    let mut actions = client
-        .listen(WorkerListenRequest {
-            worker_id: id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut listener = client.clone();
+    let request = WorkerListenRequest {
+        worker_id: id.clone(),
+    };
+    let mut actions = open_stream(async move { listener.listen(request).await });
     let labels = acf_sdk::proto::UpsertWorkerLabelsRequest {
         worker_id: id.clone(),
         labels: HashMap::from([(

@@ -193,7 +193,12 @@ async fn panics_fail_the_run_and_cancellation_reports_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn context_engine_calls_and_metadata() {
-    let engine = engine().await;
+    // Requests are recorded so the test can see when the engine holds the stream subscription.
+    let engine = acf_sdk::engine::Engine::builder()
+        .record_requests(true)
+        .start()
+        .await
+        .unwrap();
     let client = client(&engine);
     // Stream chunks are fan-out only (Hatchet does not keep them), so the step waits until the test has
     // subscribed before it writes any.
@@ -235,6 +240,15 @@ async fn context_engine_calls_and_metadata() {
         .unwrap();
     let chunks = within(30, async {
         let stream = client.stream(&run.run_id).await.unwrap();
+        // The engine answers the subscription only with its first event (as Hatchet does), so whether it
+        // holds the subscription is read from its request log.
+        eventually(Duration::from_secs(10), || async {
+            engine
+                .requests()
+                .iter()
+                .any(|r| r.rpc == "Dispatcher/SubscribeToWorkflowEvents")
+        })
+        .await;
         subscribed.notify_one();
         stream
             .map(|c| String::from_utf8(c.unwrap()).unwrap())

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{Client, RunOutput, encode_input, json_object_text};
+use super::{Client, RunOutput, encode_input, json_object_text, metadata_text};
 use crate::model::{DesiredWorkerLabel, Priority, RateLimitDuration};
 use crate::proto::{self, v1};
 use crate::sdk_error::{Error, Result};
@@ -131,9 +131,7 @@ impl Client {
             parent_task_run_external_id: parent_task,
             child_index: Some(child_index),
             child_key: options.child_key.clone(),
-            additional_metadata: Some(
-                Value::Object(options.additional_metadata.clone()).to_string(),
-            ),
+            additional_metadata: metadata_text(&options.additional_metadata),
             desired_worker_id: options.desired_worker_id.clone(),
             priority: options.priority.map(Priority::as_i32),
             desired_worker_labels: options
@@ -256,9 +254,7 @@ impl Client {
             parent_task_run_external_id: options.parent.as_ref().map(|p| p.1.clone()),
             child_index: options.parent.as_ref().map(|p| p.2),
             child_key: options.child_key.clone(),
-            additional_metadata: Some(
-                Value::Object(options.additional_metadata.clone()).to_string(),
-            ),
+            additional_metadata: metadata_text(&options.additional_metadata),
             priority: options.priority.map(Priority::as_i32),
         };
         let client = self.connection().workflows_for(request.input.len());

@@ -95,6 +95,11 @@ impl RunOutput {
     }
 }
 
+/// A trigger's `additional_metadata`: absent when there is none, as Python sends it.
+pub(crate) fn metadata_text(metadata: &Map<String, Value>) -> Option<String> {
+    (!metadata.is_empty()).then(|| Value::Object(metadata.clone()).to_string())
+}
+
 pub(crate) fn json_object_text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),

@@ -11,41 +11,52 @@ use crate::sdk_error::{Error, Result};
 
 impl Client {
     /// Every event of a run until the engine hangs up (the run finished).
+    ///
+    /// The subscription is requested before this returns, but it does not wait for the engine's answer:
+    /// Hatchet (grpc-go) sends the stream's response headers only with its first event, so waiting for them
+    /// would block until the run produces one. An error opening the stream arrives as the stream's first
+    /// item.
     pub async fn run_events(
         &self,
         run_id: &str,
     ) -> Result<impl Stream<Item = Result<WorkflowEvent>> + use<>> {
+        const RPC: &str = "Dispatcher/SubscribeToWorkflowEvents";
         let request = SubscribeToWorkflowEventsRequest {
             workflow_run_id: Some(run_id.to_owned()),
             additional_meta_key: None,
             additional_meta_value: None,
         };
         let mut client = self.connection().dispatcher();
-        let stream = client
-            .subscribe_to_workflow_events(request)
-            .await
-            .map_err(|status| Error::Status {
-                rpc: "Dispatcher/SubscribeToWorkflowEvents",
-                status,
-            })?
-            .into_inner();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // The open runs in its own task so the request goes out now; it ends when the caller drops the
+        // stream (the channel closes) or the engine hangs up.
+        tokio::spawn(async move {
+            let opened = tokio::select! {
+                () = tx.closed() => return,
+                opened = client.subscribe_to_workflow_events(request) => opened,
+            };
+            let mut stream = match opened {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    let _ = tx.send(Err(Error::Status { rpc: RPC, status }));
+                    return;
+                }
+            };
+            loop {
+                let item = tokio::select! {
+                    () = tx.closed() => return,
+                    item = stream.next() => item,
+                };
+                let Some(item) = item else { return };
+                let item = item.map_err(|status| Error::Status { rpc: RPC, status });
+                let last = !matches!(&item, Ok(e) if !e.hangup);
+                if tx.send(item).is_err() || last {
+                    return;
+                }
+            }
+        });
         // `hangup` marks the last event; the stream ends after it.
-        let events = stream
-            .scan(false, |done, item| {
-                if *done {
-                    return futures::future::ready(None);
-                }
-                let item = item.map_err(|status| Error::Status {
-                    rpc: "Dispatcher/SubscribeToWorkflowEvents",
-                    status,
-                });
-                if let Ok(e) = &item {
-                    *done = e.hangup;
-                }
-                futures::future::ready(Some(item))
-            })
-            .boxed();
-        Ok(events)
+        Ok(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
     }
 
     /// The chunks a run's steps stream, in order, until the run finishes.

@@ -74,9 +74,33 @@ impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
 
     /// Triggers without waiting.
     pub async fn run_no_wait(&self, input: I) -> Result<WorkflowRunRef> {
-        self.client
-            .trigger(&self.workflow, input, TriggerOptions::default())
+        self.run_no_wait_with(input, TriggerOptions::default())
             .await
+    }
+
+    /// Triggers with options (metadata, priority, desired worker or labels, child key: as
+    /// [`Client::trigger`]) without waiting; [`result`](Self::result) gives the typed result later.
+    pub async fn run_no_wait_with(
+        &self,
+        input: I,
+        options: TriggerOptions,
+    ) -> Result<WorkflowRunRef> {
+        self.client.trigger(&self.workflow, input, options).await
+    }
+
+    /// Triggers many runs at once, each with its options (as [`Client::bulk_trigger`]); the references
+    /// come back in input order.
+    pub async fn run_many_no_wait(
+        &self,
+        runs: Vec<(I, TriggerOptions)>,
+    ) -> Result<Vec<WorkflowRunRef>> {
+        let runs = runs
+            .into_iter()
+            .map(|(input, options)| {
+                Ok((self.workflow.clone(), super::encode_input(input)?, options))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.client.bulk_trigger(runs).await
     }
 
     /// The typed result of a run triggered earlier.
@@ -90,8 +114,19 @@ impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
 
     /// Schedules runs at the given instants.
     pub async fn schedule(&self, at: &[DateTime<Utc>], input: I) -> Result<Vec<String>> {
+        self.schedule_with(at, input, TriggerOptions::default())
+            .await
+    }
+
+    /// Schedules runs at the given instants, with options (as [`Client::schedule`]).
+    pub async fn schedule_with(
+        &self,
+        at: &[DateTime<Utc>],
+        input: I,
+        options: TriggerOptions,
+    ) -> Result<Vec<String>> {
         self.client
-            .schedule(&self.workflow, at, input, TriggerOptions::default())
+            .schedule(&self.workflow, at, input, options)
             .await
     }
 }

@@ -92,8 +92,29 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     keys: TokenKeys,
     registered: Mutex<Vec<CreateWorkflowVersionRequest>>,
+    /// Every request received, when [`EngineBuilder::record_requests`] turned recording on.
+    recorded: Option<Mutex<Vec<RecordedRequest>>>,
     stream_ids: AtomicU64,
     shutdown: CancellationToken,
+}
+
+/// One request the engine received (see [`EngineBuilder::record_requests`]): what an outside SDK sent,
+/// for tests that compare SDKs or assert on the protocol.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// `Service/Method`, e.g. `Dispatcher/Heartbeat` or `v1.AdminService/PutWorkflow`.
+    pub rpc: &'static str,
+    /// The request message, protobuf-encoded (decode it with [`RecordedRequest::decode`]).
+    pub message: Vec<u8>,
+    /// When the engine received it.
+    pub at: Instant,
+}
+
+impl RecordedRequest {
+    /// Decodes the message as `M`.
+    pub fn decode<M: prost::Message + Default>(&self) -> Result<M, prost::DecodeError> {
+        M::decode(self.message.as_slice())
+    }
 }
 
 impl Shared {
@@ -113,6 +134,19 @@ impl Shared {
         out
     }
 
+    /// Records a request when recording is on.
+    pub(crate) fn record<M: prost::Message>(&self, rpc: &'static str, message: &M) {
+        if let Some(log) = &self.recorded {
+            log.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(RecordedRequest {
+                    rpc,
+                    message: message.encode_to_vec(),
+                    at: Instant::now(),
+                });
+        }
+    }
+
     pub(crate) fn next_stream_id(&self) -> u64 {
         self.stream_ids.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -129,6 +163,7 @@ impl Engine {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             secret: None,
             timing: Timing::default(),
+            record: false,
         }
     }
 }
@@ -139,6 +174,7 @@ pub struct EngineBuilder {
     addr: SocketAddr,
     secret: Option<Vec<u8>>,
     timing: Timing,
+    record: bool,
 }
 
 impl EngineBuilder {
@@ -166,6 +202,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Keeps every request of the worker and trigger protocol (register, listen, heartbeat, step events,
+    /// unsubscribe, workflow registration, triggers, schedules, events, run-event subscriptions) for [`EngineHandle::requests`]. Off by default:
+    /// the log grows without bound.
+    pub fn record_requests(mut self, on: bool) -> Self {
+        self.record = on;
+        self
+    }
+
     /// Binds and starts serving.
     pub async fn start(self) -> Result<EngineHandle, EngineError> {
         let listener = tokio::net::TcpListener::bind(self.addr)
@@ -184,6 +228,7 @@ impl EngineBuilder {
             state: Mutex::new(State::new(keys.tenant_id(), self.timing)),
             keys,
             registered: Mutex::new(Vec::new()),
+            recorded: self.record.then(|| Mutex::new(Vec::new())),
             stream_ids: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
         });
@@ -246,6 +291,15 @@ impl EngineHandle {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The requests received so far, in order (empty unless [`EngineBuilder::record_requests`] is on).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.recorded.as_ref().map_or_else(Vec::new, |log| {
+            log.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        })
     }
 
     /// Ends every open `ListenV2` and `DurableTask` stream with `UNAVAILABLE` (workers must reconnect).

@@ -122,7 +122,8 @@ async fn run(
                 &action,
                 started,
                 String::new(),
-                None,
+                // Python sends an explicit `false` on STARTED and COMPLETED.
+                Some(false),
                 RetryPolicy::once(),
             )
             .await;
@@ -217,7 +218,7 @@ async fn run(
                     &action,
                     StepActionEventType::StepEventTypeCompleted,
                     output.to_string(),
-                    None,
+                    Some(false),
                     RetryPolicy::action_events(),
                 )
                 .await;

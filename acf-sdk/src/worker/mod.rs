@@ -49,6 +49,7 @@ pub struct WorkerBuilder {
     max_consecutive_failures: u32,
     handle_signals: bool,
     send_started: bool,
+    workflows_registered: bool,
     health_addr: Option<SocketAddr>,
 }
 
@@ -76,6 +77,7 @@ impl Client {
             max_consecutive_failures: 15,
             handle_signals: true,
             send_started: true,
+            workflows_registered: false,
             health_addr: health_addr.flatten(),
         }
     }
@@ -162,6 +164,15 @@ impl WorkerBuilder {
     #[must_use]
     pub fn send_started(mut self, on: bool) -> Self {
         self.send_started = on;
+        self
+    }
+
+    /// Tells the worker that its workflows were already registered (`PutWorkflow`) by the caller, e.g. to
+    /// fail early with a clear error: the start then sends no second `PutWorkflow`. Workflows are still
+    /// registered again if the engine forgets the worker (a restarted engine). Default false.
+    #[must_use]
+    pub fn workflows_registered(mut self, registered: bool) -> Self {
+        self.workflows_registered = registered;
         self
     }
 
@@ -261,6 +272,7 @@ impl WorkerBuilder {
                 max_consecutive_failures: self.max_consecutive_failures,
                 handle_signals: self.handle_signals,
                 send_started: self.send_started,
+                workflows_registered: self.workflows_registered,
             },
             status: Mutex::new(WorkerStatus::default()),
             running: Mutex::new(HashMap::new()),
@@ -316,6 +328,14 @@ impl WorkerHandle {
         self.shared.status()
     }
 
+    /// Resolves once the worker is ready (registered, listening, a heartbeat accepted: `/readyz` is 200).
+    /// Never resolves if it does not get there; race it with the worker's `run` when that matters.
+    pub async fn ready(&self) {
+        while self.status().not_ready_reason().is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The worker's metrics.
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.shared.metrics)
@@ -347,7 +367,11 @@ impl Worker {
         let background = CancellationToken::new();
         let _stop_background = background.clone().drop_guard();
 
-        session::put_workflows(&shared).await?;
+        // Once per start, as the official SDKs do (the supervisor only sends them again to an engine that
+        // forgot the worker).
+        if !shared.options.workflows_registered {
+            session::put_workflows(&shared).await?;
+        }
         let version = session::engine_version(&shared).await;
         *state::lock(&shared.engine_version) = version;
         tracing::info!(worker = %shared.name, engine = ?version, actions = shared.actions.len(), "starting worker");
@@ -392,6 +416,9 @@ impl Worker {
         };
         heartbeat_stop.cancel();
         let _ = heartbeat.await;
+        if let Some(durable) = shared.durable.get() {
+            durable.close();
+        }
         shutdown::unsubscribe(&shared).await;
         result
     }

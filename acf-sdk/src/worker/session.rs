@@ -31,9 +31,13 @@ pub(crate) struct Signals {
     reconnect: watch::Sender<u64>,
     /// The engine forgot the worker: register again.
     reregister: AtomicBool,
-    /// Kicks the heartbeat right after a stream opens.
+    /// Sends a heartbeat now (right after `Register`, and when a `ListenV2` is requested).
     kick: tokio::sync::Notify,
     session: std::sync::atomic::AtomicU64,
+    /// The session whose `ListenV2` has been requested, and when. A heartbeat the engine accepts after
+    /// that makes the worker ready: a grpc-go engine sends no response headers on an idle stream, so
+    /// "headers received" cannot be what readiness waits for.
+    listening: std::sync::Mutex<Option<(u64, Instant)>>,
 }
 
 impl Signals {
@@ -43,9 +47,28 @@ impl Signals {
             reregister: AtomicBool::new(false),
             kick: tokio::sync::Notify::new(),
             session: std::sync::atomic::AtomicU64::new(0),
+            listening: std::sync::Mutex::new(None),
         })
     }
+
+    fn listening(&self) -> Option<(u64, Instant)> {
+        *self
+            .listening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_listening(&self, value: Option<(u64, Instant)>) {
+        *self
+            .listening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    }
 }
+
+/// How long after a `ListenV2` request a `FAILED_PRECONDITION` heartbeat answer is taken as the engine not
+/// having seen the new stream yet (the two requests race) rather than as a dead stream.
+const LISTEN_SETTLE: Duration = Duration::from_secs(2);
 
 /// Python's `GetVersion`: 3 attempts, 30 s deadline; `UNIMPLEMENTED` means a legacy engine.
 pub(crate) async fn engine_version(shared: &Shared) -> EngineVersion {
@@ -121,7 +144,8 @@ async fn register(shared: &Shared) -> Result<String> {
         runtime_info: Some(RuntimeInfo {
             sdk_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             language: None,
-            language_version: None,
+            // Python fills in its interpreter's version; ours is the compiler's (see build.rs).
+            language_version: Some(env!("ACF_RUSTC_VERSION").to_owned()),
             os: Some(std::env::consts::OS.to_owned()),
             extra: Some("acf-sdk (Rust)".to_owned()),
         }),
@@ -147,32 +171,66 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_secs_f64((base + rand::rng().random_range(0.0..0.1)).min(5.0))
 }
 
-/// Runs the heartbeat until `stop`.
+/// Runs the heartbeat until `stop`: one right after each `Register` and each `ListenV2` request (kicked),
+/// then every `heartbeat_interval`.
 pub(crate) async fn heartbeat(shared: Arc<Shared>, signals: Arc<Signals>, stop: CancellationToken) {
     let mut misses = 0u32;
+    let mut retry_soon = false;
     loop {
+        let wait = if std::mem::take(&mut retry_soon) {
+            Duration::from_millis(250)
+        } else {
+            shared.options.heartbeat_interval
+        };
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(shared.options.heartbeat_interval) => {}
+            () = tokio::time::sleep(wait) => {}
             () = signals.kick.notified() => {}
         }
         let Some(worker_id) = shared.worker_id() else {
             continue;
         };
         let session = signals.session.load(Ordering::SeqCst);
+        let listening = signals.listening();
         let mut client = shared.client.connection().dispatcher();
         let mut request = tonic::Request::new(HeartbeatRequest {
             worker_id,
             heartbeat_at: Some(crate::client::now_timestamp()),
         });
         request.set_timeout(Duration::from_secs(5));
-        match client.heartbeat(request).await {
-            Ok(_) => misses = 0,
+        let answer = tokio::select! {
+            () = stop.cancelled() => return,
+            answer = client.heartbeat(request) => answer,
+        };
+        match answer {
+            Ok(_) => {
+                misses = 0;
+                if listening.is_some_and(|(s, _)| s == session) {
+                    shared.set_status(|s| {
+                        if !s.stream_connected {
+                            tracing::debug!(
+                                session,
+                                "worker ready (listening, heartbeat accepted)"
+                            );
+                        }
+                        s.stream_connected = true;
+                        s.last_error = None;
+                    });
+                }
+            }
             Err(status) => {
                 shared.metrics.inc_heartbeat_failures();
                 misses += 1;
                 let draining = shared.status().draining;
                 match status.code() {
+                    // Sent while the engine had not yet seen the new stream: ask again shortly.
+                    Code::FailedPrecondition
+                        if listening.is_some_and(|(s, at)| {
+                            s == session && at.elapsed() < LISTEN_SETTLE
+                        }) =>
+                    {
+                        retry_soon = true;
+                    }
                     // The engine no longer sees our stream: reopen it now rather than wait for an error.
                     Code::FailedPrecondition if !draining => {
                         tracing::warn!(
@@ -234,10 +292,15 @@ pub(crate) async fn supervise(
         }
         first = false;
 
-        if signals.reregister.swap(false, Ordering::SeqCst) || shared.worker_id().is_none() {
+        let reregister = signals.reregister.swap(false, Ordering::SeqCst);
+        if reregister || shared.worker_id().is_none() {
             shared.set_status(|s| s.worker_id = None);
             let registered = async {
-                put_workflows(&shared).await?;
+                // `run` registered the workflows once before the first `Register`; only an engine that
+                // forgot the worker (restarted) needs them again.
+                if reregister {
+                    put_workflows(&shared).await?;
+                }
                 register(&shared).await
             }
             .await;
@@ -249,6 +312,10 @@ pub(crate) async fn supervise(
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot register the worker");
                     shared.set_status(|s| s.last_error = Some(e.to_string()));
+                    if reregister {
+                        // Keep the workflows owed to the engine for the next attempt.
+                        signals.reregister.store(true, Ordering::SeqCst);
+                    }
                     failures += 1;
                     continue;
                 }
@@ -266,51 +333,71 @@ pub(crate) async fn supervise(
             request.set_timeout(t);
         }
         let opened = Instant::now();
-        let mut stream = match client.listen_v2(request).await {
-            Ok(r) => r.into_inner(),
-            Err(status) => {
-                if status.code() == Code::NotFound {
-                    signals.reregister.store(true, Ordering::SeqCst);
-                }
-                tracing::warn!(code = ?status.code(), message = status.message(), "cannot open the action stream");
-                shared
-                    .set_status(|s| s.last_error = Some(format!("ListenV2: {}", status.message())));
-                failures += 1;
-                continue;
-            }
-        };
-        shared.set_status(|s| {
-            s.stream_connected = true;
-            s.last_error = None;
-        });
+        signals.set_listening(Some((session, opened)));
+        // The first heartbeat goes out now, right after `Register` (as Python's does) and together with the
+        // `ListenV2` request; once the engine accepts it the worker is ready.
         signals.kick.notify_one();
-        tracing::debug!(session, "action stream open");
-        let ended = loop {
+        let mut open = Box::pin(client.listen_v2(request));
+        // A grpc-go engine answers the open only with the first action, so an idle worker stays in this
+        // phase: it must still stop, reconnect and count as listening.
+        let opening = loop {
             tokio::select! {
                 () = stop.cancelled() => {
+                    signals.set_listening(None);
                     shared.set_status(|s| s.stream_connected = false);
                     return Ok(());
                 }
                 changed = reconnect_rx.changed() => {
                     if changed.is_ok() && *reconnect_rx.borrow_and_update() == session {
-                        break "heartbeat rejected (stream not active)".to_owned();
+                        break Err("heartbeat rejected (stream not active)".to_owned());
                     }
                 }
-                item = stream.next() => match item {
-                    Some(Ok(action)) => {
-                        failures = 0;
-                        dispatch::handle(&shared, action);
-                    }
-                    Some(Err(status)) => {
+                opened = &mut open => break match opened {
+                    Ok(response) => Ok(response.into_inner()),
+                    Err(status) => {
                         if status.code() == Code::NotFound {
                             signals.reregister.store(true, Ordering::SeqCst);
                         }
-                        break format!("stream error: {} {}", status.code(), status.message());
+                        Err(format!("ListenV2: {} {}", status.code(), status.message()))
                     }
-                    None => break "stream ended by the engine".to_owned(),
                 },
             }
         };
+        drop(open);
+        let ended = match opening {
+            Ok(mut stream) => {
+                tracing::debug!(session, "action stream open");
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => {
+                            signals.set_listening(None);
+                            shared.set_status(|s| s.stream_connected = false);
+                            return Ok(());
+                        }
+                        changed = reconnect_rx.changed() => {
+                            if changed.is_ok() && *reconnect_rx.borrow_and_update() == session {
+                                break "heartbeat rejected (stream not active)".to_owned();
+                            }
+                        }
+                        item = stream.next() => match item {
+                            Some(Ok(action)) => {
+                                failures = 0;
+                                dispatch::handle(&shared, action);
+                            }
+                            Some(Err(status)) => {
+                                if status.code() == Code::NotFound {
+                                    signals.reregister.store(true, Ordering::SeqCst);
+                                }
+                                break format!("stream error: {} {}", status.code(), status.message());
+                            }
+                            None => break "stream ended by the engine".to_owned(),
+                        },
+                    }
+                }
+            }
+            Err(reason) => reason,
+        };
+        signals.set_listening(None);
         tracing::warn!(reason = %ended, "action stream lost; reconnecting");
         shared.set_status(|s| {
             s.stream_connected = false;

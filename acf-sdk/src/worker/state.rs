@@ -39,6 +39,7 @@ pub(crate) struct Options {
     pub max_consecutive_failures: u32,
     pub handle_signals: bool,
     pub send_started: bool,
+    pub workflows_registered: bool,
 }
 
 /// A snapshot of the worker's health.
@@ -46,7 +47,9 @@ pub(crate) struct Options {
 pub struct WorkerStatus {
     /// The worker id from `Register`, if registered.
     pub worker_id: Option<String>,
-    /// Whether the `ListenV2` stream is open.
+    /// Whether the worker is listening: its `ListenV2` stream is requested and the engine has accepted a
+    /// heartbeat since. (Hatchet sends a stream's response headers only with its first action, so an idle
+    /// worker's stream is never "opened" in the HTTP/2 sense.)
     pub stream_connected: bool,
     /// Whether the worker is shutting down.
     pub draining: bool,

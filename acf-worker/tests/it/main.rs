@@ -19,6 +19,7 @@ mod stores_faults;
 mod stores_inbox;
 mod stores_messages;
 mod turn_manager;
+mod worker_idle;
 mod workflow;
 mod workflow_cli;
 mod workflow_definition;

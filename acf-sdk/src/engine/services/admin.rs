@@ -113,6 +113,7 @@ impl AdminService for AdminSvc {
         request: Request<CreateWorkflowVersionRequest>,
     ) -> Result<Response<CreateWorkflowVersionResponse>, Status> {
         let req = request.into_inner();
+        self.0.record("v1.AdminService/PutWorkflow", &req);
         check_size(&req)?;
         let existing = self.0.lock().workflows.get(&req.name).cloned();
         let previous_req = {
@@ -232,6 +233,7 @@ impl AdminService for AdminSvc {
         request: Request<TriggerWorkflowRunRequest>,
     ) -> Result<Response<TriggerWorkflowRunResponse>, Status> {
         let req = request.into_inner();
+        self.0.record("v1.AdminService/TriggerWorkflowRun", &req);
         check_size(&req)?;
         let input_text = String::from_utf8(req.input.clone())
             .map_err(|_| Status::invalid_argument("Invalid request: input must be UTF-8 JSON"))?;

@@ -1,7 +1,7 @@
 //! `Dispatcher`: worker registration, the `ListenV2` action stream, heartbeats, task lifecycle
 //! events, timeouts/slots/labels, and the run result and run event subscriptions.
 
-use super::{BoxStream, Guarded, check_size, parse_id};
+use super::{BoxStream, Guarded, check_size, lazy_headers, parse_id};
 use crate::duration;
 use crate::engine::Shared;
 use crate::engine::model::DEFAULT_SLOT_TYPE;
@@ -163,6 +163,7 @@ impl Dispatcher for DispatcherSvc {
         request: Request<WorkerRegisterRequest>,
     ) -> Result<Response<WorkerRegisterResponse>, Status> {
         let req = request.into_inner();
+        self.0.record("Dispatcher/Register", &req);
         check_size(&req)?;
         if !valid_name(&req.worker_name) {
             return Err(Status::invalid_argument(format!(
@@ -230,8 +231,8 @@ impl Dispatcher for DispatcherSvc {
         &self,
         request: Request<WorkerListenRequest>,
     ) -> Result<Response<Self::ListenStream>, Status> {
-        self.open_listen(&request.get_ref().worker_id, true)
-            .map(Response::new)
+        self.0.record("Dispatcher/Listen", request.get_ref());
+        lazy_headers(self.open_listen(&request.get_ref().worker_id, true)?).await
     }
 
     type ListenV2Stream = BoxStream<AssignedAction>;
@@ -240,14 +241,15 @@ impl Dispatcher for DispatcherSvc {
         &self,
         request: Request<WorkerListenRequest>,
     ) -> Result<Response<Self::ListenV2Stream>, Status> {
-        self.open_listen(&request.get_ref().worker_id, false)
-            .map(Response::new)
+        self.0.record("Dispatcher/ListenV2", request.get_ref());
+        lazy_headers(self.open_listen(&request.get_ref().worker_id, false)?).await
     }
 
     async fn heartbeat(
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        self.0.record("Dispatcher/Heartbeat", request.get_ref());
         let id = parse_id("worker_id", &request.get_ref().worker_id)?;
         self.0.mutate(|state, now| {
             let worker = state
@@ -307,6 +309,8 @@ impl Dispatcher for DispatcherSvc {
                 None => state.event_subs.push(EventSub { filter, tx }),
             }
         }
+        // Recorded once subscribed, so a test seeing the request knows no later event is missed.
+        self.0.record("Dispatcher/SubscribeToWorkflowEvents", &req);
         let stream = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
             if done {
                 return None;
@@ -315,9 +319,10 @@ impl Dispatcher for DispatcherSvc {
             let hangup = event.hangup;
             Some((Ok(event), (rx, hangup)))
         });
-        Ok(Response::new(Box::pin(
+        lazy_headers(Box::pin(
             stream.take_until(self.0.shutdown.clone().cancelled_owned()),
-        )))
+        ))
+        .await
     }
 
     type SubscribeToWorkflowRunsStream = BoxStream<WorkflowRunEvent>;
@@ -345,9 +350,10 @@ impl Dispatcher for DispatcherSvc {
             }
         });
         let stream = UnboundedReceiverStream::new(rx).map(Ok);
-        Ok(Response::new(Box::pin(
+        lazy_headers(Box::pin(
             stream.take_until(self.0.shutdown.clone().cancelled_owned()),
-        )))
+        ))
+        .await
     }
 
     async fn send_step_action_event(
@@ -355,6 +361,7 @@ impl Dispatcher for DispatcherSvc {
         request: Request<StepActionEvent>,
     ) -> Result<Response<ActionEventResponse>, Status> {
         let ev = request.into_inner();
+        self.0.record("Dispatcher/SendStepActionEvent", &ev);
         check_size(&ev)?;
         let task = parse_id("task_run_external_id", &ev.task_run_external_id)?;
         let tenant = self.0.mutate(|state, now| {
@@ -425,6 +432,7 @@ impl Dispatcher for DispatcherSvc {
         &self,
         request: Request<WorkerUnsubscribeRequest>,
     ) -> Result<Response<WorkerUnsubscribeResponse>, Status> {
+        self.0.record("Dispatcher/Unsubscribe", request.get_ref());
         let worker_id = request.into_inner().worker_id;
         let id = parse_id("worker_id", &worker_id)?;
         let tenant = self.0.mutate(|state, _| {

@@ -1,6 +1,6 @@
 //! `v1.V1Dispatcher`: the `DurableTask` bidi stream and the legacy durable-event API.
 
-use super::{BoxStream, Guarded, parse_id, trigger_spec};
+use super::{BoxStream, Guarded, lazy_headers, parse_id, trigger_spec};
 use crate::engine::Shared;
 use crate::engine::durable::{DurableStream, LegacyListener};
 use crate::engine::validation::durable_conditions;
@@ -145,9 +145,10 @@ impl V1Dispatcher for DurableSvc {
         let out = Guarded::new(UnboundedReceiverStream::new(rx), move || {
             shared.lock().durable_streams.remove(&stream);
         });
-        Ok(Response::new(Box::pin(
+        lazy_headers(Box::pin(
             out.take_until(self.0.shutdown.clone().cancelled_owned()),
-        )))
+        ))
+        .await
     }
 
     async fn register_durable_event(
@@ -198,8 +199,9 @@ impl V1Dispatcher for DurableSvc {
         let out = Guarded::new(UnboundedReceiverStream::new(rx), move || {
             shared.lock().legacy_listeners.remove(&id);
         });
-        Ok(Response::new(Box::pin(
+        lazy_headers(Box::pin(
             out.take_until(self.0.shutdown.clone().cancelled_owned()),
-        )))
+        ))
+        .await
     }
 }

@@ -71,6 +71,7 @@ impl EventsSvc {
 impl EventsService for EventsSvc {
     async fn push(&self, request: Request<PushEventRequest>) -> Result<Response<Event>, Status> {
         let req = request.into_inner();
+        self.0.record("EventsService/Push", &req);
         check_size(&req)?;
         let event = validate(&req)?;
         let mut out = self.ingest(vec![event]);
@@ -84,6 +85,7 @@ impl EventsService for EventsSvc {
         request: Request<BulkPushEventRequest>,
     ) -> Result<Response<Events>, Status> {
         let req = request.into_inner();
+        self.0.record("EventsService/BulkPush", &req);
         check_size(&req)?;
         if req.events.is_empty() || req.events.len() > MAX_BULK {
             return Err(Status::invalid_argument(format!(

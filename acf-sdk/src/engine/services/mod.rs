@@ -15,7 +15,7 @@ use crate::proto::v1::TriggerWorkflowRequest;
 use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::v1_dispatcher_server::V1DispatcherServer;
 use crate::proto::workflow_service_server::WorkflowServiceServer;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde_json::Value;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,6 +35,25 @@ const TRANSPORT_MAX: usize = 64 * 1024 * 1024;
 
 /// A boxed response stream.
 pub(crate) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Answers a server-streaming RPC the way Hatchet's grpc-go dispatcher does: the response headers go out
+/// only together with the first message (grpc-go never calls `SendHeader` on these streams), so a client
+/// that waits for headers before reading learns nothing until there is something to read. tonic sends the
+/// headers when the handler returns its `Response`, so the handler waits here for the first item and puts
+/// it back in front of the stream. An error before any message becomes a trailers-only error response and
+/// a stream that ends first becomes an empty one, as in grpc-go. While waiting the handler stays
+/// cancellable: hyper drops it when the client resets the stream or the connection goes away (dropping
+/// `stream` runs its cleanup), and every stream given here ends on engine shutdown.
+pub(crate) async fn lazy_headers<T: Send + 'static>(
+    mut stream: BoxStream<T>,
+) -> Result<tonic::Response<BoxStream<T>>, Status> {
+    let rest: BoxStream<T> = match stream.next().await {
+        Some(Ok(first)) => Box::pin(futures::stream::once(async move { Ok(first) }).chain(stream)),
+        Some(Err(status)) => return Err(status),
+        None => Box::pin(futures::stream::empty()),
+    };
+    Ok(tonic::Response::new(rest))
+}
 
 pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
     let keys = shared.keys.clone();

@@ -69,6 +69,7 @@ impl WorkflowService for WorkflowSvc {
         request: Request<ScheduleWorkflowRequest>,
     ) -> Result<Response<WorkflowVersion>, Status> {
         let req = request.into_inner();
+        self.0.record("WorkflowService/ScheduleWorkflow", &req);
         check_size(&req)?;
         let spec = trigger_spec(&TriggerWorkflowRequest {
             name: req.name.clone(),
@@ -127,6 +128,7 @@ impl WorkflowService for WorkflowSvc {
         request: Request<TriggerWorkflowRequest>,
     ) -> Result<Response<TriggerWorkflowResponse>, Status> {
         let req = request.into_inner();
+        self.0.record("WorkflowService/TriggerWorkflow", &req);
         check_size(&req)?;
         let mut ids = self.trigger_all(std::slice::from_ref(&req))?;
         Ok(Response::new(TriggerWorkflowResponse {
@@ -139,6 +141,7 @@ impl WorkflowService for WorkflowSvc {
         request: Request<BulkTriggerWorkflowRequest>,
     ) -> Result<Response<BulkTriggerWorkflowResponse>, Status> {
         let req = request.into_inner();
+        self.0.record("WorkflowService/BulkTriggerWorkflow", &req);
         check_size(&req)?;
         if req.workflows.is_empty() || req.workflows.len() > MAX_BULK {
             return Err(Status::invalid_argument(format!(

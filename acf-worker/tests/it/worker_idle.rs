@@ -1,0 +1,102 @@
+//! `ruche-worker run --embedded` with no work: `acf_worker_ready` is logged once the worker is listening,
+//! and SIGTERM stops the idle worker promptly with exit 0 (the embedded engine, like Hatchet, sends no
+//! stream headers before the first action, so this is the path an idle worker takes against Hatchet).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ruche-worker");
+
+/// Kills the child on drop, so a failed assertion leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_idle_ruche_worker_is_ready_then_exits_0_promptly_on_sigterm() {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let child = Command::new(BIN)
+        .env("RUCHE_ENV", "test")
+        .env("RUCHE_OBSERVABILITY__LOGGING__LEVEL", "info")
+        .env_remove("HATCHET_CLIENT_TOKEN")
+        .env_remove("HATCHET_CLIENT_HOST_PORT")
+        .env_remove("RUCHE_CONFIG_DIR")
+        .args(["run", "--embedded", "--bind", &addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.iter().any(|l: &String| l.contains("acf_worker_ready")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("never ready; output:\n{}", seen.join("\n")),
+        }
+    }
+    let registered = seen
+        .iter()
+        .position(|l| l.contains("workflow_registered"))
+        .expect("workflow_registered logged");
+    let ready = seen
+        .iter()
+        .position(|l| l.contains("acf_worker_ready"))
+        .unwrap();
+    assert!(registered < ready, "{}", seen.join("\n"));
+
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "the idle ruche-worker ignored SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = signalled.elapsed();
+    for line in rx.try_iter() {
+        seen.push(line);
+    }
+    assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
+    // The bound for an idle worker, with slack for the process teardown of a debug build.
+    assert!(
+        took < Duration::from_millis(1500),
+        "exited {took:?} after SIGTERM"
+    );
+    assert!(
+        seen.iter().any(|l| l.contains("acf_worker_stopped")),
+        "{}",
+        seen.join("\n")
+    );
+}
