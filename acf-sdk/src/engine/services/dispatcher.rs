@@ -74,6 +74,7 @@ fn apply_step_event(
         && retry_count.is_none_or(|r| r == task.retry_count);
     match StepActionEventType::try_from(kind).unwrap_or(StepActionEventType::StepEventTypeUnknown) {
         StepActionEventType::StepEventTypeStarted if current => {
+            state.note(task_id, "STARTED", "task started on the worker");
             state.emit_step(task_id, ResourceEventType::Started, String::new());
         }
         StepActionEventType::StepEventTypeCompleted if current => {
@@ -212,6 +213,7 @@ impl Dispatcher for DispatcherSvc {
                         .collect(),
                     last_assigned: 0,
                     reassigned: false,
+                    registered_at: SystemTime::now(),
                 },
             );
             state.tenant_id
