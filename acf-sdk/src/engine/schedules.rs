@@ -244,7 +244,88 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::state::Timing;
+    use crate::proto::v1::{CreateTaskOpts, CreateWorkflowVersionRequest};
+    use std::sync::Arc;
     use std::time::Duration;
+
+    fn state_with_workflow(crons: &[&str]) -> State {
+        let mut state = State::new(Uuid::new_v4(), Timing::default());
+        let req = CreateWorkflowVersionRequest {
+            name: "wf".into(),
+            tasks: vec![CreateTaskOpts {
+                readable_id: "t".into(),
+                action: "wf:t".into(),
+                ..Default::default()
+            }],
+            cron_triggers: crons.iter().map(|c| (*c).to_owned()).collect(),
+            ..Default::default()
+        };
+        let def = crate::engine::validation::workflow(&req, Uuid::new_v4()).expect("valid");
+        state.workflows.insert("wf".into(), Arc::new(def));
+        state.sync_declared_crons(
+            "wf",
+            &req.cron_triggers,
+            &serde_json::json!({"from": "cron"}),
+        );
+        state
+    }
+
+    #[test]
+    fn declared_crons_fire_at_their_next_occurrence_and_rearm() {
+        let mut state = state_with_workflow(&["* * * * *"]);
+        let now = Instant::now();
+        let cron = state.crons.values().next().expect("declared cron").clone();
+        assert_eq!(cron.method, Method::Default);
+        let next = cron.next.expect("armed");
+        state.fire_schedules(next - Duration::from_secs(1), now);
+        assert!(state.runs.is_empty(), "fired early");
+        state.fire_schedules(next, now);
+        assert_eq!(state.runs.len(), 1);
+        let run = state.runs.values().next().unwrap();
+        assert_eq!(run.input, serde_json::json!({"from": "cron"}));
+        let rearmed = state.crons[&cron.id].next.expect("re-armed");
+        assert_eq!(
+            rearmed.duration_since(next).unwrap(),
+            Duration::from_secs(60)
+        );
+        state.fire_schedules(next, now);
+        assert_eq!(state.runs.len(), 1, "one run per occurrence");
+        // Re-registering without the trigger removes the declared cron.
+        state.sync_declared_crons("wf", &[], &serde_json::json!({}));
+        assert!(state.crons.is_empty());
+    }
+
+    #[test]
+    fn scheduled_runs_fire_once_when_due() {
+        let mut state = state_with_workflow(&[]);
+        let now = Instant::now();
+        let at = SystemTime::now() + Duration::from_secs(30);
+        let id = Uuid::new_v4();
+        state.scheduled.insert(
+            id,
+            ScheduledRun {
+                id,
+                workflow: "wf".into(),
+                trigger_at: at,
+                input: serde_json::json!({}),
+                metadata: serde_json::json!({"k": "v"}),
+                priority: None,
+                created: SystemTime::now(),
+                method: Method::Api,
+                origin: RunOrigin::default(),
+                run_id: None,
+                fired: false,
+            },
+        );
+        state.fire_schedules(at - Duration::from_millis(1), now);
+        assert!(state.runs.is_empty());
+        state.fire_schedules(at, now);
+        state.fire_schedules(at + Duration::from_secs(1), now);
+        assert_eq!(state.runs.len(), 1);
+        let run_id = state.scheduled[&id].run_id.expect("run recorded");
+        assert_eq!(state.runs[&run_id].metadata, serde_json::json!({"k": "v"}));
+    }
 
     #[test]
     fn five_field_expressions_parse_and_others_are_refused() {
