@@ -253,6 +253,11 @@ impl EngineHandle {
         ]
     }
 
+    /// The tenant every token of this engine names (REST paths carry it).
+    pub fn tenant_id(&self) -> uuid::Uuid {
+        self.shared.keys.tenant_id()
+    }
+
     /// The REST API's base URL (the same port as gRPC).
     pub fn server_url(&self) -> String {
         format!("http://{}", self.addr)
