@@ -52,12 +52,23 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         )
 }
 
-/// The workflow a create call names (by name, as the SDKs send it).
-fn known_workflow(state: &State, name: &str) -> Result<(), ApiError> {
+/// The exact name of the workflow a create call names. The SDKs send names (TypeScript lower-cases
+/// them), so an exact match wins and a unique case-insensitive match is accepted.
+fn known_workflow(state: &State, name: &str) -> Result<String, ApiError> {
     if state.workflows.contains_key(name) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!("workflow {name:?}")))
+        return Ok(name.to_owned());
+    }
+    let mut matches = state
+        .workflows
+        .keys()
+        .filter(|k| k.eq_ignore_ascii_case(name));
+    match (matches.next(), matches.next()) {
+        (Some(found), None) => Ok(found.clone()),
+        (Some(_), Some(_)) => Err(ApiError::field(
+            "workflow",
+            format!("{name:?} matches several workflows that differ only in case"),
+        )),
+        _ => Err(ApiError::not_found(format!("workflow {name:?}"))),
     }
 }
 
@@ -81,7 +92,7 @@ async fn create_scheduled(
     let trigger_at = parse_time("triggerAt", &req.trigger_at)?;
     let priority = check_priority(req.priority)?;
     let mut state = ctx.0.lock();
-    known_workflow(&state, &workflow)?;
+    let workflow = known_workflow(&state, &workflow)?;
     let s = ScheduledRun {
         id: Uuid::new_v4(),
         workflow,
@@ -320,7 +331,7 @@ async fn create_cron(
         parse_cron(&req.cron_expression).map_err(|e| ApiError::field("cronExpression", e))?;
     let priority = check_priority(req.priority)?;
     let mut state = ctx.0.lock();
-    known_workflow(&state, &workflow)?;
+    let workflow = known_workflow(&state, &workflow)?;
     let id = state
         .add_cron(CronSchedule {
             id: Uuid::new_v4(),
