@@ -47,6 +47,7 @@ async fn main() {
     for (key, value) in engine.client_env() {
         println!("export {key}={value}");
     }
+    println!("# dashboard: {}", engine.dashboard_url());
     if tokio::signal::ctrl_c().await.is_err() {
         eprintln!("could not listen for Ctrl-C; stopping");
     }

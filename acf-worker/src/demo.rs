@@ -127,6 +127,17 @@ pub async fn run_demo(
     use_redis: bool,
     out: &mut (dyn Write + Send),
 ) -> Result<DemoReport, DemoError> {
+    run_demo_with(settings, use_redis, false, out).await
+}
+
+/// [`run_demo`], optionally (`dashboard`) printing the engine's dashboard URL first and keeping the
+/// engine up after the conversation until a shutdown signal.
+pub async fn run_demo_with(
+    settings: &Settings,
+    use_redis: bool,
+    dashboard: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<DemoReport, DemoError> {
     let backend = if use_redis {
         Backend::open(&settings.storage.session)
             .await
@@ -151,8 +162,20 @@ pub async fn run_demo(
         engine.addr(),
         if use_redis { "Redis" } else { "in-memory" }
     )?;
+    if dashboard {
+        writeln!(out, "dashboard: {}\n", engine.dashboard_url())?;
+    }
     let worker = start_worker(&client, workflow, settings).await?;
     let result = converse(&backend, &client, settings, out).await;
+    if dashboard {
+        writeln!(
+            out,
+            "\ndashboard still open at {} (Ctrl-C to stop)",
+            engine.dashboard_url()
+        )?;
+        out.flush()?;
+        crate::run::next_signal().await;
+    }
     worker.stop().await?;
     engine.shutdown().await;
     result

@@ -22,7 +22,7 @@ const TOKEN_LIFETIME_SECS: u64 = 90 * 24 * 3600;
 pub struct Claims {
     /// Tenant id.
     pub sub: String,
-    /// REST base URL (the engine serves no REST API; the claim is mandatory for clients).
+    /// REST base URL: the engine itself (it serves its REST subset on the gRPC port).
     pub server_url: String,
     /// gRPC `host:port` clients connect to.
     pub grpc_broadcast_address: String,

@@ -41,6 +41,7 @@ impl State {
         task.generation += 1;
         let payload = output.to_string();
         task.output = Some(output);
+        self.note(task_id, "FINISHED", "task completed");
         self.emit_step(task_id, ResourceEventType::Completed, payload);
         self.task_final(task_id, now);
     }
@@ -75,12 +76,14 @@ impl State {
         };
         let retries = def.retries;
         if should_not_retry || task.retry_count >= retries {
+            self.note(task_id, "FAILED", error.clone());
             self.emit_step(task_id, ResourceEventType::Failed, error.clone());
             self.fail_task(task_id, error, now);
             return;
         }
         let delay = retry_after.unwrap_or_else(|| def.backoff(task.retry_count + 1));
         let is_durable = def.is_durable;
+        self.note(task_id, "RETRYING", error.clone());
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
@@ -116,9 +119,13 @@ impl State {
         if task.status.is_final() {
             return;
         }
+        let logged = task.history.last().is_some_and(|e| e.kind == "FAILED");
         task.status = TaskStatus::Failed;
         task.generation += 1;
-        task.error = Some(error);
+        task.error = Some(error.clone());
+        if !logged {
+            self.note(task_id, "FAILED", error);
+        }
         self.task_final(task_id, now);
     }
 
@@ -129,6 +136,10 @@ impl State {
             return;
         };
         task.internal_retries += 1;
+        self.note(task_id, "REASSIGNED", "worker lost; task re-queued");
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
         if task.internal_retries > MAX_INTERNAL_RETRIES {
             self.fail_task(
                 task_id,
@@ -148,6 +159,7 @@ impl State {
         task.status = TaskStatus::Skipped;
         task.generation += 1;
         task.output = Some(json!({ "skipped": true }));
+        self.note(task_id, "SKIPPED", "task skipped by a condition");
         self.task_final(task_id, now);
     }
 
@@ -171,6 +183,7 @@ impl State {
         task.status = TaskStatus::Cancelled;
         task.generation += 1;
         task.error = Some(reason.to_owned());
+        self.note(task_id, "CANCELLED", reason);
         self.emit_step(task_id, ResourceEventType::Cancelled, reason.to_owned());
         self.task_final(task_id, now);
     }
@@ -209,6 +222,7 @@ impl State {
                         t.error = Some("Task was cancelled".into());
                         t.generation += 1;
                         let held = std::mem::take(&mut t.held_gates);
+                        self.note(task, "CANCELLED", "Task was cancelled");
                         self.drop_waits_of(task);
                         self.leave_gates(held, task, now);
                     }
@@ -374,6 +388,7 @@ impl State {
         };
         run.state = state;
         run.outcome = Some(event.clone());
+        run.finished = Some(at);
         let held = std::mem::take(&mut run.held_gates);
         let durable_parent = run.origin.durable_parent;
         if let Some(waiters) = self.run_waiters.remove(&run_id) {
@@ -449,6 +464,7 @@ impl State {
         };
         run.state = RunState::Running;
         run.outcome = None;
+        run.finished = None;
         let workflow = run.workflow.clone();
         let ids = run.tasks.clone();
         let TaskRef::Index(root) = def else {
@@ -474,6 +490,9 @@ impl State {
                 t.error = None;
                 t.retry_count = 0;
                 t.triggers = Map::new();
+            }
+            if let Some(id) = ids.get(*index).copied() {
+                self.note(id, "RETRIED_BY_USER", "task replayed");
             }
         }
         if let Some(run) = self.runs.get_mut(&run_id)

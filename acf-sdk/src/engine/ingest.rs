@@ -27,23 +27,35 @@ impl State {
         listening.sort_by(|a, b| a.name.cmp(&b.name));
         let mut runs = Vec::new();
         for workflow in listening {
-            let filter_payload = if workflow.filters.is_empty() {
+            // Declared filters and those created through the REST API gate the workflow alike.
+            let filters: Vec<(&str, &str, &Value)> = workflow
+                .filters
+                .iter()
+                .map(|f| (f.scope.as_str(), f.expression.as_str(), &f.payload))
+                .chain(
+                    self.api_filters
+                        .values()
+                        .filter(|f| f.workflow_id == workflow.workflow_id)
+                        .map(|f| (f.scope.as_str(), f.expression.as_str(), &f.payload)),
+                )
+                .collect();
+            let filter_payload = if filters.is_empty() {
                 None
             } else {
-                let matched = workflow.filters.iter().find(|f| {
-                    Some(f.scope.as_str()) == event.scope.as_deref()
+                let matched = filters.iter().find(|(scope, expression, payload)| {
+                    Some(*scope) == event.scope.as_deref()
                         && expr::eval_bool(
-                            &f.expression,
+                            expression,
                             &[
                                 ("input", &event.payload),
                                 ("additional_metadata", &event.metadata),
-                                ("payload", &f.payload),
+                                ("payload", payload),
                             ],
                         )
                         .unwrap_or(false)
                 });
                 match matched {
-                    Some(f) => Some(f.payload.clone()),
+                    Some((_, _, payload)) => Some((*payload).clone()),
                     None => continue,
                 }
             };

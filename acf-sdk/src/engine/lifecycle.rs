@@ -115,6 +115,7 @@ impl State {
             pending_gates: gates.clone().unwrap_or_default(),
             held_gates: Vec::new(),
             outcome: None,
+            finished: None,
         };
         self.runs.insert(id, run);
         if let Some(d) = dedupe {
@@ -434,6 +435,7 @@ impl State {
         let generation = task.generation;
         self.queue
             .insert((std::cmp::Reverse(priority), seq), task_id);
+        self.note(task_id, "QUEUED", "task queued");
         self.timers.arm(
             now + schedule_timeout,
             TimerKind::ScheduleTimeout {
@@ -479,5 +481,7 @@ pub(crate) fn new_task(
         pending_gates: Vec::new(),
         held_gates: Vec::new(),
         log_lines: 0,
+        created: SystemTime::now(),
+        history: Vec::new(),
     }
 }

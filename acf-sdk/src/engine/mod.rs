@@ -16,10 +16,15 @@
 //!   (required labels filter workers, weights rank them); `desired_worker_id` (sticky) is preferred.
 //! * **Rate limits:** static keys (`PutRateLimit`) and dynamic ones (CEL `key_expr`, `units_expr`,
 //!   `limit_values_expr`) in fixed windows; units are taken when a task is assigned.
+//! * **Schedules:** cron triggers (declared by `PutWorkflow` or created over REST; standard
+//!   5-field expressions in UTC) and one-off scheduled runs fire from the timer loop and are listed
+//!   by the REST API. They are kept in memory like everything else.
+//! * **REST and dashboard:** the same port also speaks HTTP/1 for the subset of Hatchet's REST API
+//!   the official SDKs use (module `rest`) and serves a dashboard at `/dashboard`
+//!   ([`EngineHandle::dashboard_url`]).
 //! * **Accepted but not enforced:** sticky strategies and idempotency configs are validated and
-//!   ignored; cron triggers are validated but never fire; batch tasks (`START_BATCH`) are not
-//!   dispatched; `PauseRateLimit` is acknowledged only. `ScheduleWorkflow` runs are kept in memory
-//!   like everything else.
+//!   ignored; batch tasks (`START_BATCH`) are not dispatched; `PauseRateLimit` is acknowledged
+//!   only.
 //!
 //! Module map: [`auth`] (tokens), [`validation`] → [`model`] (registered workflows), [`state`] (the
 //! one lock), [`lifecycle`] (triggers, gates, DAG activation), [`completion`] (outcomes),
@@ -44,12 +49,16 @@ pub mod concurrency;
 pub mod conditions;
 pub mod durable;
 pub mod expr;
+pub mod history;
 pub mod ingest;
 pub mod lifecycle;
 pub mod model;
 pub mod notify;
+pub mod queries;
 pub mod ratelimit;
+mod rest;
 pub mod scheduler;
+pub mod schedules;
 mod services;
 pub mod state;
 pub mod timers;
@@ -275,13 +284,33 @@ impl EngineHandle {
         self.token.clone()
     }
 
-    /// `HATCHET_CLIENT_TOKEN`, `HATCHET_CLIENT_HOST_PORT` and `HATCHET_CLIENT_TLS_STRATEGY=none`.
+    /// `HATCHET_CLIENT_TOKEN`, `HATCHET_CLIENT_HOST_PORT`, `HATCHET_CLIENT_TLS_STRATEGY=none`, and
+    /// the REST base the SDKs otherwise take from the token's `server_url` claim
+    /// (`HATCHET_CLIENT_SERVER_URL` for Python and ours, `HATCHET_CLIENT_API_URL` for TypeScript).
     pub fn client_env(&self) -> Vec<(String, String)> {
         vec![
             ("HATCHET_CLIENT_TOKEN".into(), self.token.clone()),
             ("HATCHET_CLIENT_HOST_PORT".into(), self.addr.to_string()),
             ("HATCHET_CLIENT_TLS_STRATEGY".into(), "none".into()),
+            ("HATCHET_CLIENT_SERVER_URL".into(), self.server_url()),
+            ("HATCHET_CLIENT_API_URL".into(), self.server_url()),
         ]
+    }
+
+    /// The tenant every token of this engine names (REST paths carry it).
+    pub fn tenant_id(&self) -> uuid::Uuid {
+        self.shared.keys.tenant_id()
+    }
+
+    /// The REST API's base URL (the same port as gRPC).
+    pub fn server_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The dashboard's URL; it carries a token in the fragment (never sent to the server), so
+    /// treat it like the token.
+    pub fn dashboard_url(&self) -> String {
+        format!("{}/dashboard#token={}", self.server_url(), self.token)
     }
 
     /// Every `PutWorkflow` request as received, in order.

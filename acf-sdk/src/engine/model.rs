@@ -19,6 +19,8 @@ pub struct WorkflowDef {
     pub workflow_id: Uuid,
     /// Version id of this definition.
     pub version_id: Uuid,
+    /// When this version was registered.
+    pub registered_at: SystemTime,
     /// Event keys that trigger the workflow.
     pub event_triggers: Vec<String>,
     /// Tasks in registration order; `parents` index into this vector.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::ops::Bound::{Excluded, Unbounded};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use uuid::Uuid;
 
 /// Largest `AssignedAction` a worker accepts (Python's default receive limit is 4 MiB).
@@ -241,6 +241,7 @@ impl State {
         }));
         task.generation += 1;
         let generation = task.generation;
+        self.note(task_id, "ASSIGNED", "assigned to a worker");
         self.timers.arm(
             now + timeout,
             TimerKind::ExecTimeout {
@@ -402,6 +403,7 @@ impl State {
                 TimerKind::Sleep { wait, cond } => self.fire_sleep(wait, cond, now),
             }
         }
+        self.fire_schedules(SystemTime::now(), now);
         self.reassign_lost(now);
         self.schedule(now);
     }

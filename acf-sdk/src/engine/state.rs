@@ -78,6 +78,8 @@ pub struct Worker {
     pub last_assigned: u64,
     /// Whether its running tasks were already re-queued for this silence.
     pub reassigned: bool,
+    /// When it registered.
+    pub registered_at: SystemTime,
 }
 
 impl Worker {
@@ -172,6 +174,8 @@ pub struct Run {
     pub held_gates: Vec<String>,
     /// Final result once finished.
     pub outcome: Option<WorkflowRunEvent>,
+    /// When the run reached its final state.
+    pub finished: Option<SystemTime>,
 }
 
 /// Which definition a task instantiates.
@@ -272,6 +276,10 @@ pub struct Task {
     pub held_gates: Vec<String>,
     /// `PutLog` lines received (lines themselves go to `tracing` at debug level).
     pub log_lines: usize,
+    /// Creation time.
+    pub created: SystemTime,
+    /// Recorded transitions (bounded), oldest first.
+    pub history: Vec<crate::engine::history::TaskEventRec>,
 }
 
 /// A pushed event, kept for lookbacks.
@@ -354,6 +362,12 @@ pub struct State {
     pub buckets: HashMap<String, crate::engine::ratelimit::Bucket>,
     /// How many finished runs are kept (default [`RETAINED_RUNS`]).
     pub retained_runs: usize,
+    /// One-off scheduled runs (REST `scheduled`, gRPC `ScheduleWorkflow`), by id.
+    pub scheduled: BTreeMap<Uuid, crate::engine::schedules::ScheduledRun>,
+    /// Cron schedules (REST-created and declared by `PutWorkflow`), by id.
+    pub crons: BTreeMap<Uuid, crate::engine::schedules::CronSchedule>,
+    /// Event filters created through the REST API, by id.
+    pub api_filters: BTreeMap<Uuid, crate::engine::schedules::ApiFilter>,
     seq: u64,
 }
 
@@ -382,6 +396,9 @@ impl State {
             static_limits: HashMap::new(),
             buckets: HashMap::new(),
             retained_runs: RETAINED_RUNS,
+            scheduled: BTreeMap::new(),
+            crons: BTreeMap::new(),
+            api_filters: BTreeMap::new(),
             seq: 0,
         }
     }

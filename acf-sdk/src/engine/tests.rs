@@ -62,6 +62,7 @@ fn add_worker(
             labels: HashMap::new(),
             last_assigned: 0,
             reassigned: false,
+            registered_at: std::time::SystemTime::now(),
         },
     );
     (id, rx)

@@ -460,20 +460,9 @@ fn check_acyclic(tasks: &[TaskDef]) -> Result<(), ValidationError> {
 }
 
 fn check_cron(field: &str, cron: &str) -> Result<(), ValidationError> {
-    let fields = cron.split_whitespace().count();
-    let ok = (5..=6).contains(&fields)
-        && cron.split_whitespace().all(|f| {
-            f.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"*/,-?#LW".contains(&b))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            format!("{cron:?} is not a 5- or 6-field cron expression"),
-        ))
-    }
+    crate::engine::schedules::parse_cron(cron)
+        .map(|_| ())
+        .map_err(|e| invalid(field, e.to_string()))
 }
 
 /// Validates a `PutWorkflow` request. `workflow_id` is kept across versions of the same name.
@@ -566,6 +555,7 @@ pub fn workflow(
         name: req.name.clone(),
         workflow_id,
         version_id: Uuid::new_v4(),
+        registered_at: SystemTime::now(),
         event_triggers: req.event_triggers.clone(),
         tasks,
         on_failure,

@@ -40,6 +40,10 @@ pub enum Command {
         /// Log at the configured level instead of `warning` (logs are JSON lines on stdout).
         #[arg(long)]
         verbose: bool,
+        /// Print the engine's dashboard URL and keep the engine running after the conversation
+        /// until Ctrl-C, so its runs can be browsed.
+        #[arg(long)]
+        dashboard: bool,
     },
     /// Submit one message: store it, signal its session, trigger its run.
     Send(SendArgs),

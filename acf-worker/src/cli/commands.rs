@@ -45,7 +45,9 @@ pub enum CliError {
 pub async fn execute(command: Command, settings: &Settings) -> Result<(), CliError> {
     match command {
         Command::Run(args) => run(&args, settings).await,
-        Command::Demo { redis, .. } => demo(settings, redis).await,
+        Command::Demo {
+            redis, dashboard, ..
+        } => demo(settings, redis, dashboard).await,
         Command::Send(args) => send(&args, settings).await,
         Command::Engine(args) => engine(&args).await,
     }
@@ -64,14 +66,14 @@ async fn run(args: &RunArgs, settings: &Settings) -> Result<(), CliError> {
     Ok(result?)
 }
 
-async fn demo(settings: &Settings, redis: bool) -> Result<(), CliError> {
+async fn demo(settings: &Settings, redis: bool, dashboard: bool) -> Result<(), CliError> {
     // The shipped default.toml names Redis for production use; the demo only uses it when asked explicitly, by the
     // flag or by selecting the backend in the environment.
     let redis = redis
         || std::env::var("RUCHE_STORAGE__SESSION__BACKEND")
             .is_ok_and(|b| b.eq_ignore_ascii_case("redis"));
     let mut out = std::io::stdout();
-    let report = demo::run_demo(settings, redis, &mut out).await?;
+    let report = demo::run_demo_with(settings, redis, dashboard, &mut out).await?;
     out.flush()?;
     match report.count(TurnOutcome::Failed) {
         0 => Ok(()),
@@ -155,6 +157,7 @@ fn print_exports(engine: &EngineHandle) -> std::io::Result<()> {
     for (name, value) in engine.client_env() {
         writeln!(out, "export {name}={value}")?;
     }
+    writeln!(out, "# dashboard: {}", engine.dashboard_url())?;
     out.flush()
 }
 

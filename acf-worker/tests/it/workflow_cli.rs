@@ -177,7 +177,13 @@ fn an_embedded_worker_answers_send_and_drains_on_sigterm() {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
         })
         .collect();
-    assert_eq!(exports.len(), 3, "{seen:?}");
+    // Token, host:port, TLS strategy and the REST base for Python/ours and TypeScript.
+    assert_eq!(exports.len(), 5, "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(&format!("# dashboard: http://{addr}/dashboard#token="))),
+        "the dashboard URL is printed: {seen:?}"
+    );
 
     let mut send = worker();
     send.envs(exports.iter().cloned()).args([

@@ -3,7 +3,8 @@
 use super::{check_priority, check_size, parse_id, parse_json, parse_object};
 use crate::engine::Shared;
 use crate::engine::lifecycle::TriggerSpec;
-use crate::engine::state::{RunOrigin, RunState, State, TaskStatus};
+use crate::engine::queries::{RunFilter, task_status};
+use crate::engine::state::{RunOrigin, State};
 use crate::engine::validation;
 use crate::proto::v1::admin_service_server::AdminService;
 use crate::proto::v1::{
@@ -19,43 +20,6 @@ use uuid::Uuid;
 
 pub(crate) struct AdminSvc(pub(crate) Arc<Shared>);
 
-fn task_status(status: &TaskStatus) -> RunStatus {
-    match status {
-        TaskStatus::Running(_) => RunStatus::Running,
-        TaskStatus::Evicted => RunStatus::Evicted,
-        TaskStatus::Completed | TaskStatus::Skipped => RunStatus::Completed,
-        TaskStatus::Failed => RunStatus::Failed,
-        TaskStatus::Cancelled => RunStatus::Cancelled,
-        _ => RunStatus::Queued,
-    }
-}
-
-fn run_status(state: &State, run_id: Uuid) -> Option<RunStatus> {
-    let run = state.runs.get(&run_id)?;
-    Some(match run.state {
-        RunState::Completed => RunStatus::Completed,
-        RunState::Failed => RunStatus::Failed,
-        RunState::Cancelled => RunStatus::Cancelled,
-        RunState::Pending => RunStatus::Queued,
-        RunState::Running => {
-            let started = run
-                .tasks
-                .iter()
-                .filter_map(|id| state.tasks.get(id))
-                .any(|t| {
-                    matches!(t.status, TaskStatus::Running(_) | TaskStatus::Evicted)
-                        || t.status.is_final()
-                });
-            if started {
-                RunStatus::Running
-            } else {
-                RunStatus::Queued
-            }
-        }
-    })
-}
-
-/// Runs matching a cancel/replay filter.
 /// The `external_ids` of a `CancelTasks` / `ReplayTasks` request, all checked before anything changes.
 fn external_ids(ids: &[String]) -> Result<Vec<Uuid>, Status> {
     ids.iter()
@@ -67,43 +31,15 @@ fn external_ids(ids: &[String]) -> Result<Vec<Uuid>, Status> {
 fn targets(state: &State, ids: &[Uuid], filter: Option<&TasksFilter>) -> Vec<Uuid> {
     let mut targets = ids.to_vec();
     if let Some(filter) = filter {
-        targets.extend(filtered_runs(state, filter));
+        targets.extend(state.filtered_runs(&RunFilter {
+            since: filter.since.and_then(|t| SystemTime::try_from(t).ok()),
+            until: filter.until.and_then(|t| SystemTime::try_from(t).ok()),
+            workflow_ids: filter.workflow_ids.clone(),
+            additional_metadata: filter.additional_metadata.clone(),
+            statuses: filter.statuses.clone(),
+        }));
     }
     targets
-}
-
-fn filtered_runs(state: &State, filter: &TasksFilter) -> Vec<Uuid> {
-    let since = filter.since.and_then(|t| SystemTime::try_from(t).ok());
-    let until = filter.until.and_then(|t| SystemTime::try_from(t).ok());
-    state
-        .runs
-        .values()
-        .filter(|r| since.is_none_or(|s| r.created >= s) && until.is_none_or(|u| r.created <= u))
-        .filter(|r| {
-            filter.workflow_ids.is_empty()
-                || filter
-                    .workflow_ids
-                    .contains(&r.workflow.workflow_id.to_string())
-        })
-        .filter(|r| {
-            filter.additional_metadata.iter().all(|kv| {
-                let (k, v) = kv.split_once(':').unwrap_or((kv.as_str(), ""));
-                r.metadata
-                    .get(k)
-                    .is_some_and(|m| crate::engine::notify::json_matches_text(m, v))
-            })
-        })
-        .filter(|r| {
-            filter.statuses.is_empty()
-                || run_status(state, r.id).is_some_and(|s| {
-                    filter
-                        .statuses
-                        .iter()
-                        .any(|f| f.eq_ignore_ascii_case(s.as_str_name()))
-                })
-        })
-        .map(|r| r.id)
-        .collect()
 }
 
 #[tonic::async_trait]
@@ -150,8 +86,14 @@ impl AdminService for AdminSvc {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(req.clone());
+        let cron_input = parse_json(
+            "cron_input",
+            req.cron_input.as_deref().unwrap_or(""),
+            serde_json::json!({}),
+        )?;
         self.0.mutate(|state, _| {
             state.workflows.insert(req.name.clone(), def);
+            state.sync_declared_crons(&req.name, &req.cron_triggers, &cron_input);
         });
         tracing::info!(workflow = %req.name, "workflow registered");
         Ok(Response::new(response))
@@ -165,26 +107,7 @@ impl AdminService for AdminSvc {
         let ids = external_ids(&req.external_ids)?;
         let cancelled = self.0.mutate(|state, now| {
             let targets = targets(state, &ids, req.filter.as_ref());
-            let mut cancelled = Vec::new();
-            for id in targets {
-                let tasks: Vec<Uuid> = match state.runs.get(&id) {
-                    Some(run) => run.tasks.iter().chain(&run.on_failure).copied().collect(),
-                    None => vec![id],
-                };
-                let live: Vec<Uuid> = tasks
-                    .into_iter()
-                    .filter(|t| state.tasks.get(t).is_some_and(|t| !t.status.is_final()))
-                    .collect();
-                if state.runs.contains_key(&id) {
-                    state.cancel_run(id, now);
-                } else {
-                    for t in &live {
-                        state.cancel_task(*t, "Task was cancelled", now);
-                    }
-                }
-                cancelled.extend(live.into_iter().map(|t| t.to_string()));
-            }
-            cancelled
+            state.cancel_ids(&targets, now)
         });
         Ok(Response::new(CancelTasksResponse {
             cancelled_tasks: cancelled,
@@ -199,29 +122,7 @@ impl AdminService for AdminSvc {
         let ids = external_ids(&req.external_ids)?;
         let replayed = self.0.mutate(|state, now| {
             let targets = targets(state, &ids, req.filter.as_ref());
-            let mut replayed = Vec::new();
-            for id in targets {
-                // A run id replays its first unsuccessful task (or its first task).
-                let task = match state.runs.get(&id) {
-                    Some(run) => run
-                        .tasks
-                        .iter()
-                        .find(|t| {
-                            state.tasks.get(t).is_some_and(|t| {
-                                matches!(t.status, TaskStatus::Failed | TaskStatus::Cancelled)
-                            })
-                        })
-                        .or_else(|| run.tasks.first())
-                        .copied(),
-                    None => Some(id),
-                };
-                if let Some(task) = task
-                    && state.replay_task(task, now)
-                {
-                    replayed.push(task.to_string());
-                }
-            }
-            replayed
+            state.replay_ids(&targets, now)
         });
         Ok(Response::new(ReplayTasksResponse {
             replayed_tasks: replayed,
@@ -266,7 +167,7 @@ impl AdminService for AdminSvc {
             .runs
             .get(&id)
             .ok_or_else(|| Status::not_found(format!("workflow run {id} not found")))?;
-        let status = run_status(&state, id).unwrap_or(RunStatus::Queued);
+        let status = state.run_status(id).unwrap_or(RunStatus::Queued);
         let task_runs = run
             .tasks
             .iter()

@@ -74,6 +74,15 @@ fn apply_step_event(
         && retry_count.is_none_or(|r| r == task.retry_count);
     match StepActionEventType::try_from(kind).unwrap_or(StepActionEventType::StepEventTypeUnknown) {
         StepActionEventType::StepEventTypeStarted if current => {
+            // Some SDKs report STARTED more than once per attempt; the history keeps one.
+            let repeated = state.tasks.get(&task_id).is_some_and(|t| {
+                t.history
+                    .last()
+                    .is_some_and(|e| e.kind == "STARTED" && e.retry_count == t.retry_count)
+            });
+            if !repeated {
+                state.note(task_id, "STARTED", "task started on the worker");
+            }
             state.emit_step(task_id, ResourceEventType::Started, String::new());
         }
         StepActionEventType::StepEventTypeCompleted if current => {
@@ -213,6 +222,7 @@ impl Dispatcher for DispatcherSvc {
                         .collect(),
                     last_assigned: 0,
                     reassigned: false,
+                    registered_at: SystemTime::now(),
                 },
             );
             state.tenant_id

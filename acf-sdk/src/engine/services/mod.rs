@@ -93,14 +93,20 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
     // TCP_NODELAY on every accepted socket, as Hatchet's Go engine does: without it a small reply queued behind
     // an unacknowledged one waits for the peer's delayed ACK (~40 ms stalls on unary round trips).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let result = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .add_service(InterceptedService::new(dispatcher, auth.clone()))
+    // One port for everything: gRPC (HTTP/2) for the services and HTTP/1 for the REST API and
+    // the dashboard, routed by path.
+    let grpc = tonic::service::Routes::new(InterceptedService::new(dispatcher, auth.clone()))
         .add_service(InterceptedService::new(events, auth.clone()))
         .add_service(InterceptedService::new(workflows, auth.clone()))
         .add_service(InterceptedService::new(admin, auth.clone()))
         .add_service(InterceptedService::new(durable, auth))
+        .into_axum_router();
+    let app = crate::engine::rest::app(shared.clone(), grpc);
+    let result = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_routes(tonic::service::Routes::from(app))
         .serve_with_incoming_shutdown(incoming, shared.shutdown.clone().cancelled_owned())
         .await;
     if let Err(e) = result {

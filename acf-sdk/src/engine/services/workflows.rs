@@ -4,6 +4,7 @@
 use super::{check_size, trigger_spec};
 use crate::engine::Shared;
 use crate::engine::lifecycle::{TriggerError, timestamp};
+use crate::engine::schedules::{Method, ScheduledRun};
 use crate::proto::v1::TriggerWorkflowRequest;
 use crate::proto::workflow_service_server::WorkflowService;
 use crate::proto::{
@@ -93,21 +94,23 @@ impl WorkflowService for WorkflowSvc {
         for at in &req.schedules {
             let when = SystemTime::try_from(*at)
                 .map_err(|_| Status::invalid_argument("Invalid request: bad schedule timestamp"))?;
-            let delay = when.duration_since(SystemTime::now()).unwrap_or_default();
-            let shared = self.0.clone();
-            let spec = spec.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = shared.shutdown.cancelled() => {}
-                    () = tokio::time::sleep(delay) => {
-                        if let Err(e) = shared.mutate(|state, now| state.trigger(spec, now)) {
-                            tracing::warn!(error = %e, "scheduled run could not be triggered");
-                        }
-                    }
-                }
-            });
+            let id = Uuid::new_v4();
+            let run = ScheduledRun {
+                id,
+                workflow: spec.workflow.clone(),
+                trigger_at: when,
+                input: spec.input.clone(),
+                metadata: spec.metadata.clone(),
+                priority: spec.priority,
+                created: SystemTime::now(),
+                method: Method::Api,
+                origin: spec.origin.clone(),
+                run_id: None,
+                fired: false,
+            };
+            self.0.lock().scheduled.insert(id, run);
             scheduled.push(ScheduledWorkflow {
-                id: Uuid::new_v4().to_string(),
+                id: id.to_string(),
                 trigger_at: Some(*at),
             });
         }
