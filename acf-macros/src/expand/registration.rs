@@ -90,10 +90,10 @@ pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
     let idempotency = o.idempotency.as_ref().map(|i| {
         let expression = i.expression.as_ref().map(syn::LitStr::value).unwrap_or_default();
         let ttl = Literal::u64_unsuffixed(i.ttl.map_or(0, |t| t.millis));
-        let method = match i.method.as_ref().map(|m| m.value) {
-            None => quote!(::core::option::Option::None),
-            Some(IdempotencyMethod::Ttl) => quote!(::core::option::Option::Some(__acf::IdempotencyMethod::Ttl)),
-            Some(IdempotencyMethod::Status) => quote!(::core::option::Option::Some(__acf::IdempotencyMethod::Status)),
+        // Python always states the method (its TTL- and status-based configs); `ttl` is the default.
+        let method = match i.method.as_ref().map_or(IdempotencyMethod::Ttl, |m| m.value) {
+            IdempotencyMethod::Ttl => quote!(::core::option::Option::Some(__acf::IdempotencyMethod::Ttl)),
+            IdempotencyMethod::Status => quote!(::core::option::Option::Some(__acf::IdempotencyMethod::Status)),
         };
         quote! {
             .idempotency(__acf::Idempotency {
