@@ -7,9 +7,7 @@ use proc_macro2::Span;
 use syn::{FnArg, ImplItem, ReturnType};
 
 use crate::ctxt::Ctxt;
-use crate::model::{
-    Condition, ConditionKind, IntOrExpr, Step, StrOrConst, Workflow,
-};
+use crate::model::{Condition, ConditionKind, IntOrExpr, Step, StrOrConst, Workflow};
 use crate::naming;
 use crate::suggest::did_you_mean;
 
@@ -187,7 +185,10 @@ fn check_concurrency_cel(cx: &Ctxt, limits: &[crate::model::Concurrency]) {
 fn check_json_object(cx: &Ctxt, lit: &syn::LitStr, what: &str) {
     match serde_json::from_str::<serde_json::Value>(&lit.value()) {
         Ok(serde_json::Value::Object(_)) => {}
-        Ok(_) => cx.error_spanned_by(lit, format!("{what} must be a JSON object, e.g. `r#\"{{\"batch\": 100}}\"#`")),
+        Ok(_) => cx.error_spanned_by(
+            lit,
+            format!("{what} must be a JSON object, e.g. `r#\"{{\"batch\": 100}}\"#`"),
+        ),
         Err(err) => cx.error_spanned_by(lit, format!("{what} is not valid JSON: {err}")),
     }
 }
@@ -282,7 +283,9 @@ fn non_object(ty: &syn::Type) -> Option<String> {
         syn::Type::Group(inner) => non_object(&inner.elem),
         syn::Type::Reference(reference) => non_object(&reference.elem),
         syn::Type::Array(_) | syn::Type::Slice(_) => Some("an array".to_owned()),
-        syn::Type::Tuple(tuple) if !tuple.elems.is_empty() => Some("a tuple (a JSON array)".to_owned()),
+        syn::Type::Tuple(tuple) if !tuple.elems.is_empty() => {
+            Some("a tuple (a JSON array)".to_owned())
+        }
         syn::Type::Path(path) if path.qself.is_none() => {
             let last = path.path.segments.last()?;
             let name = last.ident.to_string();
@@ -310,7 +313,12 @@ fn non_object(ty: &syn::Type) -> Option<String> {
 /// conditions of a step reporting under the same key.
 fn check_conditions(cx: &Ctxt, step: &Step<'_>) {
     let mut keys: Vec<String> = Vec::new();
-    for condition in step.options.conditions.iter().flat_map(|c| c.groups.iter().flatten()) {
+    for condition in step
+        .options
+        .conditions
+        .iter()
+        .flat_map(|c| c.groups.iter().flatten())
+    {
         match &condition.kind {
             ConditionKind::Sleep(duration) => {
                 if duration.millis == 0 || duration.millis % 1000 != 0 {
@@ -330,7 +338,10 @@ fn check_conditions(cx: &Ctxt, step: &Step<'_>) {
                 if let Some(scope) = scope
                     && scope.value().is_empty()
                 {
-                    cx.error_spanned_by(scope, "`scope` is empty; omit it to match events of any scope");
+                    cx.error_spanned_by(
+                        scope,
+                        "`scope` is empty; omit it to match events of any scope",
+                    );
                 }
             }
             ConditionKind::Parent { expression, .. } => {
@@ -381,7 +392,12 @@ fn condition_key(step: &Step<'_>, condition: &Condition) -> String {
 fn check_condition_parents(cx: &Ctxt, wf: &Workflow<'_>) {
     for step in &wf.steps {
         let parents = &step.options.parents;
-        for condition in step.options.conditions.iter().flat_map(|c| c.groups.iter().flatten()) {
+        for condition in step
+            .options
+            .conditions
+            .iter()
+            .flat_map(|c| c.groups.iter().flatten())
+        {
             let ConditionKind::Parent { parent, .. } = &condition.kind else {
                 continue;
             };
@@ -390,15 +406,36 @@ fn check_condition_parents(cx: &Ctxt, wf: &Workflow<'_>) {
             }
             let name = parent.to_string();
             let message = if wf.steps.iter().any(|s| s.ident() == parent) {
-                format!("`{name}` is a step but not a parent of `{}`; add it to `parents = [...]` to condition on its output", step.ident())
+                format!(
+                    "`{name}` is a step but not a parent of `{}`; add it to `parents = [...]` to condition on its output",
+                    step.ident()
+                )
             } else if parents.is_empty() {
-                format!("`parent({name}, ...)` needs `{name}` to be a parent, but `{}` has no parents; add `parents = [{name}]`", step.ident())
+                format!(
+                    "`parent({name}, ...)` needs `{name}` to be a parent, but `{}` has no parents; add `parents = [{name}]`",
+                    step.ident()
+                )
             } else {
                 format!(
                     "unknown parent `{name}` in a parent condition: it must name one of `{}`'s parents ({}){}",
                     step.ident(),
-                    crate::suggest::one_of(parents.iter().map(ToString::to_string).collect::<Vec<_>>().iter().map(String::as_str)),
-                    did_you_mean(&name, parents.iter().map(ToString::to_string).collect::<Vec<_>>().iter().map(String::as_str))
+                    crate::suggest::one_of(
+                        parents
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str)
+                    ),
+                    did_you_mean(
+                        &name,
+                        parents
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str)
+                    )
                 )
             };
             cx.error_spanned_by(parent, message);

@@ -191,8 +191,14 @@ fn registered_pair(
     let mut matching = requests.iter().filter(|r| r.name == name).cloned();
     let mut rust = matching.next().expect("the Rust request was captured");
     let mut python = matching.next().expect("the Python request was captured");
-    assert!(matching.next().is_none(), "exactly two registrations of {name}");
-    let rust_schema = rust.input_json_schema.take().expect("Rust sends the input schema");
+    assert!(
+        matching.next().is_none(),
+        "exactly two registrations of {name}"
+    );
+    let rust_schema = rust
+        .input_json_schema
+        .take()
+        .expect("Rust sends the input schema");
     let python_schema = python
         .input_json_schema
         .take()
@@ -215,7 +221,10 @@ async fn conditions_options_and_standalone_tasks_register_like_python() {
         .register(&ParityConditions)
         .await
         .expect("the conditions workflow registers");
-    client.register(&Greet).await.expect("the standalone task registers");
+    client
+        .register(&Greet)
+        .await
+        .expect("the standalone task registers");
     client
         .register(&ArchiveOrder)
         .await
@@ -247,7 +256,9 @@ async fn conditions_options_and_standalone_tasks_register_like_python() {
         ]
     );
     assert_eq!(
-        rust.on_failure_task.as_ref().map(|t| t.readable_id.as_str()),
+        rust.on_failure_task
+            .as_ref()
+            .map(|t| t.readable_id.as_str()),
         Some(ParityConditions::ROLLBACK)
     );
     assert_eq!(Greet::GREET, "greet-user");

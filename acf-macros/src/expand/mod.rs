@@ -10,9 +10,9 @@ mod registration;
 mod task;
 mod types;
 
-pub(crate) use task::task;
 #[cfg(test)]
 pub(crate) use task::option_names as task_option_names;
+pub(crate) use task::task;
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -112,7 +112,9 @@ fn generate(wf: &Workflow<'_>) -> TokenStream {
 /// handler reading a parent's output, a test) cannot drift from the declaration. Also emitted when the workflow
 /// has errors, so uses of the constants do not add follow-on errors.
 pub(crate) fn step_constants(wf: &Workflow<'_>) -> TokenStream {
-    if wf.type_ident.is_none() || wf.original.trait_.is_some() || !wf.original.generics.params.is_empty()
+    if wf.type_ident.is_none()
+        || wf.original.trait_.is_some()
+        || !wf.original.generics.params.is_empty()
     {
         return TokenStream::new();
     }
@@ -124,11 +126,14 @@ pub(crate) fn step_constants(wf: &Workflow<'_>) -> TokenStream {
             ident.span(),
         );
         let id = step.readable_id();
-        let doc = format!(" The readable id of the `{ident}` {} (`\"{id}\"`).", match step.kind {
-            StepKind::Step => "step",
-            StepKind::OnFailure => "failure handler",
-            StepKind::OnSuccess => "success handler",
-        });
+        let doc = format!(
+            " The readable id of the `{ident}` {} (`\"{id}\"`).",
+            match step.kind {
+                StepKind::Step => "step",
+                StepKind::OnFailure => "failure handler",
+                StepKind::OnSuccess => "success handler",
+            }
+        );
         quote! {
             #[doc = #doc]
             pub const #name: &'static str = #id;

@@ -73,7 +73,11 @@ pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
         quote!(.cron_input(__acf::serde_json::from_str(#input).expect("checked by #[workflow]")))
     });
     let filters = o.default_filters.iter().map(|f| {
-        let expression = f.expression.as_ref().map(syn::LitStr::value).unwrap_or_default();
+        let expression = f
+            .expression
+            .as_ref()
+            .map(syn::LitStr::value)
+            .unwrap_or_default();
         let scope = f.scope.as_ref().map(syn::LitStr::value).unwrap_or_default();
         let payload = f.payload.as_ref().map_or_else(
             || quote!(__acf::serde_json::Map::new()),
@@ -88,12 +92,24 @@ pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
         }
     });
     let idempotency = o.idempotency.as_ref().map(|i| {
-        let expression = i.expression.as_ref().map(syn::LitStr::value).unwrap_or_default();
+        let expression = i
+            .expression
+            .as_ref()
+            .map(syn::LitStr::value)
+            .unwrap_or_default();
         let ttl = Literal::u64_unsuffixed(i.ttl.map_or(0, |t| t.millis));
         // Python always states the method (its TTL- and status-based configs); `ttl` is the default.
-        let method = match i.method.as_ref().map_or(IdempotencyMethod::Ttl, |m| m.value) {
-            IdempotencyMethod::Ttl => quote!(::core::option::Option::Some(__acf::IdempotencyMethod::Ttl)),
-            IdempotencyMethod::Status => quote!(::core::option::Option::Some(__acf::IdempotencyMethod::Status)),
+        let method = match i
+            .method
+            .as_ref()
+            .map_or(IdempotencyMethod::Ttl, |m| m.value)
+        {
+            IdempotencyMethod::Ttl => {
+                quote!(::core::option::Option::Some(__acf::IdempotencyMethod::Ttl))
+            }
+            IdempotencyMethod::Status => quote!(::core::option::Option::Some(
+                __acf::IdempotencyMethod::Status
+            )),
         };
         quote! {
             .idempotency(__acf::Idempotency {

@@ -37,9 +37,7 @@ pub(crate) const STEP_OPTIONS: &[&str] = &[
 /// Every option `#[task]` accepts, in the order error messages list them.
 pub(crate) fn option_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = vec!["name"];
-    names.extend(
-        parse::workflow_option_names().filter(|n| !matches!(*n, "name" | "concurrency")),
-    );
+    names.extend(parse::workflow_option_names().filter(|n| !matches!(*n, "name" | "concurrency")));
     names.extend(STEP_OPTIONS);
     names
 }

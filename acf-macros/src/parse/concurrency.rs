@@ -4,7 +4,7 @@ use syn::Meta;
 
 use super::options::{self, OptionSpec};
 use crate::ctxt::Ctxt;
-use crate::model::{Concurrency, Strategy, StrOrConst};
+use crate::model::{Concurrency, StrOrConst, Strategy};
 
 const CONCURRENCY_SPECS: &[OptionSpec<Concurrency>] = &[
     OptionSpec {

@@ -81,9 +81,7 @@ fn call_of<'e>(cx: &Ctxt, expr: &'e Expr) -> Option<&'e ExprCall> {
 
 fn function_name(call: &ExprCall) -> Option<String> {
     match &*call.func {
-        Expr::Path(path) if path.qself.is_none() => {
-            path.path.get_ident().map(ToString::to_string)
-        }
+        Expr::Path(path) if path.qself.is_none() => path.path.get_ident().map(ToString::to_string),
         _ => None,
     }
 }
@@ -193,10 +191,7 @@ fn lit_str(cx: &Ctxt, expr: &Expr, what: &str) -> Option<LitStr> {
 fn sleep(cx: &Ctxt, call: &ExprCall, args: &Args<'_>) -> Option<ConditionKind> {
     args.only(cx, "sleep", &["key"]);
     let [duration] = args.positional.as_slice() else {
-        cx.error_spanned_by(
-            call,
-            "`sleep` takes one duration, e.g. `sleep(\"10s\")`",
-        );
+        cx.error_spanned_by(call, "`sleep` takes one duration, e.g. `sleep(\"10s\")`");
         return None;
     };
     let lit = lit_str(cx, duration, "sleep")?;

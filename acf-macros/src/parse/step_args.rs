@@ -8,8 +8,8 @@ use super::duration;
 use super::options::{self, OptionSpec};
 use crate::ctxt::Ctxt;
 use crate::model::{
-    Comparator, ConditionAction, DurationLit, IntOrExpr, LabelValue, RateLimit, RateLimitDuration, SlotRequest,
-    Spanned, StepKind, StepOptions, WorkerLabel,
+    Comparator, ConditionAction, DurationLit, IntOrExpr, LabelValue, RateLimit, RateLimitDuration,
+    SlotRequest, Spanned, StepKind, StepOptions, WorkerLabel,
 };
 
 /// An option given at most once.

@@ -93,15 +93,16 @@ fn read_version(cx: &Ctxt, o: &mut WorkflowOptions, meta: &Meta) {
 
 fn read_cron_input(cx: &Ctxt, o: &mut WorkflowOptions, meta: &Meta) {
     const EXAMPLE: &str = r##"cron_input = r#"{"batch": 100}"#"##;
-    o.cron_input =
-        options::value(cx, meta, EXAMPLE).and_then(|v| options::lit_str(cx, v, EXAMPLE));
+    o.cron_input = options::value(cx, meta, EXAMPLE).and_then(|v| options::lit_str(cx, v, EXAMPLE));
 }
 
 const DEFAULT_FILTER_SPECS: &[OptionSpec<DefaultFilter>] = &[
     OptionSpec {
         name: "expression",
         repeatable: false,
-        read: |cx, f, meta| f.expression = str_option(cx, meta, r#"expression = "input.priority > 2""#),
+        read: |cx, f, meta| {
+            f.expression = str_option(cx, meta, r#"expression = "input.priority > 2""#)
+        },
     },
     OptionSpec {
         name: "scope",
@@ -120,7 +121,8 @@ fn str_option(cx: &Ctxt, meta: &Meta, example: &str) -> Option<syn::LitStr> {
 }
 
 fn read_default_filter(cx: &Ctxt, o: &mut WorkflowOptions, meta: &Meta) {
-    const EXAMPLE: &str = r#"default_filter(expression = "input.priority > 2", scope = "tenant-1")"#;
+    const EXAMPLE: &str =
+        r#"default_filter(expression = "input.priority > 2", scope = "tenant-1")"#;
     let Some(metas) = options::nested(cx, meta, EXAMPLE) else {
         return;
     };
@@ -130,7 +132,13 @@ fn read_default_filter(cx: &Ctxt, o: &mut WorkflowOptions, meta: &Meta) {
         scope: None,
         payload: None,
     };
-    options::read_options(cx, "default_filter", DEFAULT_FILTER_SPECS, &metas, &mut filter);
+    options::read_options(
+        cx,
+        "default_filter",
+        DEFAULT_FILTER_SPECS,
+        &metas,
+        &mut filter,
+    );
     o.default_filters.push(filter);
 }
 
@@ -185,7 +193,13 @@ fn read_idempotency(cx: &Ctxt, o: &mut WorkflowOptions, meta: &Meta) {
         ttl: None,
         method: None,
     };
-    options::read_options(cx, "idempotency", IDEMPOTENCY_SPECS, &metas, &mut idempotency);
+    options::read_options(
+        cx,
+        "idempotency",
+        IDEMPOTENCY_SPECS,
+        &metas,
+        &mut idempotency,
+    );
     o.idempotency = Some(idempotency);
 }
 

@@ -95,7 +95,6 @@ impl<I, O: DeserializeOwned> TypedWorkflowClient<I, O> {
 }
 
 impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
-
     /// Runs the workflow and waits for its typed result.
     pub async fn run(&self, input: I) -> Result<O> {
         self.run_with(input, TriggerOptions::default()).await
@@ -106,5 +105,4 @@ impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
         let run = self.client.trigger(&self.workflow, input, options).await?;
         self.result(&run).await
     }
-
 }
