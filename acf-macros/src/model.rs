@@ -33,6 +33,8 @@ pub(crate) struct Workflow<'a> {
     pub on_failure: Vec<Step<'a>>,
     /// Every `#[on_success]` method (validation rejects more than one).
     pub on_success: Vec<Step<'a>>,
+    /// Declared by `#[task]` on a free function (a one-task workflow).
+    pub standalone: bool,
     /// The paths of our method attributes as written (`step`, `acf_sdk::on_failure`, ...), deduplicated.
     pub attribute_paths: Vec<&'a Path>,
 }
@@ -85,6 +87,8 @@ pub(crate) struct Idempotency {
     pub keyword: Span,
     pub expression: Option<LitStr>,
     pub ttl: Option<DurationLit>,
+    /// Whether `ttl` was written (it may have failed to parse, which is reported where it was read).
+    pub ttl_given: bool,
     pub method: Option<Spanned<IdempotencyMethod>>,
 }
 

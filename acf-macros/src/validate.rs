@@ -30,7 +30,7 @@ pub(crate) fn check(cx: &Ctxt, wf: &Workflow<'_>) {
         check_not_generic(cx, step);
         check_context_and_input(cx, step);
         check_return_type(cx, step);
-        check_step_name(cx, step);
+        check_step_name(cx, wf, step);
         check_step_ranges(cx, step);
         check_rate_limits(cx, step);
         check_worker_labels(cx, step);
@@ -225,9 +225,10 @@ fn check_idempotency(cx: &Ctxt, wf: &Workflow<'_>) {
         Some(expression) => check_cel(cx, expression, "the idempotency expression"),
         None => cx.error_at(idempotency.keyword, r#"`idempotency` needs `expression = "<CEL key>"`, e.g. `idempotency(expression = "input.order_id", ttl = "10m")`"#),
     }
+    // A `ttl` that did not parse (zero, bad unit) is already reported.
     match &idempotency.ttl {
-        Some(ttl) if ttl.millis == 0 => cx.error_at(ttl.span, "`ttl` must be longer than zero"),
         Some(_) => {}
+        None if idempotency.ttl_given => {}
         None => cx.error_at(idempotency.keyword, r#"`idempotency` needs `ttl = "10m"`: how long a key is held (with `method = "status"`, the fallback once the run is gone)"#),
     }
 }
@@ -405,14 +406,18 @@ fn check_condition_parents(cx: &Ctxt, wf: &Workflow<'_>) {
                 continue;
             }
             let name = parent.to_string();
-            let message = if wf.steps.iter().any(|s| s.ident() == parent) {
+            let message = if step.ident() == parent {
                 format!(
-                    "`{name}` is a step but not a parent of `{}`; add it to `parents = [...]` to condition on its output",
-                    step.ident()
+                    "`{name}` cannot condition on its own output; a parent condition names one of its `parents`"
                 )
             } else if parents.is_empty() {
                 format!(
                     "`parent({name}, ...)` needs `{name}` to be a parent, but `{}` has no parents; add `parents = [{name}]`",
+                    step.ident()
+                )
+            } else if wf.steps.iter().any(|s| s.ident() == parent) {
+                format!(
+                    "`{name}` is a step but not a parent of `{}`; add it to `parents = [...]` to condition on its output",
                     step.ident()
                 )
             } else {
@@ -516,7 +521,11 @@ fn check_return_type(cx: &Ctxt, step: &Step<'_>) {
 }
 
 /// Explicit step names follow the same character rules as workflow names.
-fn check_step_name(cx: &Ctxt, step: &Step<'_>) {
+fn check_step_name(cx: &Ctxt, wf: &Workflow<'_>, step: &Step<'_>) {
+    // A standalone task's step shares the workflow's name, which is checked (and reported) once already.
+    if wf.standalone {
+        return;
+    }
     if let Some(name) = &step.options.name {
         check_name_text(cx, &name.value(), name.span(), "step name");
     }

@@ -168,7 +168,8 @@ pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
 ///
 /// Every argument of the Python SDK's (1.43.1) declaration decorators, the macro option that declares it and the
 /// [`WorkflowDefinition`] / [`TaskDefinition`] method the expansion calls. A test (`parity_table` in
-/// `acf-macros`) checks that this table lists every Python argument and every macro option.
+/// `acf-macros`) checks that this table lists every Python argument and every macro option; `f(*)` stands for
+/// every argument `f` shares with its non-durable twin.
 ///
 /// | Python | macro | builder |
 /// |---|---|---|
@@ -200,7 +201,7 @@ pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
 /// | `Workflow.task(wait_for)` | `#[step(wait_for)]` | `wait_for` |
 /// | `Workflow.task(skip_if)` | `#[step(skip_if)]` | `skip_if` |
 /// | `Workflow.task(cancel_if)` | `#[step(cancel_if)]` | `cancel_if` |
-/// | `Workflow.durable_task`, `hatchet.durable_task` | `#[step(durable)]`, `#[task(durable)]` | `durable` |
+/// | `Workflow.durable_task(*)`, `hatchet.durable_task(*)`: the arguments of `Workflow.task` / `hatchet.task`, each as in its row | `#[step(durable)]`, `#[task(durable)]` | `durable` |
 /// | `Workflow.durable_task(eviction_policy)`, `hatchet.durable_task(eviction_policy)` | — worker-side in Python, not registered | — |
 /// | `Workflow.on_failure_task` | `#[on_failure]` | `on_failure` |
 /// | `Workflow.on_success_task` | `#[on_success]` (parents: every leaf step) | `task(...).parents(leaves)` |

@@ -109,6 +109,7 @@ pub(crate) fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut model = parse::workflow(&cx, workflow_args, &item_impl);
     // The `#[step]` above is ours, not the user's: there is no import of it to resolve.
     model.attribute_paths.clear();
+    model.standalone = true;
     validate::check(&cx, &model);
     let expansion = match cx.check() {
         Ok(()) => generate(&model),

@@ -92,6 +92,9 @@ fn condition(cx: &Ctxt, call: &ExprCall) -> Option<Condition> {
         return None;
     };
     let args = Args::split(cx, call);
+    if args.malformed {
+        return None; // reported; the shape checks below would only repeat it
+    }
     let kind = match name.as_str() {
         "sleep" => sleep(cx, call, &args),
         "event" => event(cx, call, &args),
@@ -119,12 +122,15 @@ fn condition(cx: &Ctxt, call: &ExprCall) -> Option<Condition> {
 struct Args<'e> {
     positional: Vec<&'e Expr>,
     named: Vec<(String, &'e Expr, Span)>,
+    /// A positional argument after a named one (already reported).
+    malformed: bool,
 }
 
 impl<'e> Args<'e> {
     fn split(cx: &Ctxt, call: &'e ExprCall) -> Self {
         let mut positional = Vec::new();
         let mut named = Vec::new();
+        let mut malformed = false;
         for arg in &call.args {
             match arg {
                 Expr::Assign(assign) => {
@@ -144,13 +150,20 @@ impl<'e> Args<'e> {
                     }
                 }
                 other if named.is_empty() => positional.push(other),
-                other => cx.error_spanned_by(
-                    other,
-                    "positional arguments come before named ones (`name = value`)",
-                ),
+                other => {
+                    malformed = true;
+                    cx.error_spanned_by(
+                        other,
+                        "positional arguments come before named ones (`name = value`)",
+                    );
+                }
             }
         }
-        Args { positional, named }
+        Args {
+            positional,
+            named,
+            malformed,
+        }
     }
 
     /// A named string argument, consumed (so leftovers can be reported as unknown).

@@ -29,6 +29,8 @@ pub(crate) fn method_attribute(attr: &Attribute) -> Option<StepKind> {
     }
 }
 
+#[cfg(test)]
+pub(crate) use step_args::names as step_option_names;
 pub(crate) use workflow_args::names as workflow_option_names;
 
 /// Builds the model of a `#[workflow]` impl block.
@@ -112,6 +114,7 @@ pub(crate) fn workflow<'a>(cx: &Ctxt, args: TokenStream, item: &'a ItemImpl) -> 
         steps,
         on_failure,
         on_success,
+        standalone: false,
         attribute_paths,
     }
 }

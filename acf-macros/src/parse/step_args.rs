@@ -97,14 +97,23 @@ const WORKER_LABEL_SPECS: &[OptionSpec<WorkerLabel>] = &[
     once("comparator", read_wl_comparator),
 ];
 
+/// The names of the options of `#[step]`, `#[on_failure]` or `#[on_success]`.
+#[cfg(test)]
+pub(crate) fn names(kind: StepKind) -> impl Iterator<Item = &'static str> {
+    specs(kind).iter().map(|spec| spec.name)
+}
+
+fn specs(kind: StepKind) -> &'static [OptionSpec<StepOptions>] {
+    match kind {
+        StepKind::Step => STEP_SPECS,
+        StepKind::OnFailure | StepKind::OnSuccess => ON_FAILURE_SPECS,
+    }
+}
+
 /// Reads the arguments of `#[step(...)]` or `#[on_failure(...)]`.
 pub(crate) fn parse(cx: &Ctxt, kind: StepKind, metas: &[Meta]) -> StepOptions {
     let mut options = StepOptions::default();
-    let specs = match kind {
-        StepKind::Step => STEP_SPECS,
-        StepKind::OnFailure | StepKind::OnSuccess => ON_FAILURE_SPECS,
-    };
-    options::read_options(cx, kind.attribute(), specs, metas, &mut options);
+    options::read_options(cx, kind.attribute(), specs(kind), metas, &mut options);
     options
 }
 

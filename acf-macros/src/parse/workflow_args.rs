@@ -168,6 +168,7 @@ const IDEMPOTENCY_SPECS: &[OptionSpec<Idempotency>] = &[
 ];
 
 fn read_idempotency_ttl(cx: &Ctxt, i: &mut Idempotency, meta: &Meta) {
+    i.ttl_given = true;
     let Some(lit) = str_option(cx, meta, r#"ttl = "10m""#) else {
         return;
     };
@@ -191,6 +192,7 @@ fn read_idempotency(cx: &Ctxt, o: &mut WorkflowOptions, meta: &Meta) {
         keyword: syn::spanned::Spanned::span(meta.path()),
         expression: None,
         ttl: None,
+        ttl_given: false,
         method: None,
     };
     options::read_options(
