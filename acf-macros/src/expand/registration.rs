@@ -67,6 +67,26 @@ pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
         let leaves = wf.leaves().into_iter().map(Step::readable_id);
         quote!(.task(#task.parents([#(#leaves),*])))
     });
+    let extra = extra_options(wf);
+    quote! {
+        __acf::WorkflowDefinition::new(#name)
+            #(#description)*
+            #(#events)*
+            #(#crons)*
+            #sticky
+            #priority
+            #concurrency
+            #extra
+            #schema
+            #(#tasks)*
+            #on_success
+            #on_failure
+    }
+}
+
+/// `version`, `cron_input`, default filters and idempotency.
+fn extra_options(wf: &Workflow<'_>) -> TokenStream {
+    let o = &wf.options;
     let version = o.version.iter().map(|v| quote!(.version(#v)));
     // Checked to be a JSON object at expansion time, so parsing it again cannot fail.
     let cron_input = o.cron_input.iter().map(|input| {
@@ -120,21 +140,10 @@ pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
         }
     });
     quote! {
-        __acf::WorkflowDefinition::new(#name)
-            #(#description)*
-            #(#version)*
-            #(#events)*
-            #(#crons)*
-            #(#cron_input)*
-            #sticky
-            #priority
-            #concurrency
-            #(#filters)*
-            #idempotency
-            #schema
-            #(#tasks)*
-            #on_success
-            #on_failure
+        #(#version)*
+        #(#cron_input)*
+        #(#filters)*
+        #idempotency
     }
 }
 

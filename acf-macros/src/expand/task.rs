@@ -5,7 +5,7 @@
 //! pub async fn greet(ctx: &Context, input: &User) -> Result<Greeting, StepError> { .. }
 //! ```
 //!
-//! keeps the function and declares `pub struct Greet;` (the function name in PascalCase), a `#[workflow]`
+//! keeps the function and declares `pub struct Greet;` (the function name in `PascalCase`), a `#[workflow]`
 //! whose single step calls the function. The workflow and its task are both named `name` (default: the
 //! function name), as Python names a standalone task. Options are those of `#[workflow]` and the step options
 //! Python's `hatchet.task` / `hatchet.durable_task` take; `concurrency` applies to the task, as in Python.
@@ -44,15 +44,12 @@ pub(crate) fn option_names() -> Vec<&'static str> {
 
 /// `#[task(args)] item`.
 pub(crate) fn task(args: TokenStream, item: TokenStream) -> TokenStream {
-    let function = match syn::parse2::<ItemFn>(item.clone()) {
-        Ok(function) => function,
-        Err(_) => {
-            let err = syn::Error::new(
-                Span::call_site(),
-                "`#[task]` goes on a free `async fn`: `#[task] async fn greet(ctx: &Context, input: &Input) -> Result<Output, StepError>`",
-            );
-            return with_error(item, &err);
-        }
+    let Ok(function) = syn::parse2::<ItemFn>(item.clone()) else {
+        let err = syn::Error::new(
+            Span::call_site(),
+            "`#[task]` goes on a free `async fn`: `#[task] async fn greet(ctx: &Context, input: &Input) -> Result<Output, StepError>`",
+        );
+        return with_error(item, &err);
     };
     if let Err(err) = check_signature(&function) {
         return with_error(item, &err);

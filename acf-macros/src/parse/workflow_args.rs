@@ -101,18 +101,22 @@ const DEFAULT_FILTER_SPECS: &[OptionSpec<DefaultFilter>] = &[
         name: "expression",
         repeatable: false,
         read: |cx, f, meta| {
-            f.expression = str_option(cx, meta, r#"expression = "input.priority > 2""#)
+            f.expression = str_option(cx, meta, r#"expression = "input.priority > 2""#);
         },
     },
     OptionSpec {
         name: "scope",
         repeatable: false,
-        read: |cx, f, meta| f.scope = str_option(cx, meta, r#"scope = "tenant-1""#),
+        read: |cx, f, meta| {
+            f.scope = str_option(cx, meta, r#"scope = "tenant-1""#);
+        },
     },
     OptionSpec {
         name: "payload",
         repeatable: false,
-        read: |cx, f, meta| f.payload = str_option(cx, meta, r##"payload = r#"{"vip": true}"#"##),
+        read: |cx, f, meta| {
+            f.payload = str_option(cx, meta, r##"payload = r#"{"vip": true}"#"##);
+        },
     },
 ];
 
@@ -146,7 +150,9 @@ const IDEMPOTENCY_SPECS: &[OptionSpec<Idempotency>] = &[
     OptionSpec {
         name: "expression",
         repeatable: false,
-        read: |cx, i, meta| i.expression = str_option(cx, meta, r#"expression = "input.order_id""#),
+        read: |cx, i, meta| {
+            i.expression = str_option(cx, meta, r#"expression = "input.order_id""#);
+        },
     },
     OptionSpec {
         name: "ttl",

@@ -4,6 +4,7 @@
 //! from their option tables; and it names no option the macros do not have.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -82,9 +83,11 @@ fn python_arguments() -> BTreeSet<(String, String)> {
         "import inspect\nfrom hatchet_sdk import Hatchet\nfrom hatchet_sdk.runnables.workflow import Workflow\n",
     );
     for (spelled, expression) in DECORATORS {
-        script.push_str(&format!(
-            "for p in inspect.signature({expression}).parameters:\n    if p != 'self':\n        print('{spelled}', p)\n"
-        ));
+        writeln!(
+            script,
+            "for p in inspect.signature({expression}).parameters:\n    if p != 'self':\n        print('{spelled}', p)"
+        )
+        .expect("writing to a String cannot fail");
     }
     let output = Command::new(python())
         .args(["-c", &script])
