@@ -31,6 +31,10 @@ pub(crate) struct Workflow<'a> {
     pub steps: Vec<Step<'a>>,
     /// Every `#[on_failure]` method (validation rejects more than one).
     pub on_failure: Vec<Step<'a>>,
+    /// Every `#[on_success]` method (validation rejects more than one).
+    pub on_success: Vec<Step<'a>>,
+    /// Declared by `#[task]` on a free function (a one-task workflow).
+    pub standalone: bool,
     /// The paths of our method attributes as written (`step`, `acf_sdk::on_failure`, ...), deduplicated.
     pub attribute_paths: Vec<&'a Path>,
 }
@@ -45,6 +49,11 @@ pub(crate) struct WorkflowOptions {
     pub concurrency: Vec<Concurrency>,
     pub sticky: Option<Spanned<Sticky>>,
     pub default_priority: Option<Spanned<i32>>,
+    pub version: Option<LitStr>,
+    /// `cron_input = r#"{...}"#`: a JSON object literal, checked at expansion time.
+    pub cron_input: Option<LitStr>,
+    pub default_filters: Vec<DefaultFilter>,
+    pub idempotency: Option<Idempotency>,
     /// `crate = "..."`: where the generated code finds `__private`.
     pub krate: Option<Path>,
 }
@@ -53,9 +62,40 @@ pub(crate) struct WorkflowOptions {
 /// group (Python's `concurrency=N`).
 pub(crate) struct Concurrency {
     pub keyword: Span,
-    pub expression: Option<LitStr>,
+    pub expression: Option<StrOrConst>,
     pub max_runs: Option<Spanned<i32>>,
     pub strategy: Option<Spanned<Strategy>>,
+}
+
+/// A string option given as a literal (checked at expansion time) or as a path to a `&str` constant (checked
+/// by rustc, and by the SDK when the workflow registers).
+pub(crate) enum StrOrConst {
+    Lit(LitStr),
+    Const(Path),
+}
+
+/// `default_filter(expression = "...", scope = "...", payload = r#"{...}"#)`.
+pub(crate) struct DefaultFilter {
+    pub keyword: Span,
+    pub expression: Option<LitStr>,
+    pub scope: Option<LitStr>,
+    pub payload: Option<LitStr>,
+}
+
+/// `idempotency(expression = "...", ttl = "10m", method = "ttl" | "status")`.
+pub(crate) struct Idempotency {
+    pub keyword: Span,
+    pub expression: Option<LitStr>,
+    pub ttl: Option<DurationLit>,
+    /// Whether `ttl` was written (it may have failed to parse, which is reported where it was read).
+    pub ttl_given: bool,
+    pub method: Option<Spanned<IdempotencyMethod>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IdempotencyMethod {
+    Ttl,
+    Status,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,11 +111,35 @@ pub(crate) enum Strategy {
     CancelNewest,
 }
 
-/// Whether a method is a DAG step or the workflow's on-failure handler.
+/// Whether a method is a DAG step, the workflow's on-failure handler or its on-success handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StepKind {
     Step,
     OnFailure,
+    OnSuccess,
+}
+
+impl Workflow<'_> {
+    /// Every step, then the failure and success handlers.
+    pub(crate) fn all_steps(&self) -> impl Iterator<Item = &Step<'_>> {
+        self.steps
+            .iter()
+            .chain(&self.on_failure)
+            .chain(&self.on_success)
+    }
+
+    /// The steps no other step lists as a parent, in declaration order.
+    pub(crate) fn leaves(&self) -> Vec<&Step<'_>> {
+        self.steps
+            .iter()
+            .filter(|step| {
+                !self
+                    .steps
+                    .iter()
+                    .any(|other| other.options.parents.contains(step.ident()))
+            })
+            .collect()
+    }
 }
 
 impl StepKind {
@@ -84,6 +148,7 @@ impl StepKind {
         match self {
             StepKind::Step => "step",
             StepKind::OnFailure => "on_failure",
+            StepKind::OnSuccess => "on_success",
         }
     }
 
@@ -91,6 +156,7 @@ impl StepKind {
         match self {
             StepKind::Step => "#[step]",
             StepKind::OnFailure => "#[on_failure]",
+            StepKind::OnSuccess => "#[on_success]",
         }
     }
 }
@@ -125,6 +191,7 @@ impl Step<'_> {
         match self.kind {
             StepKind::Step => base,
             StepKind::OnFailure => format!("{base}-on-failure"),
+            StepKind::OnSuccess => format!("{base}-on-success"),
         }
     }
 
@@ -148,6 +215,46 @@ pub(crate) struct StepOptions {
     pub worker_labels: Vec<WorkerLabel>,
     pub durable: Option<Span>,
     pub slots: Vec<SlotRequest>,
+    /// `wait_for`, `skip_if` and `cancel_if`, in the order written.
+    pub conditions: Vec<ConditionClause>,
+}
+
+/// What a condition clause does when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConditionAction {
+    WaitFor,
+    SkipIf,
+    CancelIf,
+}
+
+/// `wait_for = ...`: all of `groups` must fire (a list), each group being satisfied by any of its members.
+pub(crate) struct ConditionClause {
+    pub action: ConditionAction,
+    pub groups: Vec<Vec<Condition>>,
+}
+
+/// One condition of a clause, with the span of its call for errors.
+pub(crate) struct Condition {
+    pub span: Span,
+    pub kind: ConditionKind,
+    /// `key = "..."`: the readable data key overriding the default.
+    pub key: Option<LitStr>,
+}
+
+pub(crate) enum ConditionKind {
+    /// `sleep("10s")`.
+    Sleep(DurationLit),
+    /// `event("key", filter = "CEL", scope = "...")`.
+    Event {
+        key: LitStr,
+        filter: Option<LitStr>,
+        scope: Option<LitStr>,
+    },
+    /// `parent(step, "CEL over output")`.
+    Parent {
+        parent: Ident,
+        expression: Option<LitStr>,
+    },
 }
 
 /// `rate_limit(key = "..." | dynamic_key = "...", units = N | "cel", limit = N | "cel", duration = "minute")`.

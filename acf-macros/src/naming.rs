@@ -27,6 +27,21 @@ pub(crate) fn kebab_case(ident: &str) -> String {
     out
 }
 
+/// `send_email` -> `SendEmail` (the type a `#[task]` function declares).
+pub(crate) fn pascal_case(ident: &str) -> String {
+    ident
+        .trim_start_matches("r#")
+        .split('_')
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        })
+        .collect()
+}
+
 /// The engine's name pattern, `^[a-zA-Z0-9.\-_]+$`; returns the first offending character, if any.
 pub(crate) fn invalid_char(name: &str) -> Option<char> {
     name.chars()

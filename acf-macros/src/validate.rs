@@ -7,7 +7,7 @@ use proc_macro2::Span;
 use syn::{FnArg, ImplItem, ReturnType};
 
 use crate::ctxt::Ctxt;
-use crate::model::{IntOrExpr, Step, Workflow};
+use crate::model::{Condition, ConditionKind, IntOrExpr, Step, StrOrConst, Workflow};
 use crate::naming;
 use crate::suggest::did_you_mean;
 
@@ -19,16 +19,23 @@ pub(crate) fn check(cx: &Ctxt, wf: &Workflow<'_>) {
     check_cron(cx, wf);
     check_workflow_ranges(cx, wf);
     check_single_on_failure(cx, wf);
-    for step in wf.steps.iter().chain(&wf.on_failure) {
+    check_single_on_success(cx, wf);
+    check_workflow_cel(cx, wf);
+    check_cron_input(cx, wf);
+    check_default_filters(cx, wf);
+    check_idempotency(cx, wf);
+    for step in wf.all_steps() {
         check_async(cx, step);
         check_receiver(cx, step);
         check_not_generic(cx, step);
         check_context_and_input(cx, step);
         check_return_type(cx, step);
-        check_step_name(cx, step);
+        check_step_name(cx, wf, step);
         check_step_ranges(cx, step);
         check_rate_limits(cx, step);
         check_worker_labels(cx, step);
+        check_output_is_an_object(cx, step);
+        check_conditions(cx, step);
     }
     check_unique_steps(cx, wf);
     check_reserved_names(cx, wf);
@@ -36,6 +43,7 @@ pub(crate) fn check(cx: &Ctxt, wf: &Workflow<'_>) {
     check_duplicate_parents(cx, wf);
     check_parent_arguments(cx, wf);
     check_on_failure_arguments(cx, wf);
+    check_condition_parents(cx, wf);
     check_acyclic(cx, wf);
 }
 
@@ -137,6 +145,309 @@ fn check_single_on_failure(cx: &Ctxt, wf: &Workflow<'_>) {
     }
 }
 
+/// A workflow has at most one success handler (Python: "Only one on-success task is allowed").
+fn check_single_on_success(cx: &Ctxt, wf: &Workflow<'_>) {
+    let Some((first, rest)) = wf.on_success.split_first() else {
+        return;
+    };
+    for extra in rest {
+        cx.error_spanned_by(
+            extra.attr,
+            format!("only one `#[on_success]` method is allowed per workflow; `{}` is already the success handler", first.ident()),
+        );
+    }
+}
+
+/// Reports `text` (a CEL expression written at `span`) when it does not parse.
+fn check_cel(cx: &Ctxt, lit: &syn::LitStr, what: &str) {
+    if let Some(problem) = crate::cel::parse_error(&lit.value()) {
+        cx.error_spanned_by(
+            lit,
+            format!("invalid CEL in {what} `{}`: {problem}", lit.value()),
+        );
+    }
+}
+
+/// Literal CEL expressions of the workflow (concurrency keys) parse; constants are checked at registration.
+fn check_workflow_cel(cx: &Ctxt, wf: &Workflow<'_>) {
+    check_concurrency_cel(cx, &wf.options.concurrency);
+}
+
+fn check_concurrency_cel(cx: &Ctxt, limits: &[crate::model::Concurrency]) {
+    for limit in limits {
+        if let Some(StrOrConst::Lit(lit)) = &limit.expression {
+            check_cel(cx, lit, "the concurrency expression");
+        }
+    }
+}
+
+/// What `cron_input` / a filter `payload` must be: a JSON object (Hatchet hands it to runs as their input).
+fn check_json_object(cx: &Ctxt, lit: &syn::LitStr, what: &str) {
+    match serde_json::from_str::<serde_json::Value>(&lit.value()) {
+        Ok(serde_json::Value::Object(_)) => {}
+        Ok(_) => cx.error_spanned_by(
+            lit,
+            format!("{what} must be a JSON object, e.g. `r#\"{{\"batch\": 100}}\"#`"),
+        ),
+        Err(err) => cx.error_spanned_by(lit, format!("{what} is not valid JSON: {err}")),
+    }
+}
+
+/// `cron_input` is the JSON object cron-triggered runs receive as input.
+fn check_cron_input(cx: &Ctxt, wf: &Workflow<'_>) {
+    if let Some(input) = &wf.options.cron_input {
+        check_json_object(cx, input, "`cron_input`");
+    }
+}
+
+/// A default filter has a CEL `expression` and a `scope`; its optional `payload` is a JSON object.
+fn check_default_filters(cx: &Ctxt, wf: &Workflow<'_>) {
+    for filter in &wf.options.default_filters {
+        match &filter.expression {
+            Some(expression) => check_cel(cx, expression, "the filter expression"),
+            None => cx.error_at(filter.keyword, r#"`default_filter` needs `expression = "<CEL>"`, e.g. `default_filter(expression = "input.priority > 2", scope = "tenant-1")`"#),
+        }
+        if filter.scope.is_none() {
+            cx.error_at(filter.keyword, r#"`default_filter` needs `scope = "..."`: events pushed with that scope are matched by the filter"#);
+        }
+        if let Some(payload) = &filter.payload {
+            check_json_object(cx, payload, "the filter `payload`");
+        }
+    }
+}
+
+/// Idempotency needs the CEL key and how long a key is held.
+fn check_idempotency(cx: &Ctxt, wf: &Workflow<'_>) {
+    let Some(idempotency) = &wf.options.idempotency else {
+        return;
+    };
+    match &idempotency.expression {
+        Some(expression) => check_cel(cx, expression, "the idempotency expression"),
+        None => cx.error_at(idempotency.keyword, r#"`idempotency` needs `expression = "<CEL key>"`, e.g. `idempotency(expression = "input.order_id", ttl = "10m")`"#),
+    }
+    // A `ttl` that did not parse (zero, bad unit) is already reported.
+    match &idempotency.ttl {
+        Some(_) => {}
+        None if idempotency.ttl_given => {}
+        None => cx.error_at(idempotency.keyword, r#"`idempotency` needs `ttl = "10m"`: how long a key is held (with `method = "status"`, the fallback once the run is gone)"#),
+    }
+}
+
+/// Hatchet stores a step's output as a JSON object (the Python SDK raises `IllegalTaskOutputError` for
+/// anything but a dict, a Pydantic model or a dataclass). Types that can never serialise to an object are
+/// refused here; others (aliases, `serde_json::Value`) are still checked when the step returns.
+fn check_output_is_an_object(cx: &Ctxt, step: &Step<'_>) {
+    let ReturnType::Type(_, ty) = &step.method.sig.output else {
+        return;
+    };
+    let Some(output) = result_output(ty) else {
+        return;
+    };
+    if let Some(what) = non_object(output) {
+        cx.error_spanned_by(
+            output,
+            format!(
+                "a step output must serialize to a JSON object, and {what} does not: Hatchet stores each step's output as a JSON object (the Python SDK refuses anything but a dict, a model or a dataclass); return a struct with named fields (e.g. `struct Output {{ value: ... }}`), a map, or `()` for no output"
+            ),
+        );
+    }
+}
+
+/// `T` of a return type written `Result<T, ..>` (any path ending in `Result` with a type argument).
+fn result_output(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        syn::GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    })
+}
+
+/// What the type serialises to when that is never a JSON object, judged from its spelling.
+fn non_object(ty: &syn::Type) -> Option<String> {
+    const SCALARS: &[&str] = &[
+        "bool", "char", "str", "String", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16",
+        "i32", "i64", "i128", "isize", "f32", "f64",
+    ];
+    const SEQUENCES: &[&str] = &["Vec", "VecDeque", "HashSet", "BTreeSet", "LinkedList"];
+    const WRAPPERS: &[&str] = &["Option", "Box", "Arc", "Rc", "Cow"];
+    match ty {
+        syn::Type::Paren(inner) => non_object(&inner.elem),
+        syn::Type::Group(inner) => non_object(&inner.elem),
+        syn::Type::Reference(reference) => non_object(&reference.elem),
+        syn::Type::Array(_) | syn::Type::Slice(_) => Some("an array".to_owned()),
+        syn::Type::Tuple(tuple) if !tuple.elems.is_empty() => {
+            Some("a tuple (a JSON array)".to_owned())
+        }
+        syn::Type::Path(path) if path.qself.is_none() => {
+            let last = path.path.segments.last()?;
+            let name = last.ident.to_string();
+            if SCALARS.contains(&name.as_str()) {
+                Some(format!("`{name}`"))
+            } else if SEQUENCES.contains(&name.as_str()) {
+                Some(format!("`{name}` (a JSON array)"))
+            } else if WRAPPERS.contains(&name.as_str()) {
+                let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+                    return None;
+                };
+                args.args.iter().find_map(|arg| match arg {
+                    syn::GenericArgument::Type(inner) => non_object(inner),
+                    _ => None,
+                })
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Each condition is well formed: sleeps in whole seconds, events with a key, CEL that parses, and no two
+/// conditions of a step reporting under the same key.
+fn check_conditions(cx: &Ctxt, step: &Step<'_>) {
+    let mut keys: Vec<String> = Vec::new();
+    for condition in step
+        .options
+        .conditions
+        .iter()
+        .flat_map(|c| c.groups.iter().flatten())
+    {
+        match &condition.kind {
+            ConditionKind::Sleep(duration) => {
+                if duration.millis == 0 || duration.millis % 1000 != 0 {
+                    cx.error_at(
+                        duration.span,
+                        "a sleep condition is sent in whole seconds (at least 1s); use `s`, `m` or `h` units",
+                    );
+                }
+            }
+            ConditionKind::Event { key, filter, scope } => {
+                if key.value().trim().is_empty() {
+                    cx.error_spanned_by(key, "event key is empty; write the key pushed by producers, e.g. \"order:approved\"");
+                }
+                if let Some(filter) = filter {
+                    check_cel(cx, filter, "the event filter");
+                }
+                if let Some(scope) = scope
+                    && scope.value().is_empty()
+                {
+                    cx.error_spanned_by(
+                        scope,
+                        "`scope` is empty; omit it to match events of any scope",
+                    );
+                }
+            }
+            ConditionKind::Parent { expression, .. } => {
+                if let Some(expression) = expression {
+                    check_cel(cx, expression, "the parent condition");
+                }
+            }
+        }
+        let key = condition_key(step, condition);
+        if keys.contains(&key) {
+            cx.error_at(
+                condition.span,
+                format!("two conditions of `{}` report under the key `{key}`; give one a distinct `key = \"...\"`", step.ident()),
+            );
+        } else {
+            keys.push(key);
+        }
+    }
+    for limit in &step.options.rate_limits {
+        if let Some(dynamic) = &limit.dynamic_key {
+            check_cel(cx, dynamic, "the rate limit key");
+        }
+    }
+    check_concurrency_cel(cx, &step.options.concurrency);
+}
+
+/// The readable data key a condition reports under, as the SDK computes it (`Condition::sleep` / `event` /
+/// `parent`); only compared for duplicates here.
+fn condition_key(step: &Step<'_>, condition: &Condition) -> String {
+    if let Some(key) = &condition.key {
+        return key.value();
+    }
+    match &condition.kind {
+        ConditionKind::Sleep(duration) => format!("sleep:{}ms", duration.millis),
+        ConditionKind::Event { key, .. } => key.value(),
+        ConditionKind::Parent { parent, expression } => {
+            let _ = step;
+            match expression {
+                Some(e) => format!("{}:{}", parent.to_string().to_lowercase(), e.value()),
+                None => parent.to_string().to_lowercase(),
+            }
+        }
+    }
+}
+
+/// A parent condition names one of the step's declared parents: the engine only evaluates it against the
+/// output of a parent.
+fn check_condition_parents(cx: &Ctxt, wf: &Workflow<'_>) {
+    for step in &wf.steps {
+        let parents = &step.options.parents;
+        for condition in step
+            .options
+            .conditions
+            .iter()
+            .flat_map(|c| c.groups.iter().flatten())
+        {
+            let ConditionKind::Parent { parent, .. } = &condition.kind else {
+                continue;
+            };
+            if parents.contains(parent) {
+                continue;
+            }
+            let name = parent.to_string();
+            let message = if step.ident() == parent {
+                format!(
+                    "`{name}` cannot condition on its own output; a parent condition names one of its `parents`"
+                )
+            } else if parents.is_empty() {
+                format!(
+                    "`parent({name}, ...)` needs `{name}` to be a parent, but `{}` has no parents; add `parents = [{name}]`",
+                    step.ident()
+                )
+            } else if wf.steps.iter().any(|s| s.ident() == parent) {
+                format!(
+                    "`{name}` is a step but not a parent of `{}`; add it to `parents = [...]` to condition on its output",
+                    step.ident()
+                )
+            } else {
+                format!(
+                    "unknown parent `{name}` in a parent condition: it must name one of `{}`'s parents ({}){}",
+                    step.ident(),
+                    crate::suggest::one_of(
+                        parents
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str)
+                    ),
+                    did_you_mean(
+                        &name,
+                        parents
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str)
+                    )
+                )
+            };
+            cx.error_spanned_by(parent, message);
+        }
+    }
+}
+
 /// Steps run on the async worker runtime: they must be `async fn`.
 fn check_async(cx: &Ctxt, step: &Step<'_>) {
     if step.method.sig.asyncness.is_none() {
@@ -210,7 +521,11 @@ fn check_return_type(cx: &Ctxt, step: &Step<'_>) {
 }
 
 /// Explicit step names follow the same character rules as workflow names.
-fn check_step_name(cx: &Ctxt, step: &Step<'_>) {
+fn check_step_name(cx: &Ctxt, wf: &Workflow<'_>, step: &Step<'_>) {
+    // A standalone task's step shares the workflow's name, which is checked (and reported) once already.
+    if wf.standalone {
+        return;
+    }
     if let Some(name) = &step.options.name {
         check_name_text(cx, &name.value(), name.span(), "step name");
     }
@@ -293,7 +608,7 @@ fn check_worker_labels(cx: &Ctxt, step: &Step<'_>) {
 /// Readable ids (explicit name or method name, lower-cased) are unique within the workflow.
 fn check_unique_steps(cx: &Ctxt, wf: &Workflow<'_>) {
     let mut seen: BTreeMap<String, &Step<'_>> = BTreeMap::new();
-    for step in wf.steps.iter().chain(&wf.on_failure) {
+    for step in wf.all_steps() {
         let id = step.readable_id();
         if let Some(first) = seen.get(&id) {
             let span = step
@@ -344,6 +659,8 @@ fn check_parents_exist(cx: &Ctxt, wf: &Workflow<'_>) {
                 .any(|item| matches!(item, ImplItem::Fn(f) if f.sig.ident == name));
             let message = if wf.on_failure.iter().any(|f| f.ident() == parent) {
                 format!("`{name}` is the `#[on_failure]` handler and cannot be a parent")
+            } else if wf.on_success.iter().any(|f| f.ident() == parent) {
+                format!("`{name}` is the `#[on_success]` handler and cannot be a parent")
             } else if is_method {
                 format!("`{name}` is not a step; add `#[step]` to it to use it as a parent")
             } else {
@@ -412,11 +729,16 @@ fn check_parent_arguments(cx: &Ctxt, wf: &Workflow<'_>) {
     }
 }
 
-/// The failure handler receives the context and the input only.
+/// The failure and success handlers receive the context and the input only.
 fn check_on_failure_arguments(cx: &Ctxt, wf: &Workflow<'_>) {
     for handler in &wf.on_failure {
         for extra in handler.args.iter().skip(2) {
             cx.error_spanned_by(extra, "unexpected argument: the `#[on_failure]` handler takes only `ctx` and `input`; read step errors from the context");
+        }
+    }
+    for handler in &wf.on_success {
+        for extra in handler.args.iter().skip(2) {
+            cx.error_spanned_by(extra, "unexpected argument: the `#[on_success]` handler takes only `ctx` and `input`; read step outputs with `ctx.parent_output(Self::STEP)`");
         }
     }
 }

@@ -72,7 +72,19 @@
 //!   (`retries`, `backoff(factor, max_seconds)`, `execution_timeout`, `schedule_timeout`, `concurrency`,
 //!   `rate_limit`, `desired_label`, `wait_for`/`skip_if`/`cancel_if`, `durable`, `slot_requests`, `slot_cost`;
 //!   `on_event`, `on_cron`, `cron_input`, `sticky`, `default_priority`, `concurrency`, `default_filter`,
-//!   `input_json_schema`, `idempotency`, `description`);
+//!   `input_json_schema`, `idempotency`, `description`, `version`);
+//! * conditions are `.wait_for(__acf::ConditionGroup::any([__acf::Condition::sleep(..), __acf::Condition::event("k")
+//!   .filter("..").scope(".."), __acf::Condition::parent("p", Some(..))]))`, one call per and-ed group; a
+//!   `key = ".."` becomes `.key("..")`;
+//! * `#[on_success]` is `.task(<task>.parents([<every leaf>]))`, after the other tasks (as Python appends it);
+//! * `cron_input` and filter payloads are JSON text validated at expansion time, parsed with
+//!   `__acf::serde_json::from_str(..).expect(..)` (which therefore cannot fail);
+//! * a concurrency expression given as a constant is emitted as `{ let __acf_key: &str = PATH; __acf_key }`
+//!   spanned on the path, so a constant of another type is reported there;
+//! * each step gets an associated constant `TYPE::METHOD: &str` holding its readable id (also in the error
+//!   fallback, so uses of the constants add no follow-on errors);
+//! * `#[task]` on `async fn name(ctx, input)` emits the function, `struct Name;`, and the expansion of
+//!   `#[workflow(name = "name", ..)] impl Name { #[step(name = "name", ..)] async fn name(&self, a0, a1) { name(a0, a1).await } }`;
 //! * a step's return type goes through [`StepReturn`] (`Result<T, E>` with `E: Into<StepError>`, which includes
 //!   every `std::error::Error + Send + Sync + 'static` and `StepError` itself); [`into_step_error`] /
 //!   [`IntoStepError`] exist for expansions that match on the result themselves;

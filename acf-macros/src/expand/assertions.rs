@@ -13,7 +13,7 @@ use crate::model::Workflow;
 pub(crate) fn checks(wf: &Workflow<'_>) -> TokenStream {
     let mut out = Vec::new();
     if let Some(expected) = input_type(wf) {
-        for step in wf.steps.iter().skip(1).chain(&wf.on_failure) {
+        for step in wf.all_steps().skip(1) {
             if let Some(arg) = step.args.get(1) {
                 let (ty, _) = value_type(&arg.ty);
                 out.push(quote_spanned! {ty.span()=>

@@ -14,15 +14,7 @@ pub(crate) fn expand(wf: &Workflow<'_>, workflow_name: &str) -> TokenStream {
     let Some(input) = input_type(wf) else {
         return TokenStream::new();
     };
-    let leaves: Vec<&Step<'_>> = wf
-        .steps
-        .iter()
-        .filter(|step| {
-            !wf.steps
-                .iter()
-                .any(|other| other.options.parents.contains(step.ident()))
-        })
-        .collect();
+    let leaves: Vec<&Step<'_>> = wf.leaves();
     let outputs: Vec<TokenStream> = leaves
         .iter()
         .filter_map(|leaf| {

@@ -14,6 +14,7 @@ pub(crate) fn body(wf: &Workflow<'_>, workflow_name: &str) -> TokenStream {
         .steps
         .iter()
         .chain(wf.on_failure.first())
+        .chain(wf.on_success.first())
         .map(|step| arm(wf, step));
     quote! {
         __acf::Box::pin(async move {

@@ -14,6 +14,7 @@ pub(crate) fn expand(wf: &Workflow<'_>, errors: &syn::Error) -> TokenStream {
     let stripped = parse::strip_attributes(wf.original);
     let errors = errors.to_compile_error();
     let resolve = super::resolve_attributes(wf);
+    let constants = super::step_constants(wf);
     let private = Private::new(wf.options.krate.as_ref());
     // Only for a plain named type: for a trait or generic impl the stub would add errors of its own.
     let plain = wf.original.trait_.is_none()
@@ -51,6 +52,7 @@ pub(crate) fn expand(wf: &Workflow<'_>, errors: &syn::Error) -> TokenStream {
             use #private as __acf;
 
             #resolve
+            #constants
             #stub
         };
 

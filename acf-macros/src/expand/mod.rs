@@ -7,7 +7,12 @@ mod dispatch;
 mod fallback;
 mod paths;
 mod registration;
+mod task;
 mod types;
+
+#[cfg(test)]
+pub(crate) use task::option_names as task_option_names;
+pub(crate) use task::task;
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -65,6 +70,7 @@ fn generate(wf: &Workflow<'_>) -> TokenStream {
     let definition = registration::definition(wf);
     let dispatch = dispatch::body(wf, &name);
     let resolve = resolve_attributes(wf);
+    let constants = step_constants(wf);
     quote! {
         #stripped
 
@@ -74,6 +80,8 @@ fn generate(wf: &Workflow<'_>) -> TokenStream {
             use #private as __acf;
 
             #resolve
+
+            #constants
 
             #client
 
@@ -97,6 +105,45 @@ fn generate(wf: &Workflow<'_>) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// One associated constant per step, `Type::STEP_NAME: &str = "<readable id>"`, so code naming a step (a
+/// handler reading a parent's output, a test) cannot drift from the declaration. Also emitted when the workflow
+/// has errors, so uses of the constants do not add follow-on errors.
+pub(crate) fn step_constants(wf: &Workflow<'_>) -> TokenStream {
+    if wf.type_ident.is_none()
+        || wf.original.trait_.is_some()
+        || !wf.original.generics.params.is_empty()
+    {
+        return TokenStream::new();
+    }
+    let self_ty = wf.self_ty;
+    let constants = wf.all_steps().map(|step| {
+        let ident = step.ident();
+        let name = syn::Ident::new(
+            &ident.to_string().trim_start_matches("r#").to_uppercase(),
+            ident.span(),
+        );
+        let id = step.readable_id();
+        let doc = format!(
+            " The readable id of the `{ident}` {} (`\"{id}\"`).",
+            match step.kind {
+                StepKind::Step => "step",
+                StepKind::OnFailure => "failure handler",
+                StepKind::OnSuccess => "success handler",
+            }
+        );
+        quote! {
+            #[doc = #doc]
+            pub const #name: &'static str = #id;
+        }
+    });
+    quote! {
+        #[automatically_derived]
+        impl #self_ty {
+            #(#constants)*
+        }
     }
 }
 

@@ -2,12 +2,13 @@
 //! literal at expansion time, so the macro registers exactly what the hand-written builder would.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::quote;
+use quote::{quote, quote_spanned};
 
 use super::types;
 use crate::model::{
-    Comparator, IntOrExpr, LabelValue, RateLimit, RateLimitDuration, Step, Sticky, Strategy,
-    WorkerLabel, Workflow,
+    Comparator, Condition, ConditionAction, ConditionKind, IdempotencyMethod, IntOrExpr,
+    LabelValue, RateLimit, RateLimitDuration, Step, Sticky, StrOrConst, Strategy, WorkerLabel,
+    Workflow,
 };
 use crate::naming;
 
@@ -60,6 +61,13 @@ pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
         let task = task(wf, step);
         quote!(.on_failure(#task))
     });
+    // Python's `on_success_task`: a last task whose parents are every leaf, registered after the others.
+    let on_success = wf.on_success.first().map(|step| {
+        let task = task(wf, step);
+        let leaves = wf.leaves().into_iter().map(Step::readable_id);
+        quote!(.task(#task.parents([#(#leaves),*])))
+    });
+    let extra = extra_options(wf);
     quote! {
         __acf::WorkflowDefinition::new(#name)
             #(#description)*
@@ -68,18 +76,91 @@ pub(crate) fn definition(wf: &Workflow<'_>) -> TokenStream {
             #sticky
             #priority
             #concurrency
+            #extra
             #schema
             #(#tasks)*
+            #on_success
             #on_failure
+    }
+}
+
+/// `version`, `cron_input`, default filters and idempotency.
+fn extra_options(wf: &Workflow<'_>) -> TokenStream {
+    let o = &wf.options;
+    let version = o.version.iter().map(|v| quote!(.version(#v)));
+    // Checked to be a JSON object at expansion time, so parsing it again cannot fail.
+    let cron_input = o.cron_input.iter().map(|input| {
+        quote!(.cron_input(__acf::serde_json::from_str(#input).expect("checked by #[workflow]")))
+    });
+    let filters = o.default_filters.iter().map(|f| {
+        let expression = f
+            .expression
+            .as_ref()
+            .map(syn::LitStr::value)
+            .unwrap_or_default();
+        let scope = f.scope.as_ref().map(syn::LitStr::value).unwrap_or_default();
+        let payload = f.payload.as_ref().map_or_else(
+            || quote!(__acf::serde_json::Map::new()),
+            |p| quote!(__acf::serde_json::from_str(#p).expect("checked by #[workflow]")),
+        );
+        quote! {
+            .default_filter(__acf::DefaultFilter {
+                expression: ::std::string::String::from(#expression),
+                scope: ::std::string::String::from(#scope),
+                payload: #payload,
+            })
+        }
+    });
+    let idempotency = o.idempotency.as_ref().map(|i| {
+        let expression = i
+            .expression
+            .as_ref()
+            .map(syn::LitStr::value)
+            .unwrap_or_default();
+        let ttl = Literal::u64_unsuffixed(i.ttl.map_or(0, |t| t.millis));
+        // Python always states the method (its TTL- and status-based configs); `ttl` is the default.
+        let method = match i
+            .method
+            .as_ref()
+            .map_or(IdempotencyMethod::Ttl, |m| m.value)
+        {
+            IdempotencyMethod::Ttl => {
+                quote!(::core::option::Option::Some(__acf::IdempotencyMethod::Ttl))
+            }
+            IdempotencyMethod::Status => quote!(::core::option::Option::Some(
+                __acf::IdempotencyMethod::Status
+            )),
+        };
+        quote! {
+            .idempotency(__acf::Idempotency {
+                expression: ::std::string::String::from(#expression),
+                ttl: __acf::Duration::from_millis(#ttl),
+                method: #method,
+            })
+        }
+    });
+    quote! {
+        #(#version)*
+        #(#cron_input)*
+        #(#filters)*
+        #idempotency
     }
 }
 
 /// A `Concurrency` value; without an expression, Python's single global group (`'constant'`).
 fn concurrency(c: &crate::model::Concurrency) -> TokenStream {
-    let expression = c
-        .expression
-        .as_ref()
-        .map_or_else(|| "'constant'".to_owned(), syn::LitStr::value);
+    // A constant is passed as written: rustc checks it is a `&str` (at the user's path), registration
+    // checks its CEL.
+    let expression = match &c.expression {
+        None => quote!("'constant'"),
+        Some(StrOrConst::Lit(lit)) => {
+            let text = lit.value();
+            quote!(#text)
+        }
+        Some(StrOrConst::Const(path)) => {
+            quote_spanned!(syn::spanned::Spanned::span(path)=> { let __acf_key: &str = #path; __acf_key })
+        }
+    };
     let max_runs = Literal::i32_unsuffixed(c.max_runs.as_ref().map_or(1, |m| m.value));
     let strategy = match c
         .strategy
@@ -140,6 +221,17 @@ fn task(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
         });
         quote!(.slot_requests([#(#entries),*]))
     });
+    let conditions = o.conditions.iter().flat_map(|clause| {
+        let method = match clause.action {
+            ConditionAction::WaitFor => quote!(wait_for),
+            ConditionAction::SkipIf => quote!(skip_if),
+            ConditionAction::CancelIf => quote!(cancel_if),
+        };
+        clause.groups.iter().map(move |group| {
+            let members = group.iter().map(|c| condition(wf, c));
+            quote!(.#method(__acf::ConditionGroup::any([#(#members),*])))
+        })
+    });
     let task = quote! {
         __acf::TaskDefinition::new(#id)
             #parents
@@ -151,6 +243,7 @@ fn task(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
             #(#labels)*
             #durable
             #slots
+            #(#conditions)*
     };
     match backoff {
         None => task,
@@ -159,6 +252,33 @@ fn task(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
             #fields
             __acf_task
         }),
+    }
+}
+
+/// One `Condition`, with the SDK's default readable data key unless `key = "..."` overrides it.
+fn condition(wf: &Workflow<'_>, c: &Condition) -> TokenStream {
+    let base = match &c.kind {
+        ConditionKind::Sleep(d) => {
+            let ms = Literal::u64_unsuffixed(d.millis);
+            quote!(__acf::Condition::sleep(__acf::Duration::from_millis(#ms)))
+        }
+        ConditionKind::Event { key, filter, scope } => {
+            let filter = filter.iter().map(|f| quote!(.filter(#f)));
+            let scope = scope.iter().map(|s| quote!(.scope(#s)));
+            quote!(__acf::Condition::event(#key) #(#filter)* #(#scope)*)
+        }
+        ConditionKind::Parent { parent, expression } => {
+            let parent = parent_readable_id(wf, parent);
+            let expression = expression.as_ref().map_or_else(
+                || quote!(::core::option::Option::None),
+                |e| quote!(::core::option::Option::Some(::std::string::String::from(#e))),
+            );
+            quote!(__acf::Condition::parent(#parent, #expression))
+        }
+    };
+    match &c.key {
+        Some(key) => quote!(#base.key(#key)),
+        None => base,
     }
 }
 

@@ -4,7 +4,7 @@ use syn::Meta;
 
 use super::options::{self, OptionSpec};
 use crate::ctxt::Ctxt;
-use crate::model::{Concurrency, Strategy};
+use crate::model::{Concurrency, StrOrConst, Strategy};
 
 const CONCURRENCY_SPECS: &[OptionSpec<Concurrency>] = &[
     OptionSpec {
@@ -52,9 +52,17 @@ pub(crate) fn parse(cx: &Ctxt, meta: &Meta) -> Option<Concurrency> {
     Some(concurrency)
 }
 
+/// A CEL string literal, or a path to a `&str` constant holding one (so a key shared with other code is
+/// stated once).
 fn read_expression(cx: &Ctxt, c: &mut Concurrency, meta: &Meta) {
-    const EXAMPLE: &str = r#"expression = "input.user_id""#;
-    c.expression = options::value(cx, meta, EXAMPLE).and_then(|v| options::lit_str(cx, v, EXAMPLE));
+    const EXAMPLE: &str = r#"expression = "input.user_id"` or `expression = SESSION_KEY"#;
+    let Some(value) = options::value(cx, meta, EXAMPLE) else {
+        return;
+    };
+    c.expression = match value {
+        syn::Expr::Path(path) if path.qself.is_none() => Some(StrOrConst::Const(path.path.clone())),
+        other => options::lit_str(cx, other, EXAMPLE).map(StrOrConst::Lit),
+    };
 }
 
 fn read_max_runs(cx: &Ctxt, c: &mut Concurrency, meta: &Meta) {

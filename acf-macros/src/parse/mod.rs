@@ -2,8 +2,9 @@
 //! the [`Ctxt`] instead of stopping at the first.
 
 mod concurrency;
+mod conditions;
 mod duration;
-mod options;
+pub(crate) mod options;
 mod step_args;
 mod workflow_args;
 
@@ -21,10 +22,16 @@ pub(crate) fn method_attribute(attr: &Attribute) -> Option<StepKind> {
         Some(StepKind::Step)
     } else if last.ident == "on_failure" {
         Some(StepKind::OnFailure)
+    } else if last.ident == "on_success" {
+        Some(StepKind::OnSuccess)
     } else {
         None
     }
 }
+
+#[cfg(test)]
+pub(crate) use step_args::names as step_option_names;
+pub(crate) use workflow_args::names as workflow_option_names;
 
 /// Builds the model of a `#[workflow]` impl block.
 pub(crate) fn workflow<'a>(cx: &Ctxt, args: TokenStream, item: &'a ItemImpl) -> Workflow<'a> {
@@ -44,6 +51,7 @@ pub(crate) fn workflow<'a>(cx: &Ctxt, args: TokenStream, item: &'a ItemImpl) -> 
     };
     let mut steps = Vec::new();
     let mut on_failure = Vec::new();
+    let mut on_success = Vec::new();
     let mut attribute_paths: Vec<&syn::Path> = Vec::new();
     for impl_item in &item.items {
         let ImplItem::Fn(method) = impl_item else {
@@ -63,7 +71,7 @@ pub(crate) fn workflow<'a>(cx: &Ctxt, args: TokenStream, item: &'a ItemImpl) -> 
         for (_, extra) in ours {
             cx.error_spanned_by(
                 extra,
-                "a method carries at most one of `#[step]` and `#[on_failure]`; remove this attribute",
+                "a method carries at most one of `#[step]`, `#[on_failure]` and `#[on_success]`; remove this attribute",
             );
         }
         let metas = match &attr.meta {
@@ -95,6 +103,7 @@ pub(crate) fn workflow<'a>(cx: &Ctxt, args: TokenStream, item: &'a ItemImpl) -> 
         match kind {
             StepKind::Step => steps.push(step),
             StepKind::OnFailure => on_failure.push(step),
+            StepKind::OnSuccess => on_success.push(step),
         }
     }
     Workflow {
@@ -104,6 +113,8 @@ pub(crate) fn workflow<'a>(cx: &Ctxt, args: TokenStream, item: &'a ItemImpl) -> 
         options,
         steps,
         on_failure,
+        on_success,
+        standalone: false,
         attribute_paths,
     }
 }

@@ -3,12 +3,13 @@
 use syn::{Expr, ExprLit, Lit, Meta};
 
 use super::concurrency;
+use super::conditions;
 use super::duration;
 use super::options::{self, OptionSpec};
 use crate::ctxt::Ctxt;
 use crate::model::{
-    Comparator, DurationLit, IntOrExpr, LabelValue, RateLimit, RateLimitDuration, SlotRequest,
-    Spanned, StepKind, StepOptions, WorkerLabel,
+    Comparator, ConditionAction, DurationLit, IntOrExpr, LabelValue, RateLimit, RateLimitDuration,
+    SlotRequest, Spanned, StepKind, StepOptions, WorkerLabel,
 };
 
 /// An option given at most once.
@@ -42,6 +43,9 @@ const RATE_LIMIT: OptionSpec<StepOptions> = repeatable("rate_limit", read_rate_l
 const WORKER_LABEL: OptionSpec<StepOptions> = repeatable("worker_label", read_worker_label);
 const DURABLE: OptionSpec<StepOptions> = once("durable", read_durable);
 const SLOTS: OptionSpec<StepOptions> = once("slots", read_slots);
+const WAIT_FOR: OptionSpec<StepOptions> = once("wait_for", read_wait_for);
+const SKIP_IF: OptionSpec<StepOptions> = once("skip_if", read_skip_if);
+const CANCEL_IF: OptionSpec<StepOptions> = once("cancel_if", read_cancel_if);
 
 /// Every `#[step]` option, in the order the error messages list them.
 const STEP_SPECS: &[OptionSpec<StepOptions>] = &[
@@ -57,9 +61,13 @@ const STEP_SPECS: &[OptionSpec<StepOptions>] = &[
     WORKER_LABEL,
     DURABLE,
     SLOTS,
+    WAIT_FOR,
+    SKIP_IF,
+    CANCEL_IF,
 ];
 
-/// `#[on_failure]` runs after the DAG has failed: it has no parents and is never durable.
+/// `#[on_failure]` / `#[on_success]` run after the DAG has failed / succeeded: they have no parents of their
+/// own, no conditions and are never durable (Python's `on_failure_task` / `on_success_task` take the same).
 const ON_FAILURE_SPECS: &[OptionSpec<StepOptions>] = &[
     NAME,
     RETRIES,
@@ -89,14 +97,23 @@ const WORKER_LABEL_SPECS: &[OptionSpec<WorkerLabel>] = &[
     once("comparator", read_wl_comparator),
 ];
 
+/// The names of the options of `#[step]`, `#[on_failure]` or `#[on_success]`.
+#[cfg(test)]
+pub(crate) fn names(kind: StepKind) -> impl Iterator<Item = &'static str> {
+    specs(kind).iter().map(|spec| spec.name)
+}
+
+fn specs(kind: StepKind) -> &'static [OptionSpec<StepOptions>] {
+    match kind {
+        StepKind::Step => STEP_SPECS,
+        StepKind::OnFailure | StepKind::OnSuccess => ON_FAILURE_SPECS,
+    }
+}
+
 /// Reads the arguments of `#[step(...)]` or `#[on_failure(...)]`.
 pub(crate) fn parse(cx: &Ctxt, kind: StepKind, metas: &[Meta]) -> StepOptions {
     let mut options = StepOptions::default();
-    let specs = match kind {
-        StepKind::Step => STEP_SPECS,
-        StepKind::OnFailure => ON_FAILURE_SPECS,
-    };
-    options::read_options(cx, kind.attribute(), specs, metas, &mut options);
+    options::read_options(cx, kind.attribute(), specs(kind), metas, &mut options);
     options
 }
 
@@ -149,6 +166,25 @@ fn duration_option(cx: &Ctxt, meta: &Meta, example: &str) -> Option<DurationLit>
 
 fn read_concurrency(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
     o.concurrency.extend(concurrency::parse(cx, meta));
+}
+
+fn read_wait_for(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    read_condition(cx, o, meta, ConditionAction::WaitFor);
+}
+
+fn read_skip_if(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    read_condition(cx, o, meta, ConditionAction::SkipIf);
+}
+
+fn read_cancel_if(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {
+    read_condition(cx, o, meta, ConditionAction::CancelIf);
+}
+
+fn read_condition(cx: &Ctxt, o: &mut StepOptions, meta: &Meta, action: ConditionAction) {
+    const EXAMPLE: &str = r#"wait_for = any(sleep("10s"), event("order:approved"))"#;
+    if let Some(value) = options::value(cx, meta, EXAMPLE) {
+        o.conditions.push(conditions::parse(cx, action, value));
+    }
 }
 
 fn read_durable(cx: &Ctxt, o: &mut StepOptions, meta: &Meta) {

@@ -34,7 +34,7 @@ fn unknown_step_option() {
             quote! {
             impl W {
                 #[step(retry = 3)]
-                async fn a(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -50,7 +50,7 @@ fn unknown_workflow_option() {
             quote! {
             impl W {
                 #[step]
-                async fn a(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -66,7 +66,7 @@ fn duplicate_option() {
             quote! {
             impl W {
                 #[step(retries = 1, retries = 2)]
-                async fn a(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -82,7 +82,7 @@ fn bad_durations() {
             quote! {
             impl W {
                 #[step(execution_timeout = "2d", schedule_timeout = "1.5s", backoff_max = "30")]
-                async fn a(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -98,9 +98,9 @@ fn not_async_and_wrong_receiver() {
             quote! {
             impl W {
                 #[step]
-                fn a(&mut self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                fn a(&mut self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
                 #[step]
-                async fn b(self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn b(self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -116,7 +116,7 @@ fn invalid_names() {
             quote! {
             impl W {
                 #[step(name = "a:b")]
-                async fn a(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -132,9 +132,9 @@ fn duplicate_step() {
             quote! {
             impl W {
                 #[step]
-                async fn fetch(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn fetch(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
                 #[step(name = "FETCH")]
-                async fn fetch_again(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn fetch_again(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -150,9 +150,9 @@ fn unknown_parent_suggests_nearest() {
             quote! {
             impl W {
                 #[step]
-                async fn fetch(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn fetch(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
                 #[step(parents = [fecth])]
-                async fn parse(&self, ctx: &Context, input: &In, fetched: &u8) -> Result<u8, E> { todo!() }
+                async fn parse(&self, ctx: &Context, input: &In, fetched: &u8) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -168,11 +168,11 @@ fn cycle_reports_every_edge() {
             quote! {
             impl W {
                 #[step(parents = [c])]
-                async fn a(&self, ctx: &Context, input: &In, c: &u8) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In, c: &u8) -> Result<Out, E> { todo!() }
                 #[step(parents = [a])]
-                async fn b(&self, ctx: &Context, input: &In, a: &u8) -> Result<u8, E> { todo!() }
+                async fn b(&self, ctx: &Context, input: &In, a: &u8) -> Result<Out, E> { todo!() }
                 #[step(parents = [b])]
-                async fn c(&self, ctx: &Context, input: &In, b: &u8) -> Result<u8, E> { todo!() }
+                async fn c(&self, ctx: &Context, input: &In, b: &u8) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -188,13 +188,13 @@ fn parent_argument_count() {
             quote! {
             impl W {
                 #[step]
-                async fn a(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
                 #[step]
-                async fn b(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn b(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
                 #[step(parents = [a, b])]
-                async fn too_few(&self, ctx: &Context, input: &In, a: &u8) -> Result<u8, E> { todo!() }
+                async fn too_few(&self, ctx: &Context, input: &In, a: &u8) -> Result<Out, E> { todo!() }
                 #[step(parents = [a])]
-                async fn too_many(&self, ctx: &Context, input: &In, a: &u8, b: &u8) -> Result<u8, E> { todo!() }
+                async fn too_many(&self, ctx: &Context, input: &In, a: &u8, b: &u8) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -210,7 +210,7 @@ fn two_on_failure() {
             quote! {
             impl W {
                 #[step]
-                async fn a(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
                 #[on_failure]
                 async fn first(&self, ctx: &Context, input: &In) -> Result<(), E> { todo!() }
                 #[on_failure]
@@ -239,7 +239,7 @@ fn option_values_out_of_range() {
             quote! {
             impl W {
                 #[step(retries = -1, backoff_factor = 0.5, slots = 0, rate_limit(units = 1), worker_label(key = "gpu"), worker_label(key = "gpu", value = 1, comparator = "equals"))]
-                async fn a(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -271,7 +271,7 @@ fn not_an_inherent_impl() {
             quote! {
             impl<T> Trait for W<T> {
                 #[step]
-                async fn a(&self, ctx: &Context, input: &In) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In) -> Result<Out, E> { todo!() }
             }
                 }
         )
@@ -303,7 +303,7 @@ fn helper_parent_and_on_failure_options() {
             impl W {
                 fn helper(&self) {}
                 #[step(parents = [helper, cleanup])]
-                async fn a(&self, ctx: &Context, input: &In, h: &u8, c: &u8) -> Result<u8, E> { todo!() }
+                async fn a(&self, ctx: &Context, input: &In, h: &u8, c: &u8) -> Result<Out, E> { todo!() }
                 #[on_failure(parents = [a], durable)]
                 async fn cleanup(&self, ctx: &Context, input: &In, extra: &u8) -> Result<(), E> { todo!() }
             }

@@ -2,3 +2,6 @@
 
 mod errors;
 mod expansion;
+mod form_errors;
+mod forms;
+mod parity_table;

@@ -11,11 +11,15 @@ use crate::sdk_error::Result;
 
 /// Triggers a workflow with input `I` and decodes its result as `O`: the output of `output_step`, the map of
 /// every step's output, or what a custom [`Decoder`] builds.
+///
+/// Constructing one needs no bounds: `I: Serialize` and `O: DeserializeOwned` are required by the methods that
+/// send the input or decode the result, so a type missing them is reported where the user calls those methods.
 pub struct TypedWorkflowClient<I, O> {
     client: Client,
     workflow: String,
     output_step: Option<&'static str>,
-    decode: Decoder<O>,
+    /// `None`: the map of every step's output (decoded with `O`'s `DeserializeOwned`, needed only then).
+    decode: Option<Decoder<O>>,
     _input: PhantomData<fn(I)>,
 }
 
@@ -38,14 +42,14 @@ impl<I, O> Clone for TypedWorkflowClient<I, O> {
     }
 }
 
-impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
+impl<I, O> TypedWorkflowClient<I, O> {
     /// A client for `workflow` (name without namespace).
     pub fn new(client: &Client, workflow: &str, output_step: Option<&'static str>) -> Self {
         Self {
             client: client.clone(),
             workflow: workflow.to_owned(),
             output_step,
-            decode: decode_all::<O>,
+            decode: None,
             _input: PhantomData,
         }
     }
@@ -56,22 +60,13 @@ impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
             client: client.clone(),
             workflow: workflow.to_owned(),
             output_step: None,
-            decode,
+            decode: Some(decode),
             _input: PhantomData,
         }
     }
+}
 
-    /// Runs the workflow and waits for its typed result.
-    pub async fn run(&self, input: I) -> Result<O> {
-        self.run_with(input, TriggerOptions::default()).await
-    }
-
-    /// Runs with options and waits for the typed result.
-    pub async fn run_with(&self, input: I, options: TriggerOptions) -> Result<O> {
-        let run = self.client.trigger(&self.workflow, input, options).await?;
-        self.result(&run).await
-    }
-
+impl<I: Serialize, O> TypedWorkflowClient<I, O> {
     /// Triggers without waiting.
     pub async fn run_no_wait(&self, input: I) -> Result<WorkflowRunRef> {
         self.run_no_wait_with(input, TriggerOptions::default())
@@ -103,15 +98,6 @@ impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
         self.client.bulk_trigger(runs).await
     }
 
-    /// The typed result of a run triggered earlier.
-    pub async fn result(&self, run: &WorkflowRunRef) -> Result<O> {
-        let output = run.result().await?;
-        match self.output_step {
-            Some(step) => output.step(step),
-            None => (self.decode)(&output),
-        }
-    }
-
     /// Schedules runs at the given instants.
     pub async fn schedule(&self, at: &[DateTime<Utc>], input: I) -> Result<Vec<String>> {
         self.schedule_with(at, input, TriggerOptions::default())
@@ -128,5 +114,30 @@ impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
         self.client
             .schedule(&self.workflow, at, input, options)
             .await
+    }
+}
+
+impl<I, O: DeserializeOwned> TypedWorkflowClient<I, O> {
+    /// The typed result of a run triggered earlier.
+    pub async fn result(&self, run: &WorkflowRunRef) -> Result<O> {
+        let output = run.result().await?;
+        match (self.output_step, self.decode) {
+            (Some(step), _) => output.step(step),
+            (None, Some(decode)) => decode(&output),
+            (None, None) => decode_all(&output),
+        }
+    }
+}
+
+impl<I: Serialize, O: DeserializeOwned> TypedWorkflowClient<I, O> {
+    /// Runs the workflow and waits for its typed result.
+    pub async fn run(&self, input: I) -> Result<O> {
+        self.run_with(input, TriggerOptions::default()).await
+    }
+
+    /// Runs with options and waits for the typed result.
+    pub async fn run_with(&self, input: I, options: TriggerOptions) -> Result<O> {
+        let run = self.client.trigger(&self.workflow, input, options).await?;
+        self.result(&run).await
     }
 }

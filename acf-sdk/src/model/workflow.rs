@@ -135,6 +135,13 @@ impl WorkflowDefinition {
         self
     }
 
+    /// Sets the version label (Python's `version`; v1 engines version workflows by content).
+    #[must_use]
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
     /// Adds an event trigger.
     #[must_use]
     pub fn on_event(mut self, key: impl Into<String>) -> Self {

@@ -14,4 +14,11 @@ impl W {
     async fn a(&self, _ctx: &Context, _input: &Input) -> Result<Out, StepError> { Ok(Out {}) }
 }
 
-fn main() {}
+/// The missing `Deserialize` is reported here, where the result is decoded, not in the generated client.
+async fn trigger(client: &acf_sdk::Client) {
+    let _ = W::client(client).run(Input {}).await;
+}
+
+fn main() {
+    let _ = trigger;
+}

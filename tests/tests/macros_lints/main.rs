@@ -14,6 +14,8 @@
     clippy::used_underscore_binding
 )]
 
+pub mod forms;
+
 use acf_sdk::{Context, StepError, Workflow, on_failure, step, workflow};
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,19 @@
+use acf_sdk::{workflow, step, Context, StepError};
+
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct Input {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Out {}
+
+struct W;
+
+#[workflow]
+impl W {
+    #[step]
+    async fn check(&self, _ctx: &Context, _input: &Input) -> Result<Out, StepError> { Ok(Out {}) }
+    #[step(parents = [check], wait_for = event("order:approved", scope = ""))]
+    async fn charge(&self, _ctx: &Context, _input: &Input, _checked: &Out) -> Result<Out, StepError> { Ok(Out {}) }
+}
+
+fn main() {}

@@ -1,0 +1,21 @@
+use acf_sdk::{workflow, step, Context, StepError};
+
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct Input {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Out {}
+
+struct W;
+
+use acf_sdk::on_failure;
+
+#[workflow]
+impl W {
+    #[step]
+    async fn only(&self, _ctx: &Context, _input: &Input) -> Result<Out, StepError> { Ok(Out {}) }
+    #[on_failure(wait_for = sleep("10s"))]
+    async fn cleanup(&self, _ctx: &Context, _input: &Input) -> Result<(), StepError> { Ok(()) }
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use acf_sdk::{task, Context, StepError};
+
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct Input {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Out {}
+
+#[task(execution_timeout = "15 seconds")]
+async fn greet(_ctx: &Context, _input: &Input) -> Result<Out, StepError> { Ok(Out {}) }
+
+fn main() {}

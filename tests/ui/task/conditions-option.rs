@@ -1,0 +1,12 @@
+use acf_sdk::{task, Context, StepError};
+
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct Input {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Out {}
+
+#[task(wait_for = sleep("10s"))]
+async fn greet(_ctx: &Context, _input: &Input) -> Result<Out, StepError> { Ok(Out {}) }
+
+fn main() {}

@@ -1,0 +1,19 @@
+use acf_sdk::{workflow, step, Context, StepError};
+
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct Input {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Out {}
+
+struct W;
+
+const KEY: u32 = 5;
+
+#[workflow(concurrency(expression = KEY, max_runs = 1))]
+impl W {
+    #[step]
+    async fn only(&self, _ctx: &Context, _input: &Input) -> Result<Out, StepError> { Ok(Out {}) }
+}
+
+fn main() {}
