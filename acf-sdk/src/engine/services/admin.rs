@@ -145,13 +145,13 @@ impl AdminService for AdminSvc {
             workflow_id: def.workflow_id.to_string(),
         };
         self.0
+            .mutate(|state, _| state.register_workflow(def))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.0
             .registered
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(req.clone());
-        self.0.mutate(|state, _| {
-            state.workflows.insert(req.name.clone(), def);
-        });
         tracing::info!(workflow = %req.name, "workflow registered");
         Ok(Response::new(response))
     }
