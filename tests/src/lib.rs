@@ -3,10 +3,12 @@
 //! * [`python`] finds the official Python SDK's interpreter and runs Python scripts with a
 //!   deadline, capturing their output. Interop tests go through it so that a missing venv fails
 //!   loudly instead of skipping.
+//! * [`node`] does the same for the official TypeScript SDK's node project in `tests/ts`.
 //! * [`workspace_root`] anchors every path the tests use.
 
 use std::path::{Path, PathBuf};
 
+pub mod node;
 pub mod python;
 
 /// The workspace root (the directory holding the top-level `Cargo.toml`).
