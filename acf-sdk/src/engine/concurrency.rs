@@ -545,7 +545,7 @@ mod tests {
         g.enter(&wide, h(r[1]));
         let d = g.enter(&spec("k", 1, Strategy::CancelInProgress), h(r[2]));
         assert_eq!(d.filled, vec![r[2]]);
-        let mut cancelled = d.cancelled.clone();
+        let mut cancelled = d.cancelled;
         cancelled.sort();
         let mut expected = vec![r[0], r[1]];
         expected.sort();
