@@ -38,8 +38,7 @@
 //! * a group's limit follows its newest *arriving* holder (DAG tasks arrive when their parents
 //!   finish), where Hatchet takes the newest *created* task;
 //! * Hatchet ignores worker labels when a sticky strategy applies; here required labels still
-//!   filter the desired worker;
-//! * the REST API (run lists, replays by filter, pausing workers) is not served here.
+//!   filter the desired worker.
 //!
 //! Module map: [`auth`] (tokens), [`validation`] → [`model`] (registered workflows), [`state`] (the
 //! one lock), [`lifecycle`] (triggers, gates, DAG activation), [`completion`] (outcomes),
