@@ -1,6 +1,6 @@
 //! A `tracing` layer that forwards events emitted inside a step to the engine (`PutLog`), attached to the
-//! step's task run, through a bounded queue (full queue = the line is dropped and counted, never blocking the
-//! step).
+//! step's task run, through the bounded queue of the worker running that step (full queue = the line is
+//! dropped and counted, never blocking the step).
 //!
 //! ```no_run
 //! use tracing_subscriber::prelude::*;
@@ -9,12 +9,12 @@
 //!     .with(acf_sdk::log_layer::EngineLogLayer::new())
 //!     .init();
 //! ```
-//! A running worker drains the queue (unless `HATCHET_CLIENT_DISABLE_LOG_CAPTURE` is set).
+//! Each running worker drains its own queue (unless `HATCHET_CLIENT_DISABLE_LOG_CAPTURE` is set), so with
+//! several workers in one process (two engines, or tests) a line reaches the engine that ran its step.
 
 use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
@@ -22,13 +22,30 @@ use tracing_subscriber::layer::Context as LayerContext;
 
 use crate::context::{LogLevel, RunInfo};
 
-tokio::task_local! {
-    static CURRENT_STEP: RunInfo;
+/// What the layer needs of the step a task is running: where its lines go and what they attach to.
+struct StepScope {
+    task_run_external_id: String,
+    retry_count: i32,
+    /// The running worker's queue; `None` when log capture is off.
+    lines: Option<mpsc::Sender<LogLine>>,
 }
 
-/// Runs `fut` as the body of the step described by `info` (events inside it are forwarded).
-pub(crate) fn scope<F: Future>(info: RunInfo, fut: F) -> impl Future<Output = F::Output> {
-    CURRENT_STEP.scope(info, fut)
+tokio::task_local! {
+    static CURRENT_STEP: StepScope;
+}
+
+/// Runs `fut` as the body of the step described by `info`; events inside it go to `lines`.
+pub(crate) fn scope<F: Future>(
+    info: &RunInfo,
+    lines: Option<mpsc::Sender<LogLine>>,
+    fut: F,
+) -> impl Future<Output = F::Output> + use<F> {
+    let step = StepScope {
+        task_run_external_id: info.task_run_external_id.clone(),
+        retry_count: info.retry_count,
+        lines,
+    };
+    CURRENT_STEP.scope(step, fut)
 }
 
 /// One forwarded line.
@@ -40,50 +57,12 @@ pub(crate) struct LogLine {
     pub message: String,
 }
 
-struct Queue {
-    tx: Mutex<Option<mpsc::Sender<LogLine>>>,
-    rx: Mutex<Option<mpsc::Receiver<LogLine>>>,
-    dropped: AtomicU64,
-}
-
-static QUEUE: OnceLock<Queue> = OnceLock::new();
-
-fn queue() -> &'static Queue {
-    QUEUE.get_or_init(|| Queue {
-        tx: Mutex::new(None),
-        rx: Mutex::new(None),
-        dropped: AtomicU64::new(0),
-    })
-}
-
-/// Creates the queue (capacity from the first caller) if it does not exist yet.
-fn ensure_queue(capacity: usize) {
-    let q = queue();
-    let mut tx =
-        q.tx.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if tx.is_none() {
-        let (s, r) = mpsc::channel(capacity.max(1));
-        *tx = Some(s);
-        *q.rx
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
-    }
-}
-
-/// Takes the receiving end (one worker per process drains it).
-pub(crate) fn take_receiver(capacity: usize) -> Option<mpsc::Receiver<LogLine>> {
-    ensure_queue(capacity);
-    queue()
-        .rx
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
-}
+/// Lines dropped (over every worker of the process) because a queue was full.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Lines dropped because the queue was full.
 pub fn dropped_lines() -> u64 {
-    queue().dropped.load(Ordering::Relaxed)
+    DROPPED.load(Ordering::Relaxed)
 }
 
 /// The layer. Events outside a step are ignored.
@@ -93,9 +72,8 @@ pub struct EngineLogLayer {
 }
 
 impl EngineLogLayer {
-    /// A layer forwarding INFO and above (queue of 1000 lines unless a worker configured another size).
+    /// A layer forwarding INFO and above (each worker's queue holds `HATCHET_CLIENT_LOG_QUEUE_SIZE` lines).
     pub fn new() -> Self {
-        ensure_queue(1000);
         Self {
             min_level: Some(tracing::Level::INFO),
         }
@@ -139,9 +117,11 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EngineLogLayer {
         if event.metadata().target().starts_with("acf_sdk") {
             return;
         }
-        let Ok((task_run_external_id, retry_count)) =
-            CURRENT_STEP.try_with(|s| (s.task_run_external_id.clone(), s.retry_count))
-        else {
+        let Ok(Some((tx, task_run_external_id, retry_count))) = CURRENT_STEP.try_with(|s| {
+            s.lines
+                .clone()
+                .map(|tx| (tx, s.task_run_external_id.clone(), s.retry_count))
+        }) else {
             return;
         };
         let mut visitor = MessageVisitor(String::new());
@@ -158,15 +138,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EngineLogLayer {
             level,
             message: visitor.0,
         };
-        let q = queue();
-        let tx =
-            q.tx.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-        if let Some(tx) = tx
-            && tx.try_send(line).is_err()
-        {
-            q.dropped.fetch_add(1, Ordering::Relaxed);
+        if tx.try_send(line).is_err() {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -178,8 +151,9 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn forwards_only_events_inside_a_step() {
-        let rx = take_receiver(16);
+    async fn forwards_only_events_inside_a_step_to_its_workers_queue() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let (other_tx, mut other_rx) = mpsc::channel(16);
         let subscriber = tracing_subscriber::registry().with(EngineLogLayer::new());
         let _guard = tracing::subscriber::set_default(subscriber);
         tracing::info!(target: "app", "outside");
@@ -188,12 +162,23 @@ mod tests {
             retry_count: 2,
             ..RunInfo::default()
         };
-        scope(info, async {
+        scope(&info, Some(tx), async {
             tracing::warn!(target: "app", user = "ann", "inside")
         })
         .await;
+        let other = RunInfo {
+            task_run_external_id: "t2".into(),
+            ..RunInfo::default()
+        };
+        scope(&other, Some(other_tx), async {
+            tracing::info!(target: "app", "other worker")
+        })
+        .await;
+        scope(&info, None, async {
+            tracing::info!(target: "app", "capture off")
+        })
+        .await;
         tracing::debug!("ignored");
-        let mut rx = rx.expect("first receiver");
         let line = rx.try_recv().unwrap();
         assert_eq!(
             (line.task_run_external_id.as_str(), line.retry_count),
@@ -202,5 +187,7 @@ mod tests {
         assert_eq!(line.level, LogLevel::Warn);
         assert_eq!(line.message, "inside user=ann");
         assert!(rx.try_recv().is_err());
+        assert_eq!(other_rx.try_recv().unwrap().task_run_external_id, "t2");
+        assert!(other_rx.try_recv().is_err());
     }
 }

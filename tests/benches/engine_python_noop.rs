@@ -9,8 +9,7 @@
 //! BENCH_RUNS=5000 BENCH_WORKERS=1,2,4 BENCH_SLOTS=100 cargo bench -p acf-tests --bench engine_python_noop
 //! ```
 
-#[path = "../tests/engine_support/mod.rs"]
-mod engine_support;
+use acf_tests::engine_support;
 
 use acf_sdk::proto::dispatcher_client::DispatcherClient;
 use acf_sdk::proto::v1::CreateTaskOpts;

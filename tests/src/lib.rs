@@ -8,8 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod e2e_support;
+pub mod engine_support;
 pub mod node;
 pub mod python;
+pub mod sdk_support;
 
 /// The workspace root (the directory holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {

@@ -1,7 +1,7 @@
 //! SIGTERM drains a step in flight and the worker exits cleanly; a second signal forces the exit.
 //! (Its own test binary: the signals are sent to this process.)
 
-mod sdk_support;
+use acf_tests::sdk_support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -169,7 +169,8 @@ async fn run(
             );
             let workflow = Arc::clone(&entry.workflow);
             let step = entry.step.clone();
-            let fut = crate::log_layer::scope(info, async move {
+            let lines = shared.log_lines.get().cloned();
+            let fut = crate::log_layer::scope(&info, lines, async move {
                 std::panic::AssertUnwindSafe(workflow.dispatch(&step, ctx))
                     .catch_unwind()
                     .await

@@ -1,18 +1,20 @@
-//! Drains the `tracing` log queue ([`crate::log_layer`]) into `PutLog`.
+//! Drains this worker's `tracing` log queue ([`crate::log_layer`]) into `PutLog`.
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::state::Shared;
 use crate::proto::PutLogRequest;
 use crate::retry::RetryPolicy;
 
+/// Creates the worker's log queue (its sender goes into every step's scope) and forwards what arrives.
 pub(crate) fn spawn_forwarder(shared: &Arc<Shared>, stop: CancellationToken) {
-    let Some(mut rx) = crate::log_layer::take_receiver(shared.client.config().log_queue_size)
-    else {
-        return; // another worker in this process drains it
-    };
+    let (tx, mut rx) = mpsc::channel(shared.client.config().log_queue_size.max(1));
+    if shared.log_lines.set(tx).is_err() {
+        return; // already forwarding (a worker runs once)
+    }
     let connection = shared.client.connection().clone();
     tokio::spawn(async move {
         loop {

@@ -268,6 +268,7 @@ impl WorkerBuilder {
             tasks_started: std::sync::atomic::AtomicU64::new(0),
             stop_taking_work: CancellationToken::new(),
             durable: tokio::sync::OnceCell::new(),
+            log_lines: std::sync::OnceLock::new(),
         });
         let handle = WorkerHandle {
             shared: Arc::clone(&shared),

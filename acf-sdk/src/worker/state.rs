@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     /// Fired when the worker stops taking work (graceful shutdown or task limit).
     pub stop_taking_work: CancellationToken,
     pub durable: tokio::sync::OnceCell<Arc<crate::durable::DurableClient>>,
+    /// This worker's log queue, set when log capture is on.
+    pub log_lines: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::log_layer::LogLine>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

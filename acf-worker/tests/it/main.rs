@@ -1,0 +1,25 @@
+//! acf-worker's integration tests, in one binary. Each module is one area; `support` (backends, HTTP) and
+//! `workflow_support` (the workflow under test) are shared.
+//!
+//! Run one area with a filter, e.g. `cargo test -p acf-worker --test it -- stores_commit::`.
+
+mod support;
+mod workflow_support;
+
+mod brain;
+mod config;
+mod events;
+mod logging;
+mod models;
+mod mutex;
+mod mutex_heartbeat;
+mod stores_backend;
+mod stores_commit;
+mod stores_faults;
+mod stores_inbox;
+mod stores_messages;
+mod turn_manager;
+mod workflow;
+mod workflow_cli;
+mod workflow_definition;
+mod workflow_redis_restart;

@@ -1,0 +1,167 @@
+//! Benchmarks of the logical-turn worker on the embedded engine and the shared Redis (ignored by default; see
+//! BENCHMARKS.md):
+//!
+//! `cargo test --release -p acf-tests --test it e2e_bench:: -- --ignored --nocapture --test-threads 1`
+//!
+//! * turns per second, and the latency a turn adds beyond its accumulation window and brain time (p50, p99);
+//! * session mutex acquire+release pairs per second, to compare with `redis-benchmark` at the same concurrency.
+//!
+//! Knobs: `ACF_BENCH_SESSIONS` (20), `ACF_BENCH_MESSAGES` (25), `ACF_BENCH_CONCURRENCY` (50), `ACF_BENCH_PAIRS` (400).
+
+use acf_tests::e2e_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acf_worker::mutex::LockOptions;
+use acf_worker::workflow::{Accumulated, AgentOutcome};
+use e2e_support::{Harness, Mode, User, redis_backend};
+
+/// Fixed accumulation window, ms.
+const WINDOW_MS: u64 = 200;
+
+/// A positive integer from the environment, or `default`.
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
+async fn turns_per_second_and_overhead_beyond_window_and_brain() {
+    // Sessions talking at once; each sends its next message when the previous one was answered.
+    let sessions = env_or("ACF_BENCH_SESSIONS", 20);
+    let messages = env_or("ACF_BENCH_MESSAGES", 25);
+    let h = Arc::new(Harness::start(Mode::Echo(Duration::ZERO), WINDOW_MS, 100).await);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..sessions {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = User::new();
+            let mut overheads = Vec::new();
+            for n in 0..messages {
+                let sent = Instant::now();
+                let submitted = h.send(&user.says(&format!("message {n}"))).await;
+                let out = submitted.run.result().await.expect("run");
+                let total = sent.elapsed().as_secs_f64() * 1000.0;
+                let accumulated: Accumulated = out.step("accumulate").unwrap();
+                let agent: AgentOutcome = out.step("run_agent").unwrap();
+                overheads.push(total - accumulated.waited_ms as f64 - agent.brain_ms as f64);
+            }
+            overheads
+        }));
+    }
+    let mut overheads = Vec::new();
+    for task in tasks {
+        overheads.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    overheads.sort_by(f64::total_cmp);
+    let turns = overheads.len();
+    println!(
+        "BENCH turns: {turns} turns ({sessions} sessions x {messages}), window {WINDOW_MS} ms, echo brain: {:.1} turns/s; \
+         overhead beyond window+brain p50 {:.1} ms, p99 {:.1} ms",
+        turns as f64 / elapsed,
+        percentile(&overheads, 50.0),
+        percentile(&overheads, 99.0),
+    );
+    match Arc::try_unwrap(h) {
+        Ok(h) => h.stop().await,
+        Err(_) => panic!("harness still shared"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
+async fn mutex_acquire_release_pairs_per_second() {
+    let concurrency = env_or("ACF_BENCH_CONCURRENCY", 50);
+    let pairs_each = env_or("ACF_BENCH_PAIRS", 400);
+    let backend = redis_backend().await;
+    let options = LockOptions::new(Duration::from_secs(5), Duration::ZERO);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..concurrency {
+        let mutex = backend.mutex.clone();
+        tasks.push(tokio::spawn(async move {
+            // One session per client: uncontended pairs measure the round trips, not the waiting.
+            let session = format!("bench:{}:{client}", uuid::Uuid::new_v4().simple());
+            for _ in 0..pairs_each {
+                let lease = mutex.acquire(&session, options).await.expect("acquire");
+                mutex.release(&lease).await.expect("release");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let pairs = concurrency * pairs_each;
+    let mutex_rate = pairs as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "BENCH mutex: {pairs} acquire+release pairs with {concurrency} concurrent clients: {mutex_rate:.0} pairs/s"
+    );
+
+    // The floor, in the same run: `redis-benchmark` at the same concurrency, one command per round trip.
+    let requests = (concurrency * pairs_each * 2).to_string();
+    let set = redis_benchmark_rate(&[
+        "-c",
+        &concurrency.to_string(),
+        "-n",
+        &requests,
+        "-q",
+        "-r",
+        "100000",
+        "SET",
+        "lock:__rand_int__",
+        "tok",
+        "NX",
+        "PX",
+        "5000",
+    ]);
+    let release = redis_benchmark_rate(&[
+        "-c",
+        &concurrency.to_string(),
+        "-n",
+        &requests,
+        "-q",
+        "-r",
+        "100000",
+        "EVAL",
+        "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end",
+        "1",
+        "lock:__rand_int__",
+        "tok",
+    ]);
+    // One pair costs one SET and one release: the pair rate is the harmonic combination of the two.
+    let floor = 1.0 / (1.0 / set + 1.0 / release);
+    println!(
+        "BENCH mutex floor: redis-benchmark SET NX PX {set:.0} req/s, release EVAL {release:.0} req/s -> {floor:.0} pairs/s; \
+         mutex / floor = {:.2}x",
+        mutex_rate / floor
+    );
+}
+
+/// Runs `redis-benchmark -h 127.0.0.1 -p 6379 <args>` and returns its requests per second.
+fn redis_benchmark_rate(args: &[&str]) -> f64 {
+    let output = std::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", "6379"])
+        .args(args)
+        .output()
+        .expect("redis-benchmark (Debian package redis-tools) must be installed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // `-q` prints `<name>: <rate> requests per second, ...`; the last such line is the summary.
+    text.split(['\r', '\n'])
+        .filter_map(|line| line.split(": ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|rate| rate.parse::<f64>().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no rate in redis-benchmark output: {text}"))
+}

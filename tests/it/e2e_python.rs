@@ -1,0 +1,59 @@
+//! The official Python SDK triggers `logical-turn` with the seed's payload; the Rust worker processes it.
+
+use acf_tests::e2e_support;
+
+use std::time::Duration;
+
+use acf_tests::python::{PythonScript, script};
+use acf_worker::stores::MessageStatus;
+use e2e_support::{Harness, Mode, User, responses_of};
+use serde_json::Value;
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_triggers_a_turn_the_rust_worker_answers() {
+    let h = Harness::start(Mode::Echo(Duration::ZERO), 100, 10).await;
+    let user = User::new();
+    let message_id = Uuid::new_v4();
+    let mut py = PythonScript::new(script("e2e_logical_turn.py"))
+        .timeout(Duration::from_secs(120))
+        .arg(&user.tenant_id)
+        .arg(&user.agent_id)
+        .arg(&user.interlocutor_id)
+        .arg("web")
+        .arg(message_id.to_string())
+        .arg("bonjour from python");
+    for (k, v) in h.engine.client_env() {
+        py = py.env(k, v);
+    }
+    let output = tokio::task::spawn_blocking(move || py.run()).await.unwrap();
+    output.assert_success();
+    let line = output
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .expect("a RESULT line");
+    let result: Value = serde_json::from_str(line).unwrap();
+    let commit = &result["commit_and_respond"];
+    assert_eq!(commit["status"], "complete", "{result}");
+    assert_eq!(commit["response"], "Echo: bonjour from python");
+    assert_eq!(commit["message_count"], 1);
+
+    // The run recorded the message itself (no intake was involved) and answered it on the response stream.
+    let message = h
+        .backend
+        .stores
+        .messages
+        .get(message_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(message.status, MessageStatus::Processed { .. }),
+        "{message:?}"
+    );
+    let responses = responses_of(&h.backend, &user.session_key()).await;
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].message_ids, vec![message_id]);
+    h.stop().await;
+}

@@ -1,0 +1,168 @@
+//! Cross-SDK runs through the embedded engine, both ways, with the official Python SDK as the peer:
+//! the Rust client triggers a Python worker's workflow, and a Python client triggers a Rust worker's workflow.
+
+use acf_tests::sdk_support;
+
+use std::io::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use acf_sdk::{Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
+use acf_tests::python::PythonScript;
+use sdk_support::{client, engine, ready, spawn, within};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+const PY_WORKER: &str = r#"
+from hatchet_sdk import Context, Hatchet
+from pydantic import BaseModel
+
+hatchet = Hatchet()
+
+class In(BaseModel):
+    n: int
+
+wf = hatchet.workflow(name="py-math", input_validator=In)
+
+@wf.task()
+def double(input: In, ctx: Context) -> dict:
+    return {"v": input.n * 2, "sdk": "python"}
+
+@wf.task(parents=[double])
+def plus_one(input: In, ctx: Context) -> dict:
+    return {"v": ctx.task_output(double)["v"] + 1}
+
+# The SDK starts its action listener with multiprocessing's spawn method: guard the entry point.
+if __name__ == "__main__":
+    hatchet.worker("py-worker", slots=4, workflows=[wf]).start()
+"#;
+
+const PY_CLIENT: &str = r#"
+import json
+from hatchet_sdk import Hatchet
+from pydantic import BaseModel
+
+hatchet = Hatchet()
+
+class In(BaseModel):
+    n: int
+
+wf = hatchet.workflow(name="rs-math", input_validator=In)
+result = wf.run(In(n=20))
+print("RESULT " + json.dumps(result))
+"#;
+
+fn write_script(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path
+}
+
+/// A Python worker process, killed (with its process group) on drop.
+struct PyWorker(Child);
+
+impl Drop for PyWorker {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_client_runs_a_python_workers_workflow() {
+    let engine = engine().await;
+    let client = client(&engine);
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(&dir, "py_worker.py", PY_WORKER);
+    let mut command = PythonScript::new(&script).into_command();
+    for (k, v) in engine.client_env() {
+        command.env(k, v);
+    }
+    let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+    let _worker = PyWorker(
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("python worker starts"),
+    );
+
+    // The Python worker registers "py-math" when it starts: retry until it exists and a run completes.
+    let start = Instant::now();
+    let out = loop {
+        match tokio::time::timeout(
+            Duration::from_secs(30),
+            client.run("py-math", json!({"n": 5}), TriggerOptions::default()),
+        )
+        .await
+        {
+            Ok(Ok(out)) => break out,
+            other => {
+                let log =
+                    std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
+                assert!(
+                    start.elapsed() < Duration::from_secs(90),
+                    "no result: {other:?}\n--- python ---\n{log}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    assert_eq!(out.outputs["double"], json!({"v": 10, "sdk": "python"}));
+    assert_eq!(out.outputs["plus_one"], json!({"v": 11}));
+}
+
+#[derive(Serialize, Deserialize)]
+struct In {
+    n: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_runs_a_rust_workers_workflow() {
+    let engine = engine().await;
+    let client = client(&engine);
+    let wf = WorkflowBuilder::new("rs-math")
+        .task(
+            TaskDefinition::new("double"),
+            |i: In, _ctx: Context| async move {
+                Ok::<_, StepError>(json!({ "v": i.n * 2, "sdk": "rust" }))
+            },
+        )
+        .task(
+            TaskDefinition::new("plus_one").parents(["double"]),
+            |_: In, ctx: Context| async move {
+                let d: Value = ctx.parent_output("double")?;
+                Ok::<_, StepError>(json!({ "v": d["v"].as_i64().unwrap_or_default() + 1 }))
+            },
+        )
+        .build()
+        .unwrap();
+    let (handle, join) = spawn(client.worker("rs-worker").workflow(wf));
+    ready(&handle).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_script(&dir, "py_client.py", PY_CLIENT);
+    let mut py = PythonScript::new(&script).timeout(Duration::from_secs(120));
+    for (k, v) in engine.client_env() {
+        py = py.env(k, v);
+    }
+    let output = tokio::task::spawn_blocking(move || py.run()).await.unwrap();
+    output.assert_success();
+    let line = output
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .expect("a RESULT line");
+    let result: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(result["double"], json!({"v": 40, "sdk": "rust"}));
+    assert_eq!(result["plus_one"], json!({"v": 41}));
+
+    handle.shutdown();
+    within(30, join).await.unwrap().unwrap();
+}
