@@ -3,12 +3,14 @@
 //! * [`python`] finds the official Python SDK's interpreter and runs Python scripts with a
 //!   deadline, capturing their output. Interop tests go through it so that a missing venv fails
 //!   loudly instead of skipping.
+//! * [`node`] does the same for the official TypeScript SDK's node project in `tests/ts`.
 //! * [`workspace_root`] anchors every path the tests use.
 
 use std::path::{Path, PathBuf};
 
 pub mod e2e_support;
 pub mod engine_support;
+pub mod node;
 pub mod python;
 pub mod sdk_support;
 

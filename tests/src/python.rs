@@ -215,7 +215,7 @@ impl PythonScript {
 }
 
 /// Waits for `child` until `timeout`; on expiry kills its whole process group and returns `None`.
-fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub(crate) fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("poll the Python script") {
@@ -236,7 +236,7 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus
 }
 
 /// Reads a pipe to its end on a helper thread.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
+pub(crate) fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(mut pipe) = pipe {
@@ -248,7 +248,7 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
 }
 
 /// Collects a drained pipe.
-fn join(handle: JoinHandle<String>) -> String {
+pub(crate) fn join(handle: JoinHandle<String>) -> String {
     handle.join().expect("pipe reader thread panicked")
 }
 

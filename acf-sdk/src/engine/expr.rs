@@ -97,6 +97,21 @@ pub fn eval_string(expr: &str, vars: &[(&str, &Value)]) -> Result<String, ExprEr
     }
 }
 
+/// Evaluates a concurrency `max_runs_expression`: an integer from 0 to `i32::MAX` (0 holds the
+/// group); any other result is an error, as in Hatchet.
+pub fn eval_max_runs(expr: &str, vars: &[(&str, &Value)]) -> Result<i32, ExprError> {
+    let wrong = || ExprError::Type {
+        expr: expr.to_owned(),
+        want: "non-negative integer",
+    };
+    let n: i64 = match eval(expr, vars)? {
+        cel::Value::Int(n) => n,
+        cel::Value::UInt(n) => i64::try_from(n).map_err(|_| wrong())?,
+        _ => return Err(wrong()),
+    };
+    i32::try_from(n).ok().filter(|n| *n >= 0).ok_or_else(wrong)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +128,22 @@ mod tests {
         assert!(eval_bool("input.n > 2", &[("input", &input)]).unwrap());
         assert!(!eval_bool("input.n > 5", &[("input", &input)]).unwrap());
         assert!(eval_bool("", &[]).unwrap());
+    }
+
+    #[test]
+    fn max_runs_must_be_a_non_negative_integer() {
+        let input = json!({"tier": "premium", "limit": 3, "neg": -2, "zero": 0, "name": "abc"});
+        let vars = [("input", &input)];
+        assert_eq!(
+            eval_max_runs("input.tier == 'premium' ? 10 : 1", &vars),
+            Ok(10)
+        );
+        assert_eq!(eval_max_runs("input.limit", &vars), Ok(3));
+        assert_eq!(eval_max_runs("input.zero", &vars), Ok(0));
+        assert!(eval_max_runs("input.neg", &vars).is_err());
+        assert!(eval_max_runs("input.name", &vars).is_err());
+        assert!(eval_max_runs("input.missing", &vars).is_err());
+        assert!(eval_max_runs("1.5", &vars).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Run and task start-up: triggering (with child dedupe), run- and task-level concurrency gates,
 //! DAG activation (conditions or queue) and the queue itself. Outcomes live in `completion`.
 
-use crate::engine::concurrency::{Admit, GateSpec};
+use crate::engine::concurrency::{Decision, GateSpec, Holder};
 use crate::engine::durable::DurableLog;
 use crate::engine::expr;
 use crate::engine::model::{ConcurrencyDef, CondAction, CondKind};
@@ -39,25 +39,6 @@ pub fn timestamp(at: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(at)
 }
 
-fn gate_specs(
-    scope: &str,
-    defs: &[ConcurrencyDef],
-    vars: &[(&str, &Value)],
-) -> Result<Vec<GateSpec>, String> {
-    defs.iter()
-        .enumerate()
-        .map(|(i, c)| {
-            expr::eval_string(&c.expression, vars)
-                .map(|key| GateSpec {
-                    key: format!("{scope}#{i}#{key}"),
-                    max_runs: c.max_runs,
-                    strategy: c.strategy,
-                })
-                .map_err(|e| format!("could not evaluate concurrency key: {e}"))
-        })
-        .collect()
-}
-
 impl State {
     /// Creates a run; it starts at once unless a concurrency gate holds it back.
     pub fn trigger(&mut self, spec: TriggerSpec, now: Instant) -> Result<Uuid, TriggerError> {
@@ -89,7 +70,7 @@ impl State {
             spec.input.clone()
         };
         let run_id_value = Value::String(id.to_string());
-        let gates = gate_specs(
+        let gates = self.gate_specs(
             &format!("run:{}", workflow.name),
             &workflow.concurrency,
             &[
@@ -138,7 +119,7 @@ impl State {
 
     fn advance_run_gates(&mut self, run_id: Uuid, now: Instant) {
         loop {
-            let Some(run) = self.runs.get_mut(&run_id) else {
+            let Some(run) = self.runs.get(&run_id) else {
                 return;
             };
             if run.state != RunState::Pending {
@@ -148,22 +129,22 @@ impl State {
                 self.start_run(run_id, now);
                 return;
             };
-            match self
-                .gates
-                .enter(&gate.key, gate.max_runs, gate.strategy, run_id)
-            {
-                Admit::Admitted => self.pass_run_gate(run_id),
-                Admit::Queued => return,
-                Admit::Rejected => {
-                    self.cancel_run(run_id, now);
-                    return;
-                }
-                Admit::Evicted(victims) => {
-                    self.pass_run_gate(run_id);
-                    for victim in victims {
-                        self.cancel_holder(victim, now);
-                    }
-                }
+            let holder = Holder {
+                id: run_id,
+                priority: run.priority,
+            };
+            let decision = self.gates.enter(&gate, holder);
+            let admitted = decision.filled(run_id);
+            let rejected = decision.cancelled(run_id);
+            if admitted {
+                self.pass_run_gate(run_id);
+            }
+            self.apply_decision(decision, run_id, now);
+            if rejected {
+                self.cancel_run(run_id, now);
+            }
+            if !admitted {
+                return;
             }
         }
     }
@@ -177,39 +158,88 @@ impl State {
         }
     }
 
-    /// Cancels a concurrency holder evicted by `CANCEL_IN_PROGRESS` (a run or a task).
+    fn pass_task_gate(&mut self, task_id: Uuid) {
+        if let Some(task) = self.tasks.get_mut(&task_id)
+            && !task.pending_gates.is_empty()
+        {
+            let gate = task.pending_gates.remove(0);
+            task.held_gates.push(gate.key);
+        }
+    }
+
+    /// Carries out what a gate decided for holders other than `except` (whose caller handles it).
+    fn apply_decision(&mut self, decision: Decision, except: Uuid, now: Instant) {
+        for holder in decision.filled {
+            if holder != except {
+                self.promoted(holder, now);
+            }
+        }
+        for holder in decision.cancelled {
+            if holder != except {
+                self.cancel_holder(holder, now);
+            }
+        }
+    }
+
+    /// Cancels a holder a gate evicted or dropped from its line (a run or a task).
     fn cancel_holder(&mut self, holder: Uuid, now: Instant) {
         if self.runs.contains_key(&holder) {
             self.cancel_run(holder, now);
         } else {
-            self.cancel_task(
-                holder,
-                "Cancelled by concurrency limit (CANCEL_IN_PROGRESS)",
-                now,
-            );
+            self.cancel_task(holder, "Cancelled by concurrency limit", now);
         }
     }
 
-    /// A holder promoted from a gate's waiting line continues with its remaining gates.
+    /// A holder let in from a gate's waiting line continues with its remaining gates.
     fn promoted(&mut self, holder: Uuid, now: Instant) {
         if self.runs.contains_key(&holder) {
             self.pass_run_gate(holder);
             self.advance_run_gates(holder, now);
-        } else if let Some(task) = self.tasks.get_mut(&holder) {
-            if !task.pending_gates.is_empty() {
-                let gate = task.pending_gates.remove(0);
-                task.held_gates.push(gate.key);
-            }
+        } else if self.tasks.contains_key(&holder) {
+            self.pass_task_gate(holder);
             self.advance_task_gates(holder, now);
         }
     }
 
     pub(crate) fn leave_gates(&mut self, held: Vec<String>, holder: Uuid, now: Instant) {
         for gate in held {
-            for next in self.gates.leave(&gate, holder) {
-                self.promoted(next, now);
-            }
+            let decision = self.gates.leave(&gate, holder);
+            self.apply_decision(decision, holder, now);
         }
+    }
+
+    /// Evaluates a chain of limits for one holder; tenant-scoped entries use the tenant's current
+    /// definition of their name. `Err` is the failure message of the run or task.
+    fn gate_specs(
+        &self,
+        scope: &str,
+        defs: &[ConcurrencyDef],
+        vars: &[(&str, &Value)],
+    ) -> Result<Vec<GateSpec>, String> {
+        defs.iter()
+            .enumerate()
+            .map(|(i, def)| {
+                let (def, prefix) = match &def.tenant_name {
+                    Some(name) => (
+                        self.tenant_concurrency.get(name).unwrap_or(def),
+                        format!("tenant:{name}"),
+                    ),
+                    None => (def, format!("{scope}#{i}")),
+                };
+                let key = expr::eval_string(&def.expression, vars)
+                    .map_err(|e| format!("could not evaluate concurrency key: {e}"))?;
+                let max_runs = match &def.max_runs_expression {
+                    Some(e) => expr::eval_max_runs(e, vars)
+                        .map_err(|e| format!("could not evaluate concurrency max runs: {e}"))?,
+                    None => def.max_runs,
+                };
+                Ok(GateSpec {
+                    key: format!("{prefix}#{key}"),
+                    max_runs,
+                    strategy: def.strategy,
+                })
+            })
+            .collect()
     }
 
     pub(crate) fn create_tasks(&mut self, run_id: Uuid) {
@@ -350,7 +380,7 @@ impl State {
             run.input.clone()
         };
         let run_id_value = Value::String(run.id.to_string());
-        let gates = gate_specs(
+        let gates = self.gate_specs(
             &format!("task:{}", def.step_id),
             &def.concurrency,
             &[
@@ -373,7 +403,7 @@ impl State {
 
     fn advance_task_gates(&mut self, task_id: Uuid, now: Instant) {
         loop {
-            let Some(task) = self.tasks.get_mut(&task_id) else {
+            let Some(task) = self.tasks.get(&task_id) else {
                 return;
             };
             if task.status != TaskStatus::Blocked {
@@ -383,34 +413,22 @@ impl State {
                 self.enqueue(task_id, now);
                 return;
             };
-            match self
-                .gates
-                .enter(&gate.key, gate.max_runs, gate.strategy, task_id)
-            {
-                Admit::Admitted => {
-                    if let Some(task) = self.tasks.get_mut(&task_id) {
-                        let g = task.pending_gates.remove(0);
-                        task.held_gates.push(g.key);
-                    }
-                }
-                Admit::Queued => return,
-                Admit::Rejected => {
-                    self.cancel_task(
-                        task_id,
-                        "Cancelled by concurrency limit (CANCEL_NEWEST)",
-                        now,
-                    );
-                    return;
-                }
-                Admit::Evicted(victims) => {
-                    if let Some(task) = self.tasks.get_mut(&task_id) {
-                        let g = task.pending_gates.remove(0);
-                        task.held_gates.push(g.key);
-                    }
-                    for victim in victims {
-                        self.cancel_holder(victim, now);
-                    }
-                }
+            let holder = Holder {
+                id: task_id,
+                priority: self.runs.get(&task.run_id).map_or(1, |r| r.priority),
+            };
+            let decision = self.gates.enter(&gate, holder);
+            let admitted = decision.filled(task_id);
+            let rejected = decision.cancelled(task_id);
+            if admitted {
+                self.pass_task_gate(task_id);
+            }
+            self.apply_decision(decision, task_id, now);
+            if rejected {
+                self.cancel_task(task_id, "Cancelled by concurrency limit", now);
+            }
+            if !admitted {
+                return;
             }
         }
     }

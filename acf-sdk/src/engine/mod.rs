@@ -13,18 +13,38 @@
 //! * **Liveness as Hatchet:** workers get work only with a heartbeat younger than 5 s, and running
 //!   tasks of a worker silent for 30 s are re-queued (both adjustable for tests).
 //! * **Worker affinity:** task `worker_labels` and trigger `desired_worker_labels` are honoured
-//!   (required labels filter workers, weights rank them); `desired_worker_id` (sticky) is preferred.
+//!   (required labels filter workers, weights rank them). A trigger's `desired_worker_id` counts
+//!   only under the workflow's `sticky` strategy, as in Hatchet: HARD runs only there (tasks wait
+//!   for that worker), SOFT prefers it.
 //! * **Rate limits:** static keys (`PutRateLimit`) and dynamic ones (CEL `key_expr`, `units_expr`,
 //!   `limit_values_expr`) in fixed windows; units are taken when a task is assigned.
+//! * **Concurrency** ([`concurrency`]): all five v1 strategies (`GROUP_ROUND_ROBIN`,
+//!   `CANCEL_IN_PROGRESS`, `CANCEL_NEWEST`, `CANCEL_QUEUED_EXCEPT_NEWEST`,
+//!   `CANCEL_QUEUED_EXCEPT_OLDEST`) with Hatchet's orderings; `max_runs_expression` (CEL over
+//!   `input`, `additional_metadata`, `workflow_run_id`: a non-negative integer, the newest arrival's
+//!   value is the group's limit, anything else fails the run or task); tenant-scoped limits
+//!   (`name` + `is_tenant_scoped`) shared by every workflow naming them, redefined in place by each
+//!   registration, with inconsistent orders across chains refused. A one-task workflow's limits
+//!   become its task's, as Hatchet does.
 //! * **Schedules:** cron triggers (declared by `PutWorkflow` or created over REST; standard
 //!   5-field expressions in UTC) and one-off scheduled runs fire from the timer loop and are listed
 //!   by the REST API. They are kept in memory like everything else.
 //! * **REST and dashboard:** the same port also speaks HTTP/1 for the subset of Hatchet's REST API
 //!   the official SDKs use (module `rest`) and serves a dashboard at `/dashboard`
 //!   ([`EngineHandle::dashboard_url`]).
-//! * **Accepted but not enforced:** sticky strategies and idempotency configs are validated and
-//!   ignored; batch tasks (`START_BATCH`) are not dispatched; `PauseRateLimit` is acknowledged
-//!   only.
+//! * **Refused at registration** (`INVALID_ARGUMENT` naming the field): batch tasks
+//!   (`tasks[i].batch`) and idempotency configs (`idempotency`).
+//!
+//! Remaining differences from Hatchet (v0.106-era engines):
+//! * `PauseRateLimit` is acknowledged only; schedules, crons and runs are kept in memory (nothing
+//!   survives a restart);
+//! * limits of a multi-task workflow gate the whole run (Hatchet's DAG-operator path); Hatchet's
+//!   older DAG path refuses tenant-scoped and `max_runs_expression` limits at the workflow level,
+//!   this engine accepts them;
+//! * a group's limit follows its newest *arriving* holder (DAG tasks arrive when their parents
+//!   finish), where Hatchet takes the newest *created* task;
+//! * Hatchet ignores worker labels when a sticky strategy applies; here required labels still
+//!   filter the desired worker.
 //!
 //! Module map: [`auth`] (tokens), [`validation`] → [`model`] (registered workflows), [`state`] (the
 //! one lock), [`lifecycle`] (triggers, gates, DAG activation), [`completion`] (outcomes),

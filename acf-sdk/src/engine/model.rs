@@ -33,6 +33,17 @@ pub struct WorkflowDef {
     pub default_priority: i32,
     /// Event filters (scope, CEL expression, payload).
     pub filters: Vec<FilterDef>,
+    /// How strictly runs stay on the trigger's `desired_worker_id`.
+    pub sticky: Option<Sticky>,
+}
+
+/// `StickyStrategy`: how a run's tasks use the trigger's `desired_worker_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sticky {
+    /// Prefer the desired worker, fall back to any.
+    Soft,
+    /// Only the desired worker (tasks wait for it).
+    Hard,
 }
 
 /// One task definition.
@@ -93,11 +104,16 @@ pub struct ConcurrencyDef {
     pub expression: String,
     /// Runs per key.
     pub max_runs: i32,
+    /// CEL expression giving the runs per key (overrides `max_runs`).
+    pub max_runs_expression: Option<String>,
     /// What happens at the limit.
     pub strategy: Strategy,
+    /// Name of a tenant-scoped limit shared by every workflow naming it (`is_tenant_scoped`); its
+    /// current definition lives in `State::tenant_concurrency`.
+    pub tenant_name: Option<String>,
 }
 
-/// Concurrency limit strategies supported by v1 engines.
+/// Concurrency limit strategies supported by v1 engines (see [`crate::engine::concurrency`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
     /// Cancel the oldest running holders to admit the new one.
@@ -106,6 +122,10 @@ pub enum Strategy {
     GroupRoundRobin,
     /// Cancel the newcomer.
     CancelNewest,
+    /// Keep the newest `max_runs` waiting, cancel older waiting holders.
+    CancelQueuedExceptNewest,
+    /// Keep the oldest `max_runs` waiting, cancel newer waiting holders.
+    CancelQueuedExceptOldest,
 }
 
 /// What a task condition does when its groups are satisfied.

@@ -2,7 +2,7 @@
 //! the requested types, priority then FIFO), the `action_payload` JSON (reference §3.5), and the
 //! timer tick (execution/schedule timeouts, backoffs, sleeps, lost-worker reassignment).
 
-use crate::engine::model::{DEFAULT_SLOT_TYPE, DesiredLabel, label_score};
+use crate::engine::model::{DEFAULT_SLOT_TYPE, DesiredLabel, Sticky, label_score};
 use crate::engine::ratelimit::RateCheck;
 use crate::engine::state::{Assignment, State, TaskRef, TaskStatus, WorkerMsg};
 use crate::engine::timers::TimerKind;
@@ -84,6 +84,16 @@ impl State {
         labels
     }
 
+    /// The only worker a task may run on (HARD sticky strategy with a desired worker).
+    fn hard_sticky_worker(&self, task_id: Uuid) -> Option<Uuid> {
+        let task = self.tasks.get(&task_id)?;
+        let run = self.runs.get(&task.run_id)?;
+        match run.workflow.sticky {
+            Some(Sticky::Hard) => run.origin.desired_worker,
+            _ => None,
+        }
+    }
+
     fn pick_worker(
         &self,
         task_id: Uuid,
@@ -92,14 +102,22 @@ impl State {
         now: Instant,
     ) -> Option<Uuid> {
         let task = self.tasks.get(&task_id)?;
-        let desired = self
-            .runs
-            .get(&task.run_id)
-            .and_then(|r| r.origin.desired_worker);
-        if let Some(d) = desired
-            && self.eligible(&d, &task.action, needs, now)
-        {
-            return Some(d);
+        let run = self.runs.get(&task.run_id)?;
+        // As Hatchet's scheduler: the trigger's desired worker counts only under a sticky
+        // strategy, as the only candidate (HARD) or the preferred one (SOFT).
+        match (run.workflow.sticky, run.origin.desired_worker) {
+            (Some(Sticky::Hard), Some(d)) => {
+                let fits = self.eligible(&d, &task.action, needs, now)
+                    && self
+                        .workers
+                        .get(&d)
+                        .is_some_and(|w| label_score(&w.labels, labels).is_some());
+                return fits.then_some(d);
+            }
+            (Some(Sticky::Soft), Some(d)) if self.eligible(&d, &task.action, needs, now) => {
+                return Some(d);
+            }
+            _ => {}
         }
         let primary = needs.first().map_or(DEFAULT_SLOT_TYPE, |(t, _)| t.as_str());
         self.workers
@@ -146,10 +164,10 @@ impl State {
             // Tasks are blocked per action and label set: a task whose labels no worker has must
             // not hold back tasks of the same action without them.
             let labels = self.desired_labels(task_id);
-            let block_key = if labels.is_empty() {
-                action
-            } else {
-                format!("{action}|{labels:?}")
+            let pinned = self.hard_sticky_worker(task_id);
+            let block_key = match (labels.is_empty(), pinned) {
+                (true, None) => action,
+                _ => format!("{action}|{labels:?}|{pinned:?}"),
             };
             if blocked.contains(&block_key) {
                 continue;

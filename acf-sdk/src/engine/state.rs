@@ -342,6 +342,8 @@ pub struct State {
     pub waits: HashMap<Uuid, Wait>,
     /// Concurrency groups.
     pub gates: Gates,
+    /// Current definitions of tenant-scoped concurrency limits by name (last registration wins).
+    pub tenant_concurrency: HashMap<String, crate::engine::model::ConcurrencyDef>,
     /// `SubscribeToWorkflowRuns` waiters per run.
     pub run_waiters: HashMap<Uuid, Vec<UnboundedSender<WorkflowRunEvent>>>,
     /// `SubscribeToWorkflowEvents` subscribers.
@@ -386,6 +388,7 @@ impl State {
             events: VecDeque::new(),
             waits: HashMap::new(),
             gates: Gates::default(),
+            tenant_concurrency: HashMap::new(),
             run_waiters: HashMap::new(),
             event_subs: Vec::new(),
             durable_streams: HashMap::new(),

@@ -814,3 +814,291 @@ fn dynamic_rate_limits_are_keyed_by_cel() {
         "a key expression that fails fails the task"
     );
 }
+
+fn register_checked(
+    state: &mut State,
+    req: &CreateWorkflowVersionRequest,
+) -> Result<(), validation::ValidationError> {
+    let def = validation::workflow(req, Uuid::new_v4())?;
+    state.register_workflow(Arc::new(def))
+}
+
+fn trigger_named(state: &mut State, now: Instant, workflow: &str, input: Value) -> Uuid {
+    let spec = TriggerSpec {
+        workflow: workflow.into(),
+        input,
+        metadata: json!({}),
+        priority: None,
+        origin: RunOrigin::default(),
+    };
+    let id = state.trigger(spec, now).expect("trigger");
+    state.schedule(now);
+    id
+}
+
+fn limited(name: &str, limit: Concurrency) -> CreateWorkflowVersionRequest {
+    let mut t = task("a", &[]);
+    t.action = format!("{}:a", name.to_lowercase());
+    t.concurrency = vec![limit];
+    CreateWorkflowVersionRequest {
+        name: name.into(),
+        tasks: vec![t],
+        ..Default::default()
+    }
+}
+
+fn started(rx: &mut UnboundedReceiver<WorkerMsg>) -> Vec<String> {
+    drain(rx)
+        .into_iter()
+        .filter(|a| a.action_type == ActionType::StartStepRun as i32)
+        .map(|a| a.workflow_run_id)
+        .collect()
+}
+
+fn run_task(s: &State, run: Uuid) -> Uuid {
+    s.runs[&run].tasks[0]
+}
+
+#[test]
+fn max_runs_expression_sets_the_limit_per_key_and_bad_results_fail_the_task() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let req = limited(
+        "Dyn",
+        Concurrency {
+            expression: "input.account".into(),
+            max_runs: Some(1),
+            limit_strategy: Some(3),
+            max_runs_expression: Some("input.tier == 'premium' ? 2 : 1".into()),
+            ..Default::default()
+        },
+    );
+    register_checked(&mut s, &req).unwrap();
+    let (_, mut rx) = add_worker(&mut s, now, &["dyn:a"], 10);
+    let premium: Vec<Uuid> = (0..3)
+        .map(|_| {
+            trigger_named(
+                &mut s,
+                now,
+                "Dyn",
+                json!({"account": "p", "tier": "premium"}),
+            )
+        })
+        .collect();
+    let basic: Vec<Uuid> = (0..2)
+        .map(|_| trigger_named(&mut s, now, "Dyn", json!({"account": "b", "tier": "basic"})))
+        .collect();
+    let ran = started(&mut rx);
+    assert_eq!(
+        ran,
+        vec![
+            premium[0].to_string(),
+            premium[1].to_string(),
+            basic[0].to_string()
+        ]
+    );
+    s.complete_task(run_task(&s, premium[0]), json!({}), now);
+    s.schedule(now);
+    assert_eq!(started(&mut rx), vec![premium[2].to_string()]);
+
+    let negative = limited(
+        "Neg",
+        Concurrency {
+            expression: "'k'".into(),
+            max_runs_expression: Some("input.n".into()),
+            limit_strategy: Some(3),
+            ..Default::default()
+        },
+    );
+    register_checked(&mut s, &negative).unwrap();
+    let failed = trigger_named(&mut s, now, "Neg", json!({"n": -1}));
+    let t = &s.tasks[&run_task(&s, failed)];
+    assert_eq!(s.runs[&failed].state, RunState::Failed, "{:?}", t.error);
+    assert!(
+        t.error.as_deref().unwrap_or("").contains("max runs"),
+        "{:?}",
+        t.error
+    );
+}
+
+#[test]
+fn a_tenant_scoped_limit_is_shared_by_every_workflow_naming_it_and_updated_in_place() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let shared = |max: i32| Concurrency {
+        expression: "'all'".into(),
+        max_runs: Some(max),
+        limit_strategy: Some(3),
+        name: Some("crm".into()),
+        is_tenant_scoped: Some(true),
+        ..Default::default()
+    };
+    register_checked(&mut s, &limited("SyncA", shared(1))).unwrap();
+    register_checked(&mut s, &limited("SyncB", shared(1))).unwrap();
+    let (_, mut rx) = add_worker(&mut s, now, &["synca:a", "syncb:a"], 10);
+    let a = trigger_named(&mut s, now, "SyncA", json!({}));
+    let b = trigger_named(&mut s, now, "SyncB", json!({}));
+    assert_eq!(started(&mut rx), vec![a.to_string()], "B shares A's limit");
+    s.complete_task(run_task(&s, a), json!({}), now);
+    s.schedule(now);
+    assert_eq!(started(&mut rx), vec![b.to_string()]);
+
+    // Re-registering any workflow naming the limit updates it for all of them.
+    register_checked(&mut s, &limited("SyncA", shared(2))).unwrap();
+    let b2 = trigger_named(&mut s, now, "SyncB", json!({}));
+    assert_eq!(started(&mut rx), vec![b2.to_string()], "limit is now 2");
+
+    // An unnamed workflow-scoped limit with the same expression is independent.
+    let mut own = shared(1);
+    own.name = None;
+    own.is_tenant_scoped = None;
+    register_checked(&mut s, &limited("Own", own)).unwrap();
+    let (_, mut rx2) = add_worker(&mut s, now, &["own:a"], 10);
+    let o = trigger_named(&mut s, now, "Own", json!({}));
+    assert_eq!(started(&mut rx2), vec![o.to_string()]);
+}
+
+#[test]
+fn tenant_scoped_limits_ordered_differently_are_refused() {
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let named = |name: &str| Concurrency {
+        expression: "'k'".into(),
+        limit_strategy: Some(3),
+        name: Some(name.into()),
+        is_tenant_scoped: Some(true),
+        ..Default::default()
+    };
+    let mut first = limited("First", named("x"));
+    first.tasks[0].concurrency.push(named("y"));
+    register_checked(&mut s, &first).unwrap();
+    let mut second = limited("Second", named("y"));
+    second.tasks[0].concurrency.push(named("x"));
+    let err = register_checked(&mut s, &second).unwrap_err();
+    assert_eq!(err.field, "concurrency");
+    assert!(err.message.contains("ordered differently"), "{err}");
+    assert!(!s.workflows.contains_key("Second"));
+}
+
+#[test]
+fn cancel_queued_except_newest_and_oldest_keep_one_waiting() {
+    for (strategy, keeps_newest) in [(5, true), (6, false)] {
+        let now = Instant::now();
+        let mut s = State::new(Uuid::new_v4(), Timing::default());
+        let req = limited(
+            "Cq",
+            Concurrency {
+                expression: "input.group".into(),
+                max_runs: Some(1),
+                limit_strategy: Some(strategy),
+                ..Default::default()
+            },
+        );
+        register_checked(&mut s, &req).unwrap();
+        let (_, mut rx) = add_worker(&mut s, now, &["cq:a"], 10);
+        let runs: Vec<Uuid> = (0..3)
+            .map(|_| trigger_named(&mut s, now, "Cq", json!({"group": "g"})))
+            .collect();
+        assert_eq!(started(&mut rx), vec![runs[0].to_string()]);
+        let (kept, dropped) = if keeps_newest {
+            (runs[2], runs[1])
+        } else {
+            (runs[1], runs[2])
+        };
+        assert_eq!(s.runs[&dropped].state, RunState::Cancelled, "{strategy}");
+        assert_eq!(s.runs[&kept].state, RunState::Running, "{strategy}");
+        s.complete_task(run_task(&s, runs[0]), json!({}), now);
+        s.schedule(now);
+        assert_eq!(started(&mut rx), vec![kept.to_string()], "{strategy}");
+    }
+}
+
+#[test]
+fn sticky_strategies_decide_how_the_desired_worker_counts() {
+    let now = Instant::now();
+    for (sticky, expect_pinned) in [(Some(1), true), (Some(0), false), (None, false)] {
+        let mut s = State::new(Uuid::new_v4(), Timing::default());
+        let mut req = workflow(vec![task("a", &[])]);
+        req.sticky = sticky;
+        register_checked(&mut s, &req).unwrap();
+        let (busy, _busy_rx) = add_worker(&mut s, now, &["wf:a"], 0);
+        let (_free, mut free_rx) = add_worker(&mut s, now, &["wf:a"], 5);
+        let spec = TriggerSpec {
+            workflow: "wf".into(),
+            input: json!({}),
+            metadata: json!({}),
+            priority: None,
+            origin: RunOrigin {
+                desired_worker: Some(busy),
+                ..Default::default()
+            },
+        };
+        s.trigger(spec, now).unwrap();
+        s.schedule(now);
+        let assigned = drain(&mut free_rx).len();
+        // HARD waits for the (full) desired worker; SOFT and none fall back to a free one.
+        assert_eq!(assigned == 0, expect_pinned, "sticky {sticky:?}");
+    }
+}
+
+#[test]
+fn unsupported_registration_fields_are_refused_by_name() {
+    let mut r = workflow(vec![task("a", &[])]);
+    r.tasks[0].batch = Some(crate::proto::v1::TaskBatchConfig {
+        batch_max_size: 5,
+        ..Default::default()
+    });
+    let e = validation::workflow(&r, Uuid::nil()).unwrap_err();
+    assert_eq!(e.field, "tasks[0].batch");
+    let mut r = workflow(vec![task("a", &[])]);
+    r.idempotency = Some(crate::proto::v1::IdempotencyConfig {
+        expression: "input.id".into(),
+        ttl_ms: 1000,
+        method: None,
+    });
+    assert_eq!(
+        validation::workflow(&r, Uuid::nil()).unwrap_err().field,
+        "idempotency"
+    );
+    let mut r = workflow(vec![task("a", &[])]);
+    r.concurrency_arr = vec![Concurrency {
+        expression: "'k'".into(),
+        is_tenant_scoped: Some(true),
+        ..Default::default()
+    }];
+    assert_eq!(
+        validation::workflow(&r, Uuid::nil()).unwrap_err().field,
+        "concurrency_arr[0].name"
+    );
+    let mut r = workflow(vec![task("a", &[])]);
+    r.tasks[0].concurrency = vec![Concurrency {
+        expression: "'k'".into(),
+        max_runs_expression: Some("input.(".into()),
+        ..Default::default()
+    }];
+    assert_eq!(
+        validation::workflow(&r, Uuid::nil()).unwrap_err().field,
+        "tasks[0].concurrency[0].max_runs_expression"
+    );
+    let twice = Concurrency {
+        expression: "'k'".into(),
+        name: Some("n".into()),
+        is_tenant_scoped: Some(true),
+        ..Default::default()
+    };
+    let mut r = workflow(vec![task("a", &[])]);
+    r.tasks[0].concurrency = vec![twice.clone(), twice];
+    assert_eq!(
+        validation::workflow(&r, Uuid::nil()).unwrap_err().field,
+        "tasks[0].concurrency"
+    );
+    let mut r = workflow(vec![task("a", &[])]);
+    r.concurrency = Some(Concurrency {
+        expression: "'k'".into(),
+        limit_strategy: Some(2),
+        ..Default::default()
+    });
+    assert_eq!(
+        validation::workflow(&r, Uuid::nil()).unwrap_err().field,
+        "concurrency.limit_strategy"
+    );
+}

@@ -5,7 +5,7 @@ use crate::duration;
 use crate::engine::expr;
 use crate::engine::model::{
     ConcurrencyDef, CondAction, CondKind, ConditionDef, DEFAULT_EXECUTION_TIMEOUT,
-    DEFAULT_SCHEDULE_TIMEOUT, FilterDef, Strategy, TaskDef, WorkflowDef,
+    DEFAULT_SCHEDULE_TIMEOUT, FilterDef, Sticky, Strategy, TaskDef, WorkflowDef,
 };
 use crate::proto::v1::{
     Concurrency, CreateTaskOpts, CreateWorkflowVersionRequest, DurableEventListenerConditions,
@@ -89,11 +89,14 @@ fn concurrency(field: &str, c: &Concurrency) -> Result<ConcurrencyDef, Validatio
         0 => Strategy::CancelInProgress,
         3 => Strategy::GroupRoundRobin,
         4 => Strategy::CancelNewest,
+        5 => Strategy::CancelQueuedExceptNewest,
+        6 => Strategy::CancelQueuedExceptOldest,
         other => {
             return Err(invalid(
                 format!("{field}.limit_strategy"),
                 format!(
-                    "{other} is not one of CANCEL_IN_PROGRESS, GROUP_ROUND_ROBIN, CANCEL_NEWEST"
+                    "{other} is not one of CANCEL_IN_PROGRESS, GROUP_ROUND_ROBIN, CANCEL_NEWEST, \
+                     CANCEL_QUEUED_EXCEPT_NEWEST, CANCEL_QUEUED_EXCEPT_OLDEST"
                 ),
             ));
         }
@@ -102,11 +105,60 @@ fn concurrency(field: &str, c: &Concurrency) -> Result<ConcurrencyDef, Validatio
     if max_runs < 1 {
         return Err(invalid(format!("{field}.max_runs"), "must be at least 1"));
     }
+    let max_runs_expression = match c.max_runs_expression.as_deref() {
+        None => None,
+        Some(e) if e.trim().is_empty() => {
+            return Err(invalid(
+                format!("{field}.max_runs_expression"),
+                "must be a non-empty CEL expression when set",
+            ));
+        }
+        Some(e) => {
+            expr::check(e)
+                .map_err(|err| invalid(format!("{field}.max_runs_expression"), err.to_string()))?;
+            Some(e.to_owned())
+        }
+    };
+    // A name without `is_tenant_scoped` only labels the entry, as in Hatchet.
+    if let Some(name) = c.name.as_deref().filter(|n| !n.is_empty()) {
+        check_name(&format!("{field}.name"), name)?;
+    }
+    let tenant_name = if c.is_tenant_scoped.unwrap_or(false) {
+        match c.name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => Some(name.to_owned()),
+            None => {
+                return Err(invalid(
+                    format!("{field}.name"),
+                    "is required when is_tenant_scoped is true",
+                ));
+            }
+        }
+    } else {
+        None
+    };
     Ok(ConcurrencyDef {
         expression: c.expression.clone(),
         max_runs,
+        max_runs_expression,
         strategy,
+        tenant_name,
     })
+}
+
+/// A chain may name a tenant-scoped limit once (its holders would collide with themselves).
+fn check_chain(field: &str, chain: &[ConcurrencyDef]) -> Result<(), ValidationError> {
+    let mut seen = HashSet::new();
+    for c in chain {
+        if let Some(name) = &c.tenant_name
+            && !seen.insert(name.as_str())
+        {
+            return Err(invalid(
+                field,
+                format!("tenant-scoped concurrency limit {name:?} is referenced more than once"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn or_group(id: &str) -> String {
@@ -376,12 +428,19 @@ fn task(
             ));
         }
     }
+    if t.batch.is_some() {
+        return Err(invalid(
+            format!("{field}.batch"),
+            "batch tasks are not supported by the embedded engine",
+        ));
+    }
     let concurrency = t
         .concurrency
         .iter()
         .enumerate()
         .map(|(i, c)| concurrency(&format!("{field}.concurrency[{i}]"), c))
         .collect::<Result<Vec<_>, _>>()?;
+    check_chain(&format!("{field}.concurrency"), &concurrency)?;
     let conditions = match &t.conditions {
         Some(c) => task_conditions(&format!("{field}.conditions"), c)?,
         None => Vec::new(),
@@ -483,7 +542,7 @@ pub fn workflow(
             ));
         }
     }
-    let tasks = req
+    let mut tasks = req
         .tasks
         .iter()
         .enumerate()
@@ -505,11 +564,12 @@ pub fn workflow(
             return Err(invalid(format!("event_triggers[{i}]"), "must not be empty"));
         }
     }
-    if let Some(s) = req.sticky
-        && !(0..=1).contains(&s)
-    {
-        return Err(invalid("sticky", format!("{s} must be SOFT or HARD")));
-    }
+    let sticky = match req.sticky {
+        None => None,
+        Some(0) => Some(Sticky::Soft),
+        Some(1) => Some(Sticky::Hard),
+        Some(s) => return Err(invalid("sticky", format!("{s} must be SOFT or HARD"))),
+    };
     let default_priority = req.default_priority.unwrap_or(1);
     if !(1..=3).contains(&default_priority) {
         return Err(invalid("default_priority", "must be between 1 and 3"));
@@ -520,6 +580,18 @@ pub fn workflow(
     }
     for (i, c) in req.concurrency_arr.iter().enumerate() {
         concurrency_defs.push(concurrency(&format!("concurrency_arr[{i}]"), c)?);
+    }
+    check_chain("concurrency_arr", &concurrency_defs)?;
+    if tasks.len() == 1 && on_failure.is_none() {
+        // Hatchet runs a one-task workflow as a standalone task: workflow-level limits become the
+        // task's, ahead of its own.
+        let own = std::mem::take(&mut tasks[0].concurrency);
+        tasks[0].concurrency = std::mem::take(&mut concurrency_defs);
+        tasks[0].concurrency.extend(own);
+        check_chain("tasks[0].concurrency", &tasks[0].concurrency)?;
+    } else {
+        // Workflow-scoped limits gate a run before tenant-scoped ones (Hatchet's DAG operator).
+        concurrency_defs.sort_by_key(|c| c.tenant_name.is_some());
     }
     let mut filters = Vec::new();
     for (i, f) in req.default_filters.iter().enumerate() {
@@ -544,12 +616,11 @@ pub fn workflow(
             payload,
         });
     }
-    if let Some(idem) = &req.idempotency {
-        expr::check(&idem.expression)
-            .map_err(|e| invalid("idempotency.expression", e.to_string()))?;
-        if idem.ttl_ms < 1 {
-            return Err(invalid("idempotency.ttl_ms", "must be >= 1"));
-        }
+    if req.idempotency.is_some() {
+        return Err(invalid(
+            "idempotency",
+            "idempotency keys are not supported by the embedded engine",
+        ));
     }
     Ok(WorkflowDef {
         name: req.name.clone(),
@@ -562,6 +633,7 @@ pub fn workflow(
         concurrency: concurrency_defs,
         default_priority,
         filters,
+        sticky,
     })
 }
 

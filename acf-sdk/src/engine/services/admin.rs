@@ -81,20 +81,23 @@ impl AdminService for AdminSvc {
             id: def.version_id.to_string(),
             workflow_id: def.workflow_id.to_string(),
         };
-        self.0
-            .registered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(req.clone());
         let cron_input = parse_json(
             "cron_input",
             req.cron_input.as_deref().unwrap_or(""),
             serde_json::json!({}),
         )?;
-        self.0.mutate(|state, _| {
-            state.workflows.insert(req.name.clone(), def);
-            state.sync_declared_crons(&req.name, &req.cron_triggers, &cron_input);
-        });
+        self.0
+            .mutate(|state, _| {
+                state.register_workflow(def)?;
+                state.sync_declared_crons(&req.name, &req.cron_triggers, &cron_input);
+                Ok(())
+            })
+            .map_err(|e: validation::ValidationError| Status::invalid_argument(e.to_string()))?;
+        self.0
+            .registered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(req.clone());
         tracing::info!(workflow = %req.name, "workflow registered");
         Ok(Response::new(response))
     }
