@@ -419,9 +419,11 @@ async fn the_stream_reads_incrementally(b: Backend) {
             session_key: session.clone(),
             channel: "sms".into(),
             turn_number: n,
+            status: TurnOutcome::Complete,
             response: format!("reply {n}"),
             segments: vec![ResponseSegment::text(format!("reply {n}"))],
             message_ids: vec![Uuid::new_v4()],
+            error: None,
             committed_at: now_utc(),
         };
         ids.push(b.stores.responses.publish(&entry).await.unwrap());

@@ -5,7 +5,6 @@ use uuid::Uuid;
 
 use super::{Acquired, LogicalTurnWorkflow, TurnInput};
 use crate::models::{ValidatedInput, format_timestamp, now_utc};
-use crate::stores::StoredMessage;
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
@@ -41,20 +40,9 @@ pub(super) fn validated(
 }
 
 /// Stores the run's message when it was triggered without going through intake (e.g. straight from another
-/// Hatchet client with the seed's payload). Intake already stored it otherwise, and storing is idempotent.
+/// Hatchet client with the seed's payload, or re-triggered after the store lost it), and marks its session due a
+/// grace period ahead so that a sweep re-triggers a run if this one ends without taking the message.
 async fn record_message(wf: &LogicalTurnWorkflow, input: &ValidatedInput) -> Result<(), StepError> {
-    if wf.stores.messages.get(input.message_id).await?.is_some() {
-        return Ok(());
-    }
-    let message = StoredMessage::pending(
-        input.message_id,
-        input.session_key.clone(),
-        input.channel.clone(),
-        input.message_content.clone(),
-        now_utc(),
-    );
-    if wf.stores.accept_message(&message).await? {
-        tracing::info!(message_id = %input.message_id, session_key = %input.session_key, "message_recorded_by_run");
-    }
-    Ok(())
+    wf.own_message(input).await?;
+    wf.mark_due(input, wf.settings.pending_grace).await
 }

@@ -100,6 +100,6 @@ pub struct FailureReport {
     pub error: String,
     /// Whether the lock was released by this handler (false when it was not held or already gone).
     pub lock_released: bool,
-    /// Messages put back to pending for the session's next run.
+    /// Messages closed as failed and delivered in the failure entry.
     pub messages_recovered: usize,
 }
