@@ -155,25 +155,16 @@ impl RunTrigger for acf_sdk::Client {
 }
 
 /// Detects a store that lost its data by its epoch.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct EpochWatch {
-    candidate: String,
     known: Mutex<Option<String>>,
-}
-
-impl Default for EpochWatch {
-    fn default() -> Self {
-        Self {
-            candidate: Uuid::new_v4().to_string(),
-            known: Mutex::new(None),
-        }
-    }
 }
 
 impl EpochWatch {
     /// Reads (or writes) the epoch; true when it differs from the one seen before, i.e. the data was lost.
     pub async fn check(&self, stores: &Stores) -> Result<bool, StoreError> {
-        let stored = stores.pending.epoch(&self.candidate).await?;
+        // A fresh candidate each time: after a loss, even this worker's own rewrite differs from what it saw.
+        let stored = stores.pending.epoch(&Uuid::new_v4().to_string()).await?;
         let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
         let lost = known.as_ref().is_some_and(|seen| *seen != stored);
         if lost {
