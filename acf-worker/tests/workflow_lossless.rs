@@ -15,11 +15,11 @@ use acf_worker::config::LivenessSettings;
 use acf_worker::liveness::{RunTrigger, Sweeper, metrics};
 use acf_worker::models::{TurnOutcome, WorkflowOutput, now_utc};
 use acf_worker::mutex::LockOptions;
-use acf_worker::stores::{Backend, MessageStatus, RedisConnectOptions, StoreSettings, StoredMessage};
-use acf_worker::workflow::direct::run_direct;
-use acf_worker::workflow::{
-    ConfiguredWorkflow, LogicalTurnWorkflow, TurnInput, WorkflowOptions,
+use acf_worker::stores::{
+    Backend, MessageStatus, RedisConnectOptions, StoreSettings, StoredMessage,
 };
+use acf_worker::workflow::direct::run_direct;
+use acf_worker::workflow::{ConfiguredWorkflow, LogicalTurnWorkflow, TurnInput, WorkflowOptions};
 use async_trait::async_trait;
 use serde_json::Value;
 use support::RedisServer;
@@ -77,7 +77,12 @@ impl<'a> Steps<'a> {
     async fn all(&self, after: &str, between: impl AsyncFnOnce()) -> WorkflowOutput {
         let mut between = Some(between);
         let mut last: Option<(&str, Value)> = None;
-        for name in ["acquire_mutex", "accumulate", "run_agent", "commit_and_respond"] {
+        for name in [
+            "acquire_mutex",
+            "accumulate",
+            "run_agent",
+            "commit_and_respond",
+        ] {
             let parent = last.as_ref().map(|(n, v)| (*n, v));
             // Retried like the engine does: the first command after a Redis restart fails while reconnecting.
             let mut attempt = 0;
@@ -151,7 +156,12 @@ async fn a_run_past_acquire_re_records_its_message_after_a_data_loss_and_answers
             turn_id: output.turn_id
         }
     );
-    assert_eq!(responses_of(&backend, &conversation.session_key()).await.len(), 1);
+    assert_eq!(
+        responses_of(&backend, &conversation.session_key())
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +208,10 @@ async fn the_sweeper_detects_and_counts_a_data_loss() {
     }
     assert!(report.expect("a sweep after the restart").data_loss);
     assert!(metrics().data_losses.load(Ordering::Relaxed) > before);
-    assert!(!sweeper.sweep_once().await.unwrap().data_loss, "counted once");
+    assert!(
+        !sweeper.sweep_once().await.unwrap().data_loss,
+        "counted once"
+    );
 }
 
 // ---- 2. Stale recovery -----------------------------------------------------------------------------------------
@@ -276,7 +289,11 @@ async fn a_message_left_pending_is_retriggered_by_the_sweep_within_the_bound(kin
     let brain = TestBrain::new(Behaviour::Echo(Duration::ZERO));
     let mut turn_settings = settings(100);
     turn_settings.pending_grace = Duration::from_millis(500);
-    let wf = Arc::new(LogicalTurnWorkflow::new(&backend, brain.clone(), turn_settings));
+    let wf = Arc::new(LogicalTurnWorkflow::new(
+        &backend,
+        brain.clone(),
+        turn_settings,
+    ));
     let trigger = Arc::new(DirectTrigger {
         wf: Arc::clone(&wf),
         triggered: std::sync::Mutex::new(Vec::new()),
@@ -290,7 +307,11 @@ async fn a_message_left_pending_is_retriggered_by_the_sweep_within_the_bound(kin
     let steps = Steps::new(&wf, &payload(&input));
     let acquired: acf_worker::workflow::Acquired =
         serde_json::from_value(steps.step("acquire_mutex", None).await.unwrap()).unwrap();
-    backend.mutex.release(&acquired.lease).await.unwrap();
+    backend
+        .mutex
+        .release(acquired.lease.as_ref().unwrap())
+        .await
+        .unwrap();
     let pending_since = Instant::now();
     let session = conversation.session_key();
     let limit = Duration::from_millis(liveness.pending_grace_ms + liveness.sweep_interval_ms)
@@ -310,7 +331,14 @@ async fn a_message_left_pending_is_retriggered_by_the_sweep_within_the_bound(kin
     assert!(matches!(message.status, MessageStatus::Processed { .. }));
     // Once nothing is open, a sweep removes the session from the index.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while backend.stores.pending.due_at(&session).await.unwrap().is_some() {
+    while backend
+        .stores
+        .pending
+        .due_at(&session)
+        .await
+        .unwrap()
+        .is_some()
+    {
         assert!(Instant::now() < deadline, "the session stays indexed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -409,7 +437,10 @@ async fn on_failure_fails_the_runs_own_message_visibly(kind: Kind) {
     .unwrap();
     assert_eq!(report.messages_recovered, 1);
     let message = stored_message(&backend, &input).await;
-    assert!(matches!(message.status, MessageStatus::Failed { .. }), "{message:?}");
+    assert!(
+        matches!(message.status, MessageStatus::Failed { .. }),
+        "{message:?}"
+    );
     let session = conversation.session_key();
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
@@ -447,7 +478,11 @@ async fn a_hung_custom_brain_is_bounded_by_the_brain_timeout(kind: Kind) {
     let mut turn_settings = settings(50);
     turn_settings.brain_timeout = Duration::from_millis(300);
     let wf = ConfiguredWorkflow::new(
-        Arc::new(LogicalTurnWorkflow::new(&backend, Arc::new(Hung), turn_settings)),
+        Arc::new(LogicalTurnWorkflow::new(
+            &backend,
+            Arc::new(Hung),
+            turn_settings,
+        )),
         WorkflowOptions {
             retries: 1,
             ..WorkflowOptions::default()
@@ -460,7 +495,11 @@ async fn a_hung_custom_brain_is_bounded_by_the_brain_timeout(kind: Kind) {
     let failure = run.result.expect_err("the brain never answers");
     assert_eq!(failure.step, "run_agent");
     assert_eq!(run.attempts["run_agent"], 2, "a timeout is retryable");
-    assert!(failure.error.to_string().contains("300 ms"), "{}", failure.error);
+    assert!(
+        failure.error.to_string().contains("300 ms"),
+        "{}",
+        failure.error
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     let session = conversation.session_key();
     assert!(!backend.mutex.is_locked(&session).await.unwrap());

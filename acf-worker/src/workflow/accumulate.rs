@@ -23,7 +23,18 @@ pub(super) async fn run(
     acquired: Acquired,
 ) -> Result<Accumulated, StepError> {
     let input = super::acquire::validated(wf, input)?;
-    let lease = wf.revalidate(&acquired.lease).await?;
+    let Some(lease) = acquired.lease else {
+        // `acquire_mutex` found the message answered already and took no lock.
+        return Ok(Accumulated {
+            status: Gathered::Absorbed,
+            turn_id: acquired.turn_id,
+            turn: None,
+            messages: Vec::new(),
+            lease: None,
+            waited_ms: 0,
+        });
+    };
+    let lease = wf.revalidate(&lease).await?;
     let result = accumulate(wf, ctx, &input, &lease, acquired.turn_id).await;
     if result.is_err() {
         // The retry re-acquires; holding the lock meanwhile would only stall the session until the TTL.
@@ -44,7 +55,7 @@ async fn accumulate(
         turn_id,
         turn: None,
         messages: Vec::new(),
-        lease: lease.clone(),
+        lease: Some(lease.clone()),
         waited_ms: 0,
     };
     if wf.stores.commits.receipt(turn_id).await?.is_some() {
@@ -73,7 +84,7 @@ async fn accumulate(
         turn_id,
         turn: Some(turn),
         messages,
-        lease: lease.clone(),
+        lease: Some(lease.clone()),
         waited_ms: millis(waited),
     })
 }

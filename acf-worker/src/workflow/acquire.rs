@@ -12,8 +12,19 @@ pub(super) async fn run(
     input: &TurnInput,
 ) -> Result<Acquired, StepError> {
     let input = validated(wf, input)?;
-    record_message(wf, &input).await?;
-    let lease = wf.lock(&input.session_key).await?;
+    if record_message(wf, &input).await? {
+        // Already answered (a duplicate trigger, or a run whose burst an earlier turn took): no lock needed, which
+        // keeps such runs from queueing on the session lock behind the one doing the work.
+        let turn_id = Uuid::new_v4();
+        tracing::info!(%turn_id, message_id = %input.message_id, session_key = %input.session_key, "message_already_absorbed");
+        return Ok(Acquired {
+            turn_id,
+            session_key: input.session_key,
+            lease: None,
+            locked_at: String::new(),
+        });
+    }
+    let lease = Some(wf.lock(&input.session_key).await?);
     // A fresh id per attempt of this step is harmless (nothing was written under the previous one); every later
     // step, and every retry of it, reads this one from the output.
     let turn_id = Uuid::new_v4();
@@ -42,7 +53,14 @@ pub(super) fn validated(
 /// Stores the run's message when it was triggered without going through intake (e.g. straight from another
 /// Hatchet client with the seed's payload, or re-triggered after the store lost it), and marks its session due a
 /// grace period ahead so that a sweep re-triggers a run if this one ends without taking the message.
-async fn record_message(wf: &LogicalTurnWorkflow, input: &ValidatedInput) -> Result<(), StepError> {
-    wf.own_message(input).await?;
-    wf.mark_due(input, wf.settings.pending_grace).await
+/// Returns true when the message is already closed (answered or failed by an earlier turn).
+async fn record_message(
+    wf: &LogicalTurnWorkflow,
+    input: &ValidatedInput,
+) -> Result<bool, StepError> {
+    if !wf.own_message(input).await?.status.is_open() {
+        return Ok(true);
+    }
+    wf.mark_due(input, wf.settings.pending_grace).await?;
+    Ok(false)
 }

@@ -11,6 +11,7 @@ use super::{Accumulated, AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflo
 use crate::brain::{BrainError, BrainResult, StorePendingMessages, TurnContext};
 use crate::events::AcfEvent;
 use crate::models::ValidatedInput;
+use crate::mutex::Lease;
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
@@ -40,12 +41,12 @@ pub(super) async fn run(
         lease,
         brain_ms: 0,
     };
-    let (Gathered::Ready, Some(turn)) = (status, turn) else {
+    let (Gathered::Ready, Some(turn), Some(lease)) = (status, turn, outcome.lease.clone()) else {
         return Ok(outcome);
     };
-    outcome.lease = wf.revalidate(&outcome.lease).await?;
-    let lease = outcome.lease.clone();
-    let result = think(wf, ctx, &input, outcome, turn).await;
+    let lease = wf.revalidate(&lease).await?;
+    outcome.lease = Some(lease.clone());
+    let result = think(wf, ctx, &input, &lease, outcome, turn).await;
     if result.is_err() {
         // The retry re-acquires; holding the lock meanwhile would only stall the session until the TTL.
         wf.unlock(&lease).await;
@@ -57,6 +58,7 @@ async fn think(
     wf: &LogicalTurnWorkflow,
     ctx: &Context,
     input: &ValidatedInput,
+    lease: &Lease,
     mut outcome: AgentOutcome,
     mut turn: crate::models::LogicalTurn,
 ) -> Result<AgentOutcome, StepError> {
@@ -98,7 +100,7 @@ async fn think(
     // extends the step past it.
     let limit = wf.settings.brain_timeout;
     let deadline = tokio::time::Instant::now() + limit;
-    let keep_alive = wf.keep_alive(ctx, &outcome.lease, Some(deadline));
+    let keep_alive = wf.keep_alive(ctx, lease, Some(deadline));
     let started = Instant::now();
     let result = tokio::select! {
         result = tokio::time::timeout_at(deadline, wf.brain.think(&brain_ctx)) => {

@@ -19,7 +19,7 @@ pub(super) async fn run(
     let turn_id = outcome.turn_id;
     let already = match outcome.gathered {
         Gathered::Absorbed => {
-            wf.unlock(&outcome.lease).await;
+            wf.unlock_opt(outcome.lease.as_ref()).await;
             wf.settle_own_message(&input, "absorbed").await?;
             return Ok(output(turn_id, TurnOutcome::Absorbed, None, None, 0));
         }
@@ -29,7 +29,7 @@ pub(super) async fn run(
     if already {
         // A replay of a run whose commit went through: answer with what was committed, deliver nothing again.
         let result = committed_output(wf, turn_id).await;
-        wf.unlock(&outcome.lease).await;
+        wf.unlock_opt(outcome.lease.as_ref()).await;
         wf.settle_own_message(&input, "replayed").await?;
         return result;
     }
@@ -38,7 +38,12 @@ pub(super) async fn run(
             "turn {turn_id} reached commit without its turn data"
         )));
     };
-    let lease = wf.revalidate(&outcome.lease).await?;
+    let Some(lease) = outcome.lease.as_ref() else {
+        return Err(StepError::non_retryable(format!(
+            "turn {turn_id} reached commit without a lease"
+        )));
+    };
+    let lease = wf.revalidate(lease).await?;
     let result = commit(wf, &input, turn, &outcome, &lease).await;
     wf.unlock(&lease).await;
     let output = result?;

@@ -35,7 +35,8 @@ pub(super) async fn run(
     let lease: Option<Lease> = parent::<AgentOutcome>(ctx, "run_agent")
         .map(|o| o.lease)
         .or_else(|| parent::<Accumulated>(ctx, "accumulate").map(|a| a.lease))
-        .or_else(|| acquired.map(|a| a.lease));
+        .or_else(|| acquired.map(|a| a.lease))
+        .flatten();
     let lock_released = match &lease {
         Some(lease) => wf.unlock(lease).await,
         None => false,

@@ -71,6 +71,14 @@ impl LogicalTurnWorkflow {
         }
     }
 
+    /// [`Self::unlock`] when the run holds a lease.
+    pub(crate) async fn unlock_opt(&self, lease: Option<&Lease>) -> bool {
+        match lease {
+            Some(lease) => self.unlock(lease).await,
+            None => false,
+        }
+    }
+
     /// Extends the lease and the step's execution timeout every heartbeat interval until stopped. With a
     /// `deadline` (the brain's), the step's timeout is never extended past it.
     pub(crate) fn keep_alive(
