@@ -75,6 +75,7 @@ pub async fn submit(
                     &valid.session_key,
                     &crate::liveness::route_json(&valid),
                     crate::liveness::now_ms(),
+                    true,
                 )
                 .await;
             tracing::warn!(message_id = %valid.message_id, %error, handed_on = due.is_ok(), "message_trigger_failed");

@@ -3,8 +3,9 @@
 //! Runs are triggered once per message and may end without taking it (the lock stayed contended until the run's
 //! retries ran out, the run was handed a turn it could not finish, the trigger itself was lost). The
 //! [`PendingIndex`] keeps each session with messages that may need a run, scored by the time a sweep should look at
-//! it: every run marks its session due `liveness.pending_grace_ms` ahead, a run that leaves its own message open
-//! marks it due at once (it *hands the message on*). Every worker runs a [`Sweeper`]: each
+//! it: every run that starts working on a session marks it due `liveness.pending_grace_ms` ahead (postponing any
+//! later sweep while runs make progress), a run that leaves its own message open marks it due at once (it *hands
+//! the message on*, and nothing postpones that). Every worker runs a [`Sweeper`]: each
 //! `liveness.sweep_interval_ms` it claims the due sessions (atomically re-scored one grace period ahead, so two
 //! workers never claim one session at once), skips a session whose lock is held (its holder is working on it;
 //! the next claim comes a grace period later), removes a session with nothing open, and otherwise triggers a new
@@ -150,7 +151,7 @@ impl RunTrigger for acf_sdk::Client {
                 .metadata("retriggered", "true"),
         )
         .await?;
-        Ok(run.run_id.clone())
+        Ok(run.run_id)
     }
 }
 
@@ -292,7 +293,7 @@ impl Sweeper {
                     if let Some(route) = due.route.as_deref() {
                         self.stores
                             .pending
-                            .mark_due(session_key, route, now)
+                            .mark_due(session_key, route, now, true)
                             .await?;
                     }
                 }

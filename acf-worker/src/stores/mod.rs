@@ -177,13 +177,16 @@ pub struct DueSession {
 /// message, and removes sessions with nothing open. The store's data epoch lives here too.
 #[async_trait]
 pub trait PendingIndex: Send + Sync {
-    /// Makes a sweep look at `session_key` no later than `due_at_ms` (Unix ms); an earlier due time is kept.
-    /// `route` is the routing part of a trigger payload (JSON), kept for the sweep to build a run's input.
+    /// Makes a sweep look at `session_key` at `due_at_ms` (Unix ms). With `keep_earlier`, an earlier due time
+    /// stands (a hand-on must not be postponed); without, the due time is replaced (a run that starts working on
+    /// the session postpones the sweep by a grace period). `route` is the routing part of a trigger payload
+    /// (JSON), kept for the sweep to build a run's input.
     async fn mark_due(
         &self,
         session_key: &str,
         route: &str,
         due_at_ms: i64,
+        keep_earlier: bool,
     ) -> Result<(), StoreError>;
 
     /// Claims up to `limit` sessions due at `now_ms`: each is re-scored to `next_ms` in the same atomic step, so

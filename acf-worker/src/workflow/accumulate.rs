@@ -34,8 +34,17 @@ pub(super) async fn run(
             waited_ms: 0,
         });
     };
-    let lease = wf.revalidate(&lease).await?;
-    let result = accumulate(wf, ctx, &input, &lease, acquired.turn_id).await;
+    // The run now works on the session: a sweep need not look at it for a grace period (and will, should the run
+    // end without taking the message). Marked alongside the lock check, so it adds no round trip.
+    let (lease, due) = tokio::join!(
+        wf.revalidate(&lease),
+        wf.mark_due(&input, wf.settings.pending_grace)
+    );
+    let lease = lease?;
+    let result = match due {
+        Ok(()) => accumulate(wf, ctx, &input, &lease, acquired.turn_id).await,
+        Err(error) => Err(error),
+    };
     if result.is_err() {
         // The retry re-acquires; holding the lock meanwhile would only stall the session until the TTL.
         wf.unlock(&lease).await;

@@ -51,16 +51,11 @@ pub(super) fn validated(
 }
 
 /// Stores the run's message when it was triggered without going through intake (e.g. straight from another
-/// Hatchet client with the seed's payload, or re-triggered after the store lost it), and marks its session due a
-/// grace period ahead so that a sweep re-triggers a run if this one ends without taking the message.
+/// Hatchet client with the seed's payload, or re-triggered after the store lost it).
 /// Returns true when the message is already closed (answered or failed by an earlier turn).
 async fn record_message(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
 ) -> Result<bool, StepError> {
-    if !wf.own_message(input).await?.status.is_open() {
-        return Ok(true);
-    }
-    wf.mark_due(input, wf.settings.pending_grace).await?;
-    Ok(false)
+    Ok(!wf.own_message(input).await?.status.is_open())
 }

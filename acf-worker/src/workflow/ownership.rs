@@ -49,7 +49,8 @@ impl LogicalTurnWorkflow {
         )))
     }
 
-    /// Makes a sweep look at the session `after` from now, unless it is already due earlier.
+    /// Makes a sweep look at the session `after` from now. A zero delay (a hand-on) keeps an earlier due time;
+    /// a later one (a run starting to work on the session) replaces it, so busy sessions are not re-triggered.
     pub(crate) async fn mark_due(
         &self,
         input: &ValidatedInput,
@@ -61,6 +62,7 @@ impl LogicalTurnWorkflow {
                 &input.session_key,
                 &route_json(input),
                 now_ms().saturating_add(offset_ms(after)),
+                after.is_zero(),
             )
             .await?;
         Ok(())

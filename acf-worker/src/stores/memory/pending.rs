@@ -12,13 +12,18 @@ impl PendingIndex for MemoryStores {
         session_key: &str,
         route: &str,
         due_at_ms: i64,
+        keep_earlier: bool,
     ) -> Result<(), StoreError> {
         let mut data = self.data();
         let entry = data
             .due
             .entry(session_key.to_owned())
             .or_insert((due_at_ms, String::new()));
-        entry.0 = entry.0.min(due_at_ms);
+        entry.0 = if keep_earlier {
+            entry.0.min(due_at_ms)
+        } else {
+            due_at_ms
+        };
         route.clone_into(&mut entry.1);
         Ok(())
     }

@@ -43,12 +43,15 @@ impl PendingIndex for RedisStores {
         session_key: &str,
         route: &str,
         due_at_ms: i64,
+        keep_earlier: bool,
     ) -> Result<(), StoreError> {
-        // `LT` adds a new member and only ever moves an existing one earlier.
-        let _: () = redis::pipe()
-            .cmd("ZADD")
-            .arg(self.keys.due())
-            .arg("LT")
+        let mut pipe = redis::pipe();
+        let zadd = pipe.cmd("ZADD").arg(self.keys.due());
+        if keep_earlier {
+            // `LT` adds a new member and only ever moves an existing one earlier.
+            zadd.arg("LT");
+        }
+        let _: () = zadd
             .arg(due_at_ms)
             .arg(session_key)
             .ignore()
