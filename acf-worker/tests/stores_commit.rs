@@ -317,10 +317,19 @@ async fn a_failed_turn_marks_messages_failed_and_keeps_the_hint(b: Backend) {
     };
     let receipt = b.stores.commits.commit(&lease, &failed).await.unwrap();
     assert_eq!(receipt.turn_number, 2);
-    assert_eq!(
-        receipt.response_entry_id, None,
-        "a failed turn sends no response"
-    );
+    let entry_id = receipt
+        .response_entry_id
+        .clone()
+        .expect("a failed turn delivers a failure entry");
+    let entries = b.stores.responses.read_after("0", 10_000).await.unwrap();
+    let (_, entry) = entries
+        .iter()
+        .find(|(id, _)| *id == entry_id)
+        .expect("the failure entry is on the stream");
+    assert_eq!(entry.status, TurnOutcome::Failed);
+    assert_eq!(entry.response, "");
+    assert_eq!(entry.message_ids, ids);
+    assert_eq!(entry.error.as_deref(), Some("brain exploded"));
     assert_eq!(
         b.stores.messages.get(ids[0]).await.unwrap().unwrap().status,
         MessageStatus::Failed {
@@ -346,7 +355,7 @@ async fn a_failed_turn_marks_messages_failed_and_keeps_the_hint(b: Backend) {
         (record.outcome, record.error.as_deref()),
         (TurnOutcome::Failed, Some("brain exploded"))
     );
-    assert_eq!(stream(&b).await.len(), 1);
+    assert_eq!(stream(&b).await.len(), 2, "the answer and the failure entry");
     b.mutex.release(&lease).await.unwrap();
 }
 
