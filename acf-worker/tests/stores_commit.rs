@@ -355,7 +355,11 @@ async fn a_failed_turn_marks_messages_failed_and_keeps_the_hint(b: Backend) {
         (record.outcome, record.error.as_deref()),
         (TurnOutcome::Failed, Some("brain exploded"))
     );
-    assert_eq!(stream(&b).await.len(), 2, "the answer and the failure entry");
+    assert_eq!(
+        stream(&b).await.len(),
+        2,
+        "the answer and the failure entry"
+    );
     b.mutex.release(&lease).await.unwrap();
 }
 

@@ -38,7 +38,7 @@ pub(super) async fn run(
     // end without taking the message). Marked alongside the lock check, so it adds no round trip.
     let (lease, due) = tokio::join!(
         wf.revalidate(&lease),
-        wf.mark_due(&input, wf.settings.pending_grace)
+        wf.mark_due(&input, wf.settings.pending_grace, false)
     );
     let lease = lease?;
     let result = match due {

@@ -51,11 +51,18 @@ pub(super) fn validated(
 }
 
 /// Stores the run's message when it was triggered without going through intake (e.g. straight from another
-/// Hatchet client with the seed's payload, or re-triggered after the store lost it).
+/// Hatchet client with the seed's payload, or re-triggered after the store lost it), and marks its session due.
 /// Returns true when the message is already closed (answered or failed by an earlier turn).
 async fn record_message(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
 ) -> Result<bool, StepError> {
-    Ok(!wf.own_message(input).await?.status.is_open())
+    // The session is marked due a grace period ahead (alongside the read, no extra round trip): should this run
+    // vanish without handing its message on, a sweep still re-triggers one.
+    let (own, due) = tokio::join!(
+        wf.own_message(input),
+        wf.mark_due(input, wf.settings.pending_grace, true)
+    );
+    due?;
+    Ok(!own?.status.is_open())
 }

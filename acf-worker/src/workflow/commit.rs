@@ -72,7 +72,7 @@ async fn commit(
             .await?;
         tracing::warn!(%turn_id, session_key = %input.session_key, released, "turn_taken_over");
         if released > 0 {
-            wf.mark_due(input, std::time::Duration::ZERO).await?;
+            wf.mark_due(input, std::time::Duration::ZERO, true).await?;
         }
         return Ok(output(
             turn_id,

@@ -102,7 +102,7 @@ async fn fail_turn(
             // Without the lock the turn cannot be closed safely: give its messages back and hand them on.
             let released = wf.stores.messages.release_absorbed(turn_id, &ids).await?;
             tracing::warn!(%turn_id, session_key = %input.session_key, released, %error, "failed_turn_handed_on");
-            wf.mark_due(input, std::time::Duration::ZERO).await?;
+            wf.mark_due(input, std::time::Duration::ZERO, true).await?;
             record_failure(wf, ctx, input, turn_id, Vec::new(), reason).await;
             return Ok(0);
         }

@@ -39,7 +39,8 @@ impl LogicalTurnWorkflow {
                     session_key = %input.session_key,
                     "message_recorded_by_run"
                 );
-                self.mark_due(input, self.settings.pending_grace).await?;
+                self.mark_due(input, self.settings.pending_grace, true)
+                    .await?;
             }
             // Someone else stored it between the two calls: read their copy.
         }
@@ -49,12 +50,14 @@ impl LogicalTurnWorkflow {
         )))
     }
 
-    /// Makes a sweep look at the session `after` from now. A zero delay (a hand-on) keeps an earlier due time;
-    /// a later one (a run starting to work on the session) replaces it, so busy sessions are not re-triggered.
+    /// Makes a sweep look at the session `after` from now. With `keep_earlier`, an earlier due time stands (a
+    /// hand-on, or a run that merely started); without, it is replaced (a run holding the lock works on the
+    /// session, so a busy session is not re-triggered meanwhile).
     pub(crate) async fn mark_due(
         &self,
         input: &ValidatedInput,
         after: std::time::Duration,
+        keep_earlier: bool,
     ) -> Result<(), StepError> {
         self.stores
             .pending
@@ -62,7 +65,7 @@ impl LogicalTurnWorkflow {
                 &input.session_key,
                 &route_json(input),
                 now_ms().saturating_add(offset_ms(after)),
-                after.is_zero(),
+                keep_earlier,
             )
             .await?;
         Ok(())
@@ -80,7 +83,8 @@ impl LogicalTurnWorkflow {
         if !own.status.is_open() {
             return Ok(());
         }
-        self.mark_due(input, std::time::Duration::ZERO).await?;
+        self.mark_due(input, std::time::Duration::ZERO, true)
+            .await?;
         count(&metrics().hand_ons);
         tracing::warn!(
             message_id = %input.message_id,
