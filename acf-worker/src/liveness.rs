@@ -2,10 +2,10 @@
 //!
 //! Runs are triggered once per message and may end without taking it (the lock stayed contended until the run's
 //! retries ran out, the run was handed a turn it could not finish, the trigger itself was lost). The
-//! [`PendingIndex`] keeps each session with messages that may need a run, scored by the time a sweep should look at
-//! it: every run that starts working on a session marks it due `liveness.pending_grace_ms` ahead (postponing any
-//! later sweep while runs make progress), a run that leaves its own message open marks it due at once (it *hands
-//! the message on*, and nothing postpones that). Every worker runs a [`Sweeper`]: each
+//! [`PendingIndex`](crate::stores::PendingIndex) keeps each session with messages that may need a run, scored by the time a sweep should look at
+//! it: a run's first step marks its session due `liveness.pending_grace_ms` ahead (an earlier due time stands), a
+//! run holding the lock pushes it a grace period ahead when it starts accumulating (so busy sessions are left
+//! alone), and a run that leaves its own message open marks it due at once (it *hands the message on*). Every worker runs a [`Sweeper`]: each
 //! `liveness.sweep_interval_ms` it claims the due sessions (atomically re-scored one grace period ahead, so two
 //! workers never claim one session at once), skips a session whose lock is held (its holder is working on it;
 //! the next claim comes a grace period later), removes a session with nothing open, and otherwise triggers a new
