@@ -210,6 +210,9 @@ impl Drop for WorkerProcess {
 struct Seen {
     /// Per message: (read time, status, turn id) of every entry naming it.
     deliveries: HashMap<Uuid, Vec<(Instant, TurnOutcome, Uuid)>>,
+    /// Stream entry ids already counted: the background reader and the drain before the Redis restart may read
+    /// the same entries concurrently.
+    entries: std::collections::HashSet<String>,
     last_id: String,
 }
 
@@ -221,6 +224,9 @@ async fn read_stream(backend: &Backend, seen: &Mutex<Seen>) {
     let now = Instant::now();
     let mut seen = seen.lock().unwrap();
     for (id, entry) in entries {
+        if !seen.entries.insert(id.clone()) {
+            continue;
+        }
         let ResponseEntry {
             status,
             message_ids,
@@ -233,8 +239,16 @@ async fn read_stream(backend: &Backend, seen: &Mutex<Seen>) {
                 .or_default()
                 .push((now, status, turn_id));
         }
-        seen.last_id = id;
+        if parse_id(&id) > parse_id(&seen.last_id) {
+            seen.last_id = id;
+        }
     }
+}
+
+/// A stream entry id as `(ms, seq)`, for ordering.
+fn parse_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 #[derive(Clone)]
