@@ -64,8 +64,24 @@ pub async fn submit(
                 .metadata("session_key", valid.session_key.clone())
                 .metadata("message_id", valid.message_id.to_string()),
         )
-        .await
-        .map_err(IntakeError::Trigger)?;
+        .await;
+    let run = match run {
+        Ok(run) => run,
+        Err(error) => {
+            // The message is stored: make its session due at once so a sweep triggers the run that was lost.
+            let due = stores
+                .pending
+                .mark_due(
+                    &valid.session_key,
+                    &crate::liveness::route_json(&valid),
+                    crate::liveness::now_ms(),
+                    true,
+                )
+                .await;
+            tracing::warn!(message_id = %valid.message_id, %error, handed_on = due.is_ok(), "message_trigger_failed");
+            return Err(IntakeError::Trigger(error));
+        }
+    };
     tracing::info!(
         message_id = %valid.message_id,
         session_key = %valid.session_key,

@@ -5,6 +5,7 @@ pub mod config;
 pub mod demo;
 pub mod events;
 pub mod intake;
+pub mod liveness;
 pub mod logging;
 pub mod models;
 pub mod mutex;

@@ -225,11 +225,18 @@ pub async fn run_worker(settings: &Settings) -> Result<(), RunError> {
 
 /// Serves on `client` until a signal (see [`run_worker`]).
 pub async fn serve(client: &Client, settings: &Settings) -> Result<(), RunError> {
-    let (_backend, workflow) = open_workflow(settings).await?;
+    let (backend, workflow) = open_workflow(settings).await?;
     let running = start_worker(client, workflow, settings).await?;
+    let sweeper = crate::liveness::Sweeper::new(
+        &backend,
+        Arc::new(client.clone()),
+        settings.liveness.clone(),
+    )
+    .spawn();
     let stop = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(running.handle().clone(), stop.clone()));
     let result = running.join().await;
+    sweeper.stop().await;
     stop.cancel();
     let _ = signals.await;
     result

@@ -112,11 +112,11 @@ async fn a_brain_failure_is_committed_as_a_failed_turn() {
             .contains("the agent refused"),
         "{out:?}"
     );
-    assert!(
-        responses_of(&h.backend, &user.session_key())
-            .await
-            .is_empty()
-    );
+    // The failure is delivered as a failure entry for the gateway to relay.
+    let responses = responses_of(&h.backend, &user.session_key()).await;
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].status, TurnOutcome::Failed);
+    assert_eq!(responses[0].message_ids, vec![submitted.message_id]);
     let message = h
         .backend
         .stores

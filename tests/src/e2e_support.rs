@@ -120,6 +120,8 @@ pub fn turn_settings(window_ms: u64) -> TurnSettings {
             max_window_ms: 20_000,
         },
         max_message_chars: 16_000,
+        brain_timeout: Duration::from_secs(30),
+        pending_grace: Duration::from_secs(60),
     }
 }
 

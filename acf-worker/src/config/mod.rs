@@ -24,6 +24,6 @@ pub use load::{
 pub use secret::{ConnectionUrl, REDACTED, Secret, is_secret_key, redact_url_password};
 pub use sections::{
     AccumulationSettings, BrainKind, BrainSettings, CadenceSettings, HatchetSettings, JobsSettings,
-    LockSettings, LogFormat, LogLevel, LoggingConfig, ObservabilitySettings, SessionSettings,
-    SessionStoreSettings, Settings, StorageSettings, StoreBackend,
+    LivenessSettings, LockSettings, LogFormat, LogLevel, LoggingConfig, ObservabilitySettings,
+    SessionSettings, SessionStoreSettings, Settings, StorageSettings, StoreBackend,
 };

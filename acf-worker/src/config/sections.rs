@@ -21,6 +21,8 @@ pub struct Settings {
     pub accumulation: AccumulationSettings,
     /// `[brain]`.
     pub brain: BrainSettings,
+    /// `[liveness]`.
+    pub liveness: LivenessSettings,
     /// `[observability]`.
     pub observability: ObservabilitySettings,
 }
@@ -49,6 +51,9 @@ pub struct HatchetSettings {
     pub retry_max_attempts: u32,
     /// Retry backoff base in seconds, 1 to 3600.
     pub retry_backoff_seconds: u64,
+    /// Serialise a session's runs with the workflow's concurrency key (one run at a time per session). `false`
+    /// leaves serialisation to the session mutex alone.
+    pub session_concurrency: bool,
 }
 
 impl Default for HatchetSettings {
@@ -60,6 +65,7 @@ impl Default for HatchetSettings {
             worker_concurrency: 10,
             retry_max_attempts: 3,
             retry_backoff_seconds: 60,
+            session_concurrency: true,
         }
     }
 }
@@ -340,6 +346,40 @@ impl BrainSettings {
     /// Request timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// `[liveness]`: how pending messages are guaranteed a run (see the README's "Delivery guarantee").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct LivenessSettings {
+    /// How often each worker sweeps the due-time index, ms (100 to 600000).
+    pub sweep_interval_ms: u64,
+    /// How long a session with open messages is left to its runs before a sweep re-triggers one, ms (100 to
+    /// 3600000). Also the pause between two re-triggers of the same session.
+    pub pending_grace_ms: u64,
+    /// Most sessions one sweep claims (1 to 10000).
+    pub sweep_batch: usize,
+}
+
+impl Default for LivenessSettings {
+    fn default() -> Self {
+        Self {
+            sweep_interval_ms: 5_000,
+            pending_grace_ms: 60_000,
+            sweep_batch: 100,
+        }
+    }
+}
+
+impl LivenessSettings {
+    /// Sweep period.
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.sweep_interval_ms)
+    }
+    /// Grace before a re-trigger.
+    pub fn pending_grace(&self) -> Duration {
+        Duration::from_millis(self.pending_grace_ms)
     }
 }
 

@@ -219,6 +219,21 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     }
     p.range("brain.timeout_ms", brain.timeout_ms, 1, 600_000);
 
+    let live = &settings.liveness;
+    p.range(
+        "liveness.sweep_interval_ms",
+        live.sweep_interval_ms,
+        100,
+        600_000,
+    );
+    p.range(
+        "liveness.pending_grace_ms",
+        live.pending_grace_ms,
+        100,
+        3_600_000,
+    );
+    p.range("liveness.sweep_batch", live.sweep_batch, 1, 10_000);
+
     if p.0.is_empty() {
         Ok(())
     } else {

@@ -162,6 +162,53 @@ pub trait TurnCommitter: Send + Sync {
     async fn receipt(&self, turn_id: Uuid) -> Result<Option<CommitReceipt>, StoreError>;
 }
 
+/// A session that a liveness sweep claimed (see [`PendingIndex::claim_due`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueSession {
+    /// The session.
+    pub session_key: String,
+    /// The routing JSON recorded with [`PendingIndex::mark_due`], if it survived.
+    pub route: Option<String>,
+}
+
+/// The liveness index: sessions whose messages may still need a run, each with the time a sweep should look at
+/// it. Intake and every run mark their session due a grace period ahead; a run that leaves its message open marks
+/// it due at once; a sweep claims due sessions (one sweeper at a time per session), re-triggers a run for an open
+/// message, and removes sessions with nothing open. The store's data epoch lives here too.
+#[async_trait]
+pub trait PendingIndex: Send + Sync {
+    /// Makes a sweep look at `session_key` at `due_at_ms` (Unix ms). With `keep_earlier`, an earlier due time
+    /// stands (a hand-on must not be postponed); without, the due time is replaced (a run that starts working on
+    /// the session postpones the sweep by a grace period). `route` is the routing part of a trigger payload
+    /// (JSON), kept for the sweep to build a run's input.
+    async fn mark_due(
+        &self,
+        session_key: &str,
+        route: &str,
+        due_at_ms: i64,
+        keep_earlier: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` sessions due at `now_ms`: each is re-scored to `next_ms` in the same atomic step, so
+    /// concurrent sweepers never claim one session twice within `next_ms - now_ms`.
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        next_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<DueSession>, StoreError>;
+
+    /// Removes `session_key` from the index when it has no open message (checked atomically). True if removed.
+    async fn settle(&self, session_key: &str) -> Result<bool, StoreError>;
+
+    /// The due time of `session_key`, if indexed.
+    async fn due_at(&self, session_key: &str) -> Result<Option<i64>, StoreError>;
+
+    /// The store's data epoch: stores `candidate` when no epoch is stored, and returns the stored value. A value
+    /// other than the one a worker saw before means the store lost its data.
+    async fn epoch(&self, candidate: &str) -> Result<String, StoreError>;
+}
+
 /// One backend's stores, as the workflow uses them.
 #[derive(Clone)]
 pub struct Stores {
@@ -177,6 +224,8 @@ pub struct Stores {
     pub responses: Arc<dyn ResponseSink>,
     /// Turn commits.
     pub commits: Arc<dyn TurnCommitter>,
+    /// The liveness index and the data epoch.
+    pub pending: Arc<dyn PendingIndex>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -218,6 +267,7 @@ impl Stores {
             + AuditStore
             + ResponseSink
             + TurnCommitter
+            + PendingIndex
             + 'static,
     {
         Self {
@@ -226,7 +276,8 @@ impl Stores {
             inbox: backend.clone(),
             audit: backend.clone(),
             responses: backend.clone(),
-            commits: backend,
+            commits: backend.clone(),
+            pending: backend,
         }
     }
 }

@@ -107,6 +107,18 @@ impl Keys {
     pub(crate) fn commit(&self, turn_id: uuid::Uuid) -> String {
         format!("{}:commit:{turn_id}", self.prefix)
     }
+    /// The due-time index of sessions with messages that may need a run (sorted set scored by due time, ms).
+    pub(crate) fn due(&self) -> String {
+        format!("{}:due", self.prefix)
+    }
+    /// Per session, the routing part of a trigger payload (hash field = session key).
+    pub(crate) fn due_routes(&self) -> String {
+        format!("{}:due:routes", self.prefix)
+    }
+    /// The data epoch: a random value written once; its disappearance means the store lost its data.
+    pub(crate) fn epoch(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
     pub(crate) fn response_stream(&self) -> &str {
         &self.stream
     }

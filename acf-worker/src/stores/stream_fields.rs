@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::error::StoreError;
 use super::types::ResponseEntry;
+use crate::models::TurnOutcome;
 use crate::models::time::{format_timestamp, parse_timestamp};
 
 /// Fields other than `turn_id` and `turn_number`, which the commit script writes itself.
@@ -13,6 +14,7 @@ pub(crate) fn body_fields(
     Ok(vec![
         ("session_key", entry.session_key.clone()),
         ("channel", entry.channel.clone()),
+        ("status", entry.status.as_str().to_owned()),
         ("response", entry.response.clone()),
         (
             "segments",
@@ -23,6 +25,7 @@ pub(crate) fn body_fields(
             "message_ids",
             serde_json::to_string(&entry.message_ids).map_err(StoreError::encode("message ids"))?,
         ),
+        ("error", entry.error.clone().unwrap_or_default()),
         ("committed_at", format_timestamp(&entry.committed_at)),
     ])
 }
@@ -56,10 +59,16 @@ pub(crate) fn parse(fields: &HashMap<String, String>) -> Result<ResponseEntry, S
         turn_number: field("turn_number")?
             .parse()
             .map_err(|e| bad("turn_number")(&e))?,
+        status: match fields.get("status").map(String::as_str) {
+            None | Some("complete") => TurnOutcome::Complete,
+            Some("failed") => TurnOutcome::Failed,
+            Some(other) => return Err(bad("status")(&format!("unknown status `{other}`"))),
+        },
         response: field("response")?.clone(),
         segments: serde_json::from_str(field("segments")?).map_err(|e| bad("segments")(&e))?,
         message_ids: serde_json::from_str(field("message_ids")?)
             .map_err(|e| bad("message_ids")(&e))?,
+        error: fields.get("error").filter(|e| !e.is_empty()).cloned(),
         committed_at: parse_timestamp(field("committed_at")?)
             .map_err(|e| bad("committed_at")(&e))?,
     })

@@ -180,21 +180,36 @@ pub struct TurnCommit {
 }
 
 impl TurnCommit {
-    /// The response entry this commit delivers: only a complete turn with a response has one. Its `turn_number`
-    /// is 0 here; the commit fills it in.
+    /// The response entry this commit delivers: a complete turn with a response, or a failure entry for a failed
+    /// turn (`status = failed`, empty response, the reason in `error`). Its `turn_number` is 0 here; the commit
+    /// fills it in.
     pub fn response_entry(&self) -> Option<ResponseEntry> {
         let record = &self.record;
-        if record.outcome != TurnOutcome::Complete {
-            return None;
-        }
+        let (status, response, error) = match record.outcome {
+            TurnOutcome::Complete => (TurnOutcome::Complete, record.response.clone()?, None),
+            // A failed turn is delivered too, so the gateway can tell the user: nothing is only logged.
+            TurnOutcome::Failed => (
+                TurnOutcome::Failed,
+                String::new(),
+                Some(
+                    record
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "the turn failed".to_owned()),
+                ),
+            ),
+            _ => return None,
+        };
         Some(ResponseEntry {
             turn_id: record.turn_id,
             session_key: record.session_key.clone(),
             channel: record.channel.clone(),
             turn_number: 0,
-            response: record.response.clone()?,
+            status,
+            response,
             segments: record.segments.clone(),
             message_ids: record.message_ids.clone(),
+            error,
             committed_at: record.committed_at,
         })
     }
@@ -213,9 +228,11 @@ pub struct CommitReceipt {
 
 /// One entry of the response stream, as a channel gateway reads it.
 ///
-/// Redis stream fields (all strings): `turn_id`, `session_key`, `channel`, `turn_number` (decimal), `response`,
-/// `segments` (JSON array of `{content, segment_type, metadata}`), `message_ids` (JSON array of UUID strings),
-/// `committed_at` (ISO-8601 UTC).
+/// Redis stream fields (all strings): `turn_id`, `session_key`, `channel`, `turn_number` (decimal), `status`
+/// (`complete` or `failed`), `response` (empty for a failure), `segments` (JSON array of
+/// `{content, segment_type, metadata}`), `message_ids` (JSON array of UUID strings), `error` (the failure reason,
+/// empty for a complete turn), `committed_at` (ISO-8601 UTC). An entry without `status` (written before the field
+/// existed) is `complete`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResponseEntry {
     /// The answered turn.
@@ -226,27 +243,31 @@ pub struct ResponseEntry {
     pub channel: String,
     /// The turn's number within its session.
     pub turn_number: u64,
-    /// Full response text.
+    /// `complete` (an answer) or `failed` (a failure notice for the gateway to relay).
+    pub status: TurnOutcome,
+    /// Full response text (empty for a failure).
     pub response: String,
     /// The response in deliverable parts.
     pub segments: Vec<ResponseSegment>,
     /// The messages this response answers.
     pub message_ids: Vec<Uuid>,
+    /// Why the turn failed, for a failure entry.
+    pub error: Option<String>,
     /// Commit time.
     #[serde(with = "serde_timestamp")]
     pub committed_at: DateTime<Utc>,
 }
 
-/// The audit record of a run that failed for good without committing its turn (written by the workflow's
-/// `on_failure` handler). Writing it changes no message: the turn's messages stay open (pending) for the
-/// session's next run.
+/// The audit record of a run that failed for good (written by the workflow's `on_failure` handler next to the
+/// failed turn's commit, which closes its messages and delivers the failure entry). Writing the record itself
+/// changes no message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureRecord {
     /// The failed run's turn id. Recording the same turn again replaces its record.
     pub turn_id: Uuid,
     /// Session key.
     pub session_key: String,
-    /// The messages the turn had absorbed and put back to pending, in order.
+    /// The messages closed as failed by the failed turn (empty when they were handed on instead).
     pub message_ids: Vec<Uuid>,
     /// Why the run failed (each failed step and its last error).
     pub reason: String,

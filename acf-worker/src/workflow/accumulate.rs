@@ -12,7 +12,7 @@ use super::lease::millis;
 use super::{Accumulated, Acquired, Gathered, LogicalTurnWorkflow, TurnInput};
 use crate::brain::TurnMessage;
 use crate::events::{AcfEvent, Routing};
-use crate::models::{CompletionReason, LogicalTurn, TurnError, ValidatedInput};
+use crate::models::{CompletionReason, LogicalTurn, TurnError, TurnLimits, ValidatedInput};
 use crate::mutex::Lease;
 use crate::stores::StoredMessage;
 
@@ -23,52 +23,90 @@ pub(super) async fn run(
     acquired: Acquired,
 ) -> Result<Accumulated, StepError> {
     let input = super::acquire::validated(wf, input)?;
-    let lease = wf.revalidate(&acquired.lease).await?;
-    let turn_id = acquired.turn_id;
+    let Some(lease) = acquired.lease else {
+        // `acquire_mutex` found the message answered already and took no lock.
+        return Ok(Accumulated {
+            status: Gathered::Absorbed,
+            turn_id: acquired.turn_id,
+            turn: None,
+            messages: Vec::new(),
+            lease: None,
+            waited_ms: 0,
+        });
+    };
+    // The run now works on the session: a sweep need not look at it for a grace period (and will, should the run
+    // end without taking the message). Marked alongside the lock check, so it adds no round trip.
+    let (lease, due) = tokio::join!(
+        wf.revalidate(&lease),
+        wf.mark_due(&input, wf.settings.pending_grace, false)
+    );
+    let lease = lease?;
+    let result = match due {
+        Ok(()) => accumulate(wf, ctx, &input, &lease, acquired.turn_id).await,
+        Err(error) => Err(error),
+    };
+    if result.is_err() {
+        // The retry re-acquires; holding the lock meanwhile would only stall the session until the TTL.
+        wf.unlock(&lease).await;
+    }
+    result
+}
+
+async fn accumulate(
+    wf: &LogicalTurnWorkflow,
+    ctx: &Context,
+    input: &ValidatedInput,
+    lease: &Lease,
+    turn_id: Uuid,
+) -> Result<Accumulated, StepError> {
     let nothing_to_do = |status| Accumulated {
         status,
         turn_id,
         turn: None,
         messages: Vec::new(),
-        lease: lease.clone(),
+        lease: Some(lease.clone()),
         waited_ms: 0,
     };
     if wf.stores.commits.receipt(turn_id).await?.is_some() {
         tracing::info!(%turn_id, session_key = %input.session_key, "turn_already_committed");
         return Ok(nothing_to_do(Gathered::Committed));
     }
-    if answered_elsewhere(wf, &input, turn_id).await? {
+    if answered_elsewhere(wf, input, turn_id).await? {
         return Ok(nothing_to_do(Gathered::Absorbed));
     }
 
-    let keep_alive = wf.keep_alive(ctx, &lease);
-    let gathered = gather(wf, ctx, &input, &lease, turn_id).await;
+    let keep_alive = wf.keep_alive(ctx, lease, None);
+    let gathered = gather(wf, ctx, input, lease, turn_id).await;
     if keep_alive.stop().await.lost {
         // Another holder may have taken the session's messages; the retry re-validates the lock and gathers again.
         return Err(StepError::msg("session lock lost while accumulating"));
     }
     let Some((turn, messages, waited)) = gathered? else {
-        return Ok(nothing_to_do(Gathered::Absorbed));
+        // The run's own message was open a moment ago and the run holds the lock: only a store that lost its data
+        // again can get here. Never end without the message: retry.
+        return Err(StepError::msg(
+            "the run's own message could not be taken into its turn",
+        ));
     };
     Ok(Accumulated {
         status: Gathered::Ready,
         turn_id,
         turn: Some(turn),
         messages,
-        lease,
+        lease: Some(lease.clone()),
         waited_ms: millis(waited),
     })
 }
 
-/// True when an earlier turn already answered (or failed) the run's message, so the run has nothing to do.
+/// True when an earlier turn already answered (or failed) the run's message, so the run has nothing to do. A
+/// message the store no longer has is recorded again from the input first: a missing record is never a reason to
+/// drop it.
 async fn answered_elsewhere(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
     turn_id: Uuid,
 ) -> Result<bool, StepError> {
-    let Some(message) = wf.stores.messages.get(input.message_id).await? else {
-        return Ok(false);
-    };
+    let message = wf.own_message(input).await?;
     if message.status.is_open() || message.status.turn_id() == Some(turn_id) {
         return Ok(false);
     }
@@ -95,8 +133,7 @@ async fn gather(
     // Wake-ups queued before now are for messages the open list below already contains.
     wf.stores.inbox.drain(session_key).await?;
     let open = wf.stores.messages.open_messages(session_key).await?;
-    let Some((mut turn, mut messages)) = take_open(wf, lease, turn_id, session_key, &open).await?
-    else {
+    let Some((mut turn, mut messages)) = take_open(wf, lease, turn_id, input, &open).await? else {
         return Ok(None);
     };
     let routing = routing(input);
@@ -191,15 +228,16 @@ async fn gather(
 }
 
 /// Starts the turn with the session's open messages, oldest first, as far as the turn's caps allow, and claims
-/// them under the lease. `None` when there is nothing open.
+/// them under the lease. `None` when nothing could be claimed.
 async fn take_open(
     wf: &LogicalTurnWorkflow,
     lease: &Lease,
     turn_id: Uuid,
-    session_key: &str,
+    input: &ValidatedInput,
     open: &[StoredMessage],
 ) -> Result<Option<(LogicalTurn, Vec<TurnMessage>)>, StepError> {
-    let accepted = accepted_prefix(wf, turn_id, session_key, open);
+    let session_key = input.session_key.as_str();
+    let accepted = accepted_prefix(wf, turn_id, input, open);
     let ids: Vec<Uuid> = accepted.iter().map(|m| m.id).collect();
     let claimed = wf.stores.messages.absorb(lease, turn_id, &ids).await?;
     let claimed: Vec<&StoredMessage> = accepted
@@ -209,9 +247,10 @@ async fn take_open(
     let Some(first) = claimed.first() else {
         return Ok(None);
     };
+    let limits = taking_limits(wf);
     let mut turn = LogicalTurn::start(turn_id, session_key, first.id, first.received_at);
     for message in &claimed[1..] {
-        turn.absorb_message(message.id, message.received_at, &wf.settings.limits)?;
+        turn.absorb_message(message.id, message.received_at, &limits)?;
     }
     Ok(Some((
         turn,
@@ -219,21 +258,42 @@ async fn take_open(
     )))
 }
 
-/// The longest prefix of `open` one turn may hold (message cap and window length).
+/// The caps for messages already waiting when the turn starts: the message cap only. The window bounds how long a
+/// turn waits for *new* messages; a stale recovery (the oldest open message older than `max_window_ms`, e.g. after
+/// a brain outage) must still take the message that triggered it.
+fn taking_limits(wf: &LogicalTurnWorkflow) -> TurnLimits {
+    TurnLimits {
+        max_window_ms: u64::MAX,
+        ..wf.settings.limits
+    }
+}
+
+/// The prefix of `open` one turn takes: every open message up to and including the run's own one (oldest first,
+/// within the message cap), then later ones while the window allows.
 fn accepted_prefix<'a>(
     wf: &LogicalTurnWorkflow,
     turn_id: Uuid,
-    session_key: &str,
+    input: &ValidatedInput,
     open: &'a [StoredMessage],
 ) -> Vec<&'a StoredMessage> {
     let Some(first) = open.first() else {
         return Vec::new();
     };
-    let mut probe = LogicalTurn::start(turn_id, session_key, first.id, first.received_at);
+    let through_own = open
+        .iter()
+        .position(|m| m.id == input.message_id)
+        .map_or(1, |at| at + 1);
+    let relaxed = taking_limits(wf);
+    let mut probe = LogicalTurn::start(turn_id, &input.session_key, first.id, first.received_at);
     let mut accepted = vec![first];
-    for message in &open[1..] {
+    for (at, message) in open.iter().enumerate().skip(1) {
+        let limits = if at < through_own {
+            &relaxed
+        } else {
+            &wf.settings.limits
+        };
         if probe
-            .absorb_message(message.id, message.received_at, &wf.settings.limits)
+            .absorb_message(message.id, message.received_at, limits)
             .is_err()
         {
             break;

@@ -5,7 +5,6 @@ use uuid::Uuid;
 
 use super::{Acquired, LogicalTurnWorkflow, TurnInput};
 use crate::models::{ValidatedInput, format_timestamp, now_utc};
-use crate::stores::StoredMessage;
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
@@ -13,8 +12,19 @@ pub(super) async fn run(
     input: &TurnInput,
 ) -> Result<Acquired, StepError> {
     let input = validated(wf, input)?;
-    record_message(wf, &input).await?;
-    let lease = wf.lock(&input.session_key).await?;
+    if record_message(wf, &input).await? {
+        // Already answered (a duplicate trigger, or a run whose burst an earlier turn took): no lock needed, which
+        // keeps such runs from queueing on the session lock behind the one doing the work.
+        let turn_id = Uuid::new_v4();
+        tracing::info!(%turn_id, message_id = %input.message_id, session_key = %input.session_key, "message_already_absorbed");
+        return Ok(Acquired {
+            turn_id,
+            session_key: input.session_key,
+            lease: None,
+            locked_at: String::new(),
+        });
+    }
+    let lease = Some(wf.lock(&input.session_key).await?);
     // A fresh id per attempt of this step is harmless (nothing was written under the previous one); every later
     // step, and every retry of it, reads this one from the output.
     let turn_id = Uuid::new_v4();
@@ -41,20 +51,18 @@ pub(super) fn validated(
 }
 
 /// Stores the run's message when it was triggered without going through intake (e.g. straight from another
-/// Hatchet client with the seed's payload). Intake already stored it otherwise, and storing is idempotent.
-async fn record_message(wf: &LogicalTurnWorkflow, input: &ValidatedInput) -> Result<(), StepError> {
-    if wf.stores.messages.get(input.message_id).await?.is_some() {
-        return Ok(());
-    }
-    let message = StoredMessage::pending(
-        input.message_id,
-        input.session_key.clone(),
-        input.channel.clone(),
-        input.message_content.clone(),
-        now_utc(),
+/// Hatchet client with the seed's payload, or re-triggered after the store lost it), and marks its session due.
+/// Returns true when the message is already closed (answered or failed by an earlier turn).
+async fn record_message(
+    wf: &LogicalTurnWorkflow,
+    input: &ValidatedInput,
+) -> Result<bool, StepError> {
+    // The session is marked due a grace period ahead (alongside the read, no extra round trip): should this run
+    // vanish without handing its message on, a sweep still re-triggers one.
+    let (own, due) = tokio::join!(
+        wf.own_message(input),
+        wf.mark_due(input, wf.settings.pending_grace, true)
     );
-    if wf.stores.accept_message(&message).await? {
-        tracing::info!(message_id = %input.message_id, session_key = %input.session_key, "message_recorded_by_run");
-    }
-    Ok(())
+    due?;
+    Ok(!own?.status.is_open())
 }

@@ -10,6 +10,8 @@ use super::lease::millis;
 use super::{Accumulated, AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow, TurnInput};
 use crate::brain::{BrainError, BrainResult, StorePendingMessages, TurnContext};
 use crate::events::AcfEvent;
+use crate::models::ValidatedInput;
+use crate::mutex::Lease;
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
@@ -39,12 +41,30 @@ pub(super) async fn run(
         lease,
         brain_ms: 0,
     };
-    let (Gathered::Ready, Some(mut turn)) = (status, turn) else {
+    let (Gathered::Ready, Some(turn), Some(lease)) = (status, turn, outcome.lease.clone()) else {
         return Ok(outcome);
     };
-    outcome.lease = wf.revalidate(&outcome.lease).await?;
+    let lease = wf.revalidate(&lease).await?;
+    outcome.lease = Some(lease.clone());
+    let result = think(wf, ctx, &input, &lease, outcome, turn).await;
+    if result.is_err() {
+        // The retry re-acquires; holding the lock meanwhile would only stall the session until the TTL.
+        wf.unlock(&lease).await;
+    }
+    result
+}
+
+async fn think(
+    wf: &LogicalTurnWorkflow,
+    ctx: &Context,
+    input: &ValidatedInput,
+    lease: &Lease,
+    mut outcome: AgentOutcome,
+    mut turn: crate::models::LogicalTurn,
+) -> Result<AgentOutcome, StepError> {
+    let turn_id = outcome.turn_id;
     let session_key = input.session_key.as_str();
-    let routing = routing(&input);
+    let routing = routing(input);
     tracing::info!(
         %turn_id,
         session_key,
@@ -76,10 +96,16 @@ pub(super) async fn run(
         Arc::new(pending),
         Arc::clone(&wf.events),
     );
-    let keep_alive = wf.keep_alive(ctx, &outcome.lease);
+    // `brain.timeout_ms` bounds every brain, built-in or custom, here at the call site; the keep-alive never
+    // extends the step past it.
+    let limit = wf.settings.brain_timeout;
+    let deadline = tokio::time::Instant::now() + limit;
+    let keep_alive = wf.keep_alive(ctx, lease, Some(deadline));
     let started = Instant::now();
     let result = tokio::select! {
-        result = wf.brain.think(&brain_ctx) => Some(result),
+        result = tokio::time::timeout_at(deadline, wf.brain.think(&brain_ctx)) => {
+            Some(result.unwrap_or(Err(BrainError::Timeout { timeout: limit })))
+        }
         () = ctx.cancellation_token().cancelled() => None,
     };
     outcome.brain_ms = millis(started.elapsed());
@@ -96,12 +122,12 @@ pub(super) async fn run(
     match result {
         Ok(answer) => {
             turn.mark_complete()?;
-            complete(wf, &input, &mut outcome, answer).await;
+            complete(wf, input, &mut outcome, answer).await;
             outcome.turn = Some(turn);
             Ok(outcome)
         }
         Err(error) => {
-            failed(wf, &input, &mut outcome, &error).await;
+            failed(wf, input, &mut outcome, &error).await;
             if error.is_retryable() {
                 // A timeout or an unreachable endpoint may pass: the engine retries this step with backoff, and
                 // after the last attempt `on_failure` puts the messages back to pending.
@@ -115,7 +141,7 @@ pub(super) async fn run(
 
 async fn complete(
     wf: &LogicalTurnWorkflow,
-    input: &crate::models::ValidatedInput,
+    input: &ValidatedInput,
     outcome: &mut AgentOutcome,
     answer: BrainResult,
 ) {
@@ -143,7 +169,7 @@ async fn complete(
 
 async fn failed(
     wf: &LogicalTurnWorkflow,
-    input: &crate::models::ValidatedInput,
+    input: &ValidatedInput,
     outcome: &mut AgentOutcome,
     error: &BrainError,
 ) {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow, TurnInput};
 use crate::models::{LogicalTurn, TurnOutcome, ValidatedInput, WorkflowOutput, now_utc};
 use crate::mutex::Lease;
-use crate::stores::{MessageStatus, TurnCommit, TurnRecord};
+use crate::stores::{StoredMessage, TurnCommit, TurnRecord};
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
@@ -19,7 +19,8 @@ pub(super) async fn run(
     let turn_id = outcome.turn_id;
     let already = match outcome.gathered {
         Gathered::Absorbed => {
-            wf.unlock(&outcome.lease).await;
+            wf.unlock_opt(outcome.lease.as_ref()).await;
+            wf.settle_own_message(&input, "absorbed").await?;
             return Ok(output(turn_id, TurnOutcome::Absorbed, None, None, 0));
         }
         Gathered::Committed => true,
@@ -28,7 +29,8 @@ pub(super) async fn run(
     if already {
         // A replay of a run whose commit went through: answer with what was committed, deliver nothing again.
         let result = committed_output(wf, turn_id).await;
-        wf.unlock(&outcome.lease).await;
+        wf.unlock_opt(outcome.lease.as_ref()).await;
+        wf.settle_own_message(&input, "replayed").await?;
         return result;
     }
     let Some(turn) = outcome.turn.as_ref() else {
@@ -36,11 +38,42 @@ pub(super) async fn run(
             "turn {turn_id} reached commit without its turn data"
         )));
     };
-    let lease = wf.revalidate(&outcome.lease).await?;
-    if !still_owns_messages(wf, turn).await? {
-        // The lock was lost at some point and the session's next holder took these messages into its own turn.
-        tracing::warn!(%turn_id, session_key = %input.session_key, "turn_taken_over");
-        wf.unlock(&lease).await;
+    let Some(lease) = outcome.lease.as_ref() else {
+        return Err(StepError::non_retryable(format!(
+            "turn {turn_id} reached commit without a lease"
+        )));
+    };
+    let lease = wf.revalidate(lease).await?;
+    let result = commit(wf, &input, turn, &outcome, &lease).await;
+    wf.unlock(&lease).await;
+    let output = result?;
+    // A turn capped by `max_messages_per_turn` may have left the run's own message for the next turn.
+    wf.settle_own_message(&input, output.status.as_str())
+        .await?;
+    Ok(output)
+}
+
+async fn commit(
+    wf: &LogicalTurnWorkflow,
+    input: &ValidatedInput,
+    turn: &LogicalTurn,
+    outcome: &AgentOutcome,
+    lease: &Lease,
+) -> Result<WorkflowOutput, StepError> {
+    let turn_id = turn.id();
+    if !claim_messages(wf, input, turn, outcome, lease).await? {
+        // The lock was lost at some point and the session's next holder answered some of these messages in its
+        // own turn: this answer must not be delivered. The messages still ours go back to pending for the next
+        // run (the run's own one is handed on by the caller).
+        let released = wf
+            .stores
+            .messages
+            .release_absorbed(turn_id, turn.messages())
+            .await?;
+        tracing::warn!(%turn_id, session_key = %input.session_key, released, "turn_taken_over");
+        if released > 0 {
+            wf.mark_due(input, std::time::Duration::ZERO, true).await?;
+        }
         return Ok(output(
             turn_id,
             TurnOutcome::Superseded,
@@ -50,10 +83,10 @@ pub(super) async fn run(
         ));
     }
     let commit = TurnCommit {
-        record: record(&input, turn, &outcome, &lease),
+        record: record(input, turn, outcome, lease),
         next_hint: outcome.next_hint.clone(),
     };
-    let receipt = wf.stores.commits.commit(&lease, &commit).await?;
+    let receipt = wf.stores.commits.commit(lease, &commit).await?;
     tracing::info!(
         %turn_id,
         session_key = %input.session_key,
@@ -65,7 +98,6 @@ pub(super) async fn run(
         fence = lease.fence,
         "turn_committed"
     );
-    wf.unlock(&lease).await;
     Ok(output(
         turn_id,
         commit.record.outcome,
@@ -75,24 +107,38 @@ pub(super) async fn run(
     ))
 }
 
-/// Whether every message of the turn is still absorbed by it (checked under a current lease, so nobody else can
-/// change that before the commit).
-async fn still_owns_messages(
+/// Makes every message of the turn absorbed by it under the current lease, so the commit closes them all. A
+/// message the store lost is recorded again from the turn's own copy (a store that lost its data must not make
+/// the run drop its answer, nor let the message's own run answer it a second time). False when some message was
+/// already closed by another turn.
+async fn claim_messages(
     wf: &LogicalTurnWorkflow,
+    input: &ValidatedInput,
     turn: &LogicalTurn,
+    outcome: &AgentOutcome,
+    lease: &Lease,
 ) -> Result<bool, StepError> {
-    for id in turn.messages() {
-        let owned = wf
-            .stores
-            .messages
-            .get(*id)
-            .await?
-            .is_some_and(|m| m.status == MessageStatus::Absorbed { turn_id: turn.id() });
-        if !owned {
-            return Ok(false);
+    for message in &outcome.messages {
+        if wf.stores.messages.get(message.id).await?.is_none() {
+            let restored = StoredMessage::pending(
+                message.id,
+                input.session_key.clone(),
+                input.channel.clone(),
+                message.content.clone(),
+                message.received_at,
+            );
+            if wf.stores.messages.insert(&restored).await? {
+                crate::liveness::count(&crate::liveness::metrics().messages_re_recorded);
+                tracing::warn!(turn_id = %turn.id(), message_id = %message.id, "message_recorded_by_commit");
+            }
         }
     }
-    Ok(true)
+    let claimed = wf
+        .stores
+        .messages
+        .absorb(lease, turn.id(), turn.messages())
+        .await?;
+    Ok(claimed.len() == turn.messages().len())
 }
 
 fn record(

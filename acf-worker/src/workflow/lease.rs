@@ -71,8 +71,22 @@ impl LogicalTurnWorkflow {
         }
     }
 
-    /// Extends the lease and the step's execution timeout every heartbeat interval until stopped.
-    pub(crate) fn keep_alive(&self, ctx: &Context, lease: &Lease) -> KeepAlive {
+    /// [`Self::unlock`] when the run holds a lease.
+    pub(crate) async fn unlock_opt(&self, lease: Option<&Lease>) -> bool {
+        match lease {
+            Some(lease) => self.unlock(lease).await,
+            None => false,
+        }
+    }
+
+    /// Extends the lease and the step's execution timeout every heartbeat interval until stopped. With a
+    /// `deadline` (the brain's), the step's timeout is never extended past it.
+    pub(crate) fn keep_alive(
+        &self,
+        ctx: &Context,
+        lease: &Lease,
+        deadline: Option<tokio::time::Instant>,
+    ) -> KeepAlive {
         let every = self.settings.heartbeat_interval;
         let heartbeat = Heartbeat::start(
             Arc::clone(&self.mutex),
@@ -84,6 +98,9 @@ impl LogicalTurnWorkflow {
         let refresher = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
+                if deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+                    return;
+                }
                 // Adding one interval per interval keeps the deadline a constant distance ahead.
                 if let Err(error) = ctx.refresh_timeout(every).await {
                     tracing::warn!(%error, step = ctx.step_name(), "step_timeout_refresh_failed");

@@ -11,7 +11,11 @@
 //!    alive meanwhile, and emits `turn.started` then `turn.completed` / `turn.failed`;
 //! 4. `commit_and_respond` commits once per turn id under the fence (record, state, statuses, the response on the
 //!    response stream) and releases the lock by token;
-//! 5. `recover` (the on-failure handler) releases by token, puts the turn's messages back to pending and records the reason.
+//! 5. `recover` (the on-failure handler) releases by token and gives the run's message its ending: a failed turn
+//!    delivered as a failure entry, or, when the run never had a turn, a hand-on to the liveness sweep.
+//!
+//! Invariant: a run ends only when its own message is answered, absorbed into a committed turn, or recorded as
+//! failed; otherwise it fails (and is retried) or hands the message on (see `ownership.rs` and [`crate::liveness`]).
 //!
 //! Each step lives in its own file; this one only declares the workflow. Retries, backoff and concurrency can be
 //! overridden from configuration with [`ConfiguredWorkflow`]; [`direct::run_direct`] runs a turn in-process.
@@ -24,6 +28,7 @@ pub mod direct;
 mod failure;
 mod input;
 mod lease;
+mod ownership;
 mod registration;
 mod types;
 
@@ -63,6 +68,11 @@ pub struct TurnSettings {
     pub limits: TurnLimits,
     /// Longest message text accepted, in characters.
     pub max_message_chars: usize,
+    /// Bound on one brain call (`brain.timeout_ms`), whatever the brain; a timeout is retryable.
+    pub brain_timeout: Duration,
+    /// How long a session with open messages is left to its runs before a sweep re-triggers one
+    /// (`liveness.pending_grace_ms`).
+    pub pending_grace: Duration,
 }
 
 impl TurnSettings {
@@ -74,6 +84,8 @@ impl TurnSettings {
             turn_manager: settings.accumulation.turn_manager(),
             limits: settings.accumulation.turn_limits(),
             max_message_chars: settings.accumulation.max_message_chars,
+            brain_timeout: settings.brain.timeout(),
+            pending_grace: settings.liveness.pending_grace(),
         }
     }
 }
@@ -174,7 +186,7 @@ impl LogicalTurnWorkflow {
         commit::run(self, ctx, input, outcome).await
     }
 
-    /// Releases the lock, returns the messages to pending and records why the run failed.
+    /// Releases the lock and fails the turn visibly (failure entry + record), or hands the message on.
     #[on_failure]
     async fn recover(&self, ctx: &Context, input: &TurnInput) -> Result<FailureReport, StepError> {
         failure::run(self, ctx, input).await

@@ -56,7 +56,9 @@ impl WorkflowOptions {
             retries: i32::try_from(hatchet.retries()).unwrap_or(i32::MAX),
             backoff_factor: BACKOFF_FACTOR,
             backoff_max_seconds: i32::try_from(hatchet.retry_backoff_seconds).unwrap_or(i32::MAX),
-            concurrency: Some(ConcurrencyOptions::per_session()),
+            concurrency: hatchet
+                .session_concurrency
+                .then(ConcurrencyOptions::per_session),
         }
     }
 }

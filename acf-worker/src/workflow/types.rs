@@ -15,8 +15,9 @@ pub struct Acquired {
     pub turn_id: Uuid,
     /// The session the run serialises on.
     pub session_key: String,
-    /// The lock the run holds.
-    pub lease: Lease,
+    /// The lock the run holds; `None` when the run's message was already answered, so the run took no lock and
+    /// ends `absorbed`.
+    pub lease: Option<Lease>,
     /// When the lock was taken (ISO-8601 UTC).
     pub locked_at: String,
 }
@@ -44,8 +45,8 @@ pub struct Accumulated {
     pub turn: Option<LogicalTurn>,
     /// The turn's messages, in order.
     pub messages: Vec<TurnMessage>,
-    /// The lease the step ended with.
-    pub lease: Lease,
+    /// The lease the step ended with (`None` when the run took no lock).
+    pub lease: Option<Lease>,
     /// Milliseconds spent waiting for more messages.
     pub waited_ms: u64,
 }
@@ -83,8 +84,8 @@ pub struct AgentOutcome {
     pub next_hint: Option<AccumulationHint>,
     /// The brain's error, when it failed.
     pub error: Option<String>,
-    /// The lease the step ended with.
-    pub lease: Lease,
+    /// The lease the step ended with (`None` when the run took no lock).
+    pub lease: Option<Lease>,
     /// Milliseconds the brain took.
     pub brain_ms: u64,
 }
@@ -100,6 +101,6 @@ pub struct FailureReport {
     pub error: String,
     /// Whether the lock was released by this handler (false when it was not held or already gone).
     pub lock_released: bool,
-    /// Messages put back to pending for the session's next run.
+    /// Messages closed as failed and delivered in the failure entry.
     pub messages_recovered: usize,
 }

@@ -318,10 +318,19 @@ async fn a_failed_turn_marks_messages_failed_and_keeps_the_hint(b: Backend) {
     };
     let receipt = b.stores.commits.commit(&lease, &failed).await.unwrap();
     assert_eq!(receipt.turn_number, 2);
-    assert_eq!(
-        receipt.response_entry_id, None,
-        "a failed turn sends no response"
-    );
+    let entry_id = receipt
+        .response_entry_id
+        .clone()
+        .expect("a failed turn delivers a failure entry");
+    let entries = b.stores.responses.read_after("0", 10_000).await.unwrap();
+    let (_, entry) = entries
+        .iter()
+        .find(|(id, _)| *id == entry_id)
+        .expect("the failure entry is on the stream");
+    assert_eq!(entry.status, TurnOutcome::Failed);
+    assert_eq!(entry.response, "");
+    assert_eq!(entry.message_ids, ids);
+    assert_eq!(entry.error.as_deref(), Some("brain exploded"));
     assert_eq!(
         b.stores.messages.get(ids[0]).await.unwrap().unwrap().status,
         MessageStatus::Failed {
@@ -347,7 +356,11 @@ async fn a_failed_turn_marks_messages_failed_and_keeps_the_hint(b: Backend) {
         (record.outcome, record.error.as_deref()),
         (TurnOutcome::Failed, Some("brain exploded"))
     );
-    assert_eq!(stream(&b).await.len(), 1);
+    assert_eq!(
+        stream(&b).await.len(),
+        2,
+        "the answer and the failure entry"
+    );
     b.mutex.release(&lease).await.unwrap();
 }
 
@@ -420,9 +433,11 @@ async fn the_stream_reads_incrementally(b: Backend) {
             session_key: session.clone(),
             channel: "sms".into(),
             turn_number: n,
+            status: TurnOutcome::Complete,
             response: format!("reply {n}"),
             segments: vec![ResponseSegment::text(format!("reply {n}"))],
             message_ids: vec![Uuid::new_v4()],
+            error: None,
             committed_at: now_utc(),
         };
         ids.push(b.stores.responses.publish(&entry).await.unwrap());

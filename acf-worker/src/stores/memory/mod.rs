@@ -5,6 +5,7 @@
 //! process, which is what a single-process run needs.
 
 mod messages;
+mod pending;
 mod records;
 mod session;
 
@@ -46,6 +47,10 @@ struct Data {
     /// Per session, ids of failure records, oldest first.
     session_failures: HashMap<String, Vec<Uuid>>,
     stream: records::Stream,
+    /// The liveness index: session → (due time ms, routing JSON).
+    due: HashMap<String, (i64, String)>,
+    /// The data epoch.
+    epoch: Option<String>,
 }
 
 impl MemoryStores {

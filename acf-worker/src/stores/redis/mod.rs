@@ -5,6 +5,7 @@ mod commit;
 mod connect;
 mod inbox;
 mod messages;
+mod pending;
 mod scripts;
 mod session;
 
@@ -40,6 +41,9 @@ struct Scripts {
     release_absorbed: Script,
     record_arrival: Script,
     commit: Script,
+    claim_due: Script,
+    settle: Script,
+    epoch: Script,
 }
 
 impl std::fmt::Debug for RedisStores {
@@ -80,6 +84,9 @@ impl RedisStores {
                 release_absorbed: Script::new(scripts::RELEASE_ABSORBED),
                 record_arrival: Script::new(scripts::RECORD_ARRIVAL),
                 commit: Script::new(&scripts::commit()),
+                claim_due: Script::new(pending::CLAIM_DUE),
+                settle: Script::new(pending::SETTLE),
+                epoch: Script::new(pending::EPOCH),
             }),
             blocking: Arc::new(Mutex::new(Vec::new())),
             blocking_permits: Arc::new(Semaphore::new(blocking_connections)),

@@ -49,6 +49,8 @@ pub fn settings(window_ms: u64) -> TurnSettings {
             max_window_ms: 20_000,
         },
         max_message_chars: 1_000,
+        brain_timeout: Duration::from_secs(30),
+        pending_grace: Duration::from_secs(60),
     }
 }
 

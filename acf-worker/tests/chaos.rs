@@ -1,0 +1,608 @@
+//! Chaos: real `ruche-worker run` processes (two of them) on an in-test engine, a private `redis-server` (no
+//! persistence) restarted mid-run, an in-test HTTP brain failing ~20% of calls with 503, seeded random bursts over
+//! 20 sessions and 200+ messages, worker SIGKILLs, engine stream drops, a long outage of every worker while
+//! messages keep arriving, and a variant without the session's concurrency key (the mutex alone serialises).
+//!
+//! The checker reads the response stream continuously, as a channel gateway would, and asserts: every message is
+//! delivered exactly once (answered, or as a failure entry); the only duplicates allowed are the documented ones
+//! (a message answered before the Redis data loss answered again after it, at most once on each side); nothing is
+//! left open at the end. A failure prints the seed.
+//!
+//! Responses committed in the last milliseconds before Redis dies can be lost with the stream before any gateway
+//! reads them (a property of a non-persistent stream, documented in the README); so the workers are paused
+//! (SIGSTOP) while the checker drains the stream, Redis is killed and restarted empty, and the workers resume
+//! (SIGCONT) in the middle of whatever they were doing.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use acf_sdk::engine::{Engine, EngineHandle};
+use acf_sdk::{Client, ClientConfig};
+use acf_worker::intake::{self, IntakeError};
+use acf_worker::models::{TurnOutcome, WorkflowInput};
+use acf_worker::stores::{Backend, RedisConnectOptions, ResponseEntry, StoreSettings};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use support::RedisServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ruche-worker");
+const SESSIONS: usize = 20;
+const MESSAGES: usize = 200;
+const PREFIX: &str = "chaos";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_with_the_session_concurrency_key_seed_11() {
+    run_scenario(11, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_with_the_session_concurrency_key_seed_23() {
+    run_scenario(23, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_with_the_mutex_alone() {
+    run_scenario(37, false).await;
+}
+
+/// An HTTP brain answering `{"response": ...}`, failing a seeded ~20% of calls (and every call while `down`).
+struct BrainServer {
+    url: String,
+    calls: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BrainServer {
+    async fn start(seed: u64) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/brain", listener.local_addr().unwrap());
+        let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(seed ^ 0xb4a1)));
+        let calls = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
+        let (c, f) = (calls.clone(), failures.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (rng, c, f) = (rng.clone(), c.clone(), f.clone());
+                tokio::spawn(async move {
+                    let _ = serve_one(stream, rng, c, f).await;
+                });
+            }
+        });
+        Self {
+            url,
+            calls,
+            failures,
+            task,
+        }
+    }
+}
+
+impl Drop for BrainServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_one(
+    mut stream: tokio::net::TcpStream,
+    rng: Arc<Mutex<StdRng>>,
+    calls: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        // One request per connection (answered with `Connection: close`).
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if buf.len() >= head_end + 4 + length {
+            break;
+        }
+    }
+    calls.fetch_add(1, Ordering::Relaxed);
+    let fail = rng.lock().unwrap().random_bool(0.2);
+    let (status, body) = if fail {
+        failures.fetch_add(1, Ordering::Relaxed);
+        (
+            "503 Service Unavailable",
+            r#"{"error":"overloaded"}"#.to_owned(),
+        )
+    } else {
+        ("200 OK", r#"{"response":"noted"}"#.to_owned())
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(reply.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// One `ruche-worker run` process, restartable, SIGKILLed on drop.
+struct WorkerProcess {
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl WorkerProcess {
+    fn start(env: Vec<(String, String)>, log: PathBuf) -> Self {
+        let mut worker = Self {
+            env,
+            log,
+            child: None,
+        };
+        worker.restart();
+        worker
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("run")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("ruche-worker starts");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no drain, no lock release, no failure report.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        self.kill();
+    }
+}
+
+/// What the checker saw on the response stream.
+#[derive(Default)]
+struct Seen {
+    /// Per message: (read time, status, turn id) of every entry naming it.
+    deliveries: HashMap<Uuid, Vec<(Instant, TurnOutcome, Uuid)>>,
+    /// Stream entry ids already counted: the background reader and the drain before the Redis restart may read
+    /// the same entries concurrently.
+    entries: std::collections::HashSet<String>,
+    last_id: String,
+}
+
+async fn read_stream(backend: &Backend, seen: &Mutex<Seen>) {
+    let after = seen.lock().unwrap().last_id.clone();
+    let Ok(entries) = backend.stores.responses.read_after(&after, 1_000).await else {
+        return;
+    };
+    let now = Instant::now();
+    let mut seen = seen.lock().unwrap();
+    for (id, entry) in entries {
+        if !seen.entries.insert(id.clone()) {
+            continue;
+        }
+        let ResponseEntry {
+            status,
+            message_ids,
+            turn_id,
+            ..
+        } = entry;
+        for message in message_ids {
+            seen.deliveries
+                .entry(message)
+                .or_default()
+                .push((now, status, turn_id));
+        }
+        if parse_id(&id) > parse_id(&seen.last_id) {
+            seen.last_id = id;
+        }
+    }
+}
+
+/// A stream entry id as `(ms, seq)`, for ordering.
+fn parse_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+#[derive(Clone)]
+struct Session {
+    tenant: String,
+    agent: String,
+    interlocutor: String,
+}
+
+impl Session {
+    fn says(&self, n: usize) -> WorkflowInput {
+        WorkflowInput {
+            tenant_id: self.tenant.clone(),
+            agent_id: self.agent.clone(),
+            interlocutor_id: self.interlocutor.clone(),
+            channel: "web".into(),
+            message_id: Uuid::new_v4().to_string(),
+            message_content: format!("message {n}"),
+            session_key: None,
+        }
+    }
+}
+
+/// Submits like a gateway: retried until the message is stored (a failed trigger after storing is handed on by
+/// intake itself, so it counts as submitted).
+async fn submit(backend: &Backend, client: &Client, input: &WorkflowInput) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match intake::submit(&backend.stores, client, input, 16_000).await {
+            Ok(_) | Err(IntakeError::Trigger(_)) => return,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "intake never succeeded: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn client_of(engine: &EngineHandle) -> Client {
+    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
+    Client::new(ClientConfig::from_lookup(|k| env.get(k).cloned()).unwrap()).unwrap()
+}
+
+async fn run_scenario(seed: u64, session_concurrency: bool) {
+    let started = Instant::now();
+    let mut redis = RedisServer::start();
+    let engine = Engine::builder()
+        .reassign_after(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let client = client_of(&engine);
+    let brain = BrainServer::start(seed).await;
+    let logs = tempfile::tempdir().unwrap();
+    eprintln!("seed {seed}: logs in {}", logs.path().display());
+    let mut env: Vec<(String, String)> = engine.client_env();
+    env.extend(
+        [
+            ("RUCHE_ENV", "test"),
+            (
+                "RUCHE_CONFIG_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+            ),
+            ("RUCHE_OBSERVABILITY__LOGGING__LEVEL", "info"),
+            ("RUCHE_STORAGE__SESSION__BACKEND", "redis"),
+            ("RUCHE_STORAGE__SESSION__KEY_PREFIX", PREFIX),
+            ("RUCHE_STORAGE__SESSION__POOL_TIMEOUT_SECONDS", "2"),
+            ("RUCHE_BRAIN__KIND", "http"),
+            ("RUCHE_BRAIN__TIMEOUT_MS", "2000"),
+            ("RUCHE_SESSION__LOCK__TTL_MS", "2000"),
+            ("RUCHE_SESSION__LOCK__BLOCKING_TIMEOUT_MS", "300"),
+            ("RUCHE_SESSION__LOCK__HEARTBEAT_INTERVAL_MS", "400"),
+            ("RUCHE_ACCUMULATION__MIN_WAIT_MS", "100"),
+            ("RUCHE_ACCUMULATION__MAX_WAIT_MS", "300"),
+            ("RUCHE_ACCUMULATION__MAX_WINDOW_MS", "1000"),
+            ("RUCHE_JOBS__HATCHET__WORKER_CONCURRENCY", "50"),
+            ("RUCHE_JOBS__HATCHET__RETRY_MAX_ATTEMPTS", "5"),
+            ("RUCHE_JOBS__HATCHET__RETRY_BACKOFF_SECONDS", "1"),
+            ("RUCHE_LIVENESS__SWEEP_INTERVAL_MS", "200"),
+            ("RUCHE_LIVENESS__PENDING_GRACE_MS", "2000"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    env.push(("RUCHE_STORAGE__SESSION__CONNECTION_URL".into(), redis.url()));
+    env.push(("RUCHE_BRAIN__URL".into(), brain.url.clone()));
+    env.push((
+        "RUCHE_JOBS__HATCHET__SESSION_CONCURRENCY".into(),
+        session_concurrency.to_string(),
+    ));
+    let mut workers = [
+        WorkerProcess::start(env.clone(), logs.path().join("worker-a.log")),
+        WorkerProcess::start(env.clone(), logs.path().join("worker-b.log")),
+    ];
+    let backend = Backend::redis(
+        &redis.url(),
+        StoreSettings {
+            key_prefix: PREFIX.into(),
+            ..StoreSettings::default()
+        },
+        &RedisConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let registered = Instant::now();
+    while engine.registered_workflows().len() < 2 {
+        assert!(
+            registered.elapsed() < Duration::from_secs(30),
+            "seed {seed}: the workers did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The checker: reads the stream every 10 ms.
+    let seen = Arc::new(Mutex::new(Seen {
+        last_id: "0".into(),
+        ..Seen::default()
+    }));
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (backend, seen, stop) = (backend.clone(), seen.clone(), stop_reading.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                read_stream(&backend, &seen).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+
+    let mut rng = StdRng::seed_from_u64(seed);
+    let sessions: Vec<Session> = (0..SESSIONS)
+        .map(|_| Session {
+            tenant: Uuid::new_v4().to_string(),
+            agent: Uuid::new_v4().to_string(),
+            interlocutor: Uuid::new_v4().to_string(),
+        })
+        .collect();
+    // Seeded bursts: a session, 1 to 4 messages 0-40 ms apart, 0-100 ms between bursts.
+    let mut plan: Vec<(Duration, usize)> = Vec::new();
+    let mut at = Duration::ZERO;
+    while plan.len() < MESSAGES {
+        let session = rng.random_range(0..SESSIONS);
+        for _ in 0..rng.random_range(1..=4) {
+            plan.push((at, session));
+            at += Duration::from_millis(rng.random_range(0..40));
+        }
+        at += Duration::from_millis(rng.random_range(0..100));
+    }
+    // Fault times, jittered by the seed, spread over the sending period.
+    let span = at;
+    let jitter = |rng: &mut StdRng, share: f64| span.mul_f64(share + rng.random_range(-0.03..0.03));
+    let kill_a = jitter(&mut rng, 0.15);
+    let drop_streams = jitter(&mut rng, 0.3);
+    let redis_restart = jitter(&mut rng, 0.45);
+    let kill_b = jitter(&mut rng, 0.6);
+    let outage = jitter(&mut rng, 0.75);
+    // Longer than the accumulation window (1 s here) and the lock TTL: a long outage for these settings.
+    let outage_for = Duration::from_millis(2_500);
+
+    let t0 = Instant::now();
+    let mut submitted: Vec<(Uuid, usize)> = Vec::new();
+    let mut faults: Vec<(Duration, &str)> = vec![
+        (kill_a, "kill_a"),
+        (drop_streams, "drop_streams"),
+        (redis_restart, "redis_restart"),
+        (kill_b, "kill_b"),
+        (outage, "outage"),
+    ];
+    faults.sort();
+    let mut faults = faults.into_iter().peekable();
+    let mut restart_at: Option<(Instant, usize)> = None;
+    let mut outage_ends: Option<Instant> = None;
+    let mut loss_at: Option<Instant> = None;
+    let mut n = 0;
+    let mut sends = Vec::new();
+    for (offset, session) in plan {
+        while let Some((when, fault)) = faults.peek().copied() {
+            if when > offset {
+                break;
+            }
+            faults.next();
+            eprintln!("seed {seed}: {fault} at {:?}", t0.elapsed());
+            match fault {
+                "kill_a" => {
+                    workers[0].kill();
+                    restart_at = Some((Instant::now() + Duration::from_millis(800), 0));
+                }
+                "kill_b" => {
+                    workers[1].kill();
+                    restart_at = Some((Instant::now() + Duration::from_millis(800), 1));
+                }
+                "drop_streams" => engine.drop_worker_streams(),
+                "redis_restart" => {
+                    for w in &workers {
+                        w.signal("-STOP");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    read_stream(&backend, &seen).await;
+                    loss_at = Some(Instant::now());
+                    tokio::task::block_in_place(|| redis.restart());
+                    for w in &workers {
+                        w.signal("-CONT");
+                    }
+                }
+                _ => {
+                    for w in &mut workers {
+                        w.kill();
+                    }
+                    outage_ends = Some(Instant::now() + outage_for);
+                }
+            }
+        }
+        if let Some((when, which)) = restart_at
+            && Instant::now() >= when
+            && outage_ends.is_none()
+        {
+            workers[which].restart();
+            restart_at = None;
+        }
+        if let Some(when) = outage_ends
+            && Instant::now() >= when
+        {
+            for w in &mut workers {
+                w.restart();
+            }
+            outage_ends = None;
+            restart_at = None;
+        }
+        let wait = offset.saturating_sub(t0.elapsed());
+        tokio::time::sleep(wait).await;
+        let input = sessions[session].says(n);
+        n += 1;
+        submitted.push((input.message_id.parse().unwrap(), session));
+        // Each message is submitted on its own, as concurrent users would: a slow intake never delays the next.
+        let (backend, client) = (backend.clone(), client.clone());
+        sends.push(tokio::spawn(async move {
+            submit(&backend, &client, &input).await;
+        }));
+    }
+    // The rest of a long outage: messages keep arriving while no worker runs.
+    if let Some(when) = outage_ends {
+        for (i, s) in sessions.iter().enumerate().take(3) {
+            let input = s.says(n + i);
+            submit(&backend, &client, &input).await;
+            submitted.push((input.message_id.parse().unwrap(), i));
+        }
+        tokio::time::sleep(when.saturating_duration_since(Instant::now())).await;
+        for w in &mut workers {
+            w.restart();
+        }
+    } else if let Some((_, which)) = restart_at {
+        workers[which].restart();
+    }
+    for send in sends {
+        send.await.unwrap();
+    }
+    eprintln!("seed {seed}: sending done at {:?}", t0.elapsed());
+    // A message arriving after the outage, on sessions that just went through it.
+    for (i, s) in sessions.iter().enumerate().skip(3).take(3) {
+        let input = s.says(n + 10 + i);
+        submit(&backend, &client, &input).await;
+        submitted.push((input.message_id.parse().unwrap(), i + 3));
+    }
+
+    // Drain: every message delivered, then a little longer to catch late duplicates.
+    // Generous: on a loaded machine the engine and the workers crawl; only a failure ever waits this long.
+    let drain_deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let missing = {
+            let seen = seen.lock().unwrap();
+            submitted
+                .iter()
+                .filter(|(id, _)| !seen.deliveries.contains_key(id))
+                .count()
+        };
+        if missing == 0 {
+            eprintln!("seed {seed}: all delivered at {:?}", t0.elapsed());
+            break;
+        }
+        if Instant::now() > drain_deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    stop_reading.store(true, Ordering::Relaxed);
+    reader.await.unwrap();
+    read_stream(&backend, &seen).await;
+
+    // The verdict.
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let loss_at = loss_at.expect("the Redis restart happened");
+    let mut problems: Vec<String> = Vec::new();
+    let mut failed = 0;
+    let mut redelivered_after_loss = 0;
+    for (id, session) in &submitted {
+        match seen.deliveries.get(id).map(Vec::as_slice) {
+            None | Some([]) => {
+                problems.push(format!("message {id} (session {session}) never delivered"))
+            }
+            Some([(_, status, _)]) => failed += usize::from(*status == TurnOutcome::Failed),
+            Some(many) => {
+                let before = many.iter().filter(|(t, _, _)| *t < loss_at).count();
+                let after = many.len() - before;
+                if before <= 1 && after <= 1 {
+                    redelivered_after_loss += 1;
+                } else {
+                    problems.push(format!(
+                        "message {id} delivered {} times: {many:?}",
+                        many.len()
+                    ));
+                }
+            }
+        }
+    }
+    let mut open = 0;
+    for (i, s) in sessions.iter().enumerate() {
+        let key = s.says(0).session_key();
+        let left = backend.stores.messages.open_messages(&key).await.unwrap();
+        if !left.is_empty() {
+            open += left.len();
+            problems.push(format!(
+                "session {i}: {} message(s) still open: {left:?}",
+                left.len()
+            ));
+        }
+    }
+    let by_status: BTreeMap<&str, usize> =
+        seen.deliveries
+            .values()
+            .flatten()
+            .fold(BTreeMap::new(), |mut acc, (_, status, _)| {
+                *acc.entry(status.as_str()).or_default() += 1;
+                acc
+            });
+    eprintln!(
+        "seed {seed} (session_concurrency={session_concurrency}): {} messages over {SESSIONS} sessions, \
+         deliveries {by_status:?}, failure entries {failed}, answered again after the data loss \
+         {redelivered_after_loss}, brain calls {} ({} failed), open {open}, {:?}",
+        submitted.len(),
+        brain.calls.load(Ordering::Relaxed),
+        brain.failures.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+    if !problems.is_empty() {
+        let logs = logs.keep();
+        panic!(
+            "chaos seed {seed} (session_concurrency={session_concurrency}) failed; worker logs in {}:\n{}",
+            logs.display(),
+            problems.join("\n")
+        );
+    }
+    drop(workers);
+    engine.shutdown().await;
+    if std::env::var_os("CHAOS_KEEP_LOGS").is_some() {
+        let _ = logs.keep();
+    }
+}
