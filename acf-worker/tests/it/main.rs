@@ -7,6 +7,7 @@ mod support;
 mod workflow_support;
 
 mod brain;
+mod chaos;
 mod config;
 mod events;
 mod logging;
@@ -23,4 +24,5 @@ mod worker_idle;
 mod workflow;
 mod workflow_cli;
 mod workflow_definition;
+mod workflow_lossless;
 mod workflow_redis_restart;

@@ -13,7 +13,7 @@
 //! (SIGSTOP) while the checker drains the stream, Redis is killed and restarted empty, and the workers resume
 //! (SIGCONT) in the middle of whatever they were doing.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

@@ -2,8 +2,8 @@
 //! run, a re-acquired lease after a failing step, a hung brain. Data loss runs on a private `redis-server`
 //! restarted without persistence; the rest on both backends.
 
-mod support;
-mod workflow_support;
+use crate::support;
+use crate::workflow_support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
