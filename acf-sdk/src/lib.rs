@@ -59,7 +59,7 @@ pub use error::{ResultExt, StepError, StepErrorKind};
 pub use model::{Condition, ConditionGroup, TaskDefinition, WorkflowDefinition};
 pub use sdk_error::{Error, Result};
 pub use worker::{Worker, WorkerBuilder, WorkerHandle, WorkerStatus};
-pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
+pub use workflow::{Configured, FnWorkflow, Workflow, WorkflowBuilder};
 
 /// The serialization crates the SDK's traits come from, re-exported so an input or output type can derive
 /// what the SDK needs without depending on `serde` and `schemars` itself (and without picking a schemars

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::brain::{self, BrainError};
 use crate::config::Settings;
 use crate::stores::{Backend, StoreError};
-use crate::workflow::{ConfiguredWorkflow, LogicalTurnWorkflow, TurnSettings, WorkflowOptions};
+use crate::workflow::{LogicalTurnWorkflow, TurnSettings, WorkflowOptions};
 
 /// Name the worker registers under.
 pub const WORKER_NAME: &str = "ruche-worker";
@@ -169,7 +169,7 @@ pub async fn start_with_options(
     settings: &Settings,
     options: WorkflowOptions,
 ) -> Result<RunningWorker, RunError> {
-    let configured = ConfiguredWorkflow::new(workflow, options);
+    let configured = options.configure(workflow);
     client
         .register(&configured)
         .await

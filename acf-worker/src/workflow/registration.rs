@@ -1,13 +1,11 @@
 //! What the worker registers: the macro-declared workflow with the retries, backoff and concurrency taken from
-//! configuration instead of the compile-time defaults.
-
-use std::sync::Arc;
+//! configuration instead of the compile-time defaults, through the SDK's registration hook
+//! ([`acf_sdk::Workflow::configured`]).
 
 use acf_sdk::model::{Concurrency, ConcurrencyLimitStrategy, WorkflowConcurrency};
-use acf_sdk::{Context, StepError, Workflow, WorkflowDefinition};
-use futures::future::BoxFuture;
+use acf_sdk::{Configured, Workflow, WorkflowDefinition};
 
-use super::{LogicalTurnWorkflow, SESSION_KEY_EXPRESSION};
+use super::SESSION_KEY_EXPRESSION;
 use crate::config::HatchetSettings;
 
 /// Hatchet's delay before retry `n` is `backoff_factor ^ n` seconds, capped at the maximum.
@@ -69,60 +67,26 @@ impl Default for WorkflowOptions {
     }
 }
 
-/// [`LogicalTurnWorkflow`] registered with [`WorkflowOptions`]; dispatch goes straight to it.
-#[derive(Debug, Clone)]
-pub struct ConfiguredWorkflow {
-    inner: Arc<LogicalTurnWorkflow>,
-    options: WorkflowOptions,
-}
-
-impl ConfiguredWorkflow {
-    /// `workflow` with `options`.
-    pub fn new(workflow: Arc<LogicalTurnWorkflow>, options: WorkflowOptions) -> Self {
-        Self {
-            inner: workflow,
-            options,
-        }
-    }
-
-    /// The workflow.
-    pub fn inner(&self) -> &Arc<LogicalTurnWorkflow> {
-        &self.inner
-    }
-
-    /// The options.
-    pub fn options(&self) -> &WorkflowOptions {
-        &self.options
-    }
-}
-
-impl Workflow for ConfiguredWorkflow {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn definition(&self) -> WorkflowDefinition {
-        let mut definition = self.inner.definition();
+impl WorkflowOptions {
+    /// Overrides the declared retries, backoff and concurrency of `definition` with these options: the hook
+    /// given to [`acf_sdk::Workflow::configured`] / [`acf_sdk::WorkerBuilder::workflow_with`] at registration.
+    pub fn apply(&self, definition: &mut WorkflowDefinition) {
         for task in &mut definition.tasks {
-            task.retries = self.options.retries;
-            task.backoff_factor = Some(self.options.backoff_factor);
-            task.backoff_max_seconds = Some(self.options.backoff_max_seconds);
+            task.retries = self.retries;
+            task.backoff_factor = Some(self.backoff_factor);
+            task.backoff_max_seconds = Some(self.backoff_max_seconds);
         }
-        definition.concurrency = self.options.concurrency.as_ref().map(|c| {
+        definition.concurrency = self.concurrency.as_ref().map(|c| {
             WorkflowConcurrency::Single(Concurrency::new(
                 c.expression.clone(),
                 c.max_runs,
                 c.strategy,
             ))
         });
-        definition
     }
 
-    fn dispatch<'a>(
-        &'a self,
-        step: &'a str,
-        ctx: Context,
-    ) -> BoxFuture<'a, Result<serde_json::Value, StepError>> {
-        self.inner.dispatch(step, ctx)
+    /// `workflow` registered with these options (see [`apply`](Self::apply)).
+    pub fn configure<W: Workflow>(self, workflow: W) -> Configured<W> {
+        workflow.configured(move |definition| self.apply(definition))
     }
 }
