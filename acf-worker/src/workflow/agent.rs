@@ -64,6 +64,8 @@ pub(super) async fn run(
         ))
         .await;
 
+    // The commit numbers the turn `turn_count + 1` under the same lock, so the brain is told that number now.
+    let turn_number = wf.stores.sessions.get(session_key).await?.turn_count + 1;
     let pending = StorePendingMessages::new(
         Arc::clone(&wf.stores.messages),
         session_key,
@@ -75,7 +77,9 @@ pub(super) async fn run(
         outcome.messages.clone(),
         Arc::new(pending),
         Arc::clone(&wf.events),
-    );
+    )
+    .with_routing(routing)
+    .with_turn_number(turn_number);
     let keep_alive = wf.keep_alive(ctx, &outcome.lease);
     let started = Instant::now();
     let result = tokio::select! {
