@@ -6,6 +6,7 @@ pub mod demo;
 pub mod events;
 pub mod intake;
 pub mod logging;
+pub mod metrics;
 pub mod models;
 pub mod mutex;
 pub mod run;

@@ -167,6 +167,7 @@ pub async fn start_with_options(
     settings: &Settings,
     options: WorkflowOptions,
 ) -> Result<RunningWorker, RunError> {
+    let turn_metrics = Arc::clone(workflow.metrics());
     let configured = ConfiguredWorkflow::new(workflow, options);
     client
         .register(&configured)
@@ -189,6 +190,10 @@ pub async fn start_with_options(
         .build()
         .map_err(RunError::Worker)?;
     let handle = worker.handle();
+    // One registry: the SDK's worker metrics and the turn metrics come out of the same `/metrics` scrape.
+    handle
+        .metrics()
+        .register(|registry| turn_metrics.register(registry));
     let task = tokio::spawn(worker.run());
     tracing::info!(workflow_count = 1, slots, "acf_worker_ready");
     Ok(RunningWorker { handle, task })

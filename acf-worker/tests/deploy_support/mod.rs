@@ -4,15 +4,20 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use acf_sdk::engine::{Engine, EngineHandle};
-use acf_sdk::{Client, ClientConfig};
+use acf_sdk::{Client, ClientConfig, WorkflowRunRef};
+use acf_worker::brain::Brain;
 use acf_worker::config::{EnvVars, Settings, load_from};
 use acf_worker::intake;
 use acf_worker::models::{WorkflowInput, WorkflowOutput};
 use acf_worker::run::{RunningWorker, start_worker, workflow_on};
 use acf_worker::stores::Backend;
+use acf_worker::workflow::{LogicalTurnWorkflow, TurnSettings};
 use uuid::Uuid;
 
 /// Settings from the shipped `config/` (environment `test` is not used: it selects the memory backend) with
@@ -56,19 +61,53 @@ pub struct Deployed {
     pub backend: Backend,
     pub settings: Settings,
     pub worker: Option<RunningWorker>,
+    /// The worker's health server (`/metrics`), when started with one.
+    pub health: Option<SocketAddr>,
 }
 
 impl Deployed {
+    /// A worker with the brain `settings` configure, without a health server.
     pub async fn start(settings: Settings) -> Self {
+        Self::start_with(settings, None, false).await
+    }
+
+    /// A worker answering with `brain` (the configured one when `None`), serving `/metrics` when `health`.
+    pub async fn start_with(
+        settings: Settings,
+        brain: Option<Arc<dyn Brain>>,
+        health: bool,
+    ) -> Self {
         let engine = Engine::builder()
             .start()
             .await
             .expect("the embedded engine starts");
-        let client = client_for(&engine);
+        let port = free_port();
+        let mut extra = Vec::new();
+        if health {
+            extra = vec![
+                (
+                    "HATCHET_CLIENT_WORKER_HEALTHCHECK_ENABLED",
+                    "true".to_owned(),
+                ),
+                (
+                    "HATCHET_CLIENT_WORKER_HEALTHCHECK_BIND_ADDRESS",
+                    "127.0.0.1".to_owned(),
+                ),
+                ("HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT", port.to_string()),
+            ];
+        }
+        let client = client_with(&engine, &extra);
         let backend = Backend::open(&settings.storage.session)
             .await
             .expect("the shared Redis at 127.0.0.1:6379");
-        let workflow = workflow_on(&backend, &settings).expect("the configured brain builds");
+        let workflow = match brain {
+            None => workflow_on(&backend, &settings).expect("the configured brain builds"),
+            Some(brain) => Arc::new(LogicalTurnWorkflow::new(
+                &backend,
+                brain,
+                TurnSettings::from_settings(&settings),
+            )),
+        };
         let worker = start_worker(&client, workflow, &settings)
             .await
             .expect("the worker registers");
@@ -78,21 +117,45 @@ impl Deployed {
             backend,
             settings,
             worker: Some(worker),
+            health: health.then(|| SocketAddr::from(([127, 0, 0, 1], port))),
         }
     }
 
-    /// Submits `input` as a gateway would and waits for its run's output.
-    pub async fn turn(&self, input: &WorkflowInput) -> WorkflowOutput {
-        let submitted = intake::submit(
+    /// Submits `input` as a gateway would, without waiting.
+    pub async fn submit(&self, input: &WorkflowInput) -> WorkflowRunRef {
+        intake::submit(
             &self.backend.stores,
             &self.client,
             input,
             self.settings.accumulation.max_message_chars,
         )
         .await
-        .expect("the message is submitted");
-        submitted
-            .run
+        .expect("the message is submitted")
+        .run
+    }
+
+    /// `GET /metrics` on the worker's health server, retried until it answers (it binds as the worker starts).
+    pub async fn scrape(&self) -> String {
+        let addr = self.health.expect("started with a health server");
+        let url = format!("http://{addr}/metrics");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match reqwest::get(&url).await {
+                Ok(response) if response.status().is_success() => {
+                    return response.text().await.expect("a /metrics body");
+                }
+                other if tokio::time::Instant::now() > deadline => {
+                    panic!("{url} did not answer: {other:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Submits `input` as a gateway would and waits for its run's output.
+    pub async fn turn(&self, input: &WorkflowInput) -> WorkflowOutput {
+        self.submit(input)
+            .await
             .result()
             .await
             .expect("the run finishes")
@@ -110,7 +173,13 @@ impl Deployed {
 
 /// A client on `engine`.
 pub fn client_for(engine: &EngineHandle) -> Client {
-    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
+    client_with(engine, &[])
+}
+
+/// A client on `engine` with extra `HATCHET_CLIENT_*` settings.
+pub fn client_with(engine: &EngineHandle, extra: &[(&str, String)]) -> Client {
+    let mut env: HashMap<String, String> = engine.client_env().into_iter().collect();
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     ClientConfig::from_lookup(|k| env.get(k).cloned())
         .map_err(acf_sdk::Error::from)
         .and_then(Client::new)
@@ -149,4 +218,20 @@ impl Conversation {
     pub fn session_key(&self) -> String {
         self.message("").session_key()
     }
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port")
+        .port()
+}
+
+/// The value of one series (`name{labels}` exactly as rendered, or a bare name) in a scrape; `None` when absent.
+pub fn series(scrape: &str, name: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.split(' ').next()?.parse().ok()
+    })
 }
