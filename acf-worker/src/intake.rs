@@ -2,6 +2,7 @@
 //! through the inbox, and trigger the message's own `logical-turn` run with the seed's payload.
 
 use acf_sdk::{Client, TriggerOptions, WorkflowRunRef};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::models::{WorkflowInput, now_utc};
@@ -46,6 +47,18 @@ pub async fn submit(
     input: &WorkflowInput,
     max_message_chars: usize,
 ) -> Result<Submitted, IntakeError> {
+    let span = tracing::info_span!("ruche.intake", otel.name = "ruche.intake");
+    submit_traced(stores, client, input, max_message_chars)
+        .instrument(span)
+        .await
+}
+
+async fn submit_traced(
+    stores: &Stores,
+    client: &Client,
+    input: &WorkflowInput,
+    max_message_chars: usize,
+) -> Result<Submitted, IntakeError> {
     let payload = TurnInput::new(input);
     let valid = payload.validate(max_message_chars)?;
     let message = StoredMessage::pending(
@@ -56,14 +69,15 @@ pub async fn submit(
         now_utc(),
     );
     let newly_stored = stores.accept_message(&message).await?;
+    // The run's steps join this trace through the `traceparent` in its metadata (the official SDKs' key).
+    let options = crate::telemetry::trace_headers().into_iter().fold(
+        TriggerOptions::default()
+            .metadata("session_key", valid.session_key.clone())
+            .metadata("message_id", valid.message_id.to_string()),
+        |options, (key, value)| options.metadata(&key, value),
+    );
     let run = client
-        .trigger(
-            WORKFLOW_NAME,
-            &payload,
-            TriggerOptions::default()
-                .metadata("session_key", valid.session_key.clone())
-                .metadata("message_id", valid.message_id.to_string()),
-        )
+        .trigger(WORKFLOW_NAME, &payload, options)
         .await
         .map_err(IntakeError::Trigger)?;
     tracing::info!(

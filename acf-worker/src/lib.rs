@@ -11,5 +11,6 @@ pub mod models;
 pub mod mutex;
 pub mod run;
 pub mod stores;
+pub mod telemetry;
 pub mod turn_manager;
 pub mod workflow;

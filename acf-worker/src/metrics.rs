@@ -15,6 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::brain::{Brain, BrainError, BrainResult, TurnContext};
@@ -260,7 +261,13 @@ impl Brain for MeasuredBrain {
 
     async fn think(&self, ctx: &TurnContext) -> Result<BrainResult, BrainError> {
         let started = Instant::now();
-        let result = self.inner.think(ctx).await;
+        let span = tracing::info_span!(
+            "ruche.brain",
+            otel.name = "ruche.brain",
+            brain = self.inner.name(),
+            turn_id = %ctx.turn().id(),
+        );
+        let result = self.inner.think(ctx).instrument(span).await;
         let label = match &result {
             Ok(_) => "ok",
             Err(error) => error.kind(),

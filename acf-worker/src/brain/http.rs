@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{Brain, BrainError, BrainResult, ResponseSegment, TurnContext, TurnMessage};
@@ -251,16 +252,37 @@ impl Brain for HttpBrain {
             has_pending_messages: ctx.has_pending_messages().await,
             turn: ctx.turn(),
         };
-        let mut request = self.client.post(&self.config.url).json(&body);
-        if let Some(token) = &self.config.bearer_token {
-            request = request.bearer_auth(token);
+        let span = tracing::info_span!(
+            "http.client",
+            otel.name = "POST",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = "POST",
+            url.full = %redact_url_password(&self.config.url),
+            http.response.status_code = tracing::field::Empty,
+        );
+        let exchange = async {
+            let mut request = self.client.post(&self.config.url).json(&body);
+            if let Some(token) = &self.config.bearer_token {
+                request = request.bearer_auth(token);
+            }
+            // The brain continues the turn's trace from this client span.
+            for (name, value) in crate::telemetry::trace_headers() {
+                request = request.header(name, value);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            tracing::Span::current().record("http.response.status_code", status.as_u16());
+            let text = response.text().await?;
+            Ok::<_, reqwest::Error>((status, text))
+        };
+        let (status, text) = exchange.instrument(span.clone()).await.map_err(|err| {
+            span.record("otel.status_code", "ERROR");
+            classify(err, timeout)
+        })?;
+        if !status.is_success() {
+            span.record("otel.status_code", "ERROR");
         }
-        let response = request.send().await.map_err(|err| classify(err, timeout))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|err| classify(err, timeout))?;
         if !status.is_success() {
             return Err(BrainError::Status {
                 status: status.as_u16(),

@@ -38,7 +38,9 @@ use crate::metrics::{MeasuredBrain, RunEnd, TurnMetrics};
 use crate::models::{TurnLimits, WorkflowOutput};
 use crate::mutex::{LockOptions, SessionMutex};
 use crate::stores::{Backend, Stores};
+use crate::telemetry::step_span;
 use crate::turn_manager::TurnManager;
+use tracing::Instrument as _;
 
 pub use self::input::{InvalidInput, TurnInput};
 pub use self::registration::{ConcurrencyOptions, ConfiguredWorkflow, WorkflowOptions};
@@ -147,7 +149,9 @@ impl LogicalTurnWorkflow {
     /// Validates the input, records the message, takes the session lock and mints the turn id.
     #[step(retries = 2, backoff_factor = 2.0, backoff_max = "60s")]
     async fn acquire_mutex(&self, ctx: &Context, input: &TurnInput) -> Result<Acquired, StepError> {
-        let acquired = acquire::run(self, ctx, input).await?;
+        let acquired = acquire::run(self, ctx, input)
+            .instrument(step_span("acquire_mutex", ctx.additional_metadata()))
+            .await?;
         if let Some(id) = message_id(input) {
             self.metrics.message_started(id);
         }
@@ -162,7 +166,9 @@ impl LogicalTurnWorkflow {
         input: &TurnInput,
         acquired: Acquired,
     ) -> Result<Accumulated, StepError> {
-        let accumulated = accumulate::run(self, ctx, input, acquired).await?;
+        let accumulated = accumulate::run(self, ctx, input, acquired)
+            .instrument(step_span("accumulate", ctx.additional_metadata()))
+            .await?;
         if accumulated.status == Gathered::Ready {
             self.metrics.window_waited(
                 &channel(input),
@@ -180,7 +186,9 @@ impl LogicalTurnWorkflow {
         input: &TurnInput,
         accumulated: Accumulated,
     ) -> Result<AgentOutcome, StepError> {
-        agent::run(self, ctx, input, accumulated).await
+        agent::run(self, ctx, input, accumulated)
+            .instrument(step_span("run_agent", ctx.additional_metadata()))
+            .await
     }
 
     /// Commits the turn once, delivers the response and releases the lock.
@@ -192,7 +200,12 @@ impl LogicalTurnWorkflow {
         outcome: AgentOutcome,
     ) -> Result<WorkflowOutput, StepError> {
         let started = Instant::now();
-        let output = commit::run(self, ctx, input, outcome).await?;
+        let step = step_span("commit_and_respond", ctx.additional_metadata());
+        let commit = tracing::info_span!(parent: &step, "ruche.commit", otel.name = "ruche.commit");
+        let output = commit::run(self, ctx, input, outcome)
+            .instrument(commit)
+            .instrument(step)
+            .await?;
         let channel = channel(input);
         self.metrics.committed(&channel, started.elapsed());
         self.metrics
@@ -203,7 +216,9 @@ impl LogicalTurnWorkflow {
     /// Releases the lock, returns the messages to pending and records why the run failed.
     #[on_failure]
     async fn recover(&self, ctx: &Context, input: &TurnInput) -> Result<FailureReport, StepError> {
-        let report = failure::run(self, ctx, input).await;
+        let report = failure::run(self, ctx, input)
+            .instrument(step_span("recover", ctx.additional_metadata()))
+            .await;
         self.metrics
             .run_ended(message_id(input), &channel(input), RunEnd::RunFailed);
         report
