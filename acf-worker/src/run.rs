@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::brain::{self, BrainError};
 use crate::config::Settings;
+use crate::intake::NewMessageIntake;
 use crate::stores::{Backend, StoreError};
 use crate::workflow::{ConfiguredWorkflow, LogicalTurnWorkflow, TurnSettings, WorkflowOptions};
 
@@ -168,6 +169,11 @@ pub async fn start_with_options(
     options: WorkflowOptions,
 ) -> Result<RunningWorker, RunError> {
     let turn_metrics = Arc::clone(workflow.metrics());
+    let events = NewMessageIntake::new(
+        workflow.stores().clone(),
+        client.clone(),
+        workflow.settings().max_message_chars,
+    );
     let configured = ConfiguredWorkflow::new(workflow, options);
     client
         .register(&configured)
@@ -181,12 +187,25 @@ pub async fn start_with_options(
         registered_class = "LogicalTurnWorkflow",
         "workflow_registered"
     );
+    client
+        .register(&events)
+        .await
+        .map_err(|source| RunError::Register {
+            host_port: client.config().host_port.clone(),
+            source,
+        })?;
+    tracing::info!(
+        workflow_name = crate::intake::NEW_MESSAGE_WORKFLOW,
+        event_key = crate::intake::NEW_MESSAGE_EVENT,
+        "workflow_registered"
+    );
     let slots = i32::try_from(settings.jobs.hatchet.worker_concurrency).unwrap_or(i32::MAX);
     let worker = client
         .worker(WORKER_NAME)
         .slots(slots)
         .handle_signals(false)
         .workflow(configured)
+        .workflow(events)
         .build()
         .map_err(RunError::Worker)?;
     let handle = worker.handle();
@@ -195,7 +214,7 @@ pub async fn start_with_options(
         .metrics()
         .register(|registry| turn_metrics.register(registry));
     let task = tokio::spawn(worker.run());
-    tracing::info!(workflow_count = 1, slots, "acf_worker_ready");
+    tracing::info!(workflow_count = 2, slots, "acf_worker_ready");
     Ok(RunningWorker { handle, task })
 }
 
