@@ -164,6 +164,8 @@ impl NewMessageIntake {
             otel.name = "ruche.intake",
             source = NEW_MESSAGE_EVENT
         );
+        // A gateway instrumented like the official SDKs put its trace context in the event's metadata.
+        crate::telemetry::continue_trace(&span, ctx.additional_metadata());
         async {
             let (message, received_at) = event_message(input, ctx.additional_metadata())
                 .map_err(|error| {

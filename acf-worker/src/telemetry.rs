@@ -176,9 +176,15 @@ pub(crate) fn trace_headers() -> Vec<(String, String)> {
 /// A span for one workflow step, child of the trace its run's metadata carries.
 pub(crate) fn step_span(step: &'static str, metadata: &Map<String, Value>) -> tracing::Span {
     let span = tracing::info_span!("ruche.step", otel.name = %format!("ruche.step {step}"), step);
-    #[cfg(feature = "otel")]
-    otel::adopt_parent(&span, metadata);
-    #[cfg(not(feature = "otel"))]
-    let _ = metadata;
+    continue_trace(&span, metadata);
     span
+}
+
+/// Makes `span` continue the trace whose `traceparent` `metadata` carries (a run's, or an event's as the
+/// official SDKs' instrumentors push it); nothing without one or without the `otel` feature.
+pub(crate) fn continue_trace(span: &tracing::Span, metadata: &Map<String, Value>) {
+    #[cfg(feature = "otel")]
+    otel::adopt_parent(span, metadata);
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, metadata);
 }
