@@ -58,6 +58,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Maps a failed `rpc`'s status to [`Error::Status`]: `call.await.map_err(Error::rpc("Service/Method"))?`.
+    pub(crate) fn rpc(rpc: &'static str) -> impl FnOnce(tonic::Status) -> Self {
+        move |status| Self::Status { rpc, status }
+    }
+
     /// The gRPC status code, when this is an RPC failure.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {

@@ -6,7 +6,7 @@ mod io;
 use futures::future::BoxFuture;
 
 pub use builder::{FnWorkflow, WorkflowBuilder};
-pub use io::encode_output;
+pub use io::{encode_output, json_kind};
 
 use crate::context::Context;
 use crate::error::StepError;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use acf_sdk::engine::{Engine, EngineHandle};
 use acf_sdk::{Client, ClientConfig};
 use acf_worker::intake::{self, IntakeError};
-use acf_worker::models::{TurnOutcome, WorkflowInput};
+use acf_worker::models::{Conversation, TurnOutcome, WorkflowInput};
 use acf_worker::stores::{Backend, RedisConnectOptions, ResponseEntry, StoreSettings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -251,27 +251,6 @@ fn parse_id(id: &str) -> (u64, u64) {
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
-#[derive(Clone)]
-struct Session {
-    tenant: String,
-    agent: String,
-    interlocutor: String,
-}
-
-impl Session {
-    fn says(&self, n: usize) -> WorkflowInput {
-        WorkflowInput {
-            tenant_id: self.tenant.clone(),
-            agent_id: self.agent.clone(),
-            interlocutor_id: self.interlocutor.clone(),
-            channel: "web".into(),
-            message_id: Uuid::new_v4().to_string(),
-            message_content: format!("message {n}"),
-            session_key: None,
-        }
-    }
-}
-
 /// Submits like a gateway: retried until the message is stored (a failed trigger after storing is handed on by
 /// intake itself, so it counts as submitted).
 async fn submit(backend: &Backend, client: &Client, input: &WorkflowInput) {
@@ -378,13 +357,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     };
 
     let mut rng = StdRng::seed_from_u64(seed);
-    let sessions: Vec<Session> = (0..SESSIONS)
-        .map(|_| Session {
-            tenant: Uuid::new_v4().to_string(),
-            agent: Uuid::new_v4().to_string(),
-            interlocutor: Uuid::new_v4().to_string(),
-        })
-        .collect();
+    let sessions: Vec<Conversation> = (0..SESSIONS).map(|_| Conversation::new()).collect();
     // Seeded bursts: a session, 1 to 4 messages 0-40 ms apart, 0-100 ms between bursts.
     let mut plan: Vec<(Duration, usize)> = Vec::new();
     let mut at = Duration::ZERO;
@@ -478,7 +451,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
         }
         let wait = offset.saturating_sub(t0.elapsed());
         tokio::time::sleep(wait).await;
-        let input = sessions[session].says(n);
+        let input = sessions[session].message(&format!("message {n}"));
         n += 1;
         submitted.push((input.message_id.parse().unwrap(), session));
         // Each message is submitted on its own, as concurrent users would: a slow intake never delays the next.
@@ -490,7 +463,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     // The rest of a long outage: messages keep arriving while no worker runs.
     if let Some(when) = outage_ends {
         for (i, s) in sessions.iter().enumerate().take(3) {
-            let input = s.says(n + i);
+            let input = s.message(&format!("message {}", n + i));
             submit(&backend, &client, &input).await;
             submitted.push((input.message_id.parse().unwrap(), i));
         }
@@ -507,7 +480,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     eprintln!("seed {seed}: sending done at {:?}", t0.elapsed());
     // A message arriving after the outage, on sessions that just went through it.
     for (i, s) in sessions.iter().enumerate().skip(3).take(3) {
-        let input = s.says(n + 10 + i);
+        let input = s.message(&format!("message {}", n + 10 + i));
         submit(&backend, &client, &input).await;
         submitted.push((input.message_id.parse().unwrap(), i + 3));
     }
@@ -565,7 +538,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     }
     let mut open = 0;
     for (i, s) in sessions.iter().enumerate() {
-        let key = s.says(0).session_key();
+        let key = s.session_key();
         let left = backend.stores.messages.open_messages(&key).await.unwrap();
         if !left.is_empty() {
             open += left.len();

@@ -6,11 +6,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
+pub use acf_worker::models::Conversation;
 use acf_worker::models::{TurnLimits, WorkflowInput, now_utc};
 use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings, StoredMessage};
 use acf_worker::turn_manager::TurnManager;
-use acf_worker::workflow::{LogicalTurnWorkflow, TurnInput, TurnSettings};
+use acf_sdk::testing::{TestContext, TestRunFailure, run_workflow};
+use acf_sdk::{StepError, Workflow};
+use acf_worker::models::WorkflowOutput;
+use acf_worker::workflow::{FailureReport, LogicalTurnWorkflow, TurnInput, TurnSettings};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -123,41 +129,6 @@ pub fn workflow(backend: &Backend, brain: Arc<TestBrain>, window_ms: u64) -> Log
     LogicalTurnWorkflow::new(backend, brain, settings(window_ms))
 }
 
-/// A conversation: fixed tenant/agent/interlocutor (unique per call), channel `web`.
-#[derive(Debug, Clone)]
-pub struct Conversation {
-    pub tenant_id: String,
-    pub agent_id: String,
-    pub interlocutor_id: String,
-}
-
-impl Conversation {
-    pub fn new() -> Self {
-        Self {
-            tenant_id: Uuid::new_v4().to_string(),
-            agent_id: Uuid::new_v4().to_string(),
-            interlocutor_id: Uuid::new_v4().to_string(),
-        }
-    }
-
-    /// The payload of a new message.
-    pub fn message(&self, text: &str) -> WorkflowInput {
-        WorkflowInput {
-            tenant_id: self.tenant_id.clone(),
-            agent_id: self.agent_id.clone(),
-            interlocutor_id: self.interlocutor_id.clone(),
-            channel: "web".into(),
-            message_id: Uuid::new_v4().to_string(),
-            message_content: text.into(),
-            session_key: None,
-        }
-    }
-
-    pub fn session_key(&self) -> String {
-        self.message("").session_key()
-    }
-}
-
 /// Intake without a trigger: stores the message and signals the inbox, as `intake::submit` does before triggering.
 pub async fn accept(backend: &Backend, input: &WorkflowInput) {
     let message = StoredMessage::pending(
@@ -189,4 +160,64 @@ pub async fn stored_message(backend: &Backend, input: &WorkflowInput) -> StoredM
 
 pub fn payload(input: &WorkflowInput) -> TurnInput {
     TurnInput::new(input)
+}
+
+/// A turn run in-process by the SDK's harness ([`run_workflow`]), its outputs decoded.
+#[derive(Debug)]
+pub struct TurnRun {
+    /// The final output, or the failure.
+    pub result: Result<WorkflowOutput, TurnFailure>,
+    /// Every completed step's output, by step name.
+    pub outputs: BTreeMap<String, Value>,
+    /// Attempts per step that ran, by step name (the harness reports them for a failed run; empty otherwise).
+    pub attempts: BTreeMap<String, i32>,
+}
+
+/// A turn that failed for good.
+#[derive(Debug)]
+pub struct TurnFailure {
+    /// The step that failed.
+    pub step: String,
+    /// Its last error.
+    pub error: StepError,
+    /// What `recover` returned (its error if it failed).
+    pub report: Result<FailureReport, StepError>,
+}
+
+/// Runs one logical turn for `input` on `workflow` (as declared, or [`acf_sdk::Workflow::configured`]), without
+/// an engine.
+pub async fn run_turn<W: Workflow + ?Sized>(workflow: &W, input: &TurnInput) -> TurnRun {
+    match run_workflow(workflow, TestContext::new(input.as_json())).await {
+        Ok(outputs) => TurnRun {
+            result: Ok(decode(&outputs[LogicalTurnWorkflow::COMMIT_AND_RESPOND])),
+            attempts: BTreeMap::new(),
+            outputs,
+        },
+        Err(failure) => {
+            let TestRunFailure {
+                step,
+                error,
+                on_failure,
+                outputs,
+                attempts,
+                ..
+            } = *failure;
+            let report = on_failure
+                .expect("the workflow has an on-failure handler")
+                .map(|value| decode(&value));
+            TurnRun {
+                result: Err(TurnFailure {
+                    step,
+                    error,
+                    report,
+                }),
+                outputs,
+                attempts,
+            }
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: &Value) -> T {
+    serde_json::from_value(value.clone()).expect("a step output of the declared type")
 }
