@@ -567,7 +567,7 @@ mod tests {
             .unwrap_err();
         let text = fail.error.to_string();
         assert!(
-            text.starts_with("step `boom`: cannot decode input"),
+            text.starts_with("step `first`: cannot decode input"),
             "{text}"
         );
     }
