@@ -4,7 +4,6 @@ use acf_sdk::{Context, StepError};
 use uuid::Uuid;
 
 use super::{Acquired, LogicalTurnWorkflow};
-use super::InvalidInput;
 use crate::models::{ValidatedInput, format_timestamp, now_utc};
 
 pub(super) async fn run(
@@ -48,7 +47,7 @@ pub(super) fn within_length(
         .check_content_length(wf.settings.max_message_chars)
         .map_err(|error| {
             tracing::warn!(field = %error.field, reason = %error.reason, "invalid_workflow_input");
-            StepError::non_retryable(InvalidInput::from(error))
+            StepError::non_retryable(error)
         })
 }
 

@@ -21,25 +21,6 @@ use crate::models::{InputError, ValidatedInput, WorkflowInput};
 #[serde(transparent)]
 pub struct TurnInput(Value);
 
-/// A trigger payload that does not follow the contract. Its text always names the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid workflow input field `{field}`: {reason}")]
-pub struct InvalidInput {
-    /// The offending field, by its wire name (`input` when the payload is not a JSON object).
-    pub field: String,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-impl InvalidInput {
-    pub(crate) fn new(field: &str, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            reason: reason.into(),
-        }
-    }
-}
-
 const REQUIRED: [&str; 6] = [
     "tenant_id",
     "agent_id",
@@ -68,21 +49,19 @@ impl TurnInput {
 
     /// Checks the payload: an object with the six required string fields (the content may be empty), an optional
     /// string or null `session_key`, UUID ids, a usable channel and content within `max_content_chars`.
-    pub fn validate(&self, max_content_chars: usize) -> Result<ValidatedInput, InvalidInput> {
+    pub fn validate(&self, max_content_chars: usize) -> Result<ValidatedInput, InputError> {
         let input = self.decode()?;
-        input
-            .check_content_length(max_content_chars)
-            .map_err(InvalidInput::from)?;
+        input.check_content_length(max_content_chars)?;
         Ok(input)
     }
 
     /// [`validate`](Self::validate) without the content-length cap: what the steps receive.
-    fn decode(&self) -> Result<ValidatedInput, InvalidInput> {
+    fn decode(&self) -> Result<ValidatedInput, InputError> {
         let object = self
             .0
             .as_object()
-            .ok_or_else(|| InvalidInput::new("input", "must be a JSON object"))?;
-        let text = |field: &str| required_string(object, field);
+            .ok_or_else(|| InputError::new("input", "must be a JSON object"))?;
+        let text = |field: &'static str| required_string(object, field);
         let input = WorkflowInput {
             tenant_id: text(REQUIRED[0])?,
             agent_id: text(REQUIRED[1])?,
@@ -92,13 +71,7 @@ impl TurnInput {
             message_content: text(REQUIRED[5])?,
             session_key: optional_string(object, "session_key")?,
         };
-        input.validate_fields().map_err(InvalidInput::from)
-    }
-}
-
-impl From<InputError> for InvalidInput {
-    fn from(error: InputError) -> Self {
-        Self::new(error.field, error.reason)
+        input.validate_fields()
     }
 }
 
@@ -112,11 +85,11 @@ impl<'de> Deserialize<'de> for ValidatedInput {
     }
 }
 
-fn required_string(object: &Map<String, Value>, field: &str) -> Result<String, InvalidInput> {
+fn required_string(object: &Map<String, Value>, field: &'static str) -> Result<String, InputError> {
     match object.get(field) {
         Some(Value::String(text)) => Ok(text.clone()),
-        None | Some(Value::Null) => Err(InvalidInput::new(field, "is required")),
-        Some(other) => Err(InvalidInput::new(
+        None | Some(Value::Null) => Err(InputError::new(field, "is required")),
+        Some(other) => Err(InputError::new(
             field,
             format!("must be a string, got {}", json_kind(other)),
         )),
@@ -125,12 +98,12 @@ fn required_string(object: &Map<String, Value>, field: &str) -> Result<String, I
 
 fn optional_string(
     object: &Map<String, Value>,
-    field: &str,
-) -> Result<Option<String>, InvalidInput> {
+    field: &'static str,
+) -> Result<Option<String>, InputError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(other) => Err(InvalidInput::new(
+        Some(other) => Err(InputError::new(
             field,
             format!("must be a string or null, got {}", json_kind(other)),
         )),
@@ -178,7 +151,7 @@ mod tests {
         })
     }
 
-    fn error_field(value: Value) -> String {
+    fn error_field(value: Value) -> &'static str {
         TurnInput::from_json(value).validate(100).unwrap_err().field
     }
 

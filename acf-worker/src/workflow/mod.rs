@@ -50,7 +50,7 @@ use crate::telemetry::step_span;
 use crate::turn_manager::TurnManager;
 use tracing::Instrument as _;
 
-pub use self::input::{InvalidInput, TurnInput};
+pub use self::input::TurnInput;
 pub use self::registration::{ConcurrencyOptions, ConcurrencyOverride, WorkflowOptions};
 pub use self::types::{Accumulated, Acquired, AgentOutcome, AgentStatus, FailureReport, Gathered};
 

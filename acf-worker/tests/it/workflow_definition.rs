@@ -18,14 +18,19 @@ use acf_worker::workflow::{
 use serde_json::json;
 use workflow_support::{Behaviour, Kind, TestBrain, backend, workflow};
 
-#[tokio::test]
-async fn the_definition_chains_the_steps_and_takes_retries_from_configuration() {
+/// The workflow as the macros declare it, on the memory backend.
+async fn echo_workflow() -> Arc<LogicalTurnWorkflow> {
     let backend = backend(Kind::Memory).await;
-    let wf = Arc::new(workflow(
+    Arc::new(workflow(
         &backend,
         TestBrain::new(Behaviour::Echo(Duration::ZERO)),
         200,
-    ));
+    ))
+}
+
+#[tokio::test]
+async fn the_definition_chains_the_steps_and_takes_retries_from_configuration() {
+    let wf = echo_workflow().await;
     let hatchet = HatchetSettings {
         retry_max_attempts: Some(5),
         retry_backoff_seconds: Some(30),
@@ -104,12 +109,7 @@ async fn the_definition_chains_the_steps_and_takes_retries_from_configuration() 
 /// `#[step(retries = ...)]` changes production.
 #[tokio::test]
 async fn unset_configuration_keeps_the_declaration() {
-    let backend = backend(Kind::Memory).await;
-    let wf = Arc::new(workflow(
-        &backend,
-        TestBrain::new(Behaviour::Echo(Duration::ZERO)),
-        200,
-    ));
+    let wf = echo_workflow().await;
     let declared = wf.definition();
     let shipped = WorkflowOptions::from_settings(&Settings::default().jobs.hatchet);
     assert_eq!(shipped, WorkflowOptions::default());
