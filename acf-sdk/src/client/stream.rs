@@ -38,7 +38,7 @@ impl Client {
             let mut stream = match opened {
                 Ok(response) => response.into_inner(),
                 Err(status) => {
-                    let _ = tx.send(Err(Error::Status { rpc: RPC, status }));
+                    let _ = tx.send(Err(Error::from_status(RPC, status)));
                     return;
                 }
             };
