@@ -510,9 +510,10 @@ mod tests {
                     Ok::<_, StepError>(Out { v: f.v + 1 })
                 },
             )
-            .task(TaskDefinition::new("first"), |i: In, _ctx: Context| async move {
-                Ok::<_, StepError>(Out { v: i.n })
-            })
+            .task(
+                TaskDefinition::new("first"),
+                |i: In, _ctx: Context| async move { Ok::<_, StepError>(Out { v: i.n }) },
+            )
             .build()
             .unwrap();
         let out = run_workflow(&reversed, TestContext::new(In { n: 1 }))
@@ -529,9 +530,10 @@ mod tests {
     #[tokio::test]
     async fn non_retryable_failure_runs_on_failure_and_decode_errors_name_the_field() {
         let wf = WorkflowBuilder::new("w")
-            .task(TaskDefinition::new("first"), |i: In, _ctx: Context| async move {
-                Ok::<_, StepError>(Out { v: i.n })
-            })
+            .task(
+                TaskDefinition::new("first"),
+                |i: In, _ctx: Context| async move { Ok::<_, StepError>(Out { v: i.n }) },
+            )
             .task(
                 TaskDefinition::new("boom").parents(["first"]).retries(5),
                 |_: In, _ctx: Context| async move {
@@ -556,7 +558,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(fail.step, "boom");
         assert!(fail.error.is_non_retryable());
-        assert_eq!(fail.attempts["boom"], 1, "a non-retryable error is not retried");
+        assert_eq!(
+            fail.attempts["boom"], 1,
+            "a non-retryable error is not retried"
+        );
         assert_eq!(
             fail.on_failure.unwrap().unwrap(),
             json!({"saw": ["boom"], "first": 1, "workflow": "w"})

@@ -215,9 +215,9 @@ fn event_message(
     payload: &Value,
     metadata: &Map<String, Value>,
 ) -> Result<(WorkflowInput, Option<DateTime<Utc>>), InputError> {
-    let payload = payload.as_object().ok_or_else(|| {
-        InputError::new("input", "the new_message payload must be a JSON object")
-    })?;
+    let payload = payload
+        .as_object()
+        .ok_or_else(|| InputError::new("input", "the new_message payload must be a JSON object"))?;
     let text = |field: &'static str| -> Result<Option<String>, InputError> {
         match payload
             .get(field)
@@ -242,9 +242,7 @@ fn event_message(
         None => text("message_content")?.unwrap_or_default(),
     };
     let received_at = text("timestamp")?
-        .map(|at| {
-            parse_timestamp(&at).map_err(|err| InputError::new("timestamp", err.to_string()))
-        })
+        .map(|at| parse_timestamp(&at).map_err(|err| InputError::new("timestamp", err.to_string())))
         .transpose()?;
     let message = WorkflowInput {
         tenant_id: routed("tenant_id")?,

@@ -13,9 +13,9 @@ use acf_tests::e2e_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use acf_worker::models::Conversation;
 use acf_worker::mutex::LockOptions;
 use acf_worker::workflow::{Accumulated, AgentOutcome};
-use acf_worker::models::Conversation;
 use e2e_support::{Harness, Mode, redis_backend};
 
 /// Fixed accumulation window, ms.

@@ -9,9 +9,9 @@ use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
 use acf_tests::python::{PythonScript, script};
+use acf_worker::models::Conversation;
 use acf_worker::models::{TurnOutcome, format_timestamp, now_utc};
 use acf_worker::stores::{MessageStatus, ResponseEntry};
-use acf_worker::models::Conversation;
 use e2e_support::{Harness, Mode, output, responses_of};
 use serde_json::{Value, json};
 use uuid::Uuid;

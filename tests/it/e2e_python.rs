@@ -5,8 +5,8 @@ use acf_tests::e2e_support;
 use std::time::Duration;
 
 use acf_tests::python::{PythonScript, script};
-use acf_worker::stores::MessageStatus;
 use acf_worker::models::Conversation;
+use acf_worker::stores::MessageStatus;
 use e2e_support::{Harness, Mode, responses_of};
 use serde_json::Value;
 use uuid::Uuid;

@@ -6,9 +6,9 @@ use acf_tests::e2e_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::MessageStatus;
-use acf_worker::models::Conversation;
 use e2e_support::{Harness, Mode, output, responses_of};
 use uuid::Uuid;
 

@@ -7,9 +7,9 @@ use acf_tests::e2e_support;
 use std::time::Duration;
 
 use acf_sdk::engine::Engine;
+use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::MessageStatus;
-use acf_worker::models::Conversation;
 use e2e_support::{
     Mode, RecordingBrain, client, output, redis_backend_at, responses_of, start_worker,
     unique_prefix,

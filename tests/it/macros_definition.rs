@@ -166,7 +166,9 @@ impl Refusing {
         checked: &Checked,
     ) -> Result<Shipped, StepError> {
         if checked.ok {
-            Ok(Shipped { label: "sent".into() })
+            Ok(Shipped {
+                label: "sent".into(),
+            })
         } else {
             Err(StepError::non_retryable("empty order"))
         }
@@ -218,5 +220,8 @@ async fn an_on_failure_handler_taking_option_input_runs_when_the_input_does_not_
         .dispatch("report-on-failure", ctx)
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("parent output `check`"), "{error}");
+    assert!(
+        error.to_string().contains("parent output `check`"),
+        "{error}"
+    );
 }

@@ -49,8 +49,7 @@ pub(super) async fn run(
     wf.unlock(&lease).await;
     let output = result?;
     // A turn capped by `max_messages_per_turn` may have left the run's own message for the next turn.
-    wf.settle_own_message(input, output.status.as_str())
-        .await?;
+    wf.settle_own_message(input, output.status.as_str()).await?;
     Ok(output)
 }
 

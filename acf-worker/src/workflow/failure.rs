@@ -38,7 +38,8 @@ pub(super) async fn run(
         ctx.completed_parent_output(LogicalTurnWorkflow::ACQUIRE_MUTEX)?;
     let accumulated: Option<Accumulated> =
         ctx.completed_parent_output(LogicalTurnWorkflow::ACCUMULATE)?;
-    let agent: Option<AgentOutcome> = ctx.completed_parent_output(LogicalTurnWorkflow::RUN_AGENT)?;
+    let agent: Option<AgentOutcome> =
+        ctx.completed_parent_output(LogicalTurnWorkflow::RUN_AGENT)?;
     let turn_id = acquired.as_ref().map(|a| a.turn_id);
     // The latest lease a step reported: a step that had to re-acquire passed the new one on.
     let lease: Option<Lease> = agent

@@ -201,7 +201,10 @@ mod tests {
         let mut missing = valid();
         missing.as_object_mut().unwrap().remove("channel");
         let error = serde_json::from_value::<ValidatedInput>(missing).unwrap_err();
-        assert!(error.to_string().contains("`channel`: is required"), "{error}");
+        assert!(
+            error.to_string().contains("`channel`: is required"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -187,10 +187,8 @@ impl LogicalTurnWorkflow {
             .instrument(step_span("accumulate", ctx.additional_metadata()))
             .await?;
         if accumulated.status == Gathered::Ready {
-            self.metrics.window_waited(
-                &input.channel,
-                Duration::from_millis(accumulated.waited_ms),
-            );
+            self.metrics
+                .window_waited(&input.channel, Duration::from_millis(accumulated.waited_ms));
         }
         Ok(accumulated)
     }
@@ -225,11 +223,8 @@ impl LogicalTurnWorkflow {
             .instrument(step)
             .await?;
         self.metrics.committed(&input.channel, started.elapsed());
-        self.metrics.run_ended(
-            Some(input.message_id),
-            &input.channel,
-            output.status.into(),
-        );
+        self.metrics
+            .run_ended(Some(input.message_id), &input.channel, output.status.into());
         Ok(output)
     }
 

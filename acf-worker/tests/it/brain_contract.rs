@@ -14,8 +14,8 @@ use acf_worker::brain::{
 };
 use acf_worker::config::{BrainKind, EnvVars, load_from};
 use acf_worker::events::Routing;
-use acf_worker::models::{LogicalTurn, TurnOutcome, now_utc};
 use acf_worker::models::Conversation;
+use acf_worker::models::{LogicalTurn, TurnOutcome, now_utc};
 use deploy_support::{Deployed, settings};
 use serde_json::{Value, json};
 use support::http::{HttpServer, Reply};

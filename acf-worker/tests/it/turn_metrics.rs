@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
+use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use async_trait::async_trait;
-use acf_worker::models::Conversation;
 use deploy_support::{Deployed, series, settings};
 use tokio::sync::Notify;
 

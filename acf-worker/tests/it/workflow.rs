@@ -110,12 +110,7 @@ async fn a_burst_becomes_one_turn_and_later_runs_end_absorbed(kind: Kind) {
     }
     let mut outputs = Vec::new();
     for message in &burst {
-        outputs.push(
-            run_turn(&wf, &payload(message))
-                .await
-                .result
-                .expect("run"),
-        );
+        outputs.push(run_turn(&wf, &payload(message)).await.result.expect("run"));
     }
     assert_eq!(outputs[0].status, TurnOutcome::Complete);
     assert_eq!(
@@ -173,10 +168,7 @@ async fn messages_arriving_during_the_window_are_absorbed(kind: Kind) {
     );
     assert!(started.elapsed() >= Duration::from_millis(540));
     // The late message's own run finds it answered.
-    let again = run_turn(&wf, &payload(&second))
-        .await
-        .result
-        .expect("run");
+    let again = run_turn(&wf, &payload(&second)).await.result.expect("run");
     assert_eq!(again.status, TurnOutcome::Absorbed);
     assert_eq!(brain.calls(), 1);
 }

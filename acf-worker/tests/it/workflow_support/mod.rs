@@ -5,19 +5,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use acf_sdk::testing::{TestContext, TestRunFailure, run_workflow};
+use acf_sdk::{StepError, Workflow};
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
 pub use acf_worker::models::Conversation;
+use acf_worker::models::WorkflowOutput;
 use acf_worker::models::{TurnLimits, WorkflowInput, now_utc};
 use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings, StoredMessage};
 use acf_worker::turn_manager::TurnManager;
-use acf_sdk::testing::{TestContext, TestRunFailure, run_workflow};
-use acf_sdk::{StepError, Workflow};
-use acf_worker::models::WorkflowOutput;
 use acf_worker::workflow::{FailureReport, LogicalTurnWorkflow, TurnInput, TurnSettings};
+use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use async_trait::async_trait;
 use uuid::Uuid;
 
 /// The Redis every test may use, with unique key prefixes.
