@@ -211,7 +211,7 @@ async fn converse(
         let output = run.result().await.map_err(DemoError::RunFailed)?;
         outputs.push(
             output
-                .step::<WorkflowOutput>("commit_and_respond")
+                .step::<WorkflowOutput>(LogicalTurnWorkflow::COMMIT_AND_RESPOND)
                 .map_err(DemoError::RunFailed)?,
         );
     }

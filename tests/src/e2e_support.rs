@@ -226,7 +226,7 @@ pub async fn output(submitted: &Submitted, limit: Duration) -> WorkflowOutput {
         .expect("the run finishes in time")
         .expect("the run succeeds");
     result
-        .step("commit_and_respond")
+        .step(LogicalTurnWorkflow::COMMIT_AND_RESPOND)
         .expect("a workflow output")
 }
 

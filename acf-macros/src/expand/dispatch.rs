@@ -45,15 +45,16 @@ fn arm(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
     if let Some(input_arg) = step.args.get(1) {
         let (ty, borrowed) = value_type(&input_arg.ty);
         let expected = input_type(wf).filter(|_| step.kind != StepKind::Step);
-        decodes.push(match expected {
-            // A handler's input may be `Option<Input>` (see `HandlerInput`).
-            Some(expected) => quote_spanned! {input_arg.ty.span()=>
+        // A handler's input may be `Option<Input>` (see `HandlerInput`).
+        decodes.push(if let Some(expected) = expected {
+            quote_spanned! {input_arg.ty.span()=>
                 let __acf_input: #ty =
                     __acf::decode_handler_input::<#ty, #expected>(&__acf_ctx, #id)?;
-            },
-            None => quote_spanned! {input_arg.ty.span()=>
+            }
+        } else {
+            quote_spanned! {input_arg.ty.span()=>
                 let __acf_input: #ty = __acf::decode_input::<#ty>(&__acf_ctx, #id)?;
-            },
+            }
         });
         call_args.push(if borrowed {
             quote!(&__acf_input)

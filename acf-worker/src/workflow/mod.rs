@@ -169,7 +169,7 @@ impl LogicalTurnWorkflow {
         input: &ValidatedInput,
     ) -> Result<Acquired, StepError> {
         let acquired = acquire::run(self, ctx, input)
-            .instrument(step_span("acquire_mutex", ctx.additional_metadata()))
+            .instrument(step_span(Self::ACQUIRE_MUTEX, ctx.additional_metadata()))
             .await?;
         self.metrics.message_started(input.message_id);
         Ok(acquired)
@@ -184,7 +184,7 @@ impl LogicalTurnWorkflow {
         acquired: Acquired,
     ) -> Result<Accumulated, StepError> {
         let accumulated = accumulate::run(self, ctx, input, acquired)
-            .instrument(step_span("accumulate", ctx.additional_metadata()))
+            .instrument(step_span(Self::ACCUMULATE, ctx.additional_metadata()))
             .await?;
         if accumulated.status == Gathered::Ready {
             self.metrics
@@ -202,7 +202,7 @@ impl LogicalTurnWorkflow {
         accumulated: Accumulated,
     ) -> Result<AgentOutcome, StepError> {
         agent::run(self, ctx, input, accumulated)
-            .instrument(step_span("run_agent", ctx.additional_metadata()))
+            .instrument(step_span(Self::RUN_AGENT, ctx.additional_metadata()))
             .await
     }
 
@@ -216,7 +216,7 @@ impl LogicalTurnWorkflow {
         outcome: AgentOutcome,
     ) -> Result<WorkflowOutput, StepError> {
         let started = Instant::now();
-        let step = step_span("commit_and_respond", ctx.additional_metadata());
+        let step = step_span(Self::COMMIT_AND_RESPOND, ctx.additional_metadata());
         let commit = tracing::info_span!(parent: &step, "ruche.commit", otel.name = "ruche.commit");
         let output = commit::run(self, ctx, input, accumulated, outcome)
             .instrument(commit)
