@@ -39,10 +39,7 @@ pub(super) async fn run(
 
 /// Refuses a message over `max_message_chars` (the rest of the payload was checked when the SDK decoded it); it
 /// can never succeed, so the error is non-retryable.
-pub(super) fn within_length(
-    wf: &LogicalTurnWorkflow,
-    input: &ValidatedInput,
-) -> Result<(), StepError> {
+fn within_length(wf: &LogicalTurnWorkflow, input: &ValidatedInput) -> Result<(), StepError> {
     input
         .check_content_length(wf.settings.max_message_chars)
         .map_err(|error| {

@@ -355,6 +355,23 @@ async fn malformed_input_fails_once_naming_the_field(kind: Kind) {
         "{}",
         failure.error
     );
+
+    // Over `max_message_chars` (1000 here): decoded, then refused by `acquire_mutex`, never stored or handed on.
+    let long = Conversation::new().message(&"x".repeat(1_001));
+    let run = run_turn(&wf, &payload(&long)).await;
+    let failure = run.result.expect_err("too long");
+    assert_eq!(failure.step, "acquire_mutex");
+    assert!(failure.error.is_non_retryable());
+    assert!(
+        failure.error.to_string().contains("`message_content`"),
+        "{}",
+        failure.error
+    );
+    let report = failure.report.expect("on_failure ran");
+    assert_eq!(report.session_key, None, "nothing to settle");
+    let id: Uuid = long.message_id.parse().unwrap();
+    assert!(backend.stores.messages.get(id).await.unwrap().is_none());
+    assert_eq!(brain.calls(), 0);
 }
 
 async fn the_brain_sees_pending_messages_live(kind: Kind) {
