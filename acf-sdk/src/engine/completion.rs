@@ -14,7 +14,7 @@ const MAX_INTERNAL_RETRIES: i32 = 10;
 
 impl State {
     /// Frees the worker slots a running task holds (idempotent).
-    pub fn release_slots(&mut self, task_id: Uuid) {
+    pub(crate) fn release_slots(&mut self, task_id: Uuid) {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
@@ -32,7 +32,7 @@ impl State {
     }
 
     /// The worker reported success for the running attempt.
-    pub fn complete_task(&mut self, task_id: Uuid, output: Value, now: Instant) {
+    pub(crate) fn complete_task(&mut self, task_id: Uuid, output: Value, now: Instant) {
         self.release_slots(task_id);
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
@@ -47,7 +47,7 @@ impl State {
     }
 
     /// The running attempt failed: retry (with backoff) or fail for good.
-    pub fn fail_attempt(
+    pub(crate) fn fail_attempt(
         &mut self,
         task_id: Uuid,
         error: String,
@@ -59,7 +59,7 @@ impl State {
 
     /// Like [`Self::fail_attempt`], with the worker's requested retry delay (`retry_after_ms`)
     /// replacing the backoff when the task is retried.
-    pub fn fail_attempt_after(
+    pub(crate) fn fail_attempt_after(
         &mut self,
         task_id: Uuid,
         error: String,
@@ -110,7 +110,7 @@ impl State {
     }
 
     /// The task failed for good.
-    pub fn fail_task(&mut self, task_id: Uuid, error: String, now: Instant) {
+    pub(crate) fn fail_task(&mut self, task_id: Uuid, error: String, now: Instant) {
         self.release_slots(task_id);
         self.dequeue(task_id);
         let Some(task) = self.tasks.get_mut(&task_id) else {
@@ -130,7 +130,7 @@ impl State {
     }
 
     /// A worker disappeared while running the task: re-queue without consuming an app retry.
-    pub fn requeue_lost(&mut self, task_id: Uuid, now: Instant) {
+    pub(crate) fn requeue_lost(&mut self, task_id: Uuid, now: Instant) {
         self.release_slots(task_id);
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
@@ -164,7 +164,7 @@ impl State {
     }
 
     /// Cancels a task (sends `CANCEL_STEP_RUN` when running).
-    pub fn cancel_task(&mut self, task_id: Uuid, reason: &str, now: Instant) {
+    pub(crate) fn cancel_task(&mut self, task_id: Uuid, reason: &str, now: Instant) {
         let Some(task) = self.tasks.get(&task_id) else {
             return;
         };
@@ -189,7 +189,7 @@ impl State {
     }
 
     /// Cancels a run and every unfinished task of it.
-    pub fn cancel_run(&mut self, run_id: Uuid, now: Instant) {
+    pub(crate) fn cancel_run(&mut self, run_id: Uuid, now: Instant) {
         let Some(run) = self.runs.get_mut(&run_id) else {
             return;
         };
@@ -412,7 +412,7 @@ const MAX_RUN_EVENT: usize = 4 * 1024 * 1024 - 1024;
 /// Shrinks a run result to fit the clients' message limit as Hatchet does: oversized errors are
 /// replaced by a fixed text first, then all results are dropped (clients fall back to
 /// `GetRunDetails`).
-pub fn fit_for_stream(event: &WorkflowRunEvent) -> WorkflowRunEvent {
+pub(crate) fn fit_for_stream(event: &WorkflowRunEvent) -> WorkflowRunEvent {
     use prost::Message as _;
     let mut event = event.clone();
     if event.encoded_len() <= MAX_RUN_EVENT {
@@ -451,7 +451,7 @@ fn child_result(results: &[StepRunResult]) -> (Vec<u8>, Option<String>) {
 
 impl State {
     /// Replays a finished task: it and its finished descendants run again, and the run reopens.
-    pub fn replay_task(&mut self, task_id: Uuid, now: Instant) -> bool {
+    pub(crate) fn replay_task(&mut self, task_id: Uuid, now: Instant) -> bool {
         let Some(task) = self.tasks.get(&task_id) else {
             return false;
         };

@@ -13,35 +13,35 @@ use uuid::Uuid;
 
 /// A validated trigger.
 #[derive(Debug, Clone)]
-pub struct TriggerSpec {
+pub(crate) struct TriggerSpec {
     /// Exact workflow name.
-    pub workflow: String,
+    pub(crate) workflow: String,
     /// Input (`Null` when none was sent).
-    pub input: Value,
+    pub(crate) input: Value,
     /// Metadata object.
-    pub metadata: Value,
+    pub(crate) metadata: Value,
     /// Priority override.
-    pub priority: Option<i32>,
+    pub(crate) priority: Option<i32>,
     /// Origin.
-    pub origin: RunOrigin,
+    pub(crate) origin: RunOrigin,
 }
 
 /// Why a trigger was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TriggerError {
+pub(crate) enum TriggerError {
     /// No workflow with that name.
     #[error("workflow names not found: {0}")]
     UnknownWorkflow(String),
 }
 
 /// Converts a wall-clock time to a protobuf timestamp.
-pub fn timestamp(at: SystemTime) -> prost_types::Timestamp {
+pub(crate) fn timestamp(at: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(at)
 }
 
 impl State {
     /// Creates a run; it starts at once unless a concurrency gate holds it back.
-    pub fn trigger(&mut self, spec: TriggerSpec, now: Instant) -> Result<Uuid, TriggerError> {
+    pub(crate) fn trigger(&mut self, spec: TriggerSpec, now: Instant) -> Result<Uuid, TriggerError> {
         let workflow = self
             .workflows
             .get(&spec.workflow)
@@ -336,7 +336,7 @@ impl State {
     }
 
     /// The conditions of a waiting DAG task resolved.
-    pub fn dag_conditions_resolved(
+    pub(crate) fn dag_conditions_resolved(
         &mut self,
         task_id: Uuid,
         action: CondAction,
@@ -434,7 +434,7 @@ impl State {
     }
 
     /// Puts a task in the queue and arms its schedule timeout.
-    pub fn enqueue(&mut self, task_id: Uuid, now: Instant) {
+    pub(crate) fn enqueue(&mut self, task_id: Uuid, now: Instant) {
         let seq = self.next_seq();
         let Some(task) = self.tasks.get(&task_id) else {
             return;

@@ -146,7 +146,7 @@ impl State {
     }
 
     /// Assigns as many queued tasks as the workers can take.
-    pub fn schedule(&mut self, now: Instant) {
+    pub(crate) fn schedule(&mut self, now: Instant) {
         let mut cursor: Option<(Reverse<i32>, u64)> = None;
         let mut blocked: HashSet<String> = HashSet::new();
         loop {
@@ -271,7 +271,7 @@ impl State {
     }
 
     /// Tells the worker running `task_id` to cancel it.
-    pub fn send_cancel(&mut self, task_id: Uuid, worker_id: Uuid) {
+    pub(crate) fn send_cancel(&mut self, task_id: Uuid, worker_id: Uuid) {
         let Some(action) = self.assigned_action(task_id, ActionType::CancelStepRun) else {
             return;
         };
@@ -284,7 +284,7 @@ impl State {
     }
 
     /// The `AssignedAction` for a task (START with payload, or CANCEL without).
-    pub fn assigned_action(&self, task_id: Uuid, kind: ActionType) -> Option<AssignedAction> {
+    pub(crate) fn assigned_action(&self, task_id: Uuid, kind: ActionType) -> Option<AssignedAction> {
         let task = self.tasks.get(&task_id)?;
         let run = self.runs.get(&task.run_id)?;
         let def = self.task_def(task)?;
@@ -322,7 +322,7 @@ impl State {
     }
 
     /// `V1StepRunData` JSON for a task.
-    pub fn action_payload(&self, task_id: Uuid) -> Option<String> {
+    pub(crate) fn action_payload(&self, task_id: Uuid) -> Option<String> {
         let task = self.tasks.get(&task_id)?;
         let run = self.runs.get(&task.run_id)?;
         let parent_indexes: Vec<usize> = match task.def {
@@ -369,7 +369,7 @@ impl State {
     }
 
     /// Fires due timers, re-queues tasks of silent workers, then schedules.
-    pub fn tick(&mut self, now: Instant) {
+    pub(crate) fn tick(&mut self, now: Instant) {
         for timer in self.timers.due(now) {
             match timer {
                 TimerKind::ExecTimeout { task, generation } => {
