@@ -245,11 +245,13 @@ impl Gates {
     }
 
     /// Holders currently inside `gate`.
+    #[cfg(test)]
     pub(crate) fn active(&self, gate: &str) -> usize {
         self.groups.get(gate).map_or(0, |g| g.running.len())
     }
 
     /// Holders waiting at `gate`.
+    #[cfg(test)]
     pub(crate) fn waiting(&self, gate: &str) -> usize {
         self.groups.get(gate).map_or(0, |g| g.queued.len())
     }

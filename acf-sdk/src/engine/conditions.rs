@@ -7,7 +7,7 @@ use crate::engine::state::{State, StoredEvent};
 use crate::engine::timers::TimerKind;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 use uuid::Uuid;
 
 /// Who is waiting.
@@ -245,15 +245,10 @@ impl State {
     }
 }
 
-/// Current wall-clock time (kept here so tests can reason about lookbacks).
-pub(crate) fn wall_now() -> SystemTime {
-    SystemTime::now()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     fn cond(key: &str, group: &str, kind: CondKind) -> ConditionDef {
         ConditionDef {
