@@ -188,7 +188,8 @@ mod readme {}
 ///
 /// CEL strings given as literals (concurrency keys, filters, conditions, dynamic rate-limit keys, idempotency
 /// keys) are parsed at compile time by the same parser the embedded engine uses, so a syntax error fails the
-/// build.
+/// build. That parser comes with the `cel-check` feature (implied by `engine`); without it, a syntax error is
+/// reported by the engine when the workflow registers.
 ///
 /// # Generated items
 ///
@@ -287,7 +288,7 @@ pub use acf_macros::workflow;
 /// | `parent(check, "output.total > 0")` | the parent `check` (one of `parents`) has an output passing the CEL expression |
 ///
 /// Each takes an optional `key = "..."`, the key its outcome is reported under (defaults as in Python:
-/// `sleep:10s`, the event key, `check:<expression>`). CEL is parsed at compile time; a parent condition must
+/// `sleep:10s`, the event key, `check:<expression>`). CEL is parsed at compile time (feature `cel-check`); a parent condition must
 /// name a declared parent.
 ///
 /// ```

@@ -46,6 +46,7 @@ pub enum RunError {
     #[error("cannot build the brain: {0}")]
     Brain(#[from] BrainError),
     /// The embedded engine could not start.
+    #[cfg(feature = "embedded")]
     #[error("cannot start the embedded engine: {0}")]
     Engine(#[from] acf_sdk::engine::EngineError),
 }
