@@ -322,7 +322,10 @@ impl State {
     /// Installs a validated workflow version: its tenant-scoped limit definitions replace the
     /// tenant's (in place, for every workflow naming them), after checking that no two chains
     /// order the same tenant-scoped limits differently.
-    pub(crate) fn register_workflow(&mut self, def: Arc<WorkflowDef>) -> Result<(), ValidationError> {
+    pub(crate) fn register_workflow(
+        &mut self,
+        def: Arc<WorkflowDef>,
+    ) -> Result<(), ValidationError> {
         let others = self
             .workflows
             .values()

@@ -447,13 +447,12 @@ impl State {
     pub(crate) fn durable_evict(&mut self, stream: u64, task: &str, invocation: i32) {
         if let Ok(id) = Uuid::parse_str(task)
             && self.tasks.get(&id).is_some_and(|t| {
-                t.invocation == invocation.max(1) && matches!(t.status, TaskStatus::Running(_))
+                t.invocation == invocation.max(1) && matches!(t.status(), TaskStatus::Running(_))
             })
         {
             self.release_slots(id);
             if let Some(t) = self.tasks.get_mut(&id) {
-                t.status = TaskStatus::Evicted;
-                t.generation += 1;
+                t.set_status(TaskStatus::Evicted);
             }
         }
         self.durable_send(
@@ -487,7 +486,7 @@ impl State {
         let (invocation, stream, evicted) = (
             t.invocation,
             t.durable.stream,
-            t.status == TaskStatus::Evicted,
+            *t.status() == TaskStatus::Evicted,
         );
         if evicted {
             if let Some(t) = self.tasks.get_mut(&task) {

@@ -32,7 +32,7 @@ impl State {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
-        let worker = match &task.status {
+        let worker = match task.status() {
             crate::engine::state::TaskStatus::Running(a) => Some(a.worker),
             _ => None,
         };

@@ -48,8 +48,8 @@ impl State {
                     .iter()
                     .filter_map(|id| self.tasks.get(id))
                     .any(|t| {
-                        matches!(t.status, TaskStatus::Running(_) | TaskStatus::Evicted)
-                            || t.status.is_final()
+                        matches!(t.status(), TaskStatus::Running(_) | TaskStatus::Evicted)
+                            || t.status().is_final()
                     });
                 if started {
                     RunStatus::Running
@@ -105,7 +105,7 @@ impl State {
             };
             let live: Vec<Uuid> = tasks
                 .into_iter()
-                .filter(|t| self.tasks.get(t).is_some_and(|t| !t.status.is_final()))
+                .filter(|t| self.tasks.get(t).is_some_and(|t| !t.status().is_final()))
                 .collect();
             if self.runs.contains_key(&id) {
                 self.cancel_run(id, now);
@@ -130,7 +130,7 @@ impl State {
                     .iter()
                     .find(|t| {
                         self.tasks.get(t).is_some_and(|t| {
-                            matches!(t.status, TaskStatus::Failed | TaskStatus::Cancelled)
+                            matches!(t.status(), TaskStatus::Failed | TaskStatus::Cancelled)
                         })
                     })
                     .or_else(|| run.tasks.first())

@@ -214,7 +214,12 @@ impl State {
     }
 
     /// Replaces the crons a workflow declares (`PutWorkflow` `cron_triggers`), keeping API-created ones.
-    pub(crate) fn sync_declared_crons(&mut self, workflow: &str, expressions: &[String], input: &Value) {
+    pub(crate) fn sync_declared_crons(
+        &mut self,
+        workflow: &str,
+        expressions: &[String],
+        input: &Value,
+    ) {
         self.crons
             .retain(|_, c| !(c.workflow == workflow && c.method == Method::Default));
         for expression in expressions {

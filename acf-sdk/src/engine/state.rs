@@ -252,10 +252,10 @@ pub(crate) struct Task {
     pub(crate) retry_count: i32,
     /// Re-queues after lost workers.
     pub(crate) internal_retries: i32,
-    /// Status.
-    pub(crate) status: TaskStatus,
+    /// Status: changed only through [`Task::set_status`], which keeps `generation` in step.
+    status: TaskStatus,
     /// Bumped on every transition; timers carry the value they were armed with.
-    pub(crate) generation: u64,
+    generation: u64,
     /// Output once completed.
     pub(crate) output: Option<Value>,
     /// Error once failed.
@@ -280,6 +280,81 @@ pub(crate) struct Task {
     pub(crate) created: SystemTime,
     /// Recorded transitions (bounded), oldest first.
     pub(crate) history: Vec<crate::engine::history::TaskEventRec>,
+}
+
+impl Task {
+    /// A new pending task of run `run_id`.
+    pub(crate) fn new(
+        id: Uuid,
+        run_id: Uuid,
+        def: TaskRef,
+        readable_id: &str,
+        action: &str,
+    ) -> Self {
+        Self {
+            id,
+            run_id,
+            def,
+            readable_id: readable_id.to_owned(),
+            action: action.to_owned(),
+            retry_count: 0,
+            internal_retries: 0,
+            status: TaskStatus::Pending,
+            generation: 0,
+            output: None,
+            error: None,
+            triggers: serde_json::Map::new(),
+            step_run_errors: serde_json::Map::new(),
+            invocation: 1,
+            durable: DurableLog::default(),
+            seq: 0,
+            pending_gates: Vec::new(),
+            held_gates: Vec::new(),
+            log_lines: 0,
+            created: SystemTime::now(),
+            history: Vec::new(),
+        }
+    }
+
+    /// Current status.
+    pub(crate) fn status(&self) -> &TaskStatus {
+        &self.status
+    }
+
+    /// The generation timers armed now must carry.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The one place a task changes status: every transition bumps the generation, so a timer armed
+    /// for an earlier state (schedule timeout, execution timeout, backoff) finds it stale. Returns the
+    /// new generation, for the timer the new state arms.
+    pub(crate) fn set_status(&mut self, status: TaskStatus) -> u64 {
+        self.status = status;
+        self.generation += 1;
+        self.generation
+    }
+
+    /// The assignment of a running task.
+    pub(crate) fn assignment_mut(&mut self) -> Option<&mut Assignment> {
+        match &mut self.status {
+            TaskStatus::Running(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Pushes a running task's execution deadline back by `by` (`RefreshTimeout`); the generation
+    /// moves on so the timeout armed for the old deadline is ignored. Returns the new deadline and
+    /// generation, or `None` when the task is not running.
+    pub(crate) fn extend_deadline(&mut self, by: Duration) -> Option<(Instant, u64)> {
+        let TaskStatus::Running(a) = &mut self.status else {
+            return None;
+        };
+        a.timeout_at += by;
+        let deadline = a.timeout_at;
+        self.generation += 1;
+        Some((deadline, self.generation))
+    }
 }
 
 /// A pushed event, kept for lookbacks.
