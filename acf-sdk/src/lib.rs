@@ -38,14 +38,14 @@ pub mod channel;
 pub mod client;
 pub mod config;
 pub mod context;
-mod durable;
+mod durable_client;
 pub mod duration;
 pub mod error;
 pub mod log_layer;
 pub mod model;
 pub mod namespace;
 pub mod retry;
-mod sdk_error;
+pub mod step_error;
 pub mod testing;
 pub mod worker;
 pub mod workflow;
@@ -55,12 +55,12 @@ pub use client::{
 };
 pub use config::ClientConfig;
 pub use context::{Context, LogLevel, RunInfo, WaitResult};
-pub use error::{ResultExt, StepError, StepErrorKind};
+pub use error::{Error, Result};
 pub use model::{Condition, ConditionGroup, TaskDefinition, WorkflowDefinition};
 /// The Prometheus client crate the worker metrics are built on, for registering extra metrics with
 /// [`worker::Metrics::register`].
 pub use prometheus_client;
-pub use sdk_error::{Error, Result};
+pub use step_error::{ResultExt, StepError, StepErrorKind};
 pub use worker::{Worker, WorkerBuilder, WorkerHandle, WorkerStatus};
 pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
 

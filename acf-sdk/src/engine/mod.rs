@@ -67,7 +67,7 @@ pub(crate) mod auth;
 pub(crate) mod completion;
 pub(crate) mod concurrency;
 pub(crate) mod conditions;
-pub(crate) mod durable;
+pub(crate) mod durable_log;
 pub(crate) mod expr;
 pub(crate) mod history;
 pub(crate) mod ingest;

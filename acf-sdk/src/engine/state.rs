@@ -5,7 +5,7 @@
 
 use crate::engine::concurrency::{GateSpec, Gates};
 use crate::engine::conditions::Wait;
-use crate::engine::durable::{DurableLog, DurableStream};
+use crate::engine::durable_log::{DurableLog, DurableStream};
 use crate::engine::model::WorkflowDef;
 use crate::engine::timers::Timers;
 use crate::proto::{AssignedAction, WorkflowEvent, WorkflowRunEvent};
@@ -428,7 +428,7 @@ pub(crate) struct State {
     /// Legacy durable results by (task, signal key).
     pub(crate) legacy_results: HashMap<(Uuid, String), Vec<u8>>,
     /// Legacy durable listeners: stream id → sink and awaited keys.
-    pub(crate) legacy_listeners: HashMap<u64, crate::engine::durable::LegacyListener>,
+    pub(crate) legacy_listeners: HashMap<u64, crate::engine::durable_log::LegacyListener>,
     /// Child runs by (parent task, index/key) for dedupe.
     pub(crate) children: HashMap<(Uuid, String), Uuid>,
     /// Finished runs, oldest first (bounded by [`RETAINED_RUNS`]).

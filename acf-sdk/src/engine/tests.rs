@@ -713,7 +713,7 @@ fn a_task_no_worker_can_take_does_not_block_others_of_its_action() {
 
 #[test]
 fn a_replay_issuing_a_different_call_is_non_deterministic() {
-    use crate::engine::durable::DurableStream;
+    use crate::engine::durable_log::DurableStream;
     use crate::proto::v1::DurableTaskErrorType;
     use crate::proto::v1::durable_task_response::Message as Out;
     let now = Instant::now();

@@ -15,9 +15,9 @@ use super::backend::RunBackend;
 use super::metrics::Outcome;
 use super::state::{Running, Shared, lock};
 use crate::context::{Context, RunInfo, StepRunData};
-use crate::error::{StepError, StepErrorKind};
 use crate::proto::{ActionType, AssignedAction, StepActionEvent, StepActionEventType};
 use crate::retry::RetryPolicy;
+use crate::step_error::{StepError, StepErrorKind};
 
 /// Handles one message of the action stream without blocking the stream reader.
 pub(crate) fn handle(shared: &Arc<Shared>, action: AssignedAction) {
