@@ -1,6 +1,11 @@
-//! The error type of the client, the worker and the context's engine calls.
+//! The error type of the client, the worker and the context's engine calls, and [`Report`], which prints an
+//! error with its causes.
+//!
+//! Every error in the workspace prints its own message only and exposes its cause through
+//! [`source()`](std::error::Error::source), so a reporter walking the chain prints each cause once.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::config::ConfigError;
 use crate::model::DefinitionError;
@@ -16,7 +21,7 @@ pub enum Error {
     #[error(transparent)]
     Definition(#[from] DefinitionError),
     /// The channel could not be built or connected.
-    #[error("cannot connect to the engine: {0}")]
+    #[error("cannot connect to the engine")]
     Transport(#[from] tonic::transport::Error),
     /// An RPC failed with a status (after retries where the policy allows them).
     #[error("{rpc} failed: {status}")]
@@ -27,7 +32,7 @@ pub enum Error {
         status: tonic::Status,
     },
     /// A payload could not be encoded or decoded.
-    #[error("invalid JSON payload: {0}")]
+    #[error("invalid JSON payload")]
     Json(#[from] serde_json::Error),
     /// A run finished with failed tasks (task readable id → error text).
     #[error("run {run_id} failed: {}", render_errors(.errors))]
@@ -77,3 +82,129 @@ fn render_errors(errors: &BTreeMap<String, String>) -> String {
 
 /// Result alias for [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Displays an error followed by its [`source()`](std::error::Error::source) chain, `message: cause: root
+/// cause`: what a log line or a command-line message prints, since each error's own `Display` leaves its
+/// cause to `source()`.
+///
+/// ```
+/// use acf_sdk::error::Report;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot load the settings")]
+/// struct Load(#[source] std::io::Error);
+///
+/// let error = Load(std::io::Error::other("disk full"));
+/// assert_eq!(Report(&error).to_string(), "cannot load the settings: disk full");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Report<'a>(pub &'a dyn std::error::Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut previous = self.0.to_string();
+        f.write_str(&previous)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            // Some crates (redis, for one) both print their cause and return it as `source()`: a cause
+            // whose text its error already showed is not shown again.
+            let text = cause.to_string();
+            if !previous.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            previous = text;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl Report<'_> {
+    /// The first message in the chain that repeats its source's message, with that source's: a cause
+    /// printed twice (once in `Display`, once as `source()`), which this report would show twice. `None`
+    /// when every cause is printed once.
+    pub fn repeated_cause(&self) -> Option<(String, String)> {
+        let mut error = self.0;
+        while let Some(source) = error.source() {
+            let (message, cause) = (error.to_string(), source.to_string());
+            if !cause.is_empty() && message.contains(&cause) {
+                return Some((message, cause));
+            }
+            error = source;
+        }
+        None
+    }
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Error, Report};
+    use crate::step_error::StepError;
+
+    /// Every SDK error wrapping another prints each cause once through [`Report`].
+    #[test]
+    fn every_cause_is_printed_once() {
+        let json = || serde_json::from_str::<u32>("\"x\"").unwrap_err();
+        let transport = tonic::transport::Endpoint::from_shared("not a uri\n")
+            .map(|_| ())
+            .unwrap_err();
+        let decode = StepError::decode("collect", "input", json());
+        let user = StepError::new(Error::Json(json()));
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(Error::Json(json())),
+            Box::new(Error::Transport(transport)),
+            Box::new(decode.source_error()),
+            Box::new(user.source_error()),
+            #[cfg(feature = "engine")]
+            Box::new(crate::engine::EngineError::Bind {
+                addr: ([127, 0, 0, 1], 1).into(),
+                source: std::io::Error::other("address in use"),
+            }),
+        ];
+        for error in &errors {
+            let report = Report(error.as_ref());
+            assert!(error.source().is_some(), "{report} has no cause to check");
+            assert_eq!(report.repeated_cause(), None, "{report}");
+        }
+        // A foreign error that prints its own cause and returns it from `source()` shows it once.
+        let io = std::io::Error::other("disk full");
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read: {0}")]
+        struct Foreign(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot load")]
+        struct Ours(#[source] Foreign);
+        assert_eq!(
+            Report(&Ours(Foreign(io))).to_string(),
+            "cannot load: cannot read: disk full"
+        );
+        // The chain is still complete, each cause once.
+        assert_eq!(
+            Report(decode.source_error()).to_string(),
+            format!("step `collect`: cannot decode input: {}", json())
+        );
+        assert!(
+            decode
+                .to_report()
+                .ends_with(&format!("\ncaused by: {}", json()))
+        );
+    }
+
+    #[test]
+    fn a_cause_printed_twice_is_found() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read: {0}")]
+        struct Twice(#[source] std::io::Error);
+        let error = Twice(std::io::Error::other("disk full"));
+        assert_eq!(
+            Report(&error).repeated_cause(),
+            Some(("cannot read: disk full".to_owned(), "disk full".to_owned()))
+        );
+    }
+}

@@ -14,14 +14,15 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StepErrorKind {
-    /// The user's code failed (an error returned from the handler).
-    #[error("{0}")]
-    User(#[source] BoxError),
+    /// The user's code failed (an error returned from the handler): prints as that error, whose causes are
+    /// its own `source()` chain.
+    #[error(transparent)]
+    User(BoxError),
     /// A failure with a plain message.
     #[error("{0}")]
     Message(String),
     /// The workflow input or a parent output could not be decoded into the step's parameter type.
-    #[error("step `{step}`: cannot decode {field}: {source}")]
+    #[error("step `{step}`: cannot decode {field}")]
     Decode {
         /// Step (task readable id) whose argument failed to decode.
         step: String,
@@ -148,9 +149,13 @@ impl StepError {
         &self.kind
     }
 
-    /// The failure as a standard error (its `source()` chain includes the user's error).
+    /// The failure as a standard error: the user's own error for a user failure (so it can be downcast),
+    /// otherwise the kind, whose `source()` chain holds the cause.
     pub fn source_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        &self.kind
+        match &self.kind {
+            StepErrorKind::User(error) => error.as_ref(),
+            kind => kind,
+        }
     }
 
     /// The text reported in the `FAILED` event: a Python-parsable header line `<Type>: <message>`, followed by the
@@ -161,15 +166,17 @@ impl StepError {
         } else {
             "StepError"
         };
-        let mut out = format!("{ty}: {}", self.kind);
+        let mut previous = self.kind.to_string();
+        let mut out = format!("{ty}: {previous}");
         let mut source = StdError::source(&self.kind);
-        // The first source of `User` is the user's error whose text was already printed.
-        if matches!(self.kind, StepErrorKind::User(_)) {
-            source = source.and_then(StdError::source);
-        }
         while let Some(cause) = source {
-            out.push_str("\ncaused by: ");
-            out.push_str(&cause.to_string());
+            // As `error::Report`: a cause its error already printed (some crates do) is not repeated.
+            let text = cause.to_string();
+            if !previous.contains(&text) {
+                out.push_str("\ncaused by: ");
+                out.push_str(&text);
+            }
+            previous = text;
             source = cause.source();
         }
         out
@@ -251,9 +258,16 @@ mod tests {
         let source = serde_json::from_str::<u32>("\"x\"").unwrap_err();
         let err = StepError::decode("collect", "parent output `start`", source);
         assert!(err.is_non_retryable());
+        assert_eq!(
+            err.to_string(),
+            "step `collect`: cannot decode parent output `start`"
+        );
         assert!(
-            err.to_string()
-                .starts_with("step `collect`: cannot decode parent output `start`: invalid type")
+            err.to_report().starts_with(
+                "NonRetryableException: step `collect`: cannot decode parent output `start`\ncaused by: invalid type"
+            ),
+            "{}",
+            err.to_report()
         );
         assert!(!err.into_retryable().is_non_retryable());
     }

@@ -108,7 +108,7 @@ const TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The address could not be bound.
-    #[error("could not bind {addr}: {source}")]
+    #[error("could not bind {addr}")]
     Bind {
         /// Requested address.
         addr: SocketAddr,

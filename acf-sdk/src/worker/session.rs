@@ -310,8 +310,9 @@ pub(crate) async fn supervise(
                     shared.set_worker_id(Some(id));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot register the worker");
-                    shared.set_status(|s| s.last_error = Some(e.to_string()));
+                    let error = crate::error::Report(&e).to_string();
+                    tracing::warn!(%error, "cannot register the worker");
+                    shared.set_status(|s| s.last_error = Some(error));
                     if reregister {
                         // Keep the workflows owed to the engine for the next attempt.
                         signals.reregister.store(true, Ordering::SeqCst);

@@ -21,17 +21,17 @@ pub enum CliError {
     Run(#[from] RunError),
     /// The demo failed.
     #[cfg(feature = "embedded")]
-    #[error("demo failed: {0}")]
+    #[error("demo failed")]
     Demo(#[from] crate::demo::DemoError),
     /// `send` could not submit the message.
-    #[error("send failed: {0}")]
+    #[error("send failed")]
     Intake(#[from] IntakeError),
     /// `send --wait`: the run failed.
-    #[error("the run failed: {0}")]
+    #[error("the run failed")]
     RunResult(#[source] acf_sdk::Error),
     /// The embedded engine could not start.
     #[cfg(feature = "embedded")]
-    #[error("cannot start the embedded engine: {0}")]
+    #[error("cannot start the embedded engine")]
     Engine(#[from] acf_sdk::engine::EngineError),
     /// The subcommand needs the embedded engine, which this build leaves out.
     #[cfg(not(feature = "embedded"))]
@@ -40,7 +40,7 @@ pub enum CliError {
     )]
     NoEmbeddedEngine(&'static str),
     /// Writing to stdout failed.
-    #[error("cannot write output: {0}")]
+    #[error("cannot write output")]
     Output(#[from] std::io::Error),
     /// The demo ran but something in it went wrong.
     #[cfg(feature = "embedded")]
@@ -215,5 +215,71 @@ mod embedded {
             .map_err(RunError::Client)?;
         tracing::info!(server_url = %client.config().host_port, "hatchet_client_initialized");
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use acf_sdk::error::Report;
+
+    use super::CliError;
+    use crate::intake::IntakeError;
+    use crate::mutex::MutexError;
+    use crate::run::RunError;
+    use crate::stores::StoreError;
+
+    fn json() -> serde_json::Error {
+        serde_json::from_str::<u32>("\"x\"").unwrap_err()
+    }
+
+    fn redis() -> redis::RedisError {
+        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused").into()
+    }
+
+    /// What `ruche-worker` prints walks each error's `source()` chain: no message may repeat its
+    /// cause's text, and the leaf causes still appear.
+    #[test]
+    fn errors_print_each_cause_once() {
+        let chains: Vec<(CliError, &str)> = vec![
+            (
+                CliError::Intake(IntakeError::Store(StoreError::Encode {
+                    what: "message",
+                    error: json(),
+                })),
+                "invalid type",
+            ),
+            (
+                CliError::Run(RunError::Register {
+                    host_port: "127.0.0.1:7077".into(),
+                    source: acf_sdk::Error::Json(json()),
+                }),
+                "invalid type",
+            ),
+            (
+                CliError::Run(RunError::Store(StoreError::Unavailable {
+                    operation: "connect",
+                    error: redis(),
+                })),
+                "connection refused",
+            ),
+            (
+                CliError::RunResult(acf_sdk::Error::Json(json())),
+                "invalid type",
+            ),
+        ];
+        for (error, leaf) in &chains {
+            let report = Report(error);
+            assert!(std::error::Error::source(error).is_some(), "{report}");
+            assert_eq!(report.repeated_cause(), None, "{report}");
+            assert_eq!(report.to_string().matches(leaf).count(), 1, "{report}");
+        }
+        // Leaf errors print their backend cause themselves and expose no source.
+        let lock = MutexError::Unavailable {
+            operation: "acquire",
+            key: "sesslock:t:a:i:web".into(),
+            error: redis(),
+        };
+        assert!(std::error::Error::source(&lock).is_none());
+        assert!(lock.to_string().contains("connection refused"), "{lock}");
     }
 }
