@@ -16,6 +16,7 @@ mod logging;
 mod models;
 mod mutex;
 mod mutex_heartbeat;
+mod scale_out;
 mod stores_backend;
 mod stores_commit;
 mod stores_faults;

@@ -104,4 +104,5 @@ pub async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
 }
 
 pub mod backends;
+pub mod fleet;
 pub mod http;
