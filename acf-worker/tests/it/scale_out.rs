@@ -56,7 +56,9 @@ async fn three_workers_share_the_load_and_survive_losing_one() {
     );
     let mut workers: Vec<WorkerProcess> = ["a", "b", "c"]
         .iter()
-        .map(|name| WorkerProcess::start(env.clone(), logs.path().join(format!("worker-{name}.log"))))
+        .map(|name| {
+            WorkerProcess::start(env.clone(), logs.path().join(format!("worker-{name}.log")))
+        })
         .collect();
     for worker in &workers {
         worker.wait_ready().await;

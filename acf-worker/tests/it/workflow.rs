@@ -61,7 +61,7 @@ async fn single_message_is_answered_committed_and_unlocked(kind: Kind) {
     let record = backend
         .stores
         .audit
-        .get_turn(output.turn_id)
+        .get_turn(&session, output.turn_id)
         .await
         .unwrap()
         .unwrap();
@@ -73,7 +73,7 @@ async fn single_message_is_answered_committed_and_unlocked(kind: Kind) {
     let message = backend
         .stores
         .messages
-        .get(record.message_ids[0])
+        .get(&session, record.message_ids[0])
         .await
         .unwrap()
         .unwrap();
@@ -310,7 +310,7 @@ async fn a_retryable_brain_failure_ends_in_on_failure_with_a_failure_entry(kind:
     let record = backend
         .stores
         .audit
-        .get_failure(turn_id)
+        .get_failure(&session, turn_id)
         .await
         .unwrap()
         .expect("a failure record");

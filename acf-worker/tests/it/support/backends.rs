@@ -72,3 +72,26 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Runs shared async bodies `fn(Backend)` on a private three-master Redis Cluster (hash-tagged keys), one after
+/// another, each with its own key prefix: one cluster for the module rather than one per body.
+#[macro_export]
+macro_rules! on_a_redis_cluster {
+    ($($body:ident),* $(,)?) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn on_a_redis_cluster() {
+            let cluster = super::support::cluster::RedisCluster::start();
+            $(
+                eprintln!("on a Redis Cluster: {}", stringify!($body));
+                $body(
+                    super::support::backends::redis_at(
+                        &cluster.url(),
+                        super::support::backends::unique_settings(),
+                    )
+                    .await,
+                )
+                .await;
+            )*
+        }
+    };
+}

@@ -20,7 +20,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ruche-worker");
 
 /// The environment of a `ruche-worker run` on `engine`, with Redis at `redis_url` under `key_prefix`, the test
 /// configuration and JSON logs at `info`. Callers add their own settings (later entries win).
-pub fn worker_env(engine: &EngineHandle, redis_url: &str, key_prefix: &str) -> Vec<(String, String)> {
+pub fn worker_env(
+    engine: &EngineHandle,
+    redis_url: &str,
+    key_prefix: &str,
+) -> Vec<(String, String)> {
     let mut env = engine.client_env();
     env.extend(
         [
