@@ -18,6 +18,7 @@ mod mutex;
 mod mutex_heartbeat;
 mod scale_out;
 mod stores_backend;
+mod stores_cluster;
 mod stores_commit;
 mod stores_faults;
 mod stores_inbox;

@@ -64,11 +64,6 @@ impl RedisCluster {
         format!("redis+cluster://{}", nodes.join(","))
     }
 
-    /// `redis://127.0.0.1:{port}` of node `i`, for commands addressed to that node.
-    pub fn node_url(&self, i: usize) -> String {
-        format!("redis://127.0.0.1:{}", self.nodes[i].port)
-    }
-
     /// How many nodes (all masters).
     pub fn len(&self) -> usize {
         self.nodes.len()
