@@ -16,7 +16,7 @@
 use crate::support;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::RedisServer;
 use support::fleet::{
-    Seen, Session, WorkerProcess, client_of, read_stream, submit, wait_registered, worker_env,
+    Session, StreamChecker, WorkerProcess, client_of, submit, wait_registered, worker_env,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -193,17 +193,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     wait_registered(&engine, 2).await;
 
     // The checker: reads the stream every 10 ms.
-    let seen = Arc::new(Mutex::new(Seen::from_start()));
-    let stop_reading = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (backend, seen, stop) = (backend.clone(), seen.clone(), stop_reading.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                read_stream(&backend, &seen).await;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let checker = StreamChecker::start(&backend);
 
     let mut rng = StdRng::seed_from_u64(seed);
     let sessions: Vec<Session> = (0..SESSIONS).map(|_| Session::random()).collect();
@@ -267,7 +257,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
                         w.signal("-STOP");
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    read_stream(&backend, &seen).await;
+                    checker.read_now().await;
                     loss_at = Some(Instant::now());
                     tokio::task::block_in_place(|| redis.restart());
                     for w in &workers {
@@ -334,33 +324,16 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
         submitted.push((input.message_id.parse().unwrap(), i + 3));
     }
 
-    // Drain: every message delivered, then a little longer to catch late duplicates.
-    // Generous: on a loaded machine the engine and the workers crawl; only a failure ever waits this long.
-    let drain_deadline = Instant::now() + Duration::from_secs(150);
-    loop {
-        let missing = {
-            let seen = seen.lock().unwrap();
-            submitted
-                .iter()
-                .filter(|(id, _)| !seen.deliveries.contains_key(id))
-                .count()
-        };
-        if missing == 0 {
-            eprintln!("seed {seed}: all delivered at {:?}", t0.elapsed());
-            break;
-        }
-        if Instant::now() > drain_deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    stop_reading.store(true, Ordering::Relaxed);
-    reader.await.unwrap();
-    read_stream(&backend, &seen).await;
-
+    // Drain: every message delivered, then a little longer to catch late duplicates. Generous: on a loaded
+    // machine the engine and the workers crawl; only a failure ever waits this long.
+    let seen = checker
+        .finish(
+            submitted.iter().map(|(id, _)| *id),
+            Duration::from_secs(150),
+            Duration::from_millis(1_500),
+        )
+        .await;
     // The verdict.
-    let seen = std::mem::take(&mut *seen.lock().unwrap());
     let loss_at = loss_at.expect("the Redis restart happened");
     let mut problems: Vec<String> = Vec::new();
     let mut failed = 0;

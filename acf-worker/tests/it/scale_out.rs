@@ -5,14 +5,12 @@
 use crate::support;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acf_sdk::engine::Engine;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings};
-use support::fleet::{Seen, Session, WorkerProcess, client_of, read_stream, submit, worker_env};
+use support::fleet::{Session, StreamChecker, WorkerProcess, client_of, submit, worker_env};
 use uuid::Uuid;
 
 const SESSIONS: usize = 30;
@@ -74,17 +72,7 @@ async fn three_workers_share_the_load_and_survive_losing_one() {
     .await
     .unwrap();
 
-    let seen = Arc::new(Mutex::new(Seen::from_start()));
-    let stop_reading = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (backend, seen, stop) = (backend.clone(), seen.clone(), stop_reading.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                read_stream(&backend, &seen).await;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let checker = StreamChecker::start(&backend);
 
     // Rounds over every session, 15 ms between messages; worker a is killed a third of the way through, while
     // it holds turns in every stage, and not restarted.
@@ -112,28 +100,14 @@ async fn three_workers_share_the_load_and_survive_losing_one() {
         send.await.unwrap();
     }
 
-    // Drain: every message delivered, then a little longer to catch late duplicates. Generous for a loaded
-    // machine; only a failure waits this long.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let missing = {
-            let seen = seen.lock().unwrap();
-            submitted
-                .iter()
-                .filter(|id| !seen.deliveries.contains_key(id))
-                .count()
-        };
-        if missing == 0 || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    stop_reading.store(true, Ordering::Relaxed);
-    reader.await.unwrap();
-    read_stream(&backend, &seen).await;
-
-    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    // Generous for a loaded machine; only a failure waits this long.
+    let seen = checker
+        .finish(
+            submitted.iter().copied(),
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        )
+        .await;
     let mut problems = Vec::new();
     for id in &submitted {
         match seen.deliveries.get(id).map(Vec::as_slice) {

@@ -17,7 +17,9 @@ use acf_worker::stores::{
 use acf_worker::workflow::direct::run_direct;
 use support::backends::unique_settings;
 use support::cluster::RedisCluster;
-use workflow_support::{Behaviour, Conversation, Steps, TestBrain, accept, payload, workflow};
+use workflow_support::{
+    Behaviour, Conversation, Steps, TestBrain, accept, payload, responses_of, workflow,
+};
 
 async fn backend_on(cluster: &RedisCluster, settings: StoreSettings) -> Backend {
     Backend::redis(&cluster.url(), settings, &RedisConnectOptions::default())
@@ -106,15 +108,7 @@ async fn a_turn_through_the_workflow_keeps_its_session_in_one_slot() {
     assert_eq!(output.response.as_deref(), Some("Echo: hello / anyone?"));
     let again = run_direct(&wf, &payload(&second)).await.result.unwrap();
     assert_eq!(again.status, TurnOutcome::Absorbed, "{again:?}");
-    let entries: Vec<_> = backend
-        .stores
-        .responses
-        .read_after("0", 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, e)| e.session_key == session)
-        .collect();
+    let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1, "one answer on the stream: {entries:?}");
     assert_eq!(entries[0].1.turn_id, output.turn_id);
     let receipt = backend
@@ -238,16 +232,7 @@ async fn a_turn_is_answered_once_when_its_master_restarts_mid_run() {
         .await;
     assert_eq!(output.status, TurnOutcome::Complete, "{output:?}");
     assert_eq!(output.response.as_deref(), Some("Echo: one / two"));
-    let answers = backend
-        .stores
-        .responses
-        .read_after("0", 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, e)| e.session_key == session)
-        .count();
-    assert_eq!(answers, 1);
+    assert_eq!(responses_of(&backend, &session).await.len(), 1);
     // The run re-recorded both messages as answered on the restarted master: the second message's own run finds
     // it answered and delivers nothing again.
     let stored = backend

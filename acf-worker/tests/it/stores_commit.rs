@@ -1,7 +1,7 @@
 //! Turn commit: atomic, idempotent by turn id, fenced; audit records and the response stream.
 
+use crate::on_every_backend;
 use crate::support;
-use crate::{on_a_redis_cluster, on_both_backends};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,20 +76,7 @@ async fn stream(b: &Backend) -> Vec<(String, ResponseEntry)> {
     b.stores.responses.read_after("0", 1_000).await.unwrap()
 }
 
-on_both_backends!(
-    a_complete_commit_writes_everything_once,
-    a_retried_commit_delivers_nothing_again,
-    concurrent_retries_commit_exactly_once,
-    a_stale_holder_cannot_commit,
-    a_failed_turn_marks_messages_failed_and_keeps_the_hint,
-    turn_numbers_and_hints_follow_commits,
-    a_commit_for_another_session_is_refused,
-    the_stream_reads_incrementally,
-    a_failure_record_is_kept_and_leaves_messages_pending,
-    a_rerecorded_failure_replaces_the_earlier_one,
-);
-
-on_a_redis_cluster!(
+on_every_backend!(
     a_complete_commit_writes_everything_once,
     a_retried_commit_delivers_nothing_again,
     concurrent_retries_commit_exactly_once,

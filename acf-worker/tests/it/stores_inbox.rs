@@ -1,7 +1,7 @@
 //! Session inbox: FIFO, prompt wake-up, locally timed deadlines, and no entry lost to a timed-out wait.
 
+use crate::on_every_backend;
 use crate::support;
-use crate::{on_a_redis_cluster, on_both_backends};
 
 use std::time::Duration;
 
@@ -19,15 +19,7 @@ fn entry() -> InboxEntry {
     }
 }
 
-on_both_backends!(
-    entries_come_out_in_order_and_per_session,
-    a_push_wakes_a_waiting_reader_promptly,
-    deadlines_are_kept_to_within_milliseconds,
-    an_entry_pushed_around_a_timeout_is_not_lost,
-    drain_takes_everything_without_waiting,
-);
-
-on_a_redis_cluster!(
+on_every_backend!(
     entries_come_out_in_order_and_per_session,
     a_push_wakes_a_waiting_reader_promptly,
     deadlines_are_kept_to_within_milliseconds,

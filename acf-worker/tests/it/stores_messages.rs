@@ -1,7 +1,7 @@
 //! Message store and session state, on Redis and in memory with shared test bodies.
 
+use crate::on_every_backend;
 use crate::support;
-use crate::{on_a_redis_cluster, on_both_backends};
 
 use std::time::Duration;
 
@@ -28,18 +28,7 @@ fn lock(ttl_ms: u64) -> LockOptions {
     LockOptions::new(Duration::from_millis(ttl_ms), Duration::from_secs(5))
 }
 
-on_both_backends!(
-    insert_is_idempotent_and_round_trips,
-    open_messages_are_ordered_by_arrival_and_per_session,
-    absorb_is_fenced_and_skips_closed_messages,
-    release_absorbed_only_touches_the_turns_own_messages,
-    a_dead_turns_absorbed_messages_pass_to_the_next_holder,
-    cadence_is_learned_from_message_gaps,
-    unknown_session_has_default_state,
-    accept_message_stores_learns_and_signals_once,
-);
-
-on_a_redis_cluster!(
+on_every_backend!(
     insert_is_idempotent_and_round_trips,
     open_messages_are_ordered_by_arrival_and_per_session,
     absorb_is_fenced_and_skips_closed_messages,

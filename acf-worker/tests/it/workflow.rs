@@ -294,15 +294,7 @@ async fn a_retryable_brain_failure_ends_in_on_failure_with_a_failure_entry(kind:
         "the message is closed as failed: {message:?}"
     );
     // The failure is visible: one failure entry on the response stream, and the durable record.
-    let entries: Vec<_> = backend
-        .stores
-        .responses
-        .read_after("0", 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, e)| e.session_key == session)
-        .collect();
+    let entries = workflow_support::responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].1.status, TurnOutcome::Failed);
     assert_eq!(entries[0].1.message_ids, vec![message.id]);

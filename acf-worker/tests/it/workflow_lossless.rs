@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use support::RedisServer;
 use uuid::Uuid;
 use workflow_support::{
-    Behaviour, Conversation, Kind, Steps, TestBrain, accept, backend, payload, settings,
-    stored_message, workflow,
+    Behaviour, Conversation, Kind, Steps, TestBrain, accept, backend, payload, responses_of,
+    settings, stored_message, workflow,
 };
 
 macro_rules! on_both_backends {
@@ -56,19 +56,6 @@ async fn redis_on(server: &RedisServer) -> Backend {
     )
     .await
     .expect("private redis")
-}
-
-async fn responses_of(backend: &Backend, session: &str) -> Vec<acf_worker::stores::ResponseEntry> {
-    backend
-        .stores
-        .responses
-        .read_after("0", 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, e)| e)
-        .filter(|e| e.session_key == session)
-        .collect()
 }
 
 // ---- 1. Redis data loss ----------------------------------------------------------------------------------------
@@ -384,8 +371,8 @@ async fn on_failure_fails_the_runs_own_message_visibly(kind: Kind) {
     let session = conversation.session_key();
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].status, TurnOutcome::Failed);
-    assert_eq!(entries[0].message_ids, vec![message.id]);
+    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
+    assert_eq!(entries[0].1.message_ids, vec![message.id]);
     let record = backend
         .stores
         .audit
@@ -445,5 +432,5 @@ async fn a_hung_custom_brain_is_bounded_by_the_brain_timeout(kind: Kind) {
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].status, TurnOutcome::Failed);
+    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
 }

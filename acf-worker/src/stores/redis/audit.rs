@@ -3,7 +3,7 @@
 //! (`{prefix}:turns:{session_key}`). A failure record is a JSON string (`{prefix}:failure:{turn_id}`); a session's
 //! failures are a sorted set of turn ids scored by `failed_at` in milliseconds (`{prefix}:failures:{session_key}`).
 //! Both kinds of record and their indexes expire after the record TTL. Responses go to the stream
-//! `{prefix}:{response_stream}`. (Key names on a Redis Cluster: see [`crate::stores::settings`]'s `Keys`.)
+//! `{prefix}:{response_stream}`. (Key names on a Redis Cluster: see `Keys` in `stores::settings`.)
 
 use std::collections::HashMap;
 

@@ -81,7 +81,8 @@ pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
 #[derive(Clone)]
 pub(crate) enum RedisClient {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    // Boxed: the cluster client is twice the size of the single-server one.
+    Cluster(Box<ClusterClient>),
 }
 
 impl RedisClient {
@@ -93,7 +94,7 @@ impl RedisClient {
                 .response_timeout(options.response_timeout)
                 .retries(u32::try_from(options.reconnect_retries).unwrap_or(u32::MAX))
                 .build()
-                .map(Self::Cluster),
+                .map(|client| Self::Cluster(Box::new(client))),
         }
     }
 

@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acf_sdk::engine::EngineHandle;
@@ -246,5 +247,70 @@ pub async fn wait_registered(engine: &EngineHandle, count: usize) {
             "the workers did not register"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads the response stream every 10 ms in the background, as a gateway would, into a [`Seen`].
+pub struct StreamChecker {
+    backend: Backend,
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl StreamChecker {
+    /// Starts reading from the beginning of `backend`'s stream.
+    pub fn start(backend: &Backend) -> Self {
+        let seen = Arc::new(Mutex::new(Seen::from_start()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (backend, seen, stop) = (backend.clone(), seen.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    read_stream(&backend, &seen).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        Self {
+            backend: backend.clone(),
+            seen,
+            stop,
+            reader,
+        }
+    }
+
+    /// Reads what is on the stream now, besides the background reads.
+    pub async fn read_now(&self) {
+        read_stream(&self.backend, &self.seen).await;
+    }
+
+    /// Waits until every message of `ids` was delivered or `timeout` passed, then `settle` longer to catch late
+    /// duplicates; stops reading and returns everything seen. Only a failure waits the whole `timeout`.
+    pub async fn finish(
+        self,
+        ids: impl IntoIterator<Item = Uuid>,
+        timeout: Duration,
+        settle: Duration,
+    ) -> Seen {
+        let ids: Vec<Uuid> = ids.into_iter().collect();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let missing = {
+                let seen = self.seen.lock().unwrap();
+                ids.iter()
+                    .filter(|id| !seen.deliveries.contains_key(id))
+                    .count()
+            };
+            if missing == 0 || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(settle).await;
+        self.stop.store(true, Ordering::Relaxed);
+        self.reader.await.unwrap();
+        read_stream(&self.backend, &self.seen).await;
+        std::mem::take(&mut *self.seen.lock().unwrap())
     }
 }

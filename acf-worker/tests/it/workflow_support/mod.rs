@@ -255,3 +255,19 @@ impl<'a> Steps<'a> {
         serde_json::from_value(last.unwrap().1).unwrap()
     }
 }
+
+/// The response stream's entries (id, entry) for `session`, oldest first.
+pub async fn responses_of(
+    backend: &Backend,
+    session: &str,
+) -> Vec<(String, acf_worker::stores::ResponseEntry)> {
+    backend
+        .stores
+        .responses
+        .read_after("0", 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.session_key == session)
+        .collect()
+}
