@@ -27,8 +27,12 @@ fn first_commits(log: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_share_the_load_and_survive_losing_one() {
     let prefix = support::unique("scale");
+    // A dead worker's running steps are re-queued once it has been silent for as long as it stays eligible for new
+    // work (Hatchet's 5 s). A shorter re-queue delay would re-queue live workers' steps between their 4 s
+    // heartbeats, and strand the steps assigned to a dead worker after its re-queue until their timeout.
     let engine = Engine::builder()
-        .reassign_after(Duration::from_secs(1))
+        .heartbeat_eligibility(Duration::from_secs(5))
+        .reassign_after(Duration::from_secs(5))
         .start()
         .await
         .unwrap();
@@ -131,10 +135,17 @@ async fn three_workers_share_the_load_and_survive_losing_one() {
         .into_iter()
         .zip(workers.iter().map(|w| first_commits(&w.log())))
         .collect();
+    let last = seen
+        .deliveries
+        .iter()
+        .flat_map(|(id, ds)| ds.iter().map(move |(at, _, _)| (*at, *id)))
+        .max();
     eprintln!(
-        "{total} messages over {SESSIONS} sessions in {:?}: {} turns, first commits per worker {commits:?}",
-        t0.elapsed(),
-        seen.entries.len()
+        "{total} messages over {SESSIONS} sessions: {} turns, the last answered {:?} after the first send \
+         ({:?}), first commits per worker {commits:?}",
+        seen.entries.len(),
+        last.map(|(at, _)| at - t0),
+        last.map(|(_, id)| id),
     );
     let killed_with = killed_with.expect("worker a was killed");
     if killed_with == 0 {
@@ -155,4 +166,7 @@ async fn three_workers_share_the_load_and_survive_losing_one() {
     }
     workers.clear();
     engine.shutdown().await;
+    if std::env::var_os("SCALE_KEEP_LOGS").is_some() {
+        eprintln!("worker logs kept in {}", logs.keep().display());
+    }
 }
