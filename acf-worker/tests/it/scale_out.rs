@@ -1,6 +1,7 @@
-//! Scaling out: three `ruche-worker run` processes on one engine and the shared Redis (a key prefix of their own)
-//! share the turns of many sessions; one is SIGKILLed mid-run. Every message must be answered exactly once on the
-//! response stream, and every worker must have committed turns (the load was spread, not served by one).
+//! Scaling out: three `ruche-worker run` processes on one engine and one Redis (the shared server with a key prefix
+//! of their own, or a private three-master Redis Cluster) share the turns of many sessions; one is SIGKILLed
+//! mid-run. Every message must be answered exactly once on the response stream, and every worker must have
+//! committed turns (the load was spread, not served by one).
 
 use crate::support;
 
@@ -26,6 +27,16 @@ fn first_commits(log: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_share_the_load_and_survive_losing_one() {
+    three_workers_lose_one(support::SHARED_REDIS_URL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_a_redis_cluster() {
+    let cluster = support::cluster::RedisCluster::start();
+    three_workers_lose_one(&cluster.url()).await;
+}
+
+async fn three_workers_lose_one(redis_url: &str) {
     let prefix = support::unique("scale");
     // A dead worker's running steps are re-queued once it has been silent for as long as it stays eligible for new
     // work (Hatchet's 5 s). A shorter re-queue delay would re-queue live workers' steps between their 4 s
@@ -38,7 +49,7 @@ async fn three_workers_share_the_load_and_survive_losing_one() {
         .unwrap();
     let client = client_of(&engine);
     let logs = tempfile::tempdir().unwrap();
-    let mut env = worker_env(&engine, support::SHARED_REDIS_URL, &prefix);
+    let mut env = worker_env(&engine, redis_url, &prefix);
     env.extend(
         [
             ("RUCHE_SESSION__LOCK__TTL_MS", "2000"),
@@ -66,7 +77,7 @@ async fn three_workers_share_the_load_and_survive_losing_one() {
         worker.wait_ready().await;
     }
     let backend = Backend::redis(
-        support::SHARED_REDIS_URL,
+        redis_url,
         StoreSettings {
             key_prefix: prefix.clone(),
             ..StoreSettings::default()
