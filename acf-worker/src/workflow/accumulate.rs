@@ -67,13 +67,7 @@ async fn accumulate(
         lease: Some(lease.clone()),
         waited_ms: 0,
     };
-    if wf
-        .stores
-        .commits
-        .receipt(&input.session_key, turn_id)
-        .await?
-        .is_some()
-    {
+    if wf.is_committed(input, turn_id).await? {
         tracing::info!(%turn_id, session_key = %input.session_key, "turn_already_committed");
         return Ok(nothing_to_do(Gathered::Committed));
     }

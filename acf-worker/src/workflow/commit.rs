@@ -24,12 +24,7 @@ pub(super) async fn run(
             return Ok(output(turn_id, TurnOutcome::Absorbed, None, None, 0));
         }
         Gathered::Committed => true,
-        Gathered::Ready => wf
-            .stores
-            .commits
-            .receipt(&input.session_key, turn_id)
-            .await?
-            .is_some(),
+        Gathered::Ready => wf.is_committed(&input, turn_id).await?,
     };
     if already {
         // A replay of a run whose commit went through: answer with what was committed, deliver nothing again.
@@ -229,5 +224,21 @@ fn output(
         response,
         error,
         message_count,
+    }
+}
+
+impl LogicalTurnWorkflow {
+    /// Whether `turn_id` (a turn of the run's session) was committed.
+    pub(crate) async fn is_committed(
+        &self,
+        input: &ValidatedInput,
+        turn_id: Uuid,
+    ) -> Result<bool, StepError> {
+        Ok(self
+            .stores
+            .commits
+            .receipt(&input.session_key, turn_id)
+            .await?
+            .is_some())
     }
 }

@@ -79,13 +79,7 @@ async fn fail_turn(
     reason: &str,
 ) -> Result<usize, StepError> {
     let own = wf.own_message(input).await?;
-    if wf
-        .stores
-        .commits
-        .receipt(&input.session_key, turn_id)
-        .await?
-        .is_some()
-    {
+    if wf.is_committed(input, turn_id).await? {
         // The turn committed before a later part of the run failed: its messages have their ending.
         wf.settle_own_message(input, "failed_after_commit").await?;
         return Ok(0);
