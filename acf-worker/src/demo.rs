@@ -265,7 +265,7 @@ async fn write_turns(
             let text = backend
                 .stores
                 .messages
-                .get(*id)
+                .get(session, *id)
                 .await?
                 .map(|m| m.content)
                 .unwrap_or_default();

@@ -133,7 +133,7 @@ async fn a_new_message_event_is_taken_like_send() {
         .backend
         .stores
         .messages
-        .get(follow_up)
+        .get(&user.session_key(), follow_up)
         .await
         .unwrap()
         .unwrap();
@@ -178,7 +178,7 @@ async fn a_new_message_event_is_taken_like_send() {
         h.backend
             .stores
             .messages
-            .get(unroutable)
+            .get(&user.session_key(), unroutable)
             .await
             .unwrap()
             .is_none()

@@ -13,7 +13,7 @@ use acf_sdk::testing::TestContext;
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
 use acf_worker::config::LivenessSettings;
 use acf_worker::liveness::{RunTrigger, Sweeper, metrics};
-use acf_worker::models::{TurnOutcome, WorkflowOutput, now_utc};
+use acf_worker::models::{TurnOutcome, now_utc};
 use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{
     Backend, MessageStatus, RedisConnectOptions, StoreSettings, StoredMessage,
@@ -21,12 +21,11 @@ use acf_worker::stores::{
 use acf_worker::workflow::direct::run_direct;
 use acf_worker::workflow::{ConfiguredWorkflow, LogicalTurnWorkflow, TurnInput, WorkflowOptions};
 use async_trait::async_trait;
-use serde_json::Value;
 use support::RedisServer;
 use uuid::Uuid;
 use workflow_support::{
-    Behaviour, Conversation, Kind, TestBrain, accept, backend, payload, settings, stored_message,
-    workflow,
+    Behaviour, Conversation, Kind, Steps, TestBrain, accept, backend, payload, responses_of,
+    settings, stored_message, workflow,
 };
 
 macro_rules! on_both_backends {
@@ -49,65 +48,6 @@ on_both_backends!(
     a_hung_custom_brain_is_bounded_by_the_brain_timeout,
 );
 
-/// Steps dispatched one by one, as the engine would, on `input`.
-struct Steps<'a> {
-    wf: &'a LogicalTurnWorkflow,
-    base: TestContext,
-}
-
-impl<'a> Steps<'a> {
-    fn new(wf: &'a LogicalTurnWorkflow, input: &TurnInput) -> Self {
-        Self {
-            wf,
-            base: TestContext::new(input.as_json()),
-        }
-    }
-
-    async fn step(&self, name: &str, parent: Option<(&str, &Value)>) -> Result<Value, String> {
-        let mut ctx = self.base.clone().step(name);
-        if let Some((parent, output)) = parent {
-            ctx = ctx.parent_output(parent, output);
-        }
-        acf_sdk::Workflow::dispatch(self.wf, name, ctx.build())
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Runs `acquire_mutex`, `accumulate`, `run_agent`, `commit_and_respond`; `between` runs after the step named.
-    async fn all(&self, after: &str, between: impl AsyncFnOnce()) -> WorkflowOutput {
-        let mut between = Some(between);
-        let mut last: Option<(&str, Value)> = None;
-        for name in [
-            "acquire_mutex",
-            "accumulate",
-            "run_agent",
-            "commit_and_respond",
-        ] {
-            let parent = last.as_ref().map(|(n, v)| (*n, v));
-            // Retried like the engine does: the first command after a Redis restart fails while reconnecting.
-            let mut attempt = 0;
-            let output = loop {
-                match self.step(name, parent).await {
-                    Ok(output) => break output,
-                    Err(error) if attempt < 10 => {
-                        attempt += 1;
-                        eprintln!("{name} attempt {attempt} failed: {error}");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    Err(error) => panic!("{name}: {error}"),
-                }
-            };
-            if name == after
-                && let Some(f) = between.take()
-            {
-                f().await;
-            }
-            last = Some((name, output));
-        }
-        serde_json::from_value(last.unwrap().1).unwrap()
-    }
-}
-
 async fn redis_on(server: &RedisServer) -> Backend {
     Backend::redis(
         &server.url(),
@@ -116,19 +56,6 @@ async fn redis_on(server: &RedisServer) -> Backend {
     )
     .await
     .expect("private redis")
-}
-
-async fn responses_of(backend: &Backend, session: &str) -> Vec<acf_worker::stores::ResponseEntry> {
-    backend
-        .stores
-        .responses
-        .read_after("0", 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, e)| e)
-        .filter(|e| e.session_key == session)
-        .collect()
 }
 
 // ---- 1. Redis data loss ----------------------------------------------------------------------------------------
@@ -444,12 +371,12 @@ async fn on_failure_fails_the_runs_own_message_visibly(kind: Kind) {
     let session = conversation.session_key();
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].status, TurnOutcome::Failed);
-    assert_eq!(entries[0].message_ids, vec![message.id]);
+    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
+    assert_eq!(entries[0].1.message_ids, vec![message.id]);
     let record = backend
         .stores
         .audit
-        .get_failure(report.turn_id.unwrap())
+        .get_failure(&session, report.turn_id.unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -505,5 +432,5 @@ async fn a_hung_custom_brain_is_bounded_by_the_brain_timeout(kind: Kind) {
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].status, TurnOutcome::Failed);
+    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
 }

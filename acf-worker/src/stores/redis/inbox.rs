@@ -22,11 +22,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use super::RedisStores;
+use super::{RedisConnection, RedisStores};
 use crate::stores::settings::millis;
 use crate::stores::{InboxEntry, SessionInbox, StoreError};
 
@@ -47,7 +46,7 @@ fn blocking_client_name(key_prefix: &str) -> String {
 
 /// A dedicated connection checked out for one wait, with the permit that counts it against the cap.
 struct Checkout {
-    conn: MultiplexedConnection,
+    conn: RedisConnection,
     permit: OwnedSemaphorePermit,
     /// Taken from the idle connections (it may have died since), rather than opened for this wait.
     pooled: bool,
@@ -77,12 +76,9 @@ impl RedisStores {
             }));
         }
         // No response timeout: a blocking read legitimately waits for the whole window.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(None);
         let mut conn = self
             .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .blocking_connection()
             .await
             .map_err(StoreError::unavailable("inbox wait"))?;
         // The name only helps operators (`CLIENT LIST`); a server refusing it does not stop the wait.
@@ -102,7 +98,7 @@ impl RedisStores {
         }))
     }
 
-    fn idle_blocking(&self) -> std::sync::MutexGuard<'_, Vec<MultiplexedConnection>> {
+    fn idle_blocking(&self) -> std::sync::MutexGuard<'_, Vec<RedisConnection>> {
         self.blocking
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -111,8 +107,8 @@ impl RedisStores {
     /// Keeps `conn` for the next wait, then frees its permit. Idle connections never outnumber the permits: each
     /// was opened under a permit while none was idle.
     fn recycle(
-        blocking: &Mutex<Vec<MultiplexedConnection>>,
-        conn: MultiplexedConnection,
+        blocking: &Mutex<Vec<RedisConnection>>,
+        conn: RedisConnection,
         permit: OwnedSemaphorePermit,
     ) {
         blocking

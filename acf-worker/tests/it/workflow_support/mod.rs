@@ -5,13 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use acf_sdk::testing::TestContext;
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
+use acf_worker::models::WorkflowOutput;
 use acf_worker::models::{TurnLimits, WorkflowInput, now_utc};
 use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings, StoredMessage};
 use acf_worker::turn_manager::TurnManager;
 use acf_worker::workflow::{LogicalTurnWorkflow, TurnInput, TurnSettings};
 use async_trait::async_trait;
+use serde_json::Value;
 use uuid::Uuid;
 
 /// The Redis every test may use, with unique key prefixes.
@@ -181,7 +184,10 @@ pub async fn stored_message(backend: &Backend, input: &WorkflowInput) -> StoredM
     backend
         .stores
         .messages
-        .get(input.message_id.parse().expect("uuid"))
+        .get(
+            &input.session_key(),
+            input.message_id.parse().expect("uuid"),
+        )
         .await
         .expect("message store")
         .expect("the message is stored")
@@ -189,4 +195,79 @@ pub async fn stored_message(backend: &Backend, input: &WorkflowInput) -> StoredM
 
 pub fn payload(input: &WorkflowInput) -> TurnInput {
     TurnInput::new(input)
+}
+
+/// Steps dispatched one by one, as the engine would, on `input`.
+pub struct Steps<'a> {
+    wf: &'a LogicalTurnWorkflow,
+    base: TestContext,
+}
+
+impl<'a> Steps<'a> {
+    pub fn new(wf: &'a LogicalTurnWorkflow, input: &TurnInput) -> Self {
+        Self {
+            wf,
+            base: TestContext::new(input.as_json()),
+        }
+    }
+
+    pub async fn step(&self, name: &str, parent: Option<(&str, &Value)>) -> Result<Value, String> {
+        let mut ctx = self.base.clone().step(name);
+        if let Some((parent, output)) = parent {
+            ctx = ctx.parent_output(parent, output);
+        }
+        acf_sdk::Workflow::dispatch(self.wf, name, ctx.build())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs `acquire_mutex`, `accumulate`, `run_agent`, `commit_and_respond`; `between` runs after the step named.
+    pub async fn all(&self, after: &str, between: impl AsyncFnOnce()) -> WorkflowOutput {
+        let mut between = Some(between);
+        let mut last: Option<(&str, Value)> = None;
+        for name in [
+            "acquire_mutex",
+            "accumulate",
+            "run_agent",
+            "commit_and_respond",
+        ] {
+            let parent = last.as_ref().map(|(n, v)| (*n, v));
+            // Retried like the engine does: the first command after a Redis restart fails while reconnecting.
+            let mut attempt = 0;
+            let output = loop {
+                match self.step(name, parent).await {
+                    Ok(output) => break output,
+                    Err(error) if attempt < 10 => {
+                        attempt += 1;
+                        eprintln!("{name} attempt {attempt} failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(error) => panic!("{name}: {error}"),
+                }
+            };
+            if name == after
+                && let Some(f) = between.take()
+            {
+                f().await;
+            }
+            last = Some((name, output));
+        }
+        serde_json::from_value(last.unwrap().1).unwrap()
+    }
+}
+
+/// The response stream's entries (id, entry) for `session`, oldest first.
+pub async fn responses_of(
+    backend: &Backend,
+    session: &str,
+) -> Vec<(String, acf_worker::stores::ResponseEntry)> {
+    backend
+        .stores
+        .responses
+        .read_after("0", 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.session_key == session)
+        .collect()
 }
