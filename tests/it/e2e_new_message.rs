@@ -134,7 +134,7 @@ async fn a_new_message_event_is_taken_like_send() {
         .backend
         .stores
         .messages
-        .get(follow_up)
+        .get(&user.session_key(), follow_up)
         .await
         .unwrap()
         .unwrap();
@@ -179,7 +179,7 @@ async fn a_new_message_event_is_taken_like_send() {
         h.backend
             .stores
             .messages
-            .get(unroutable)
+            .get(&user.session_key(), unroutable)
             .await
             .unwrap()
             .is_none()

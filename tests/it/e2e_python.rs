@@ -45,7 +45,7 @@ async fn the_python_sdk_triggers_a_turn_the_rust_worker_answers() {
         .backend
         .stores
         .messages
-        .get(message_id)
+        .get(&user.session_key(), message_id)
         .await
         .unwrap()
         .unwrap();

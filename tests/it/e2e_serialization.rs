@@ -63,7 +63,14 @@ async fn fifty_sessions_of_twenty_messages_never_overlap_and_lose_nothing() {
         for turn in &turns {
             for id in &turn.message_ids {
                 assert!(seen.insert(*id), "message {id} answered twice in {session}");
-                let message = h.backend.stores.messages.get(*id).await.unwrap().unwrap();
+                let message = h
+                    .backend
+                    .stores
+                    .messages
+                    .get(&session, *id)
+                    .await
+                    .unwrap()
+                    .unwrap();
                 assert_eq!(
                     message.status,
                     MessageStatus::Processed {

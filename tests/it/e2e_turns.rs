@@ -28,7 +28,7 @@ async fn a_single_message_is_answered_on_the_response_stream() {
         .backend
         .stores
         .messages
-        .get(submitted.message_id)
+        .get(&user.session_key(), submitted.message_id)
         .await
         .unwrap()
         .unwrap();
@@ -122,7 +122,7 @@ async fn a_brain_failure_is_committed_as_a_failed_turn() {
         .backend
         .stores
         .messages
-        .get(submitted.message_id)
+        .get(&user.session_key(), submitted.message_id)
         .await
         .unwrap()
         .unwrap();

@@ -98,7 +98,7 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
     let message = backend
         .stores
         .messages
-        .get(submitted.message_id)
+        .get(&user.session_key(), submitted.message_id)
         .await
         .unwrap()
         .unwrap();

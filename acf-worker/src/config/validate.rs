@@ -68,18 +68,27 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     let store = &settings.storage.session;
     if store.backend == StoreBackend::Redis {
         let url = store.connection_url.expose();
-        p.check(
-            ["redis://", "rediss://", "unix://", "redis+unix://"]
+        // A Redis Cluster's seed nodes must each be a TCP URL; one server may also be a Unix socket.
+        let valid = match crate::stores::cluster_nodes(url) {
+            Some(nodes) => {
+                !nodes.is_empty()
+                    && nodes.iter().all(|node| {
+                        ["redis://", "rediss://"]
+                            .iter()
+                            .any(|scheme| node.starts_with(scheme))
+                    })
+            }
+            None => ["redis://", "rediss://", "unix://", "redis+unix://"]
                 .iter()
                 .any(|scheme| url.starts_with(scheme)),
-            "storage.session.connection_url",
-            || {
-                format!(
-                    "= `{}` is invalid; accepted: a redis://, rediss:// or unix:// URL",
-                    store.connection_url.redacted()
-                )
-            },
-        );
+        };
+        p.check(valid, "storage.session.connection_url", || {
+            format!(
+                "= `{}` is invalid; accepted: a redis://, rediss:// or unix:// URL, or a Redis Cluster's \
+                 nodes (comma-separated redis:// URLs, or redis+cluster://host:port,host:port)",
+                store.connection_url.redacted()
+            )
+        });
     }
     p.range("storage.session.pool_size", store.pool_size, 1, 1000);
     p.range(

@@ -44,7 +44,9 @@ use crate::mutex::Lease;
 pub use self::backend::Backend;
 pub use self::error::StoreError;
 pub use self::memory::MemoryStores;
-pub use self::redis::{RedisConnectOptions, RedisStores, connect_redis};
+pub use self::redis::{
+    RedisConnectOptions, RedisConnection, RedisStores, cluster_nodes, connect_redis,
+};
 pub use self::settings::{CadenceSettings, StoreSettings};
 pub use self::types::{
     CommitReceipt, FailureRecord, InboxEntry, MessageStatus, ResponseEntry, SessionState,
@@ -58,8 +60,9 @@ pub trait MessageStore: Send + Sync {
     /// re-delivered message is accepted once.
     async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError>;
 
-    /// One message by id.
-    async fn get(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError>;
+    /// One message of `session_key` by id. The session is part of the message's address (a Redis Cluster keeps a
+    /// session's keys in one slot); single-node Redis and memory find the message by id alone.
+    async fn get(&self, session_key: &str, id: Uuid) -> Result<Option<StoredMessage>, StoreError>;
 
     /// The session's open messages (pending, or absorbed by a turn that has not committed), oldest first.
     async fn open_messages(&self, session_key: &str) -> Result<Vec<StoredMessage>, StoreError>;
@@ -74,8 +77,13 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Puts messages that `turn_id` absorbed back to pending (after a failed run). Messages absorbed by another
-    /// turn, or already closed, are left alone. Returns how many changed.
-    async fn release_absorbed(&self, turn_id: Uuid, ids: &[Uuid]) -> Result<usize, StoreError>;
+    /// turn, or already closed, are left alone. Returns how many changed. The messages are `session_key`'s.
+    async fn release_absorbed(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<usize, StoreError>;
 }
 
 /// Per-session state: turn counter, last hint, learned cadence.
@@ -115,8 +123,12 @@ pub trait SessionInbox: Send + Sync {
 /// record TTL.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// One turn's record.
-    async fn get_turn(&self, turn_id: Uuid) -> Result<Option<TurnRecord>, StoreError>;
+    /// One turn's record (a turn of `session_key`, as for [`MessageStore::get`]).
+    async fn get_turn(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<TurnRecord>, StoreError>;
 
     /// The session's committed turns, in commit order.
     async fn session_turns(&self, session_key: &str) -> Result<Vec<TurnRecord>, StoreError>;
@@ -126,8 +138,12 @@ pub trait AuditStore: Send + Sync {
     /// replaces the earlier record, so a retried `on_failure` leaves one record.
     async fn record_failure(&self, failure: &FailureRecord) -> Result<(), StoreError>;
 
-    /// The failure record of `turn_id`, if any.
-    async fn get_failure(&self, turn_id: Uuid) -> Result<Option<FailureRecord>, StoreError>;
+    /// The failure record of `turn_id` (a turn of `session_key`), if any.
+    async fn get_failure(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<FailureRecord>, StoreError>;
 
     /// The session's failure records, oldest first (by `failed_at`).
     async fn session_failures(&self, session_key: &str) -> Result<Vec<FailureRecord>, StoreError>;
@@ -158,8 +174,13 @@ pub trait TurnCommitter: Send + Sync {
     async fn commit(&self, lease: &Lease, commit: &TurnCommit)
     -> Result<CommitReceipt, StoreError>;
 
-    /// The receipt of an earlier commit of `turn_id`, if any.
-    async fn receipt(&self, turn_id: Uuid) -> Result<Option<CommitReceipt>, StoreError>;
+    /// The receipt of an earlier commit of `turn_id` (a turn of `session_key`), if any. On a Redis Cluster, a
+    /// commit whose response entry is not on the stream yet (its committer stopped in between) is published first.
+    async fn receipt(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<CommitReceipt>, StoreError>;
 }
 
 /// A session that a liveness sweep claimed (see [`PendingIndex::claim_due`]).

@@ -66,7 +66,7 @@ async fn accumulate(
         lease: Some(lease.clone()),
         waited_ms: 0,
     };
-    if wf.stores.commits.receipt(turn_id).await?.is_some() {
+    if wf.is_committed(input, turn_id).await? {
         tracing::info!(%turn_id, session_key = %input.session_key, "turn_already_committed");
         return Ok(nothing_to_do(Gathered::Committed));
     }
@@ -175,7 +175,12 @@ async fn gather(
         if turn.messages().contains(&entry.message_id) {
             continue;
         }
-        let Some(message) = wf.stores.messages.get(entry.message_id).await? else {
+        let Some(message) = wf
+            .stores
+            .messages
+            .get(session_key, entry.message_id)
+            .await?
+        else {
             continue;
         };
         if !message.status.is_open() || message.session_key != session_key {

@@ -25,11 +25,11 @@ pub(super) async fn run(
             return Ok(output(turn_id, TurnOutcome::Absorbed, None, None, 0));
         }
         Gathered::Committed => true,
-        Gathered::Ready => wf.stores.commits.receipt(turn_id).await?.is_some(),
+        Gathered::Ready => wf.is_committed(&input, turn_id).await?,
     };
     if already {
         // A replay of a run whose commit went through: answer with what was committed, deliver nothing again.
-        let result = committed_output(wf, turn_id).await;
+        let result = committed_output(wf, &input.session_key, turn_id).await;
         wf.unlock_opt(outcome.lease.as_ref()).await;
         wf.settle_own_message(input, "replayed").await?;
         return result;
@@ -69,7 +69,7 @@ async fn commit(
         let released = wf
             .stores
             .messages
-            .release_absorbed(turn_id, turn.messages())
+            .release_absorbed(&input.session_key, turn_id, turn.messages())
             .await?;
         tracing::warn!(%turn_id, session_key = %input.session_key, released, "turn_taken_over");
         if released > 0 {
@@ -120,7 +120,13 @@ async fn claim_messages(
     lease: &Lease,
 ) -> Result<bool, StepError> {
     for message in messages {
-        if wf.stores.messages.get(message.id).await?.is_none() {
+        if wf
+            .stores
+            .messages
+            .get(&input.session_key, message.id)
+            .await?
+            .is_none()
+        {
             let restored = StoredMessage::pending(
                 message.id,
                 input.session_key.clone(),
@@ -184,13 +190,19 @@ fn record(
 
 async fn committed_output(
     wf: &LogicalTurnWorkflow,
+    session_key: &str,
     turn_id: Uuid,
 ) -> Result<WorkflowOutput, StepError> {
-    let record = wf.stores.audit.get_turn(turn_id).await?.ok_or_else(|| {
-        StepError::msg(format!(
-            "turn {turn_id} is committed but its record is missing"
-        ))
-    })?;
+    let record = wf
+        .stores
+        .audit
+        .get_turn(session_key, turn_id)
+        .await?
+        .ok_or_else(|| {
+            StepError::msg(format!(
+                "turn {turn_id} is committed but its record is missing"
+            ))
+        })?;
     Ok(output(
         turn_id,
         record.outcome,
@@ -213,5 +225,21 @@ fn output(
         response,
         error,
         message_count,
+    }
+}
+
+impl LogicalTurnWorkflow {
+    /// Whether `turn_id` (a turn of the run's session) was committed.
+    pub(crate) async fn is_committed(
+        &self,
+        input: &ValidatedInput,
+        turn_id: Uuid,
+    ) -> Result<bool, StepError> {
+        Ok(self
+            .stores
+            .commits
+            .receipt(&input.session_key, turn_id)
+            .await?
+            .is_some())
     }
 }

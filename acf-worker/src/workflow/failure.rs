@@ -89,7 +89,7 @@ async fn fail_turn(
     reason: &str,
 ) -> Result<usize, StepError> {
     let own = wf.own_message(input).await?;
-    if wf.stores.commits.receipt(turn_id).await?.is_some() {
+    if wf.is_committed(input, turn_id).await? {
         // The turn committed before a later part of the run failed: its messages have their ending.
         wf.settle_own_message(input, "failed_after_commit").await?;
         return Ok(0);
@@ -110,7 +110,11 @@ async fn fail_turn(
         Ok(lease) => lease,
         Err(error) => {
             // Without the lock the turn cannot be closed safely: give its messages back and hand them on.
-            let released = wf.stores.messages.release_absorbed(turn_id, &ids).await?;
+            let released = wf
+                .stores
+                .messages
+                .release_absorbed(&input.session_key, turn_id, &ids)
+                .await?;
             tracing::warn!(%turn_id, session_key = %input.session_key, released, %error, "failed_turn_handed_on");
             wf.mark_due(input, std::time::Duration::ZERO, true).await?;
             record_failure(wf, ctx, input, turn_id, Vec::new(), reason).await;

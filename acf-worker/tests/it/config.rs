@@ -312,6 +312,27 @@ fn http_brain_requires_a_url() {
 }
 
 #[test]
+fn a_redis_cluster_url_is_accepted_and_its_nodes_checked() {
+    for url in [
+        "redis+cluster://10.0.0.1:7000,10.0.0.2:7001",
+        "redis://10.0.0.1:7000,redis://10.0.0.2:7001",
+        "rediss://u:pw@10.0.0.1:7000,10.0.0.2:7001",
+    ] {
+        let s = load_shipped(&[("RUCHE_STORAGE__SESSION__CONNECTION_URL", url)]).unwrap();
+        assert_eq!(s.storage.session.connection_url.expose(), url);
+    }
+    let text = error_text(&[(
+        "RUCHE_STORAGE__SESSION__CONNECTION_URL",
+        "redis://:pw@10.0.0.1:7000,http://10.0.0.2:7001",
+    )]);
+    assert!(
+        text.contains("storage.session.connection_url") && text.contains("redis+cluster://"),
+        "{text}"
+    );
+    assert!(!text.contains(":pw@"), "{text}");
+}
+
+#[test]
 fn missing_default_file_is_an_error() {
     let dir = dir_with(&[("development.toml", "")]);
     let err = load_from(dir.path(), &vars(&[])).unwrap_err();
@@ -394,6 +415,19 @@ fn url_redaction_rules() {
     );
     assert_eq!(redact_url_password("redis://h:6379"), "redis://h:6379");
     assert_eq!(redact_url_password("redis://user@h"), "redis://user@h");
+    // A Redis Cluster's nodes: every password goes, a comma inside a password does not split the URL.
+    assert_eq!(
+        redact_url_password("redis://:pw1@a:7000,redis://u:pw2@b:7001/0"),
+        "redis://:[REDACTED]@a:7000,redis://u:[REDACTED]@b:7001/0"
+    );
+    assert_eq!(
+        redact_url_password("redis+cluster://u:p,w@a:7000,b:7001"),
+        "redis+cluster://u:[REDACTED]@a:7000,b:7001"
+    );
+    assert_eq!(
+        redact_url_password("redis://:pw@a:7000,b:7001"),
+        "redis://:[REDACTED]@a:7000,b:7001"
+    );
     assert_eq!(
         ConnectionUrl::new("rediss://a:b@c").to_string(),
         "rediss://a:[REDACTED]@c"

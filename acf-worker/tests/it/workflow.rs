@@ -61,7 +61,7 @@ async fn single_message_is_answered_committed_and_unlocked(kind: Kind) {
     let record = backend
         .stores
         .audit
-        .get_turn(output.turn_id)
+        .get_turn(&session, output.turn_id)
         .await
         .unwrap()
         .unwrap();
@@ -73,7 +73,7 @@ async fn single_message_is_answered_committed_and_unlocked(kind: Kind) {
     let message = backend
         .stores
         .messages
-        .get(record.message_ids[0])
+        .get(&session, record.message_ids[0])
         .await
         .unwrap()
         .unwrap();
@@ -285,15 +285,7 @@ async fn a_retryable_brain_failure_ends_in_on_failure_with_a_failure_entry(kind:
         "the message is closed as failed: {message:?}"
     );
     // The failure is visible: one failure entry on the response stream, and the durable record.
-    let entries: Vec<_> = backend
-        .stores
-        .responses
-        .read_after("0", 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, e)| e.session_key == session)
-        .collect();
+    let entries = workflow_support::responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].1.status, TurnOutcome::Failed);
     assert_eq!(entries[0].1.message_ids, vec![message.id]);
@@ -301,7 +293,7 @@ async fn a_retryable_brain_failure_ends_in_on_failure_with_a_failure_entry(kind:
     let record = backend
         .stores
         .audit
-        .get_failure(turn_id)
+        .get_failure(&session, turn_id)
         .await
         .unwrap()
         .expect("a failure record");
@@ -370,7 +362,15 @@ async fn malformed_input_fails_once_naming_the_field(kind: Kind) {
     let report = failure.report.expect("on_failure ran");
     assert_eq!(report.session_key, None, "nothing to settle");
     let id: Uuid = long.message_id.parse().unwrap();
-    assert!(backend.stores.messages.get(id).await.unwrap().is_none());
+    assert!(
+        backend
+            .stores
+            .messages
+            .get(&long.session_key(), id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(brain.calls(), 0);
 }
 

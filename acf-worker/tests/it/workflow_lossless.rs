@@ -5,7 +5,6 @@
 use crate::support;
 use crate::workflow_support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,19 +13,18 @@ use acf_sdk::testing::TestContext;
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
 use acf_worker::config::LivenessSettings;
 use acf_worker::liveness::{RunTrigger, Sweeper, metrics};
-use acf_worker::models::{TurnOutcome, WorkflowOutput, now_utc};
+use acf_worker::models::{TurnOutcome, now_utc};
 use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{
     Backend, MessageStatus, RedisConnectOptions, StoreSettings, StoredMessage,
 };
 use acf_worker::workflow::{LogicalTurnWorkflow, TurnInput, WorkflowOptions};
 use async_trait::async_trait;
-use serde_json::Value;
 use support::RedisServer;
 use uuid::Uuid;
 use workflow_support::{
-    Behaviour, Conversation, Kind, TestBrain, accept, backend, payload, run_turn, settings,
-    stored_message, workflow,
+    Behaviour, Conversation, Kind, Steps, TestBrain, accept, backend, payload, responses_of,
+    run_turn, settings, stored_message, workflow,
 };
 
 macro_rules! on_both_backends {
@@ -49,66 +47,6 @@ on_both_backends!(
     a_hung_custom_brain_is_bounded_by_the_brain_timeout,
 );
 
-/// Steps dispatched one by one, as the engine would, on `input`.
-struct Steps<'a> {
-    wf: &'a LogicalTurnWorkflow,
-    base: TestContext,
-}
-
-impl<'a> Steps<'a> {
-    fn new(wf: &'a LogicalTurnWorkflow, input: &TurnInput) -> Self {
-        Self {
-            wf,
-            base: TestContext::new(input.as_json()),
-        }
-    }
-
-    async fn step(&self, name: &str, parents: &[(&str, &Value)]) -> Result<Value, String> {
-        let mut ctx = self.base.clone().step(name);
-        for (parent, output) in parents {
-            ctx = ctx.parent_output(parent, output);
-        }
-        acf_sdk::Workflow::dispatch(self.wf, name, ctx.build())
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Runs the steps in their declared (dependency) order, each with its parents' outputs; `between` runs after
-    /// the step named.
-    async fn all(&self, after: &str, between: impl AsyncFnOnce()) -> WorkflowOutput {
-        let mut between = Some(between);
-        let mut outputs: BTreeMap<String, Value> = BTreeMap::new();
-        for task in acf_sdk::Workflow::definition(self.wf).tasks {
-            let name = task.name.as_str();
-            let parents: Vec<(&str, &Value)> = task
-                .parents
-                .iter()
-                .map(|p| (p.as_str(), &outputs[p]))
-                .collect();
-            // Retried like the engine does: the first command after a Redis restart fails while reconnecting.
-            let mut attempt = 0;
-            let output = loop {
-                match self.step(name, &parents).await {
-                    Ok(output) => break output,
-                    Err(error) if attempt < 10 => {
-                        attempt += 1;
-                        eprintln!("{name} attempt {attempt} failed: {error}");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    Err(error) => panic!("{name}: {error}"),
-                }
-            };
-            if name == after
-                && let Some(f) = between.take()
-            {
-                f().await;
-            }
-            outputs.insert(task.name, output);
-        }
-        serde_json::from_value(outputs[LogicalTurnWorkflow::COMMIT_AND_RESPOND].clone()).unwrap()
-    }
-}
-
 async fn redis_on(server: &RedisServer) -> Backend {
     Backend::redis(
         &server.url(),
@@ -117,19 +55,6 @@ async fn redis_on(server: &RedisServer) -> Backend {
     )
     .await
     .expect("private redis")
-}
-
-async fn responses_of(backend: &Backend, session: &str) -> Vec<acf_worker::stores::ResponseEntry> {
-    backend
-        .stores
-        .responses
-        .read_after("0", 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, e)| e)
-        .filter(|e| e.session_key == session)
-        .collect()
 }
 
 // ---- 1. Redis data loss ----------------------------------------------------------------------------------------
@@ -443,12 +368,12 @@ async fn on_failure_fails_the_runs_own_message_visibly(kind: Kind) {
     let session = conversation.session_key();
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].status, TurnOutcome::Failed);
-    assert_eq!(entries[0].message_ids, vec![message.id]);
+    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
+    assert_eq!(entries[0].1.message_ids, vec![message.id]);
     let record = backend
         .stores
         .audit
-        .get_failure(report.turn_id.unwrap())
+        .get_failure(&session, report.turn_id.unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -502,5 +427,5 @@ async fn a_hung_custom_brain_is_bounded_by_the_brain_timeout(kind: Kind) {
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].status, TurnOutcome::Failed);
+    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
 }

@@ -120,7 +120,7 @@ async fn a_turn_survives_a_redis_restart_while_the_brain_runs() {
     let message = backend
         .stores
         .messages
-        .get(input.message_id.parse().unwrap())
+        .get(&session, input.message_id.parse().unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -3,7 +3,7 @@
 //! (`{prefix}:turns:{session_key}`). A failure record is a JSON string (`{prefix}:failure:{turn_id}`); a session's
 //! failures are a sorted set of turn ids scored by `failed_at` in milliseconds (`{prefix}:failures:{session_key}`).
 //! Both kinds of record and their indexes expire after the record TTL. Responses go to the stream
-//! `{prefix}:{response_stream}`.
+//! `{prefix}:{response_stream}`. (Key names on a Redis Cluster: see `Keys` in `stores::settings`.)
 
 use std::collections::HashMap;
 
@@ -41,10 +41,14 @@ type StreamRows = Vec<(String, Vec<String>)>;
 
 #[async_trait]
 impl AuditStore for RedisStores {
-    async fn get_turn(&self, turn_id: Uuid) -> Result<Option<TurnRecord>, StoreError> {
+    async fn get_turn(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<TurnRecord>, StoreError> {
         let fields: HashMap<String, String> = self
             .conn()
-            .hgetall(self.keys.turn(turn_id))
+            .hgetall(self.keys.turn(session_key, turn_id))
             .await
             .map_err(StoreError::unavailable("get turn record"))?;
         parse_record(fields)
@@ -64,7 +68,7 @@ impl AuditStore for RedisStores {
             let id: Uuid = id.parse().map_err(|err| {
                 StoreError::corrupt("session turn index", format!("`{id}`: {err}"))
             })?;
-            pipe.hgetall(self.keys.turn(id));
+            pipe.hgetall(self.keys.turn(session_key, id));
         }
         let rows: Vec<HashMap<String, String>> = pipe
             .query_async(&mut self.conn())
@@ -84,7 +88,7 @@ impl AuditStore for RedisStores {
         let _: () = redis::pipe()
             .atomic()
             .cmd("SET")
-            .arg(self.keys.failure(failure.turn_id))
+            .arg(self.keys.failure(&failure.session_key, failure.turn_id))
             .arg(json)
             .arg("PX")
             .arg(ttl_ms)
@@ -105,10 +109,14 @@ impl AuditStore for RedisStores {
         Ok(())
     }
 
-    async fn get_failure(&self, turn_id: Uuid) -> Result<Option<FailureRecord>, StoreError> {
+    async fn get_failure(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<FailureRecord>, StoreError> {
         let json: Option<String> = self
             .conn()
-            .get(self.keys.failure(turn_id))
+            .get(self.keys.failure(session_key, turn_id))
             .await
             .map_err(StoreError::unavailable("get failure record"))?;
         json.as_deref().map(parse_failure).transpose()
@@ -128,7 +136,7 @@ impl AuditStore for RedisStores {
             let id: Uuid = id.parse().map_err(|err| {
                 StoreError::corrupt("session failure index", format!("`{id}`: {err}"))
             })?;
-            pipe.get(self.keys.failure(id));
+            pipe.get(self.keys.failure(session_key, id));
         }
         let rows: Vec<Option<String>> = pipe
             .query_async(&mut self.conn())

@@ -152,7 +152,10 @@ pub async fn stored_message(backend: &Backend, input: &WorkflowInput) -> StoredM
     backend
         .stores
         .messages
-        .get(input.message_id.parse().expect("uuid"))
+        .get(
+            &input.session_key(),
+            input.message_id.parse().expect("uuid"),
+        )
         .await
         .expect("message store")
         .expect("the message is stored")
@@ -220,4 +223,80 @@ pub async fn run_turn<W: Workflow + ?Sized>(workflow: &W, input: &TurnInput) -> 
 
 fn decode<T: serde::de::DeserializeOwned>(value: &Value) -> T {
     serde_json::from_value(value.clone()).expect("a step output of the declared type")
+}
+
+/// Steps dispatched one by one, as the engine would, on `input`.
+pub struct Steps<'a> {
+    wf: &'a LogicalTurnWorkflow,
+    base: TestContext,
+}
+
+impl<'a> Steps<'a> {
+    pub fn new(wf: &'a LogicalTurnWorkflow, input: &TurnInput) -> Self {
+        Self {
+            wf,
+            base: TestContext::new(input.as_json()),
+        }
+    }
+
+    pub async fn step(&self, name: &str, parents: &[(&str, &Value)]) -> Result<Value, String> {
+        let mut ctx = self.base.clone().step(name);
+        for (parent, output) in parents {
+            ctx = ctx.parent_output(parent, output);
+        }
+        Workflow::dispatch(self.wf, name, ctx.build())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs the steps in their declared (dependency) order, each with its parents' outputs; `between` runs after
+    /// the step named.
+    pub async fn all(&self, after: &str, between: impl AsyncFnOnce()) -> WorkflowOutput {
+        let mut between = Some(between);
+        let mut outputs: BTreeMap<String, Value> = BTreeMap::new();
+        for task in Workflow::definition(self.wf).tasks {
+            let name = task.name.as_str();
+            let parents: Vec<(&str, &Value)> = task
+                .parents
+                .iter()
+                .map(|p| (p.as_str(), &outputs[p]))
+                .collect();
+            // Retried like the engine does: the first command after a Redis restart fails while reconnecting.
+            let mut attempt = 0;
+            let output = loop {
+                match self.step(name, &parents).await {
+                    Ok(output) => break output,
+                    Err(error) if attempt < 10 => {
+                        attempt += 1;
+                        eprintln!("{name} attempt {attempt} failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(error) => panic!("{name}: {error}"),
+                }
+            };
+            if name == after
+                && let Some(f) = between.take()
+            {
+                f().await;
+            }
+            outputs.insert(task.name, output);
+        }
+        serde_json::from_value(outputs[LogicalTurnWorkflow::COMMIT_AND_RESPOND].clone()).unwrap()
+    }
+}
+
+/// The response stream's entries (id, entry) for `session`, oldest first.
+pub async fn responses_of(
+    backend: &Backend,
+    session: &str,
+) -> Vec<(String, acf_worker::stores::ResponseEntry)> {
+    backend
+        .stores
+        .responses
+        .read_after("0", 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.session_key == session)
+        .collect()
 }
