@@ -327,9 +327,9 @@ async fn malformed_input_fails_once_naming_the_field(kind: Kind) {
     assert_eq!(failure.step, "acquire_mutex");
     assert!(failure.error.is_non_retryable());
     assert!(
-        failure.error.to_string().contains("`tenant_id`"),
+        failure.error.to_report().contains("`tenant_id`"),
         "{}",
-        failure.error
+        failure.error.to_report()
     );
     assert_eq!(run.attempts["acquire_mutex"], 1);
     let report = failure.report.expect("on_failure ran");
@@ -343,9 +343,9 @@ async fn malformed_input_fails_once_naming_the_field(kind: Kind) {
         .result
         .expect_err("missing fields");
     assert!(
-        failure.error.to_string().contains("`agent_id`"),
+        failure.error.to_report().contains("`agent_id`"),
         "{}",
-        failure.error
+        failure.error.to_report()
     );
 
     // Over `max_message_chars` (1000 here): decoded, then refused by `acquire_mutex`, never stored or handed on.
@@ -355,9 +355,9 @@ async fn malformed_input_fails_once_naming_the_field(kind: Kind) {
     assert_eq!(failure.step, "acquire_mutex");
     assert!(failure.error.is_non_retryable());
     assert!(
-        failure.error.to_string().contains("`message_content`"),
+        failure.error.to_report().contains("`message_content`"),
         "{}",
-        failure.error
+        failure.error.to_report()
     );
     let report = failure.report.expect("on_failure ran");
     assert_eq!(report.session_key, None, "nothing to settle");
