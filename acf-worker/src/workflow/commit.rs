@@ -25,7 +25,7 @@ pub(super) async fn run(
             return Ok(output(turn_id, TurnOutcome::Absorbed, None, None, 0));
         }
         Gathered::Committed => true,
-        Gathered::Ready => wf.is_committed(&input, turn_id).await?,
+        Gathered::Ready => wf.is_committed(input, turn_id).await?,
     };
     if already {
         // A replay of a run whose commit went through: answer with what was committed, deliver nothing again.
