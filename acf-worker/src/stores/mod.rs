@@ -38,7 +38,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::models::UserCadenceStats;
+use crate::models::{SideEffect, UserCadenceStats};
 use crate::mutex::Lease;
 
 pub use self::backend::Backend;
@@ -209,6 +209,23 @@ pub trait PendingIndex: Send + Sync {
     async fn epoch(&self, candidate: &str) -> Result<String, StoreError>;
 }
 
+/// The side effects a turn executed, recorded as they happen so that a retried attempt of the same turn sees
+/// them (and the turn record keeps them at commit).
+#[async_trait]
+pub trait SideEffectLog: Send + Sync {
+    /// Appends `effect` to the effects of `turn_id`, only while `lease` is current ([`StoreError::StaleFence`]
+    /// otherwise).
+    async fn record_effect(
+        &self,
+        lease: &Lease,
+        turn_id: Uuid,
+        effect: &SideEffect,
+    ) -> Result<(), StoreError>;
+
+    /// The effects recorded for `turn_id`, oldest first.
+    async fn effects(&self, turn_id: Uuid) -> Result<Vec<SideEffect>, StoreError>;
+}
+
 /// One backend's stores, as the workflow uses them.
 #[derive(Clone)]
 pub struct Stores {
@@ -226,6 +243,8 @@ pub struct Stores {
     pub commits: Arc<dyn TurnCommitter>,
     /// The liveness index and the data epoch.
     pub pending: Arc<dyn PendingIndex>,
+    /// Side effects of turns in progress.
+    pub side_effects: Arc<dyn SideEffectLog>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -268,6 +287,7 @@ impl Stores {
             + ResponseSink
             + TurnCommitter
             + PendingIndex
+            + SideEffectLog
             + 'static,
     {
         Self {
@@ -277,7 +297,8 @@ impl Stores {
             audit: backend.clone(),
             responses: backend.clone(),
             commits: backend.clone(),
-            pending: backend,
+            pending: backend.clone(),
+            side_effects: backend,
         }
     }
 }

@@ -95,6 +95,10 @@ impl Keys {
     pub(crate) fn turn(&self, turn_id: uuid::Uuid) -> String {
         format!("{}:turn:{turn_id}", self.prefix)
     }
+    /// The side effects recorded for a turn in progress (a list of JSON entries).
+    pub(crate) fn turn_effects(&self, turn_id: uuid::Uuid) -> String {
+        format!("{}:turn_effects:{turn_id}", self.prefix)
+    }
     pub(crate) fn session_turns(&self, session_key: &str) -> String {
         format!("{}:turns:{session_key}", self.prefix)
     }

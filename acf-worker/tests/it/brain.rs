@@ -129,6 +129,7 @@ async fn has_pending_messages_reads_the_store_and_stays_true() {
         fence: lease.fence,
         started_at: now_utc(),
         committed_at: now_utc(),
+        side_effects: Vec::new(),
     };
     stores
         .commit(

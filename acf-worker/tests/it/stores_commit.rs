@@ -53,6 +53,7 @@ fn record(session: &str, ids: &[Uuid], outcome: TurnOutcome) -> TurnRecord {
         fence: 0,
         started_at: now_utc(),
         committed_at: now_utc(),
+        side_effects: Vec::new(),
     }
 }
 
@@ -439,6 +440,7 @@ async fn the_stream_reads_incrementally(b: Backend) {
             message_ids: vec![Uuid::new_v4()],
             error: None,
             committed_at: now_utc(),
+            side_effects: Vec::new(),
         };
         ids.push(b.stores.responses.publish(&entry).await.unwrap());
     }

@@ -519,6 +519,7 @@ async fn a_turn_whose_messages_were_taken_over_sends_no_response(kind: Kind) {
         fence: other.fence,
         started_at: acf_worker::models::now_utc(),
         committed_at: acf_worker::models::now_utc(),
+        side_effects: Vec::new(),
     };
     backend
         .stores

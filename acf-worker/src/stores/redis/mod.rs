@@ -3,6 +3,7 @@
 mod audit;
 mod commit;
 mod connect;
+mod effects;
 mod inbox;
 mod messages;
 mod pending;
@@ -44,6 +45,7 @@ struct Scripts {
     claim_due: Script,
     settle: Script,
     epoch: Script,
+    record_effect: Script,
 }
 
 impl std::fmt::Debug for RedisStores {
@@ -87,6 +89,7 @@ impl RedisStores {
                 claim_due: Script::new(pending::CLAIM_DUE),
                 settle: Script::new(pending::SETTLE),
                 epoch: Script::new(pending::EPOCH),
+                record_effect: Script::new(&effects::record_effect()),
             }),
             blocking: Arc::new(Mutex::new(Vec::new())),
             blocking_permits: Arc::new(Semaphore::new(blocking_connections)),

@@ -1,0 +1,73 @@
+//! [`SideEffectLog`] on Redis: one list of JSON side effects per turn, appended under the lease's fence.
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use super::RedisStores;
+use crate::models::SideEffect;
+use crate::mutex::{FENCE_GUARD_LUA, Lease};
+use crate::stores::settings::millis;
+use crate::stores::{SideEffectLog, StoreError};
+
+/// KEYS: lock, fence, effects list. ARGV: token, fence, effect JSON, ttl ms. Returns 1 when appended, 0 for a
+/// stale lease.
+pub(super) fn record_effect() -> String {
+    format!(
+        "{FENCE_GUARD_LUA}{}",
+        r"
+if not fence_is_current() then
+  return 0
+end
+redis.call('RPUSH', KEYS[3], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
+"
+    )
+}
+
+#[async_trait]
+impl SideEffectLog for RedisStores {
+    async fn record_effect(
+        &self,
+        lease: &Lease,
+        turn_id: Uuid,
+        effect: &SideEffect,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(effect).map_err(StoreError::encode("side effect"))?;
+        let appended: i64 = self
+            .scripts
+            .record_effect
+            .key(&lease.key)
+            .key(lease.fence_key())
+            .key(self.keys.turn_effects(turn_id))
+            .arg(&lease.token)
+            .arg(lease.fence)
+            .arg(json)
+            .arg(millis(self.settings.record_ttl))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("record side effect"))?;
+        if appended == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::StaleFence {
+                session_key: lease.session_key.clone(),
+                fence: lease.fence,
+            })
+        }
+    }
+
+    async fn effects(&self, turn_id: Uuid) -> Result<Vec<SideEffect>, StoreError> {
+        let raw: Vec<String> = self
+            .conn()
+            .lrange(self.keys.turn_effects(turn_id), 0, -1)
+            .await
+            .map_err(StoreError::unavailable("read side effects"))?;
+        raw.iter()
+            .map(|json| {
+                serde_json::from_str(json).map_err(|err| StoreError::corrupt("side effect", err))
+            })
+            .collect()
+    }
+}
