@@ -226,6 +226,25 @@ pub trait SideEffectLog: Send + Sync {
     async fn effects(&self, turn_id: Uuid) -> Result<Vec<SideEffect>, StoreError>;
 }
 
+/// The events stream (`{key_prefix}:events` on Redis), where the `redis_stream` sink appends routed ACF events
+/// for gateways and analytics. Field layout: see the README ("Events").
+#[async_trait]
+pub trait EventStream: Send + Sync {
+    /// Appends `event`, trimming the stream to its last `max_len` entries. Returns the entry id.
+    async fn append_event(
+        &self,
+        event: &crate::events::AcfEvent,
+        max_len: u64,
+    ) -> Result<String, StoreError>;
+
+    /// Up to `count` events with ids greater than `after_id` (`"0"` reads from the start), oldest first.
+    async fn read_events_after(
+        &self,
+        after_id: &str,
+        count: usize,
+    ) -> Result<Vec<(String, crate::events::AcfEvent)>, StoreError>;
+}
+
 /// One backend's stores, as the workflow uses them.
 #[derive(Clone)]
 pub struct Stores {
@@ -245,6 +264,8 @@ pub struct Stores {
     pub pending: Arc<dyn PendingIndex>,
     /// Side effects of turns in progress.
     pub side_effects: Arc<dyn SideEffectLog>,
+    /// The events stream.
+    pub events: Arc<dyn EventStream>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -288,6 +309,7 @@ impl Stores {
             + TurnCommitter
             + PendingIndex
             + SideEffectLog
+            + EventStream
             + 'static,
     {
         Self {
@@ -298,7 +320,8 @@ impl Stores {
             responses: backend.clone(),
             commits: backend.clone(),
             pending: backend.clone(),
-            side_effects: backend,
+            side_effects: backend.clone(),
+            events: backend,
         }
     }
 }

@@ -95,6 +95,10 @@ impl Keys {
     pub(crate) fn turn(&self, turn_id: uuid::Uuid) -> String {
         format!("{}:turn:{turn_id}", self.prefix)
     }
+    /// The events stream routed ACF events are appended to (the `redis_stream` sink).
+    pub(crate) fn events_stream(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
     /// The side effects recorded for a turn in progress (a list of JSON entries).
     pub(crate) fn turn_effects(&self, turn_id: uuid::Uuid) -> String {
         format!("{}:turn_effects:{turn_id}", self.prefix)

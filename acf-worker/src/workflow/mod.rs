@@ -37,7 +37,8 @@ use std::time::{Duration, Instant};
 
 use acf_sdk::{Context, StepError, on_failure, step, workflow};
 
-use crate::brain::{Brain, EventEmitter, LogEvents};
+use crate::brain::Brain;
+use crate::events::{AcfEvent, EventRouter, EventScope};
 use crate::config::Settings;
 use crate::metrics::{MeasuredBrain, RunEnd, TurnMetrics};
 use crate::models::{TurnLimits, WorkflowOutput};
@@ -98,7 +99,7 @@ pub struct LogicalTurnWorkflow {
     mutex: Arc<dyn SessionMutex>,
     stores: Stores,
     brain: Arc<dyn Brain>,
-    events: Arc<dyn EventEmitter>,
+    events: Arc<EventRouter>,
     settings: TurnSettings,
     metrics: Arc<TurnMetrics>,
 }
@@ -113,14 +114,15 @@ impl std::fmt::Debug for LogicalTurnWorkflow {
 }
 
 impl LogicalTurnWorkflow {
-    /// A workflow on `backend` answering with `brain`; events are logged as `acf_event_emitted`.
+    /// A workflow on `backend` answering with `brain`; events are logged as `acf_event_emitted`
+    /// ([`EventRouter::logging`]) until [`Self::with_events`] routes them elsewhere.
     pub fn new(backend: &Backend, brain: Arc<dyn Brain>, settings: TurnSettings) -> Self {
         let metrics = TurnMetrics::new();
         Self {
             mutex: Arc::clone(&backend.mutex),
             stores: backend.stores.clone(),
             brain: Arc::new(MeasuredBrain::new(brain, Arc::clone(&metrics))),
-            events: Arc::new(LogEvents),
+            events: Arc::new(EventRouter::logging()),
             settings,
             metrics,
         }
@@ -131,11 +133,22 @@ impl LogicalTurnWorkflow {
         &self.metrics
     }
 
-    /// Routes the ACF events the worker and the brain emit to `events` instead of the log.
+    /// Routes the ACF events the worker and the brain emit through `router` instead of the log alone. The side
+    /// effects of `tool.executed` events are recorded on their turn whatever the router's listeners.
     #[must_use]
-    pub fn with_events(mut self, events: Arc<dyn EventEmitter>) -> Self {
-        self.events = events;
+    pub fn with_events(mut self, router: Arc<EventRouter>) -> Self {
+        self.events = router;
         self
+    }
+
+    /// The router events go through (listeners can be added to it while the worker runs).
+    pub fn events(&self) -> &Arc<EventRouter> {
+        &self.events
+    }
+
+    /// Routes an event the worker itself emits from the step attempt `ctx`.
+    async fn route(&self, ctx: &Context, event: AcfEvent) {
+        self.events.route(&event, &EventScope::step(ctx)).await;
     }
 
     /// The stores the workflow writes to.

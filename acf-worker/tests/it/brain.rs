@@ -168,7 +168,7 @@ async fn emit_event_reaches_the_emitter() {
         ctx.turn().id(),
         ctx.session_key(),
     );
-    ctx.emit_event(event.clone()).await;
+    ctx.emit_event(event.clone()).await.unwrap();
     assert_eq!(events.take(), [event]);
     assert!(events.take().is_empty());
 }

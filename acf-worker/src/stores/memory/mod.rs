@@ -54,6 +54,10 @@ struct Data {
     epoch: Option<String>,
     /// Side effects of turns in progress, by turn id.
     effects: HashMap<Uuid, Vec<crate::models::SideEffect>>,
+    /// The events stream: (id, event), oldest first, trimmed to the length asked by the last append.
+    events: VecDeque<(String, crate::events::AcfEvent)>,
+    /// Sequence of the last event id handed out.
+    events_seq: u64,
 }
 
 impl MemoryStores {

@@ -1,14 +1,19 @@
-//! [`SideEffectLog`] on Redis: one list of JSON side effects per turn, appended under the lease's fence.
+//! [`SideEffectLog`] on Redis: one list of JSON side effects per turn (`{prefix}:turn_effects:{turn_id}`, expiring
+//! after the record TTL), appended under the lease's fence. [`EventStream`]: the stream `{prefix}:events`.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
 use super::RedisStores;
+use crate::events::AcfEvent;
 use crate::models::SideEffect;
 use crate::mutex::{FENCE_GUARD_LUA, Lease};
 use crate::stores::settings::millis;
-use crate::stores::{SideEffectLog, StoreError};
+use crate::stores::stream_fields;
+use crate::stores::{EventStream, SideEffectLog, StoreError};
 
 /// KEYS: lock, fence, effects list. ARGV: token, fence, effect JSON, ttl ms. Returns 1 when appended, 0 for a
 /// stale lease.
@@ -67,6 +72,55 @@ impl SideEffectLog for RedisStores {
         raw.iter()
             .map(|json| {
                 serde_json::from_str(json).map_err(|err| StoreError::corrupt("side effect", err))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl EventStream for RedisStores {
+    async fn append_event(&self, event: &AcfEvent, max_len: u64) -> Result<String, StoreError> {
+        let mut cmd = redis::cmd("XADD");
+        // Exact trimming: the stream is a bounded window readers can rely on, and events are small.
+        cmd.arg(self.keys.events_stream())
+            .arg("MAXLEN")
+            .arg(max_len)
+            .arg("*");
+        for (name, value) in stream_fields::event_fields(event)? {
+            cmd.arg(name).arg(value);
+        }
+        cmd.query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("append event"))
+    }
+
+    async fn read_events_after(
+        &self,
+        after_id: &str,
+        count: usize,
+    ) -> Result<Vec<(String, AcfEvent)>, StoreError> {
+        // `(id` makes the start exclusive (Redis 6.2+); "0" means "from the start".
+        let start = if after_id == "0" || after_id == "0-0" {
+            "-".to_owned()
+        } else {
+            format!("({after_id}")
+        };
+        let rows: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(self.keys.events_stream())
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("read events"))?;
+        rows.into_iter()
+            .map(|(id, flat)| {
+                let fields: HashMap<String, String> = flat
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect();
+                Ok((id, stream_fields::parse_event(&fields)?))
             })
             .collect()
     }
