@@ -100,16 +100,16 @@ async fn events_reach_exactly_the_listeners_whose_pattern_matches() {
     ] {
         router.route(&event(t), &EventScope::detached()).await;
     }
-    use AcfEventType::*;
+    use AcfEventType as T;
     assert_eq!(
         all.seen(),
-        [ToolExecuted, TurnStarted, ToolFailed, SessionCreated]
+        [T::ToolExecuted, T::TurnStarted, T::ToolFailed, T::SessionCreated]
     );
-    assert_eq!(tools.seen(), [ToolExecuted, ToolFailed]);
-    assert_eq!(executed.seen(), [ToolExecuted]);
-    assert_eq!(started.seen(), [TurnStarted]);
-    assert_eq!(router.listener_count(ToolExecuted), 3);
-    assert_eq!(router.listener_count(MutexReleased), 1);
+    assert_eq!(tools.seen(), [T::ToolExecuted, T::ToolFailed]);
+    assert_eq!(executed.seen(), [T::ToolExecuted]);
+    assert_eq!(started.seen(), [T::TurnStarted]);
+    assert_eq!(router.listener_count(T::ToolExecuted), 3);
+    assert_eq!(router.listener_count(T::MutexReleased), 1);
 }
 
 #[test]
@@ -177,9 +177,9 @@ async fn a_failing_or_panicking_listener_is_logged_and_the_others_still_run() {
         .route(&event(AcfEventType::TurnCompleted), &EventScope::detached())
         .await;
 
-    use AcfEventType::*;
-    assert_eq!(before.seen(), [ToolExecuted, TurnCompleted]);
-    assert_eq!(after.seen(), [ToolExecuted, TurnCompleted]);
+    use AcfEventType as T;
+    assert_eq!(before.seen(), [T::ToolExecuted, T::TurnCompleted]);
+    assert_eq!(after.seen(), [T::ToolExecuted, T::TurnCompleted]);
     let failures: Vec<String> = out
         .lines()
         .into_iter()

@@ -440,7 +440,6 @@ async fn the_stream_reads_incrementally(b: Backend) {
             message_ids: vec![Uuid::new_v4()],
             error: None,
             committed_at: now_utc(),
-            side_effects: Vec::new(),
         };
         ids.push(b.stores.responses.publish(&entry).await.unwrap());
     }

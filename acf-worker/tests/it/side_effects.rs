@@ -1,0 +1,462 @@
+//! Tool side effects: recorded on the turn as `tool.executed` events arrive (with and without listeners, under the
+//! lease's fence), kept by the committed record, and shown to every later attempt of the turn, so that a brain cut
+//! off after creating an order does not create it again. Run directly on both backends, through the HTTP brain,
+//! and through the embedded engine with the events on the Redis stream and the run's Hatchet stream.
+
+use crate::deploy_support::{self, Deployed};
+use crate::support::http::{HttpServer, Reply};
+use crate::workflow_support::{self, Conversation, Kind, backend, payload};
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acf_worker::brain::{Brain, BrainError, BrainResult, HttpBrain, HttpBrainConfig, TurnContext};
+use acf_worker::events::{
+    AcfEvent, AcfEventType, EventListener, EventRouter, EventScope, ListenerError,
+};
+use acf_worker::models::{SideEffectPolicy, TurnOutcome, WorkflowOutput};
+use acf_worker::mutex::LockOptions;
+use acf_worker::stores::{Backend, StoreError};
+use acf_worker::workflow::LogicalTurnWorkflow;
+use acf_worker::workflow::direct::run_direct;
+use async_trait::async_trait;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Runs `$case(kind)` once on memory and once on Redis.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Memory).await } )*
+        }
+        mod redis {
+            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Redis).await } )*
+        }
+    };
+}
+
+on_both_backends!(
+    tool_events_are_recorded_on_the_turn_without_any_listener,
+    tool_events_are_recorded_and_routed_to_listeners,
+    a_brain_cut_off_after_creating_an_order_does_not_create_it_again,
+    a_stale_lease_cannot_record_a_side_effect,
+);
+
+/// What one brain call saw of earlier attempts.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    side_effects: usize,
+    can_absorb: bool,
+    can_supersede: bool,
+}
+
+/// Creates an order through a real side channel (a Redis counter the test reads), records it with
+/// `tool.executed`, and skips the creation when an earlier attempt of the turn already recorded it. The first
+/// call hangs after the tool ran until the brain timeout cuts it off, like a worker killed before the commit.
+struct OrderBrain {
+    redis: ::redis::aio::MultiplexedConnection,
+    orders_key: String,
+    calls: AtomicUsize,
+    seen: Mutex<Vec<Seen>>,
+}
+
+impl OrderBrain {
+    async fn new() -> Arc<Self> {
+        Arc::new(Self {
+            redis: crate::support::raw_connection(crate::support::SHARED_REDIS_URL).await,
+            orders_key: crate::support::unique("orders"),
+            calls: AtomicUsize::new(0),
+            seen: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// How many orders were created.
+    async fn orders(&self) -> i64 {
+        let count: Option<i64> = ::redis::cmd("GET")
+            .arg(&self.orders_key)
+            .query_async(&mut self.redis.clone())
+            .await
+            .unwrap();
+        count.unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl Brain for OrderBrain {
+    fn name(&self) -> &str {
+        "orders"
+    }
+
+    async fn think(&self, ctx: &TurnContext) -> Result<BrainResult, BrainError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        self.seen.lock().unwrap().push(Seen {
+            side_effects: ctx.side_effects().len(),
+            can_absorb: ctx.turn().can_absorb_message(),
+            can_supersede: ctx.turn().can_supersede(),
+        });
+        let key = ctx.idempotency_key("create_order", "cart-42");
+        if let Some(done) = ctx.recorded_effect(&key) {
+            return Ok(BrainResult::text(format!(
+                "Your order {} is placed.",
+                done.details["order_id"].as_str().unwrap_or("?")
+            )));
+        }
+        let number: i64 = ::redis::cmd("INCR")
+            .arg(&self.orders_key)
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(|e| BrainError::Failed(e.to_string()))?;
+        let order_id = format!("order-{number}");
+        ctx.emit_event(
+            AcfEvent::new(AcfEventType::ToolExecuted, ctx.turn().id(), ctx.session_key())
+                .with_payload(json!({
+                    "tool_name": "create_order",
+                    "policy": "irreversible",
+                    "idempotency_key": key,
+                    "order_id": order_id,
+                })),
+        )
+        .await?;
+        if call == 0 {
+            // Cut off here: the order exists, the turn is not committed.
+            std::future::pending::<()>().await;
+        }
+        Ok(BrainResult::text(format!("Your order {order_id} is placed.")))
+    }
+}
+
+/// Emits two tool events (one with an unknown policy) and a non-tool event, then answers.
+struct ToolsBrain;
+
+#[async_trait]
+impl Brain for ToolsBrain {
+    fn name(&self) -> &str {
+        "tools"
+    }
+
+    async fn think(&self, ctx: &TurnContext) -> Result<BrainResult, BrainError> {
+        let (turn, session) = (ctx.turn().id(), ctx.session_key());
+        ctx.emit_event(
+            AcfEvent::new(AcfEventType::ToolExecuted, turn, session).with_payload(json!({
+                "tool_name": "lookup_order",
+                "policy": "idempotent",
+                "idempotency_key": ctx.idempotency_key("lookup_order", "123"),
+            })),
+        )
+        .await?;
+        ctx.emit_event(AcfEvent::new(AcfEventType::ToolAuthorized, turn, session))
+            .await?;
+        ctx.emit_event(
+            AcfEvent::new(AcfEventType::ToolExecuted, turn, session)
+                .with_payload(json!({"tool_name": "send_email", "policy": "maybe"})),
+        )
+        .await?;
+        Ok(BrainResult::text("done"))
+    }
+}
+
+/// Keeps every event it receives.
+#[derive(Default)]
+struct Collect(Mutex<Vec<AcfEvent>>);
+
+#[async_trait]
+impl EventListener for Collect {
+    fn name(&self) -> &str {
+        "collect"
+    }
+
+    async fn handle(&self, event: &AcfEvent, _: &EventScope<'_>) -> Result<(), ListenerError> {
+        self.0.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}
+
+fn workflow(backend: &Backend, brain: Arc<dyn Brain>, router: EventRouter) -> LogicalTurnWorkflow {
+    let mut settings = workflow_support::settings(50);
+    settings.brain_timeout = Duration::from_millis(700);
+    LogicalTurnWorkflow::new(backend, brain, settings).with_events(Arc::new(router))
+}
+
+async fn tool_events_are_recorded_on_the_turn_without_any_listener(kind: Kind) {
+    let backend = backend(kind).await;
+    let wf = workflow(&backend, Arc::new(ToolsBrain), EventRouter::new());
+    assert_eq!(wf.events().listener_count(AcfEventType::ToolExecuted), 0);
+    let input = Conversation::new().message("where is my order?");
+    let output = run_direct(&wf, &payload(&input)).await.result.expect("run");
+    assert_eq!(output.status, TurnOutcome::Complete);
+
+    let record = backend.stores.audit.get_turn(output.turn_id).await.unwrap().unwrap();
+    let effects = &record.side_effects;
+    assert_eq!(effects.len(), 2, "{effects:#?}");
+    assert_eq!(effects[0].effect_type, "tool_call");
+    assert_eq!(effects[0].policy, SideEffectPolicy::Idempotent);
+    assert_eq!(effects[0].tool_name.as_deref(), Some("lookup_order"));
+    let key = effects[0].idempotency_key.as_deref().unwrap();
+    assert!(key.starts_with("lookup_order:123:turn_group:"), "{key}");
+    assert_eq!(effects[0].details["idempotency_key"], key);
+    // A policy nobody classified counts as irreversible.
+    assert_eq!(effects[1].policy, SideEffectPolicy::Irreversible);
+    assert_eq!(effects[1].tool_name.as_deref(), Some("send_email"));
+    assert_eq!(effects[1].idempotency_key, None);
+    assert_eq!(effects[1].details["policy"], "maybe");
+    // The log the retry reads holds the same.
+    assert_eq!(
+        &backend.stores.side_effects.effects(output.turn_id).await.unwrap(),
+        effects
+    );
+}
+
+async fn tool_events_are_recorded_and_routed_to_listeners(kind: Kind) {
+    let backend = backend(kind).await;
+    let listener = Arc::new(Collect::default());
+    let router = EventRouter::new();
+    router.register("tool.*", listener.clone()).unwrap();
+    let wf = workflow(&backend, Arc::new(ToolsBrain), router);
+    let input = Conversation::new().message("hi");
+    let output = run_direct(&wf, &payload(&input)).await.result.expect("run");
+
+    let routed: Vec<AcfEventType> = listener.0.lock().unwrap().iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        routed,
+        [
+            AcfEventType::ToolExecuted,
+            AcfEventType::ToolAuthorized,
+            AcfEventType::ToolExecuted
+        ]
+    );
+    let record = backend.stores.audit.get_turn(output.turn_id).await.unwrap().unwrap();
+    assert_eq!(record.side_effects.len(), 2);
+}
+
+async fn a_brain_cut_off_after_creating_an_order_does_not_create_it_again(kind: Kind) {
+    let backend = backend(kind).await;
+    let brain = OrderBrain::new().await;
+    let wf = workflow(&backend, brain.clone(), EventRouter::logging());
+    let input = Conversation::new().message("buy the cart");
+    let run = run_direct(&wf, &payload(&input)).await;
+    let output = run.result.expect("the retry completes the turn");
+
+    assert_eq!(brain.orders().await, 1, "the order exists exactly once");
+    assert_eq!(run.attempts["run_agent"], 2);
+    assert_eq!(output.status, TurnOutcome::Complete);
+    assert_eq!(output.response.as_deref(), Some("Your order order-1 is placed."));
+    assert_eq!(
+        *brain.seen.lock().unwrap(),
+        [
+            Seen {
+                side_effects: 0,
+                can_absorb: true,
+                can_supersede: true
+            },
+            // The retry sees the order, and the turn is past its commit point.
+            Seen {
+                side_effects: 1,
+                can_absorb: false,
+                can_supersede: false
+            },
+        ]
+    );
+    let record = backend.stores.audit.get_turn(output.turn_id).await.unwrap().unwrap();
+    assert_eq!(record.side_effects.len(), 1);
+    let effect = &record.side_effects[0];
+    assert_eq!(effect.policy, SideEffectPolicy::Irreversible);
+    assert_eq!(effect.tool_name.as_deref(), Some("create_order"));
+    assert_eq!(effect.details["order_id"], "order-1");
+    assert!(
+        effect
+            .idempotency_key
+            .as_deref()
+            .unwrap()
+            .starts_with("create_order:cart-42:turn_group:")
+    );
+}
+
+async fn a_stale_lease_cannot_record_a_side_effect(kind: Kind) {
+    let backend = backend(kind).await;
+    let session = Conversation::new().session_key();
+    let options = LockOptions::new(Duration::from_secs(5), Duration::from_millis(200));
+    let old = backend.mutex.acquire(&session, options).await.unwrap();
+    backend.mutex.release(&old).await.unwrap();
+    let current = backend.mutex.acquire(&session, options).await.unwrap();
+    let turn_id = Uuid::new_v4();
+    let effect = acf_worker::models::SideEffect::new("tool_call", SideEffectPolicy::Irreversible);
+
+    let refused = backend
+        .stores
+        .side_effects
+        .record_effect(&old, turn_id, &effect)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::StaleFence { .. })),
+        "{refused:?}"
+    );
+    assert!(backend.stores.side_effects.effects(turn_id).await.unwrap().is_empty());
+    backend
+        .stores
+        .side_effects
+        .record_effect(&current, turn_id, &effect)
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.stores.side_effects.effects(turn_id).await.unwrap(),
+        [effect]
+    );
+}
+
+fn request_schema() -> jsonschema::Validator {
+    let path = format!(
+        "{}/schemas/brain-request.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
+}
+
+/// The HTTP brain's endpoint creates the order, then fails with 503 but reports the tool in its `events`; the
+/// retried request carries the recorded effect, and the endpoint answers.
+#[tokio::test]
+async fn the_http_brain_reports_tools_in_events_and_the_retry_request_carries_them() {
+    let backend = backend(Kind::Redis).await;
+    let key = "create_order:cart-7:turn_group:fixed";
+    let server = HttpServer::start_sequence(vec![
+        Reply::json(
+            503,
+            &json!({
+                "error": "crashed after the tool ran",
+                "events": [{"type": "tool.executed", "payload": {
+                    "tool_name": "create_order", "policy": "irreversible",
+                    "idempotency_key": key, "order_id": "order-9"
+                }}]
+            }),
+        ),
+        Reply::json(200, &json!({"response": "Order order-9 is placed."})),
+    ])
+    .await;
+    let brain = HttpBrain::new(HttpBrainConfig {
+        url: server.url.clone(),
+        timeout: Duration::from_secs(5),
+        bearer_token: None,
+        headers: Vec::new(),
+    })
+    .unwrap();
+    let wf = workflow(&backend, Arc::new(brain), EventRouter::logging());
+    let input = Conversation::new().message("buy");
+    let run = run_direct(&wf, &payload(&input)).await;
+    let output = run.result.expect("the retry completes the turn");
+    assert_eq!(output.response.as_deref(), Some("Order order-9 is placed."));
+    assert_eq!(run.attempts["run_agent"], 2);
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let validator = request_schema();
+    for request in &requests {
+        let body = request.json();
+        let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:#?}\n{body:#}");
+        let group = body["turn"]["turn_group_id"].as_str().unwrap();
+        assert_eq!(body["turn_group_id"], group);
+        assert_eq!(
+            body["idempotency_key_format"],
+            format!("{{tool_name}}:{{business_key}}:turn_group:{group}")
+        );
+    }
+    let first = requests[0].json();
+    let second = requests[1].json();
+    assert_eq!(first["side_effects"], json!([]));
+    let effects = second["side_effects"].as_array().unwrap();
+    assert_eq!(effects.len(), 1, "{second:#}");
+    assert_eq!(effects[0]["idempotency_key"], key);
+    assert_eq!(effects[0]["policy"], "irreversible");
+    assert_eq!(effects[0]["tool_name"], "create_order");
+    assert_eq!(effects[0]["details"]["order_id"], "order-9");
+    assert_eq!(second["turn"]["side_effects"], second["side_effects"]);
+
+    let record = backend.stores.audit.get_turn(output.turn_id).await.unwrap().unwrap();
+    assert_eq!(record.side_effects.len(), 1);
+}
+
+/// Through the embedded engine, with every sink on: the first attempt creates the order and is cut off by the
+/// brain timeout, the engine retries the step, and the retry skips the creation. The run's Hatchet stream (read by
+/// a client subscribed to the run) and the Redis events stream carry the turn's events in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_reach_the_hatchet_stream_and_the_redis_stream_in_order() {
+    let settings = deploy_support::settings(&[
+        (
+            "RUCHE_EVENTS__SINKS",
+            r#"["log","redis_stream","hatchet_stream"]"#,
+        ),
+        ("RUCHE_BRAIN__TIMEOUT_MS", "1000"),
+        // A window long enough for the test to subscribe before the turn starts.
+        ("RUCHE_ACCUMULATION__MIN_WAIT_MS", "1500"),
+        ("RUCHE_ACCUMULATION__MAX_WAIT_MS", "1500"),
+        ("RUCHE_ACCUMULATION__CHANNEL_DEFAULTS", r#"{"web": 1500}"#),
+    ]);
+    let brain = OrderBrain::new().await;
+    let deployed = Deployed::start_with(settings, Some(brain.clone()), false).await;
+    let input = deploy_support::Conversation::new().message("buy the cart");
+    let run = deployed.submit(&input).await;
+    let stream = deployed.client.stream(&run.run_id).await.expect("subscribed");
+    let chunks: Vec<Vec<u8>> = tokio::time::timeout(
+        Duration::from_secs(60),
+        stream.map(|chunk| chunk.expect("a stream chunk")).collect(),
+    )
+    .await
+    .expect("the run's stream ends when the run finishes");
+    let output: WorkflowOutput = run
+        .result()
+        .await
+        .expect("the run finishes")
+        .step("commit_and_respond")
+        .expect("a commit output");
+    assert_eq!(output.status, TurnOutcome::Complete);
+    assert_eq!(brain.orders().await, 1, "the order exists exactly once");
+
+    let live: Vec<AcfEvent> = chunks
+        .iter()
+        .map(|chunk| serde_json::from_slice(chunk).expect("each chunk is one event's JSON"))
+        .collect();
+    let expected = [
+        AcfEventType::TurnStarted,
+        AcfEventType::ToolExecuted,
+        AcfEventType::TurnFailed,
+        AcfEventType::TurnStarted,
+        AcfEventType::TurnCompleted,
+    ];
+    assert_eq!(
+        live.iter().map(|e| e.event_type).collect::<Vec<_>>(),
+        expected,
+        "{live:#?}"
+    );
+    assert!(live.iter().all(|e| e.logical_turn_id == output.turn_id));
+    assert_eq!(live[1].payload["order_id"], "order-1");
+    assert_eq!(live[2].payload["error_type"], "brain_timeout");
+
+    let stored: Vec<AcfEvent> = deployed
+        .backend
+        .stores
+        .events
+        .read_events_after("0", 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, event)| event)
+        .filter(|event| event.logical_turn_id == output.turn_id)
+        .collect();
+    assert_eq!(stored, live, "the Redis stream holds the same events in the same order");
+
+    let record = deployed
+        .backend
+        .stores
+        .audit
+        .get_turn(output.turn_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.side_effects.len(), 1);
+    deployed.stop().await;
+}
