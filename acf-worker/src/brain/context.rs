@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::events::{AcfEvent, EventError, Routing, log_event};
-use crate::models::{LogicalTurn, SideEffect, tool_idempotency_key};
 use crate::models::time::serde_timestamp;
+use crate::models::{LogicalTurn, SideEffect, tool_idempotency_key};
 use crate::stores::{MessageStore, StoredMessage};
 
 /// One message of the turn, as the brain reads it.

@@ -274,7 +274,10 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     p.check(
         events.sinks.is_empty() || !events.patterns.is_empty(),
         "events.patterns",
-        || "is empty while sinks are configured; accepted: at least one pattern, e.g. \"*\"".to_owned(),
+        || {
+            "is empty while sinks are configured; accepted: at least one pattern, e.g. \"*\""
+                .to_owned()
+        },
     );
     for pattern in &events.patterns {
         if let Err(error) = crate::events::validate_pattern(pattern) {

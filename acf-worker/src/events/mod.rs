@@ -13,8 +13,8 @@ pub(crate) mod step;
 pub use self::router::{
     EventListener, EventRouter, EventScope, ListenerError, PatternError, validate_pattern,
 };
-pub use self::sinks::{HatchetStreamSink, LogSink, StreamSink};
 pub(crate) use self::sinks::log_event;
+pub use self::sinks::{HatchetStreamSink, LogSink, StreamSink};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -183,7 +183,9 @@ impl EventRouter {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Registered>> {
-        self.listeners.read().unwrap_or_else(PoisonError::into_inner)
+        self.listeners
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

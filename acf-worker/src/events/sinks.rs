@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::router::{EventListener, EventScope, ListenerError};
 use super::AcfEvent;
+use super::router::{EventListener, EventScope, ListenerError};
 use crate::stores::EventStream;
 
 /// Logs each event as `acf_event_emitted` (type, turn, session, routing ids, payload keys): the worker's

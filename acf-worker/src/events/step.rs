@@ -127,7 +127,10 @@ impl StepEvents {
 impl EventEmitter for StepEvents {
     async fn emit(&self, event: AcfEvent) -> Result<(), EventError> {
         let recorded = self.record(&event).await;
-        let scope = self.step.as_ref().map_or_else(EventScope::detached, EventScope::step);
+        let scope = self
+            .step
+            .as_ref()
+            .map_or_else(EventScope::detached, EventScope::step);
         self.router.route(&event, &scope).await;
         recorded
     }

@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use acf_sdk::{Context, StepError, on_failure, step, workflow};
 
 use crate::brain::Brain;
-use crate::events::{AcfEvent, EventRouter, EventScope};
 use crate::config::Settings;
+use crate::events::{AcfEvent, EventRouter, EventScope};
 use crate::metrics::{MeasuredBrain, RunEnd, TurnMetrics};
 use crate::models::{TurnLimits, WorkflowOutput};
 use crate::mutex::{LockOptions, SessionMutex};

@@ -383,7 +383,12 @@ async fn http_brain_emits_the_events_of_failed_answers_first() {
         (503, json!({"events": [tool.clone()]}), true, 1),
         (500, json!({"error": "boom"}), true, 0),
         (200, json!({"events": [tool.clone()]}), false, 1), // no response nor segments
-        (200, json!({"response": "ok", "events": [{"type": "no.such"}]}), false, 0),
+        (
+            200,
+            json!({"response": "ok", "events": [{"type": "no.such"}]}),
+            false,
+            0,
+        ),
     ] {
         let server = HttpServer::start(Reply::json(status, &body)).await;
         let events = EventBuffer::new();
@@ -398,7 +403,10 @@ async fn http_brain_emits_the_events_of_failed_answers_first() {
         if let Some(event) = emitted_events.first() {
             assert_eq!(event.event_type, AcfEventType::ToolExecuted);
             assert_eq!(event.logical_turn_id, ctx.turn().id());
-            assert_eq!(event.tool_side_effect().unwrap().tool_name.as_deref(), Some("send_email"));
+            assert_eq!(
+                event.tool_side_effect().unwrap().tool_name.as_deref(),
+                Some("send_email")
+            );
         }
     }
 }

@@ -123,7 +123,10 @@ fn the_request_schema_refuses_what_a_brain_could_not_route() {
         ("turn_number", json!(0)),
         ("messages", json!([])),
         ("side_effects", Value::Null),
-        ("side_effects", json!([{"effect_type": "tool_call", "policy": "maybe"}])),
+        (
+            "side_effects",
+            json!([{"effect_type": "tool_call", "policy": "maybe"}]),
+        ),
         ("idempotency_key_format", json!("create_order:x")),
         ("turn_group_id", json!("group")),
     ] {

@@ -103,7 +103,12 @@ async fn events_reach_exactly_the_listeners_whose_pattern_matches() {
     use AcfEventType as T;
     assert_eq!(
         all.seen(),
-        [T::ToolExecuted, T::TurnStarted, T::ToolFailed, T::SessionCreated]
+        [
+            T::ToolExecuted,
+            T::TurnStarted,
+            T::ToolFailed,
+            T::SessionCreated
+        ]
     );
     assert_eq!(tools.seen(), [T::ToolExecuted, T::ToolFailed]);
     assert_eq!(executed.seen(), [T::ToolExecuted]);
@@ -114,15 +119,26 @@ async fn events_reach_exactly_the_listeners_whose_pattern_matches() {
 
 #[test]
 fn patterns_that_can_match_nothing_are_refused_by_name() {
-    for good in ["*", "tool.*", "mutex.*", "tool.executed", "turn.message_absorbed"] {
+    for good in [
+        "*",
+        "tool.*",
+        "mutex.*",
+        "tool.executed",
+        "turn.message_absorbed",
+    ] {
         assert!(validate_pattern(good).is_ok(), "{good} is a valid pattern");
     }
-    for bad in ["", ".*", "tool.", "tools.*", "tool.ran", "TOOL.EXECUTED", "tool.*.x"] {
+    for bad in [
+        "",
+        ".*",
+        "tool.",
+        "tools.*",
+        "tool.ran",
+        "TOOL.EXECUTED",
+        "tool.*.x",
+    ] {
         let error = validate_pattern(bad).expect_err(bad);
-        assert!(
-            error.to_string().contains(&format!("`{bad}`")),
-            "{error}"
-        );
+        assert!(error.to_string().contains(&format!("`{bad}`")), "{error}");
     }
     let router = EventRouter::new();
     assert!(router.register("", Recorder::new("r")).is_err());
@@ -167,7 +183,9 @@ async fn a_failing_or_panicking_listener_is_logged_and_the_others_still_run() {
     let after = Recorder::new("after");
     router.register("*", before.clone()).unwrap();
     router.register("tool.*", Arc::new(Failing)).unwrap();
-    router.register("tool.executed", Arc::new(Panicking)).unwrap();
+    router
+        .register("tool.executed", Arc::new(Panicking))
+        .unwrap();
     router.register("*", after.clone()).unwrap();
 
     let tool = event(AcfEventType::ToolExecuted);
@@ -239,7 +257,10 @@ fn events_configuration_defaults_to_the_log_and_refuses_bad_values_by_name() {
     assert_eq!(defaults.patterns, ["*"]);
 
     let chosen = settings(&[
-        ("RUCHE_EVENTS__SINKS", r#"["redis_stream","hatchet_stream"]"#),
+        (
+            "RUCHE_EVENTS__SINKS",
+            r#"["redis_stream","hatchet_stream"]"#,
+        ),
         ("RUCHE_EVENTS__PATTERNS", r#"["tool.*","turn.completed"]"#),
         ("RUCHE_EVENTS__STREAM_MAX_LEN", "500"),
     ])
@@ -249,12 +270,24 @@ fn events_configuration_defaults_to_the_log_and_refuses_bad_values_by_name() {
     assert_eq!(chosen.stream_max_len, 500);
 
     for (vars, field) in [
-        (vec![("RUCHE_EVENTS__PATTERNS", r#"["tools.*"]"#)], "`events.patterns`"),
-        (vec![("RUCHE_EVENTS__PATTERNS", r#"[""]"#)], "`events.patterns`"),
+        (
+            vec![("RUCHE_EVENTS__PATTERNS", r#"["tools.*"]"#)],
+            "`events.patterns`",
+        ),
+        (
+            vec![("RUCHE_EVENTS__PATTERNS", r#"[""]"#)],
+            "`events.patterns`",
+        ),
         (vec![("RUCHE_EVENTS__PATTERNS", "[]")], "`events.patterns`"),
-        (vec![("RUCHE_EVENTS__SINKS", r#"["log","log"]"#)], "`events.sinks`"),
+        (
+            vec![("RUCHE_EVENTS__SINKS", r#"["log","log"]"#)],
+            "`events.sinks`",
+        ),
         (vec![("RUCHE_EVENTS__SINKS", r#"["kafka"]"#)], "sinks"),
-        (vec![("RUCHE_EVENTS__STREAM_MAX_LEN", "0")], "`events.stream_max_len`"),
+        (
+            vec![("RUCHE_EVENTS__STREAM_MAX_LEN", "0")],
+            "`events.stream_max_len`",
+        ),
     ] {
         let error = settings(&vars).expect_err(&format!("{vars:?} is refused"));
         assert!(error.contains(field), "{vars:?}: {error}");
@@ -300,7 +333,12 @@ async fn the_redis_stream_sink_appends_documented_fields_in_order_and_trims() {
     for event in &sent {
         router.route(event, &EventScope::detached()).await;
     }
-    let stored = backend.stores.events.read_events_after("0", 100).await.unwrap();
+    let stored = backend
+        .stores
+        .events
+        .read_events_after("0", 100)
+        .await
+        .unwrap();
     let stored: Vec<AcfEvent> = stored.into_iter().map(|(_, e)| e).collect();
     // Four matched; the stream keeps the last three, in order, round-tripping exactly.
     assert_eq!(stored, [sent[2].clone(), sent[4].clone(), sent[5].clone()]);

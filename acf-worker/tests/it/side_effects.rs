@@ -110,20 +110,26 @@ impl Brain for OrderBrain {
             .map_err(|e| BrainError::Failed(e.to_string()))?;
         let order_id = format!("order-{number}");
         ctx.emit_event(
-            AcfEvent::new(AcfEventType::ToolExecuted, ctx.turn().id(), ctx.session_key())
-                .with_payload(json!({
-                    "tool_name": "create_order",
-                    "policy": "irreversible",
-                    "idempotency_key": key,
-                    "order_id": order_id,
-                })),
+            AcfEvent::new(
+                AcfEventType::ToolExecuted,
+                ctx.turn().id(),
+                ctx.session_key(),
+            )
+            .with_payload(json!({
+                "tool_name": "create_order",
+                "policy": "irreversible",
+                "idempotency_key": key,
+                "order_id": order_id,
+            })),
         )
         .await?;
         if call == 0 {
             // Cut off here: the order exists, the turn is not committed.
             std::future::pending::<()>().await;
         }
-        Ok(BrainResult::text(format!("Your order {order_id} is placed.")))
+        Ok(BrainResult::text(format!(
+            "Your order {order_id} is placed."
+        )))
     }
 }
 
@@ -187,7 +193,13 @@ async fn tool_events_are_recorded_on_the_turn_without_any_listener(kind: Kind) {
     let output = run_direct(&wf, &payload(&input)).await.result.expect("run");
     assert_eq!(output.status, TurnOutcome::Complete);
 
-    let record = backend.stores.audit.get_turn(output.turn_id).await.unwrap().unwrap();
+    let record = backend
+        .stores
+        .audit
+        .get_turn(output.turn_id)
+        .await
+        .unwrap()
+        .unwrap();
     let effects = &record.side_effects;
     assert_eq!(effects.len(), 2, "{effects:#?}");
     assert_eq!(effects[0].effect_type, "tool_call");
@@ -203,7 +215,12 @@ async fn tool_events_are_recorded_on_the_turn_without_any_listener(kind: Kind) {
     assert_eq!(effects[1].details["policy"], "maybe");
     // The log the retry reads holds the same.
     assert_eq!(
-        &backend.stores.side_effects.effects(output.turn_id).await.unwrap(),
+        &backend
+            .stores
+            .side_effects
+            .effects(output.turn_id)
+            .await
+            .unwrap(),
         effects
     );
 }
@@ -217,7 +234,13 @@ async fn tool_events_are_recorded_and_routed_to_listeners(kind: Kind) {
     let input = Conversation::new().message("hi");
     let output = run_direct(&wf, &payload(&input)).await.result.expect("run");
 
-    let routed: Vec<AcfEventType> = listener.0.lock().unwrap().iter().map(|e| e.event_type).collect();
+    let routed: Vec<AcfEventType> = listener
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.event_type)
+        .collect();
     assert_eq!(
         routed,
         [
@@ -226,7 +249,13 @@ async fn tool_events_are_recorded_and_routed_to_listeners(kind: Kind) {
             AcfEventType::ToolExecuted
         ]
     );
-    let record = backend.stores.audit.get_turn(output.turn_id).await.unwrap().unwrap();
+    let record = backend
+        .stores
+        .audit
+        .get_turn(output.turn_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.side_effects.len(), 2);
 }
 
@@ -241,7 +270,10 @@ async fn a_brain_cut_off_after_creating_an_order_does_not_create_it_again(kind: 
     assert_eq!(brain.orders().await, 1, "the order exists exactly once");
     assert_eq!(run.attempts["run_agent"], 2);
     assert_eq!(output.status, TurnOutcome::Complete);
-    assert_eq!(output.response.as_deref(), Some("Your order order-1 is placed."));
+    assert_eq!(
+        output.response.as_deref(),
+        Some("Your order order-1 is placed.")
+    );
     assert_eq!(
         *brain.seen.lock().unwrap(),
         [
@@ -258,7 +290,13 @@ async fn a_brain_cut_off_after_creating_an_order_does_not_create_it_again(kind: 
             },
         ]
     );
-    let record = backend.stores.audit.get_turn(output.turn_id).await.unwrap().unwrap();
+    let record = backend
+        .stores
+        .audit
+        .get_turn(output.turn_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.side_effects.len(), 1);
     let effect = &record.side_effects[0];
     assert_eq!(effect.policy, SideEffectPolicy::Irreversible);
@@ -292,7 +330,15 @@ async fn a_stale_lease_cannot_record_a_side_effect(kind: Kind) {
         matches!(refused, Err(StoreError::StaleFence { .. })),
         "{refused:?}"
     );
-    assert!(backend.stores.side_effects.effects(turn_id).await.unwrap().is_empty());
+    assert!(
+        backend
+            .stores
+            .side_effects
+            .effects(turn_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     backend
         .stores
         .side_effects
@@ -356,7 +402,10 @@ async fn the_http_brain_reports_tools_in_events_and_the_retry_request_carries_th
     let validator = request_schema();
     for request in &requests {
         let body = request.json();
-        let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:#?}\n{body:#}");
         let group = body["turn"]["turn_group_id"].as_str().unwrap();
         assert_eq!(body["turn_group_id"], group);
@@ -376,7 +425,13 @@ async fn the_http_brain_reports_tools_in_events_and_the_retry_request_carries_th
     assert_eq!(effects[0]["details"]["order_id"], "order-9");
     assert_eq!(second["turn"]["side_effects"], second["side_effects"]);
 
-    let record = backend.stores.audit.get_turn(output.turn_id).await.unwrap().unwrap();
+    let record = backend
+        .stores
+        .audit
+        .get_turn(output.turn_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.side_effects.len(), 1);
 }
 
@@ -400,7 +455,11 @@ async fn the_events_reach_the_hatchet_stream_and_the_redis_stream_in_order() {
     let deployed = Deployed::start_with(settings, Some(brain.clone()), false).await;
     let input = deploy_support::Conversation::new().message("buy the cart");
     let run = deployed.submit(&input).await;
-    let stream = deployed.client.stream(&run.run_id).await.expect("subscribed");
+    let stream = deployed
+        .client
+        .stream(&run.run_id)
+        .await
+        .expect("subscribed");
     let chunks: Vec<Vec<u8>> = tokio::time::timeout(
         Duration::from_secs(60),
         stream.map(|chunk| chunk.expect("a stream chunk")).collect(),
@@ -447,7 +506,10 @@ async fn the_events_reach_the_hatchet_stream_and_the_redis_stream_in_order() {
         .map(|(_, event)| event)
         .filter(|event| event.logical_turn_id == output.turn_id)
         .collect();
-    assert_eq!(stored, live, "the Redis stream holds the same events in the same order");
+    assert_eq!(
+        stored, live,
+        "the Redis stream holds the same events in the same order"
+    );
 
     let record = deployed
         .backend
