@@ -25,17 +25,7 @@ use futures::StreamExt as _;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// Runs `$case(kind)` once on memory and once on Redis.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Memory).await } )*
-        }
-        mod redis {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Redis).await } )*
-        }
-    };
-}
+use workflow_support::on_both_backends;
 
 on_both_backends!(
     tool_events_are_recorded_on_the_turn_without_any_listener,
@@ -179,6 +169,17 @@ impl EventListener for Collect {
     }
 }
 
+/// The committed record of `turn_id` (it must exist).
+async fn record(backend: &Backend, turn_id: Uuid) -> acf_worker::stores::TurnRecord {
+    backend
+        .stores
+        .audit
+        .get_turn(turn_id)
+        .await
+        .unwrap()
+        .expect("the turn is committed")
+}
+
 fn workflow(backend: &Backend, brain: Arc<dyn Brain>, router: EventRouter) -> LogicalTurnWorkflow {
     let mut settings = workflow_support::settings(50);
     settings.brain_timeout = Duration::from_millis(700);
@@ -193,13 +194,7 @@ async fn tool_events_are_recorded_on_the_turn_without_any_listener(kind: Kind) {
     let output = run_direct(&wf, &payload(&input)).await.result.expect("run");
     assert_eq!(output.status, TurnOutcome::Complete);
 
-    let record = backend
-        .stores
-        .audit
-        .get_turn(output.turn_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let record = record(&backend, output.turn_id).await;
     let effects = &record.side_effects;
     assert_eq!(effects.len(), 2, "{effects:#?}");
     assert_eq!(effects[0].effect_type, "tool_call");
@@ -249,13 +244,7 @@ async fn tool_events_are_recorded_and_routed_to_listeners(kind: Kind) {
             AcfEventType::ToolExecuted
         ]
     );
-    let record = backend
-        .stores
-        .audit
-        .get_turn(output.turn_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let record = record(&backend, output.turn_id).await;
     assert_eq!(record.side_effects.len(), 2);
 }
 
@@ -290,13 +279,7 @@ async fn a_brain_cut_off_after_creating_an_order_does_not_create_it_again(kind: 
             },
         ]
     );
-    let record = backend
-        .stores
-        .audit
-        .get_turn(output.turn_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let record = record(&backend, output.turn_id).await;
     assert_eq!(record.side_effects.len(), 1);
     let effect = &record.side_effects[0];
     assert_eq!(effect.policy, SideEffectPolicy::Irreversible);
@@ -425,13 +408,7 @@ async fn the_http_brain_reports_tools_in_events_and_the_retry_request_carries_th
     assert_eq!(effects[0]["details"]["order_id"], "order-9");
     assert_eq!(second["turn"]["side_effects"], second["side_effects"]);
 
-    let record = backend
-        .stores
-        .audit
-        .get_turn(output.turn_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let record = record(&backend, output.turn_id).await;
     assert_eq!(record.side_effects.len(), 1);
 }
 

@@ -1,8 +1,6 @@
 //! [`SideEffectLog`] on Redis: one list of JSON side effects per turn (`{prefix}:turn_effects:{turn_id}`, expiring
 //! after the record TTL), appended under the lease's fence. [`EventStream`]: the stream `{prefix}:events`.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use redis::AsyncCommands;
 use uuid::Uuid;
@@ -99,29 +97,12 @@ impl EventStream for RedisStores {
         after_id: &str,
         count: usize,
     ) -> Result<Vec<(String, AcfEvent)>, StoreError> {
-        // `(id` makes the start exclusive (Redis 6.2+); "0" means "from the start".
-        let start = if after_id == "0" || after_id == "0-0" {
-            "-".to_owned()
-        } else {
-            format!("({after_id}")
-        };
-        let rows: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-            .arg(self.keys.events_stream())
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(StoreError::unavailable("read events"))?;
+        let key = self.keys.events_stream();
+        let rows = self
+            .read_stream(&key, after_id, count, "read events")
+            .await?;
         rows.into_iter()
-            .map(|(id, flat)| {
-                let fields: HashMap<String, String> = flat
-                    .chunks_exact(2)
-                    .map(|pair| (pair[0].clone(), pair[1].clone()))
-                    .collect();
-                Ok((id, stream_fields::parse_event(&fields)?))
-            })
+            .map(|(id, fields)| Ok((id, stream_fields::parse_event(&fields)?)))
             .collect()
     }
 }
