@@ -32,6 +32,7 @@ on_both_backends!(
     tool_events_are_recorded_and_routed_to_listeners,
     a_brain_cut_off_after_creating_an_order_does_not_create_it_again,
     a_stale_lease_cannot_record_a_side_effect,
+    a_brain_whose_lock_was_taken_records_nothing_and_its_attempt_is_retried,
 );
 
 /// What one brain call saw of earlier attempts.
@@ -150,6 +151,46 @@ impl Brain for ToolsBrain {
         )
         .await?;
         Ok(BrainResult::text("done"))
+    }
+}
+
+/// On its first call, the session lock is taken over (forced out and re-acquired by another holder) before the
+/// brain reports a tool: the report is refused, and the brain ignores the refusal and answers anyway.
+struct OvertakenBrain {
+    backend: Backend,
+    calls: AtomicUsize,
+    emitted: Mutex<Vec<Result<(), String>>>,
+}
+
+#[async_trait]
+impl Brain for OvertakenBrain {
+    fn name(&self) -> &str {
+        "overtaken"
+    }
+
+    async fn think(&self, ctx: &TurnContext) -> Result<BrainResult, BrainError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            let mutex = &self.backend.mutex;
+            mutex.force_release(ctx.session_key()).await.unwrap();
+            let options = LockOptions::new(Duration::from_secs(5), Duration::from_millis(200));
+            let thief = mutex.acquire(ctx.session_key(), options).await.unwrap();
+            let event = AcfEvent::new(
+                AcfEventType::ToolExecuted,
+                ctx.turn().id(),
+                ctx.session_key(),
+            )
+            .with_payload(json!({"tool_name": "send_sms", "policy": "irreversible"}));
+            let outcome = ctx.emit_event(event).await.map_err(|e| {
+                let source = std::error::Error::source(&e).map(ToString::to_string);
+                format!("{e} / {}", source.unwrap_or_default())
+            });
+            self.emitted.lock().unwrap().push(outcome);
+            mutex.release(&thief).await.unwrap();
+        }
+        Ok(BrainResult::text(format!(
+            "seen {}",
+            ctx.side_effects().len()
+        )))
     }
 }
 
@@ -331,6 +372,36 @@ async fn a_stale_lease_cannot_record_a_side_effect(kind: Kind) {
     assert_eq!(
         backend.stores.side_effects.effects(turn_id).await.unwrap(),
         [effect]
+    );
+}
+
+async fn a_brain_whose_lock_was_taken_records_nothing_and_its_attempt_is_retried(kind: Kind) {
+    let backend = backend(kind).await;
+    let brain = Arc::new(OvertakenBrain {
+        backend: backend.clone(),
+        calls: AtomicUsize::new(0),
+        emitted: Mutex::new(Vec::new()),
+    });
+    let wf = workflow(&backend, brain.clone(), EventRouter::logging());
+    let input = Conversation::new().message("text me");
+    let run = run_direct(&wf, &payload(&input)).await;
+    let output = run.result.expect("the retry completes the turn");
+
+    let emitted = brain.emitted.lock().unwrap().clone();
+    assert_eq!(emitted.len(), 1);
+    let refusal = emitted[0]
+        .as_ref()
+        .expect_err("a stale holder cannot record");
+    assert!(refusal.contains("could not be recorded"), "{refusal}");
+    assert!(refusal.contains("fence"), "{refusal}");
+    // The first attempt's answer was not committed: the step failed and the retry answered.
+    assert_eq!(run.attempts["run_agent"], 2);
+    assert_eq!(output.response.as_deref(), Some("seen 0"));
+    assert!(
+        record(&backend, output.turn_id)
+            .await
+            .side_effects
+            .is_empty()
     );
 }
 
