@@ -7,8 +7,10 @@
 //! 2. `accumulate` takes the session's open messages, waits for more on the session inbox with the TurnManager's
 //!    window (timed locally), and closes the turn; if an earlier turn already answered the run's message it ends
 //!    the run as `absorbed` (no brain call);
-//! 3. `run_agent` calls the brain with a live `has_pending_messages`, keeping the lock and the step's timeout
-//!    alive meanwhile, and emits `turn.started` then `turn.completed` / `turn.failed`;
+//! 3. `run_agent` calls the brain with a live `has_pending_messages` and the side effects earlier attempts of the
+//!    turn recorded, keeping the lock and the step's timeout alive meanwhile; it emits `turn.started` then
+//!    `turn.completed` / `turn.failed`, and records the side effect of every `tool.executed` event the brain
+//!    emits, under the fence, before routing it (see [`crate::events`]);
 //! 4. `commit_and_respond` commits once per turn id under the fence (record, state, statuses, the response on the
 //!    response stream) and releases the lock by token;
 //! 5. `recover` (the on-failure handler) releases by token and gives the run's message its ending: a failed turn
