@@ -94,7 +94,7 @@ impl RetryPolicy {
                     tokio::time::sleep(self.delay(attempt)).await;
                     attempt += 1;
                 }
-                Err(status) => return Err(Error::Status { rpc, status }),
+                Err(status) => return Err(Error::from_status(rpc, status)),
             }
         }
     }

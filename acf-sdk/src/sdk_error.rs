@@ -55,9 +55,78 @@ pub enum Error {
     /// The worker stopped because it could not reach the engine.
     #[error("worker failed: {0}")]
     Worker(String),
+    /// A trigger was refused (`ALREADY_EXISTS`): an earlier run of the workflow still holds the trigger's
+    /// idempotency key (the workflow's `idempotency` option).
+    #[error("idempotency key collision: run {existing_run_id} holds the key")]
+    IdempotencyCollision {
+        /// The run holding the key.
+        existing_run_id: String,
+    },
+    /// A bulk trigger met idempotency collisions; its other runs were created.
+    #[error(
+        "{} bulk-triggered runs collided on idempotency keys ({} created)",
+        existing_run_ids.len(),
+        created_run_ids.len()
+    )]
+    BulkIdempotencyCollision {
+        /// The runs that were created.
+        created_run_ids: Vec<String>,
+        /// For each refused trigger, the run holding its key.
+        existing_run_ids: Vec<String>,
+    },
+}
+
+/// `google.rpc.Status`: what the `grpc-status-details-bin` trailer carries (Hatchet puts typed error details
+/// there, e.g. `v1.IdempotencyCollisionError`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub(crate) code: i32,
+    #[prost(string, tag = "2")]
+    pub(crate) message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub(crate) details: Vec<prost_types::Any>,
+}
+
+/// The `Any` type URL of a `v1` detail message.
+pub(crate) fn detail_type_url(message: &str) -> String {
+    format!("type.googleapis.com/v1.{message}")
 }
 
 impl Error {
+    /// An RPC's final status as an error; the idempotency collisions Hatchet reports as status details become
+    /// their own variants, as the official SDKs raise `IdempotencyCollisionError`.
+    pub(crate) fn from_status(rpc: &'static str, status: tonic::Status) -> Self {
+        use prost::Message as _;
+        if status.code() == tonic::Code::AlreadyExists && !status.details().is_empty() {
+            let details = RpcStatus::decode(status.details()).map(|s| s.details);
+            for any in details.iter().flatten() {
+                let value = &*any.value;
+                if any.type_url == detail_type_url("IdempotencyCollisionError")
+                    && let Ok(d) = crate::proto::v1::IdempotencyCollisionError::decode(value)
+                {
+                    return Self::IdempotencyCollision {
+                        existing_run_id: d.existing_run_external_id,
+                    };
+                }
+                if any.type_url == detail_type_url("BulkTriggerIdempotencyCollisionError")
+                    && let Ok(d) =
+                        crate::proto::v1::BulkTriggerIdempotencyCollisionError::decode(value)
+                {
+                    return Self::BulkIdempotencyCollision {
+                        created_run_ids: d.successful_workflow_run_external_ids,
+                        existing_run_ids: d
+                            .collisions
+                            .into_iter()
+                            .map(|c| c.existing_run_external_id)
+                            .collect(),
+                    };
+                }
+            }
+        }
+        Self::Status { rpc, status }
+    }
+
     /// The gRPC status code, when this is an RPC failure.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {

@@ -32,6 +32,17 @@ pub enum TriggerError {
     /// No workflow with that name.
     #[error("workflow names not found: {0}")]
     UnknownWorkflow(String),
+    /// The workflow's idempotency key could not be computed.
+    #[error("Invalid request: idempotency.expression: {0}")]
+    IdempotencyKey(String),
+    /// An earlier run still holds the trigger's idempotency key.
+    #[error("idempotency key collision")]
+    IdempotencyCollision {
+        /// The run holding the key.
+        existing: Uuid,
+        /// The id the refused run would have had.
+        colliding: Uuid,
+    },
 }
 
 /// Converts a wall-clock time to a protobuf timestamp.
@@ -69,6 +80,25 @@ impl State {
         } else {
             spec.input.clone()
         };
+        if let Some(rule) = &workflow.idempotency {
+            let key = expr::eval_string(
+                &rule.expression,
+                &[
+                    ("input", &input_for_cel),
+                    ("additional_metadata", &metadata),
+                ],
+            )
+            .map_err(|e| TriggerError::IdempotencyKey(e.to_string()))?;
+            let runs = &self.runs;
+            self.idempotency
+                .claim(&workflow.name, key, rule, id, now, |run| {
+                    runs.get(&run).map(|r| r.state)
+                })
+                .map_err(|existing| TriggerError::IdempotencyCollision {
+                    existing,
+                    colliding: id,
+                })?;
+        }
         let run_id_value = Value::String(id.to_string());
         let gates = self.gate_specs(
             &format!("run:{}", workflow.name),

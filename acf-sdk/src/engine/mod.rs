@@ -32,8 +32,11 @@
 //! * **REST and dashboard:** the same port also speaks HTTP/1 for the subset of Hatchet's REST API
 //!   the official SDKs use (module `rest`) and serves a dashboard at `/dashboard`
 //!   ([`EngineHandle::dashboard_url`]).
+//! * **Idempotency** ([`idempotency`]): a trigger whose CEL key an earlier run still holds is refused
+//!   with `ALREADY_EXISTS` and the `IdempotencyCollisionError` detail (bulk: the created runs and the
+//!   collisions), which the official SDKs and ours turn into their typed collision errors.
 //! * **Refused at registration** (`INVALID_ARGUMENT` naming the field): batch tasks
-//!   (`tasks[i].batch`) and idempotency configs (`idempotency`).
+//!   (`tasks[i].batch`).
 //!
 //! Remaining differences from Hatchet (v0.106-era engines):
 //! * `PauseRateLimit` is acknowledged only; schedules, crons and runs are kept in memory (nothing
@@ -70,6 +73,7 @@ pub mod conditions;
 pub mod durable;
 pub mod expr;
 pub mod history;
+pub mod idempotency;
 pub mod ingest;
 pub mod lifecycle;
 pub mod model;

@@ -35,6 +35,8 @@ pub struct WorkflowDef {
     pub filters: Vec<FilterDef>,
     /// How strictly runs stay on the trigger's `desired_worker_id`.
     pub sticky: Option<Sticky>,
+    /// Trigger deduplication by a CEL key.
+    pub idempotency: Option<crate::engine::idempotency::IdempotencyDef>,
 }
 
 /// `StickyStrategy`: how a run's tasks use the trigger's `desired_worker_id`.

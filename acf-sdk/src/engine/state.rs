@@ -356,6 +356,8 @@ pub struct State {
     pub legacy_listeners: HashMap<u64, crate::engine::durable::LegacyListener>,
     /// Child runs by (parent task, index/key) for dedupe.
     pub children: HashMap<(Uuid, String), Uuid>,
+    /// Idempotency keys held by runs, per workflow.
+    pub idempotency: crate::engine::idempotency::Holds,
     /// Finished runs, oldest first (bounded by [`RETAINED_RUNS`]).
     pub finished: VecDeque<Uuid>,
     /// Static rate limits from `PutRateLimit`: key → (units per window, window).
@@ -395,6 +397,7 @@ impl State {
             legacy_results: HashMap::new(),
             legacy_listeners: HashMap::new(),
             children: HashMap::new(),
+            idempotency: crate::engine::idempotency::Holds::default(),
             finished: VecDeque::new(),
             static_limits: HashMap::new(),
             buckets: HashMap::new(),

@@ -1041,6 +1041,46 @@ fn sticky_strategies_decide_how_the_desired_worker_counts() {
 }
 
 #[test]
+fn an_idempotency_key_refuses_a_second_trigger_until_its_run_fails() {
+    use crate::engine::lifecycle::TriggerError;
+    let mut state = State::new(Uuid::new_v4(), Timing::default());
+    let now = Instant::now();
+    let mut r = workflow(vec![task("a", &[])]);
+    r.idempotency = Some(crate::proto::v1::IdempotencyConfig {
+        expression: "input.id".into(),
+        ttl_ms: 60_000,
+        method: Some(1),
+    });
+    register(&mut state, &r);
+    let spec = |id: Value| TriggerSpec {
+        workflow: "wf".into(),
+        input: json!({ "id": id }),
+        metadata: json!({}),
+        priority: None,
+        origin: RunOrigin::default(),
+    };
+    let first = state.trigger(spec(json!("order-1")), now).unwrap();
+    match state.trigger(spec(json!("order-1")), now) {
+        Err(TriggerError::IdempotencyCollision { existing, .. }) => assert_eq!(existing, first),
+        other => panic!("expected a collision, got {other:?}"),
+    }
+    state
+        .trigger(spec(json!("order-2")), now)
+        .expect("another key");
+    assert!(
+        matches!(
+            state.trigger(spec(json!(7)), now),
+            Err(TriggerError::IdempotencyKey(_))
+        ),
+        "a key that is not a string is refused"
+    );
+    state.runs.get_mut(&first).unwrap().state = RunState::Failed;
+    state
+        .trigger(spec(json!("order-1")), now)
+        .expect("a failed run releases a STATUS key");
+}
+
+#[test]
 fn unsupported_registration_fields_are_refused_by_name() {
     let mut r = workflow(vec![task("a", &[])]);
     r.tasks[0].batch = Some(crate::proto::v1::TaskBatchConfig {
@@ -1049,16 +1089,6 @@ fn unsupported_registration_fields_are_refused_by_name() {
     });
     let e = validation::workflow(&r, Uuid::nil()).unwrap_err();
     assert_eq!(e.field, "tasks[0].batch");
-    let mut r = workflow(vec![task("a", &[])]);
-    r.idempotency = Some(crate::proto::v1::IdempotencyConfig {
-        expression: "input.id".into(),
-        ttl_ms: 1000,
-        method: None,
-    });
-    assert_eq!(
-        validation::workflow(&r, Uuid::nil()).unwrap_err().field,
-        "idempotency"
-    );
     let mut r = workflow(vec![task("a", &[])]);
     r.concurrency_arr = vec![Concurrency {
         expression: "'k'".into(),

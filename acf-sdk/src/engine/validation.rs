@@ -616,12 +616,12 @@ pub fn workflow(
             payload,
         });
     }
-    if req.idempotency.is_some() {
-        return Err(invalid(
-            "idempotency",
-            "idempotency keys are not supported by the embedded engine",
-        ));
-    }
+    let idempotency = req
+        .idempotency
+        .as_ref()
+        .map(crate::engine::idempotency::IdempotencyDef::from_proto)
+        .transpose()
+        .map_err(|(field, message)| invalid(field, message))?;
     Ok(WorkflowDef {
         name: req.name.clone(),
         workflow_id,
@@ -634,6 +634,7 @@ pub fn workflow(
         default_priority,
         filters,
         sticky,
+        idempotency,
     })
 }
 

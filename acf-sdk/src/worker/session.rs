@@ -2,6 +2,10 @@
 //! reconnects with jittered backoff on stream error, EOF and heartbeat `FAILED_PRECONDITION`, re-registers
 //! (workflows included) when the engine no longer knows the worker (`NOT_FOUND`, e.g. after an engine
 //! restart), and gives up after too many consecutive failures.
+//!
+//! Hatchet's dispatcher (grpc-go) sends the `ListenV2` response headers only with the first action, so the
+//! open of an idle worker's stream never completes: it is raced against stop and reconnect like the stream
+//! itself, and readiness is "`ListenV2` requested and a heartbeat accepted", not "headers received".
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +35,7 @@ pub(crate) struct Signals {
     reconnect: watch::Sender<u64>,
     /// The engine forgot the worker: register again.
     reregister: AtomicBool,
-    /// Sends a heartbeat now (right after `Register`, and when a `ListenV2` is requested).
+    /// Sends a heartbeat now: when a `ListenV2` is requested, which is right after `Register`.
     kick: tokio::sync::Notify,
     session: std::sync::atomic::AtomicU64,
     /// The session whose `ListenV2` has been requested, and when. A heartbeat the engine accepts after
@@ -171,8 +175,8 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_secs_f64((base + rand::rng().random_range(0.0..0.1)).min(5.0))
 }
 
-/// Runs the heartbeat until `stop`: one right after each `Register` and each `ListenV2` request (kicked),
-/// then every `heartbeat_interval`.
+/// Runs the heartbeat until `stop`: one as each `ListenV2` is requested (kicked; the first right after
+/// `Register`), then every `heartbeat_interval`.
 pub(crate) async fn heartbeat(shared: Arc<Shared>, signals: Arc<Signals>, stop: CancellationToken) {
     let mut misses = 0u32;
     let mut retry_soon = false;
