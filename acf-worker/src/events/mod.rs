@@ -45,18 +45,19 @@ pub fn router_from_settings(
     stores: &crate::stores::Stores,
 ) -> Result<EventRouter, PatternError> {
     use crate::config::EventSink;
+    use std::sync::Arc;
     let router = EventRouter::new();
     for sink in &settings.sinks {
-        let listener: std::sync::Arc<dyn EventListener> = match sink {
-            EventSink::Log => std::sync::Arc::new(LogSink),
-            EventSink::RedisStream => std::sync::Arc::new(StreamSink::new(
-                std::sync::Arc::clone(&stores.events),
+        let listener: Arc<dyn EventListener> = match sink {
+            EventSink::Log => Arc::new(LogSink),
+            EventSink::RedisStream => Arc::new(StreamSink::new(
+                Arc::clone(&stores.events),
                 settings.stream_max_len,
             )),
-            EventSink::HatchetStream => std::sync::Arc::new(HatchetStreamSink),
+            EventSink::HatchetStream => Arc::new(HatchetStreamSink),
         };
         for pattern in &settings.patterns {
-            router.register(pattern, std::sync::Arc::clone(&listener))?;
+            router.register(pattern, Arc::clone(&listener))?;
         }
     }
     Ok(router)

@@ -106,7 +106,7 @@ impl EventRouter {
     }
 
     /// Registers `listener` for the events matching `pattern`. A listener may be registered under several
-    /// patterns; an event matching more than one of them reaches it once per pattern.
+    /// patterns; an event matching more than one of them still reaches it once.
     pub fn register(
         &self,
         pattern: &str,
@@ -144,7 +144,8 @@ impl EventRouter {
         removed
     }
 
-    /// How many listeners `event_type` reaches.
+    /// How many registrations match `event_type` (a listener registered under two matching patterns counts
+    /// twice, though it receives the event once).
     pub fn listener_count(&self, event_type: AcfEventType) -> usize {
         self.read()
             .iter()
@@ -155,12 +156,16 @@ impl EventRouter {
     /// Hands `event` to every matching listener, concurrently, and returns when all are done. A listener's error
     /// or panic is logged (`event_listener_failed`) and affects no other listener and not the caller.
     pub async fn route(&self, event: &AcfEvent, scope: &EventScope<'_>) {
-        let matching: Vec<Arc<dyn EventListener>> = self
-            .read()
-            .iter()
-            .filter(|r| event.matches_pattern(&r.pattern))
-            .map(|r| Arc::clone(&r.listener))
-            .collect();
+        let mut matching: Vec<Arc<dyn EventListener>> = Vec::new();
+        for registered in self.read().iter() {
+            if event.matches_pattern(&registered.pattern)
+                && !matching
+                    .iter()
+                    .any(|seen| Arc::ptr_eq(seen, &registered.listener))
+            {
+                matching.push(Arc::clone(&registered.listener));
+            }
+        }
         let deliveries = matching.iter().map(|listener| async move {
             let outcome = AssertUnwindSafe(listener.handle(event, scope))
                 .catch_unwind()

@@ -226,6 +226,10 @@ async fn unregister_removes_only_the_named_listener_of_that_pattern() {
     router.register("turn.*", a.clone()).unwrap();
     router.register("turn.*", b.clone()).unwrap();
     router.register("*", a.clone()).unwrap();
+    router
+        .route(&event(AcfEventType::TurnStarted), &EventScope::detached())
+        .await;
+    assert_eq!(a.seen().len(), 1, "two matching patterns, one delivery");
     assert!(router.unregister("turn.*", "a"));
     assert!(!router.unregister("turn.*", "a"), "already removed");
     assert!(!router.unregister("never.registered", "a"));
@@ -233,8 +237,8 @@ async fn unregister_removes_only_the_named_listener_of_that_pattern() {
         .route(&event(AcfEventType::TurnStarted), &EventScope::detached())
         .await;
     // `a` still listens on `*`; `b` on `turn.*`.
-    assert_eq!(a.seen(), [AcfEventType::TurnStarted]);
-    assert_eq!(b.seen(), [AcfEventType::TurnStarted]);
+    assert_eq!(a.seen(), [AcfEventType::TurnStarted; 2]);
+    assert_eq!(b.seen(), [AcfEventType::TurnStarted; 2]);
 }
 
 /// Settings from the shipped configuration with `overrides` as `RUCHE_*` variables.
@@ -309,7 +313,11 @@ async fn the_redis_stream_sink_appends_documented_fields_in_order_and_trims() {
     .expect("the shared Redis at 127.0.0.1:6379");
     let events = settings(&[
         ("RUCHE_EVENTS__SINKS", r#"["redis_stream"]"#),
-        ("RUCHE_EVENTS__PATTERNS", r#"["turn.*","tool.executed"]"#),
+        // Overlapping patterns: an event matching both is still appended once.
+        (
+            "RUCHE_EVENTS__PATTERNS",
+            r#"["turn.*","tool.executed","tool.*"]"#,
+        ),
         ("RUCHE_EVENTS__STREAM_MAX_LEN", "3"),
     ])
     .unwrap()
@@ -326,7 +334,7 @@ async fn the_redis_stream_sink_appends_documented_fields_in_order_and_trims() {
         AcfEvent::new(AcfEventType::SessionCreated, turn_id, "s"), // matches no pattern
         AcfEvent::new(AcfEventType::ToolExecuted, turn_id, "s")
             .with_payload(json!({"tool_name": "create_order", "policy": "irreversible"})),
-        AcfEvent::new(AcfEventType::ToolFailed, turn_id, "s"), // matches no pattern
+        AcfEvent::new(AcfEventType::MutexAcquired, turn_id, "s"), // matches no pattern
         AcfEvent::turn_completed(turn_id, "s", &routing, "done", 1),
         AcfEvent::turn_failed(turn_id, "s", &routing, "boom", "brain_failed"),
     ];
