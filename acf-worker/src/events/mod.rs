@@ -343,6 +343,16 @@ impl AcfEvent {
             .with_payload(json!({ "error": error, "error_type": error_type }))
     }
 
+    /// `commit.reached`: the turn recorded its first irreversible side effect (`effect`): from now on it is
+    /// neither superseded nor extended with new messages. Payload: `effect_type`, `tool_name`, `idempotency_key`.
+    pub fn commit_reached(turn_id: Uuid, session_key: &str, effect: &SideEffect) -> Self {
+        Self::new(AcfEventType::CommitPointReached, turn_id, session_key).with_payload(json!({
+            "effect_type": effect.effect_type,
+            "tool_name": effect.tool_name,
+            "idempotency_key": effect.idempotency_key,
+        }))
+    }
+
     /// The side effect a `tool.executed` event records on its turn (`None` for any other type): effect type
     /// `tool_call`, `tool_name` and `idempotency_key` from the payload, the whole payload as details, executed at
     /// the event's time.

@@ -111,11 +111,14 @@ async fn think(
         turn.messages().iter().copied(),
     );
     let events = Arc::new(
-        StepEvents::new(Arc::clone(&wf.events), Some(ctx.clone())).recording(
-            Arc::clone(&wf.stores.side_effects),
-            lease.clone(),
-            turn_id,
-        ),
+        StepEvents::new(Arc::clone(&wf.events), Some(ctx.clone()))
+            .with_routing(routing)
+            .recording(
+                Arc::clone(&wf.stores.side_effects),
+                lease.clone(),
+                turn_id,
+                turn.has_irreversible_side_effect(),
+            ),
     );
     let brain_ctx = TurnContext::new(
         turn.clone(),

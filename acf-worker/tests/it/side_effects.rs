@@ -266,6 +266,7 @@ async fn tool_events_are_recorded_and_routed_to_listeners(kind: Kind) {
     let listener = Arc::new(Collect::default());
     let router = EventRouter::new();
     router.register("tool.*", listener.clone()).unwrap();
+    router.register("commit.reached", listener.clone()).unwrap();
     let wf = workflow(&backend, Arc::new(ToolsBrain), router);
     let input = Conversation::new().message("hi");
     let output = run_direct(&wf, &payload(&input)).await.result.expect("run");
@@ -282,8 +283,17 @@ async fn tool_events_are_recorded_and_routed_to_listeners(kind: Kind) {
         [
             AcfEventType::ToolExecuted,
             AcfEventType::ToolAuthorized,
-            AcfEventType::ToolExecuted
+            AcfEventType::ToolExecuted,
+            // `send_email` with an unclassified policy is the turn's first irreversible effect.
+            AcfEventType::CommitPointReached,
         ]
+    );
+    let routed = listener.0.lock().unwrap().clone();
+    assert_eq!(routed[3].payload["tool_name"], "send_email");
+    let tenant: Uuid = input.tenant_id.parse().unwrap();
+    assert!(
+        routed.iter().all(|e| e.tenant_id == Some(tenant)),
+        "the worker fills in the routing ids: {routed:#?}"
     );
     let record = record(&backend, output.turn_id).await;
     assert_eq!(record.side_effects.len(), 2);
@@ -527,9 +537,11 @@ async fn the_events_reach_the_hatchet_stream_and_the_redis_stream_in_order() {
         .iter()
         .map(|chunk| serde_json::from_slice(chunk).expect("each chunk is one event's JSON"))
         .collect();
+    // The first attempt reaches the commit point with the order; the retry does not reach it again.
     let expected = [
         AcfEventType::TurnStarted,
         AcfEventType::ToolExecuted,
+        AcfEventType::CommitPointReached,
         AcfEventType::TurnFailed,
         AcfEventType::TurnStarted,
         AcfEventType::TurnCompleted,
@@ -541,7 +553,14 @@ async fn the_events_reach_the_hatchet_stream_and_the_redis_stream_in_order() {
     );
     assert!(live.iter().all(|e| e.logical_turn_id == output.turn_id));
     assert_eq!(live[1].payload["order_id"], "order-1");
-    assert_eq!(live[2].payload["error_type"], "brain_timeout");
+    assert_eq!(live[2].payload["tool_name"], "create_order");
+    assert_eq!(live[3].payload["error_type"], "brain_timeout");
+    // The brain's event carried no routing ids; the worker filled in the turn's.
+    let tenant: Uuid = input.tenant_id.parse().unwrap();
+    assert!(
+        live.iter().all(|e| e.tenant_id == Some(tenant)),
+        "{live:#?}"
+    );
 
     let stored: Vec<AcfEvent> = deployed
         .backend
