@@ -49,15 +49,23 @@ struct Seen {
 struct OrderBrain {
     redis: ::redis::aio::MultiplexedConnection,
     orders_key: String,
+    /// Whether the first call hangs once the order is reported (then sets `{orders_key}:reported`).
+    hang_first: bool,
     calls: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
 }
 
 impl OrderBrain {
     async fn new() -> Arc<Self> {
+        Self::counting(crate::support::unique("orders"), true).await
+    }
+
+    /// A brain counting its orders at `orders_key`.
+    async fn counting(orders_key: String, hang_first: bool) -> Arc<Self> {
         Arc::new(Self {
             redis: crate::support::raw_connection(crate::support::SHARED_REDIS_URL).await,
-            orders_key: crate::support::unique("orders"),
+            orders_key,
+            hang_first,
             calls: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
         })
@@ -114,8 +122,14 @@ impl Brain for OrderBrain {
             })),
         )
         .await?;
-        if call == 0 {
-            // Cut off here: the order exists, the turn is not committed.
+        if call == 0 && self.hang_first {
+            // Cut off here: the order exists and is on record, the turn is not committed.
+            let _: () = ::redis::cmd("SET")
+                .arg(format!("{}:reported", self.orders_key))
+                .arg(1)
+                .query_async(&mut self.redis.clone())
+                .await
+                .map_err(|e| BrainError::Failed(e.to_string()))?;
             std::future::pending::<()>().await;
         }
         Ok(BrainResult::text(format!(
@@ -588,4 +602,153 @@ async fn the_events_reach_the_hatchet_stream_and_the_redis_stream_in_order() {
         .unwrap();
     assert_eq!(record.side_effects.len(), 1);
     deployed.stop().await;
+}
+
+/// Environment of the worker process [`a_worker_killed_after_creating_an_order_is_replaced_and_the_order_is_not_repeated`]
+/// starts: the key prefix and the orders counter (the engine's `HATCHET_CLIENT_*` variables come along).
+const CHILD_PREFIX: &str = "ACF_TEST_CHILD_KEY_PREFIX";
+const CHILD_ORDERS: &str = "ACF_TEST_CHILD_ORDERS_KEY";
+
+/// The marker key prefix of the worker process serving `prefix`.
+fn brain_key(prefix: &str) -> String {
+    format!("{prefix}:test-worker")
+}
+
+/// A child process killed when dropped, so a failing test leaves no worker behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to a minute for `key` to exist, while `child` runs.
+async fn wait_for_key(child: &mut std::process::Child, key: &str) {
+    let mut redis = crate::support::raw_connection(crate::support::SHARED_REDIS_URL).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found: Option<i64> = ::redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if found.is_some() {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the worker process exited before setting {key}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker process never set {key}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The worker process the kill test SIGKILLs: this test binary re-run on this one test, serving the workflow with
+/// an [`OrderBrain`] that hangs after reporting its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a worker process started (and killed) by a_worker_killed_after_creating_an_order_is_replaced_and_the_order_is_not_repeated"]
+async fn order_worker_process() {
+    let prefix =
+        std::env::var(CHILD_PREFIX).expect("started by the kill test, which sets the key prefix");
+    let orders_key = std::env::var(CHILD_ORDERS).expect("started by the kill test");
+    let settings = deploy_support::settings(&[("RUCHE_STORAGE__SESSION__KEY_PREFIX", &prefix)]);
+    assert_eq!(settings.storage.session.key_prefix, prefix);
+    let backend = Backend::open(&settings.storage.session).await.unwrap();
+    let client = acf_sdk::ClientConfig::from_lookup(|name| std::env::var(name).ok())
+        .map_err(acf_sdk::Error::from)
+        .and_then(acf_sdk::Client::new)
+        .expect("the engine's client variables");
+    let brain = OrderBrain::counting(orders_key, true).await;
+    let workflow = acf_worker::run::workflow_with_brain(&backend, &settings, brain).unwrap();
+    let _worker = acf_worker::run::start_worker(&client, workflow, &settings)
+        .await
+        .unwrap();
+    // Registered: the kill test may submit now.
+    let mut redis = crate::support::raw_connection(crate::support::SHARED_REDIS_URL).await;
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{}:up", brain_key(&prefix)))
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    // The kill test SIGKILLs this process within seconds; an orphan ends on its own.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    panic!("the kill test never killed this worker process");
+}
+
+/// A real worker process creates the order, reports it, and is SIGKILLed before the commit. The engine hands the
+/// step to another worker, whose brain finds the order on record: it exists once and the turn completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_creating_an_order_is_replaced_and_the_order_is_not_repeated() {
+    let engine = acf_sdk::engine::Engine::builder()
+        .reassign_after(Duration::from_secs(2))
+        .start()
+        .await
+        .expect("the embedded engine starts");
+    let settings = deploy_support::settings(&[]);
+    let prefix = settings.storage.session.key_prefix.clone();
+    let orders_key = crate::support::unique("orders");
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "side_effects::order_worker_process",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .envs(engine.client_env())
+        .env(CHILD_PREFIX, &prefix)
+        .env(CHILD_ORDERS, &orders_key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the worker process starts");
+    let mut child = KillOnDrop(child);
+    let client = deploy_support::client_with(&engine, &[]);
+    let backend = Backend::open(&settings.storage.session).await.unwrap();
+    wait_for_key(&mut child.0, &format!("{}:up", brain_key(&prefix))).await;
+    let input = deploy_support::Conversation::new().message("buy the cart");
+    let run = acf_worker::intake::submit(&backend.stores, &client, &input, 1_000)
+        .await
+        .expect("submitted")
+        .run;
+    wait_for_key(&mut child.0, &format!("{orders_key}:reported")).await;
+    // SIGKILL: the process gets no chance to finish anything.
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+
+    let brain = OrderBrain::counting(orders_key, false).await;
+    let workflow =
+        acf_worker::run::workflow_with_brain(&backend, &settings, brain.clone()).unwrap();
+    let worker = acf_worker::run::start_worker(&client, workflow, &settings)
+        .await
+        .unwrap();
+    let output: WorkflowOutput = tokio::time::timeout(Duration::from_secs(60), run.result())
+        .await
+        .expect("the run finishes after the step is handed over")
+        .expect("the run succeeds")
+        .step("commit_and_respond")
+        .expect("a commit output");
+    assert_eq!(output.status, TurnOutcome::Complete);
+    assert_eq!(
+        output.response.as_deref(),
+        Some("Your order order-1 is placed.")
+    );
+    assert_eq!(brain.orders().await, 1, "the order exists exactly once");
+    assert_eq!(
+        *brain.seen.lock().unwrap(),
+        [Seen {
+            side_effects: 1,
+            can_absorb: false,
+            can_supersede: false
+        }]
+    );
+    assert_eq!(record(&backend, output.turn_id).await.side_effects.len(), 1);
+    worker.stop().await.unwrap();
+    engine.shutdown().await;
 }
