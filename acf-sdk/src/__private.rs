@@ -110,9 +110,9 @@ pub use serde_json;
 
 pub use crate::client::{Client, RunOutput, TypedWorkflowClient, WorkflowRunRef};
 pub use crate::context::Context;
-pub use crate::error::{StepError, StepErrorKind};
+pub use crate::error::Error;
 pub use crate::model::*;
-pub use crate::sdk_error::Error;
+pub use crate::step_error::{StepError, StepErrorKind};
 pub use crate::workflow::{Workflow, encode_output};
 
 /// What [`Workflow::dispatch`] resolves to.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 use tonic::Code;
 
-use crate::sdk_error::{Error, Result};
+use crate::error::{Error, Result};
 
 /// How a call is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

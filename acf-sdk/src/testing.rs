@@ -22,9 +22,9 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{Context, LogLevel, RunInfo, StepBackend, StepRunData, WaitResult};
-use crate::error::StepError;
+use crate::error::{Error, Result};
 use crate::model::{Condition, ConditionGroup};
-use crate::sdk_error::{Error, Result};
+use crate::step_error::StepError;
 use crate::workflow::Workflow;
 
 /// Everything a step did through its context in a test.

@@ -92,13 +92,13 @@ pub enum DemoError {
     #[error(transparent)]
     Intake(#[from] IntakeError),
     /// Reading the results failed.
-    #[error("cannot read the demo's results: {0}")]
+    #[error("cannot read the demo's results")]
     Store(#[from] StoreError),
     /// A run did not finish.
-    #[error("a run did not finish: {0}")]
+    #[error("a run did not finish")]
     RunFailed(#[source] acf_sdk::Error),
     /// Writing the transcript failed.
-    #[error("cannot write the transcript: {0}")]
+    #[error("cannot write the transcript")]
     Output(#[from] std::io::Error),
 }
 

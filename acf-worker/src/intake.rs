@@ -21,10 +21,10 @@ pub enum IntakeError {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     /// The message could not be stored.
-    #[error("cannot store the message: {0}")]
+    #[error("cannot store the message")]
     Store(#[from] StoreError),
     /// The run could not be triggered (the message is stored and will be taken by the session's next run).
-    #[error("cannot trigger the logical-turn run: {0}")]
+    #[error("cannot trigger the logical-turn run")]
     Trigger(#[source] acf_sdk::Error),
 }
 
@@ -96,7 +96,7 @@ async fn submit_traced(
                     true,
                 )
                 .await;
-            tracing::warn!(message_id = %valid.message_id, %error, handed_on = due.is_ok(), "message_trigger_failed");
+            tracing::warn!(message_id = %valid.message_id, error = %acf_sdk::error::Report(&error), handed_on = due.is_ok(), "message_trigger_failed");
             return Err(IntakeError::Trigger(error));
         }
     };
@@ -196,7 +196,7 @@ impl NewMessageIntake {
             .await
             .map_err(|error| match error {
                 IntakeError::Invalid(invalid) => StepError::non_retryable(invalid),
-                other => StepError::msg(other.to_string()),
+                other => StepError::new(other),
             })?;
             Ok(EventIntake {
                 message_id: submitted.message_id,

@@ -24,11 +24,11 @@ pub enum RunError {
     HatchetDisabled,
     /// No usable Hatchet client configuration.
     #[error(
-        "cannot configure the Hatchet client: {0} (set HATCHET_CLIENT_TOKEN or RUCHE_JOBS__HATCHET__API_KEY, or use `run --embedded`)"
+        "cannot configure the Hatchet client (set HATCHET_CLIENT_TOKEN or RUCHE_JOBS__HATCHET__API_KEY, or use `run --embedded`)"
     )]
     Client(#[source] acf_sdk::Error),
     /// Hatchet did not accept the workflow (unreachable, or refused it).
-    #[error("cannot register the logical-turn workflow with Hatchet at {host_port}: {source}")]
+    #[error("cannot register the logical-turn workflow with Hatchet at {host_port}")]
     Register {
         /// The engine address.
         host_port: String,
@@ -37,19 +37,20 @@ pub enum RunError {
         source: acf_sdk::Error,
     },
     /// The Hatchet worker stopped with an error (lost connection, refused registration).
-    #[error("the Hatchet worker stopped: {0}")]
+    #[error("the Hatchet worker stopped")]
     Worker(#[source] acf_sdk::Error),
     /// The session store could not be opened.
-    #[error("cannot open the session store: {0}")]
+    #[error("cannot open the session store")]
     Store(#[from] StoreError),
     /// The brain could not be built.
-    #[error("cannot build the brain: {0}")]
+    #[error("cannot build the brain")]
     Brain(#[from] BrainError),
     /// `[events]` names a pattern no event type matches.
     #[error(transparent)]
     Events(#[from] crate::events::PatternError),
     /// The embedded engine could not start.
-    #[error("cannot start the embedded engine: {0}")]
+    #[cfg(feature = "embedded")]
+    #[error("cannot start the embedded engine")]
     Engine(#[from] acf_sdk::engine::EngineError),
 }
 

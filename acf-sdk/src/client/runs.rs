@@ -10,9 +10,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::channel::Connection;
+use crate::error::{Error, Result};
 use crate::proto::{SubscribeToWorkflowRunsRequest, WorkflowRunEvent};
 use crate::retry::RetryPolicy;
-use crate::sdk_error::{Error, Result};
 
 type Waiters = HashMap<String, Vec<oneshot::Sender<WorkflowRunEvent>>>;
 

@@ -4,10 +4,10 @@
 use futures::{Stream, StreamExt};
 
 use super::Client;
+use crate::error::{Error, Result};
 use crate::proto::{
     ResourceEventType, ResourceType, SubscribeToWorkflowEventsRequest, WorkflowEvent,
 };
-use crate::sdk_error::{Error, Result};
 
 impl Client {
     /// Every event of a run until the engine hangs up (the run finished).

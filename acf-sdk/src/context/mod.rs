@@ -2,7 +2,7 @@
 //! engine-backed operations (logs, streams, timeouts, slots, durable waits).
 
 mod backend;
-mod durable;
+mod durable_waits;
 mod payload;
 
 use std::collections::BTreeMap;
@@ -20,8 +20,8 @@ pub(crate) use backend::decode_wait_payload;
 pub use backend::{LogLevel, WaitResult};
 pub use payload::StepRunData;
 
-use crate::error::StepError;
-use crate::sdk_error::Result;
+use crate::error::Result;
+use crate::step_error::StepError;
 
 /// Identity of one task-run attempt, as assigned by the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -159,7 +159,7 @@ impl Context {
     pub fn parent_output<T: DeserializeOwned>(&self, parent: &str) -> Result<T, StepError> {
         let field = format!("parent output `{}`", parent.to_lowercase());
         let value = self.parent_json(parent).ok_or_else(|| {
-            StepError::from_kind(crate::error::StepErrorKind::Decode {
+            StepError::from_kind(crate::step_error::StepErrorKind::Decode {
                 step: self.step_name().to_owned(),
                 field: field.clone(),
                 source: <serde_json::Error as serde::de::Error>::custom(

@@ -15,28 +15,28 @@ use prost::Message as _;
 use uuid::Uuid;
 
 use crate::engine::state::RunState;
+use crate::error::{RpcStatus, detail_type_url};
 use crate::proto::v1::{
     BulkTriggerIdempotencyCollisionError, IdempotencyCollisionError, IdempotencyConfig,
 };
-use crate::sdk_error::{RpcStatus, detail_type_url};
 
 /// Prune expired holds once this many are kept, so a long-lived engine does not grow without bound.
 const PRUNE_AT: usize = 4096;
 
 /// A workflow's validated idempotency rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyDef {
+pub(crate) struct IdempotencyDef {
     /// CEL expression giving the key (a string).
-    pub expression: String,
+    pub(crate) expression: String,
     /// How long a key is held at most.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// When a held key is released early.
-    pub method: Method,
+    pub(crate) method: Method,
 }
 
 /// `IdempotencyMethod`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     /// Held for the TTL.
     Ttl,
     /// Held until the run fails or is cancelled, at most the TTL.
@@ -45,7 +45,7 @@ pub enum Method {
 
 impl IdempotencyDef {
     /// Validates `config`, naming the offending field under `idempotency`.
-    pub fn from_proto(config: &IdempotencyConfig) -> Result<Self, (&'static str, String)> {
+    pub(crate) fn from_proto(config: &IdempotencyConfig) -> Result<Self, (&'static str, String)> {
         if config.expression.trim().is_empty() {
             return Err(("idempotency.expression", "must not be empty".into()));
         }
@@ -83,12 +83,12 @@ struct Hold {
 
 /// Keys held per (workflow name, key).
 #[derive(Debug, Default)]
-pub struct Holds(HashMap<(String, String), Hold>);
+pub(crate) struct Holds(HashMap<(String, String), Hold>);
 
 impl Holds {
     /// Takes `key` for `run` of `workflow`, or returns the run that still holds it. `state_of` tells a
     /// holding run's state (`None` once the run is no longer kept, which releases a `STATUS` key).
-    pub fn claim(
+    pub(crate) fn claim(
         &mut self,
         workflow: &str,
         key: String,
@@ -144,7 +144,7 @@ fn already_exists(detail_type: &str, detail: Vec<u8>) -> tonic::Status {
 }
 
 /// The status a single trigger's collision is answered with.
-pub fn collision_status(existing: Uuid, colliding: Uuid) -> tonic::Status {
+pub(crate) fn collision_status(existing: Uuid, colliding: Uuid) -> tonic::Status {
     let detail = IdempotencyCollisionError {
         existing_run_external_id: existing.to_string(),
         colliding_run_external_id: colliding.to_string(),
@@ -153,7 +153,7 @@ pub fn collision_status(existing: Uuid, colliding: Uuid) -> tonic::Status {
 }
 
 /// The status a bulk trigger with collisions is answered with: the runs that were created and the collisions.
-pub fn bulk_collision_status(
+pub(crate) fn bulk_collision_status(
     successful: Vec<String>,
     collisions: Vec<(Uuid, Uuid)>,
 ) -> tonic::Status {

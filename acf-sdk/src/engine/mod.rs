@@ -66,30 +66,32 @@
 //! # Ok(()) }
 //! ```
 
-pub mod auth;
-pub mod completion;
-pub mod concurrency;
-pub mod conditions;
-pub mod durable;
-pub mod expr;
-pub mod history;
-pub mod idempotency;
-pub mod ingest;
-pub mod lifecycle;
-pub mod model;
-pub mod notify;
-pub mod queries;
-pub mod ratelimit;
+pub(crate) mod auth;
+pub(crate) mod completion;
+pub(crate) mod concurrency;
+pub(crate) mod conditions;
+pub(crate) mod durable_log;
+pub(crate) mod expr;
+pub(crate) mod history;
+pub(crate) mod idempotency;
+pub(crate) mod ingest;
+pub(crate) mod lifecycle;
+pub(crate) mod model;
+pub(crate) mod notify;
+pub(crate) mod queries;
+pub(crate) mod ratelimit;
 mod rest;
-pub mod scheduler;
-pub mod schedules;
+pub(crate) mod scheduler;
+pub(crate) mod schedules;
 mod services;
-pub mod state;
-pub mod timers;
-pub mod validation;
+pub(crate) mod state;
+pub(crate) mod timers;
+pub(crate) mod validation;
 
 #[cfg(test)]
 mod tests;
+
+pub use expr::{ExprError, eval_string};
 
 use crate::proto::v1::CreateWorkflowVersionRequest;
 use auth::TokenKeys;
@@ -110,7 +112,7 @@ const TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The address could not be bound.
-    #[error("could not bind {addr}: {source}")]
+    #[error("could not bind {addr}")]
     Bind {
         /// Requested address.
         addr: SocketAddr,

@@ -11,31 +11,31 @@ use uuid::Uuid;
 
 /// A task's claim on one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
+pub(crate) struct Claim {
     /// Evaluated key.
-    pub key: String,
+    pub(crate) key: String,
     /// Units taken at assignment.
-    pub units: i64,
+    pub(crate) units: i64,
     /// Limit and window for dynamic keys.
-    pub dynamic: Option<(i64, Duration)>,
+    pub(crate) dynamic: Option<(i64, Duration)>,
 }
 
 /// The usage of one key in its current window.
 #[derive(Debug, Clone)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     /// Units per window.
-    pub limit: i64,
+    pub(crate) limit: i64,
     /// Window length.
-    pub window: Duration,
+    pub(crate) window: Duration,
     /// Units taken in the current window.
-    pub used: i64,
+    pub(crate) used: i64,
     /// Start of the current window.
-    pub started: Instant,
+    pub(crate) started: Instant,
 }
 
 /// Whether a queued task may start now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RateCheck {
+pub(crate) enum RateCheck {
     /// All its claims fit.
     Allowed,
     /// Some window is full; try later.
@@ -137,7 +137,7 @@ impl State {
     }
 
     /// Checks a queued task's rate limits.
-    pub fn rate_check(&mut self, task_id: Uuid, now: Instant) -> RateCheck {
+    pub(crate) fn rate_check(&mut self, task_id: Uuid, now: Instant) -> RateCheck {
         let claims = match self.claims(task_id) {
             Ok(c) => c,
             Err(message) => return RateCheck::Failed(message),
@@ -153,7 +153,7 @@ impl State {
     }
 
     /// Takes the units of an assigned task.
-    pub fn rate_consume(&mut self, task_id: Uuid, now: Instant) {
+    pub(crate) fn rate_consume(&mut self, task_id: Uuid, now: Instant) {
         for claim in self.claims(task_id).unwrap_or_default() {
             if let Some(bucket) = self.bucket(&claim, now) {
                 bucket.used += claim.units;

@@ -2,7 +2,7 @@
 //! explicitly, so timers, backoffs and liveness are tested deterministically.
 
 use crate::engine::lifecycle::TriggerSpec;
-use crate::engine::state::{RunOrigin, RunState, State, Timing, Worker, WorkerMsg};
+use crate::engine::state::{RunOrigin, RunState, State, TaskStatus, Timing, Worker, WorkerMsg};
 use crate::engine::validation;
 use crate::proto::v1::{
     BaseMatchCondition, Concurrency, CreateTaskOpts, CreateWorkflowVersionRequest,
@@ -373,6 +373,40 @@ fn sleep_condition_queues_the_task_when_it_fires() {
     );
 }
 
+#[test]
+fn every_status_transition_bumps_the_generation() {
+    // Waiting and Blocked used to be set without a bump; each transition now moves the generation on,
+    // so a timer armed for any earlier state is recognisably stale.
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let mut t = task("a", &[]);
+    t.conditions = Some(TaskConditions {
+        sleep_conditions: vec![SleepMatchCondition {
+            base: Some(BaseMatchCondition {
+                readable_data_key: "sleep:1s".into(),
+                action: 1,
+                ..Default::default()
+            }),
+            sleep_for: "1s".into(),
+        }],
+        ..Default::default()
+    });
+    register(&mut s, &workflow(vec![t]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let run = trigger(&mut s, now, json!({}), None);
+    let id = s.runs[&run].tasks[0];
+    assert_eq!(*s.tasks[&id].status(), TaskStatus::Waiting);
+    assert_eq!(s.tasks[&id].generation(), 1, "Pending -> Waiting");
+    s.tick(now + Duration::from_millis(1030));
+    assert_eq!(drain(&mut rx).len(), 1);
+    assert!(matches!(s.tasks[&id].status(), TaskStatus::Running(_)));
+    assert_eq!(
+        s.tasks[&id].generation(),
+        4,
+        "Waiting -> Blocked -> Queued -> Running"
+    );
+}
+
 fn event(key: &str, scope: Option<&str>, payload: Value) -> crate::engine::state::StoredEvent {
     crate::engine::state::StoredEvent {
         id: Uuid::new_v4(),
@@ -513,7 +547,7 @@ fn cancelled_waiting_and_pending_tasks_finish_the_run() {
     assert_eq!(s.runs[&run].state, RunState::Cancelled);
     assert_eq!(s.workers[&worker].used["default"], 0);
     // A late COMPLETED from the worker is ignored.
-    assert!(s.tasks[&task_id(&a)].status.is_final());
+    assert!(s.tasks[&task_id(&a)].status().is_final());
 }
 
 #[test]
@@ -679,7 +713,7 @@ fn a_task_no_worker_can_take_does_not_block_others_of_its_action() {
 
 #[test]
 fn a_replay_issuing_a_different_call_is_non_deterministic() {
-    use crate::engine::durable::DurableStream;
+    use crate::engine::durable_log::DurableStream;
     use crate::proto::v1::DurableTaskErrorType;
     use crate::proto::v1::durable_task_response::Message as Out;
     let now = Instant::now();

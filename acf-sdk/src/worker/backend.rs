@@ -14,13 +14,13 @@ use super::state::{Shared, lock};
 use crate::channel::AuthedChannel;
 use crate::client::{PushOptions, now_timestamp};
 use crate::context::{LogLevel, RunInfo, StepBackend, WaitResult};
+use crate::error::{Error, Result};
 use crate::model::ConditionGroup;
 use crate::proto::events_service_client::EventsServiceClient;
 use crate::proto::{
     PutLogRequest, PutStreamEventRequest, RefreshTimeoutRequest, ReleaseSlotRequest,
 };
 use crate::retry::RetryPolicy;
-use crate::sdk_error::{Error, Result};
 
 pub(crate) struct RunBackend {
     shared: Arc<Shared>,
@@ -179,7 +179,7 @@ impl StepBackend for RunBackend {
         wait_seq: u32,
     ) -> BoxFuture<'a, Result<WaitResult>> {
         async move {
-            let durable = crate::durable::DurableClient::for_worker(&self.shared).await?;
+            let durable = crate::durable_client::DurableClient::for_worker(&self.shared).await?;
             durable.wait_for(info, &groups, wait_seq).await
         }
         .boxed()

@@ -32,8 +32,8 @@ pub use state::WorkerStatus;
 pub use version::EngineVersion;
 
 use crate::client::Client;
+use crate::error::{Error, Result};
 use crate::model::{DEFAULT_SLOT, DURABLE_SLOT, LabelValue};
-use crate::sdk_error::{Error, Result};
 use crate::workflow::Workflow;
 
 /// Configures a [`Worker`]. Created by [`Client::worker`].
@@ -275,6 +275,7 @@ impl WorkerBuilder {
                 workflows_registered: self.workflows_registered,
             },
             status: Mutex::new(WorkerStatus::default()),
+            worker_id: tokio::sync::watch::Sender::new(None),
             running: Mutex::new(HashMap::new()),
             engine_version: Mutex::new(EngineVersion::default()),
             tasks_started: std::sync::atomic::AtomicU64::new(0),

@@ -21,13 +21,13 @@ use tonic::Code;
 use super::dispatch;
 use super::state::Shared;
 use super::version::EngineVersion;
+use crate::error::{Error, Result};
 use crate::model::LabelValue;
 use crate::proto::{
     GetVersionRequest, HeartbeatRequest, RuntimeInfo, WorkerLabels, WorkerListenRequest,
     WorkerRegisterRequest,
 };
 use crate::retry::RetryPolicy;
-use crate::sdk_error::{Error, Result};
 
 /// Signals between the heartbeat task and the listener.
 pub(crate) struct Signals {
@@ -298,7 +298,7 @@ pub(crate) async fn supervise(
 
         let reregister = signals.reregister.swap(false, Ordering::SeqCst);
         if reregister || shared.worker_id().is_none() {
-            shared.set_status(|s| s.worker_id = None);
+            shared.set_worker_id(None);
             let registered = async {
                 // `run` registered the workflows once before the first `Register`; only an engine that
                 // forgot the worker (restarted) needs them again.
@@ -311,11 +311,12 @@ pub(crate) async fn supervise(
             match registered {
                 Ok(id) => {
                     tracing::info!(worker_id = %id, worker = %shared.name, "worker registered");
-                    shared.set_status(|s| s.worker_id = Some(id));
+                    shared.set_worker_id(Some(id));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot register the worker");
-                    shared.set_status(|s| s.last_error = Some(e.to_string()));
+                    let error = crate::error::Report(&e).to_string();
+                    tracing::warn!(%error, "cannot register the worker");
+                    shared.set_status(|s| s.last_error = Some(error));
                     if reregister {
                         // Keep the workflows owed to the engine for the next attempt.
                         signals.reregister.store(true, Ordering::SeqCst);

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::{StepError, StepErrorKind};
+use crate::step_error::{StepError, StepErrorKind};
 
 /// Encodes a step output as the JSON object the engine requires. `()`/`None` (JSON `null`) become `{}`;
 /// anything that is not an object, or that contains a NUL character (rejected by the engine), is a

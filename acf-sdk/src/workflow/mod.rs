@@ -9,8 +9,8 @@ pub use builder::{FnWorkflow, WorkflowBuilder};
 pub use io::encode_output;
 
 use crate::context::Context;
-use crate::error::StepError;
 use crate::model::WorkflowDefinition;
+use crate::step_error::StepError;
 
 /// A workflow the worker can register and run.
 ///

@@ -86,7 +86,7 @@ impl PendingMessages for StorePendingMessages {
             Err(error) => {
                 // The brain cannot act on a store outage; "nothing pending" lets it finish its answer, and the
                 // message itself is still stored and gets its own run.
-                tracing::warn!(session_key = %self.session_key, %error, "pending_messages_check_failed");
+                tracing::warn!(session_key = %self.session_key, error = %acf_sdk::error::Report(&error), "pending_messages_check_failed");
                 false
             }
         }

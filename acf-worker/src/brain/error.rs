@@ -20,8 +20,10 @@ pub enum BrainError {
         body: String,
     },
     /// The endpoint could not be reached or the exchange broke off.
-    #[error("brain endpoint unreachable: {0}")]
-    Transport(#[source] reqwest::Error),
+    // reqwest keeps the reason (refused, reset, TLS) in its `source()` chain: printed here, since a brain
+    // error reaches the turn's failure text through `Display`.
+    #[error("brain endpoint unreachable: {}", acf_sdk::error::Report(.0))]
+    Transport(reqwest::Error),
     /// The endpoint's answer does not follow the contract.
     #[error("brain answer is malformed: {0}")]
     Malformed(String),

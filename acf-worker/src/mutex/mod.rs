@@ -126,15 +126,19 @@ pub enum MutexError {
         waited_ms: u64,
     },
     /// The lock backend could not be reached or answered with an error.
-    #[error("session lock backend unavailable during {operation} on `{key}`: {source}")]
+    // The cause is printed (not exposed as `source()`): lock errors are logged and become step failures
+    // through their `Display`.
+    #[error(
+        "session lock backend unavailable during {operation} on `{key}`: {}",
+        acf_sdk::error::Report(.error)
+    )]
     Unavailable {
         /// The operation that failed (`acquire`, `extend`, ...).
         operation: &'static str,
         /// The key involved.
         key: String,
         /// The backend error.
-        #[source]
-        source: ::redis::RedisError,
+        error: ::redis::RedisError,
     },
     /// A lock TTL of zero was requested.
     #[error("session lock TTL must be at least 1 ms")]

@@ -44,10 +44,10 @@ impl RedisSessionMutex {
         let conn =
             crate::stores::connect_redis(url, &crate::stores::RedisConnectOptions::default())
                 .await
-                .map_err(|source| MutexError::Unavailable {
+                .map_err(|error| MutexError::Unavailable {
                     operation: "connect",
                     key: String::new(),
-                    source,
+                    error,
                 })?;
         Ok(Self::new(conn))
     }
@@ -57,12 +57,12 @@ fn unavailable<'k>(
     operation: &'static str,
     key: &'k str,
 ) -> impl FnOnce(redis::RedisError) -> MutexError + 'k {
-    move |source| {
-        tracing::error!(operation, key, error = %source, "mutex_backend_unavailable");
+    move |error| {
+        tracing::error!(operation, key, error = %error, "mutex_backend_unavailable");
         MutexError::Unavailable {
             operation,
             key: key.to_owned(),
-            source,
+            error,
         }
     }
 }

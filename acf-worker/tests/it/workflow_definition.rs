@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acf_sdk::Workflow;
-use acf_sdk::engine::expr::eval_string;
+use acf_sdk::engine::eval_string;
 use acf_sdk::model::{ConcurrencyLimitStrategy, WorkflowConcurrency};
 use acf_worker::config::HatchetSettings;
 use acf_worker::workflow::{

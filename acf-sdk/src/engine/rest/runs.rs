@@ -127,7 +127,7 @@ async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery
     let state = ctx.0.lock();
     let ran_on = |task: Uuid, worker: Uuid| {
         state.tasks.get(&task).is_some_and(|t| {
-            matches!(&t.status, TaskStatus::Running(a) if a.worker == worker)
+            matches!(t.status(), TaskStatus::Running(a) if a.worker == worker)
                 || t.history.iter().any(|e| e.worker == Some(worker))
         })
     };

@@ -2,7 +2,7 @@
 
 mod admin;
 mod dispatcher;
-mod durable;
+mod durable_task;
 mod events;
 mod workflows;
 
@@ -86,7 +86,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
         .accept_compressed(gz)
         .send_compressed(gz)
         .max_decoding_message_size(TRANSPORT_MAX);
-    let durable = V1DispatcherServer::new(durable::DurableSvc(shared.clone()))
+    let durable = V1DispatcherServer::new(durable_task::DurableSvc(shared.clone()))
         .accept_compressed(gz)
         .send_compressed(gz)
         .max_decoding_message_size(TRANSPORT_MAX);

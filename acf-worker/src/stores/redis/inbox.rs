@@ -93,7 +93,7 @@ impl RedisStores {
             .query_async::<()>(&mut conn)
             .await
         {
-            tracing::warn!(client_name = %name, %error, "inbox_wait_client_name_refused");
+            tracing::warn!(client_name = %name, error = %acf_sdk::error::Report(&error), "inbox_wait_client_name_refused");
         }
         Ok(Some(Checkout {
             conn,
@@ -171,12 +171,12 @@ impl RedisStores {
                         Ok(Some((_, text))) => {
                             // Popped after the caller stopped waiting: put it back where it was.
                             if let Err(error) = shared.lpush::<_, _, i64>(&key, &text).await {
-                                tracing::error!(inbox = %key, %error, "inbox_entry_requeue_failed");
+                                tracing::error!(inbox = %key, error = %acf_sdk::error::Report(&error), "inbox_entry_requeue_failed");
                             }
                             Self::recycle(&blocking, conn, permit);
                         }
                         Ok(None) => Self::recycle(&blocking, conn, permit),
-                        Err(error) => tracing::warn!(inbox = %key, %error, "inbox_wait_connection_dropped"),
+                        Err(error) => tracing::warn!(inbox = %key, error = %acf_sdk::error::Report(&error), "inbox_wait_connection_dropped"),
                     }
                 });
                 Ok(None)

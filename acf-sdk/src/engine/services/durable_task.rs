@@ -2,7 +2,7 @@
 
 use super::{BoxStream, Guarded, lazy_headers, parse_id, trigger_spec};
 use crate::engine::Shared;
-use crate::engine::durable::{DurableStream, LegacyListener};
+use crate::engine::durable_log::{DurableStream, LegacyListener};
 use crate::engine::validation::durable_conditions;
 use crate::proto::v1::durable_task_request::Message as In;
 use crate::proto::v1::durable_task_response::Message as Out;
