@@ -30,11 +30,13 @@ use crate::models::{SideEffect, SideEffectPolicy};
 pub enum EventError {
     /// The side effect could not be recorded on the turn (the store is unreachable, or the lease is no longer
     /// current). The step fails and is retried; the retry does not see this effect.
-    #[error("the side effect of this tool.executed event could not be recorded on the turn")]
+    // The cause is printed here: a brain error reaches the turn's failure text through `Display`.
+    #[error(
+        "the side effect of this tool.executed event could not be recorded on the turn: {error}"
+    )]
     SideEffectNotRecorded {
         /// The store's error.
-        #[source]
-        source: crate::stores::StoreError,
+        error: crate::stores::StoreError,
     },
 }
 

@@ -172,7 +172,7 @@ impl EventRouter {
                 .await;
             let error = match outcome {
                 Ok(Ok(())) => return,
-                Ok(Err(error)) => error.to_string(),
+                Ok(Err(error)) => acf_sdk::error::Report(error.as_ref()).to_string(),
                 Err(panic) => panic_text(panic.as_ref()),
             };
             tracing::warn!(

@@ -127,19 +127,19 @@ impl StepEvents {
                     .push(effect);
                 Ok(reached)
             }
-            Err(source) => {
+            Err(error) => {
                 tracing::error!(
                     turn_id = %recorder.turn_id,
                     session_key = %recorder.lease.session_key,
                     tool_name = effect.tool_name.as_deref(),
-                    error = %source,
+                    %error,
                     "side_effect_not_recorded"
                 );
                 self.failed
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .get_or_insert_with(|| source.to_string());
-                Err(EventError::SideEffectNotRecorded { source })
+                    .get_or_insert_with(|| error.to_string());
+                Err(EventError::SideEffectNotRecorded { error })
             }
         }
     }

@@ -194,10 +194,7 @@ impl Brain for OvertakenBrain {
                 ctx.session_key(),
             )
             .with_payload(json!({"tool_name": "send_sms", "policy": "irreversible"}));
-            let outcome = ctx.emit_event(event).await.map_err(|e| {
-                let source = std::error::Error::source(&e).map(ToString::to_string);
-                format!("{e} / {}", source.unwrap_or_default())
-            });
+            let outcome = ctx.emit_event(event).await.map_err(|e| e.to_string());
             self.emitted.lock().unwrap().push(outcome);
             mutex.release(&thief).await.unwrap();
         }
