@@ -14,17 +14,7 @@ use workflow_support::{
     Behaviour, Conversation, Kind, TestBrain, accept, backend, payload, stored_message, workflow,
 };
 
-/// Runs `$case(kind)` once on memory and once on Redis.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Memory).await } )*
-        }
-        mod redis {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Redis).await } )*
-        }
-    };
-}
+use workflow_support::on_both_backends;
 
 on_both_backends!(
     single_message_is_answered_committed_and_unlocked,
@@ -511,6 +501,7 @@ async fn a_turn_whose_messages_were_taken_over_sends_no_response(kind: Kind) {
         fence: other.fence,
         started_at: acf_worker::models::now_utc(),
         committed_at: acf_worker::models::now_utc(),
+        side_effects: Vec::new(),
     };
     backend
         .stores
