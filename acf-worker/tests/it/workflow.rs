@@ -153,15 +153,20 @@ async fn messages_arriving_during_the_window_are_absorbed(kind: Kind) {
     late.await.unwrap();
     let output = run.result.expect("run");
     assert_eq!(output.response.as_deref(), Some("Echo: first / second"));
-    // The window restarts at the absorbed message: ~150 ms + 400 ms, measured locally.
+    // The window restarts at the absorbed message, accepted ≥ 150 ms after `started`: the turn cannot close before
+    // 150 + 400 ms (a lower bound load cannot break; the step's own `waited_ms` starts whenever the step did).
     let accumulated: Accumulated =
         serde_json::from_value(run.outputs["accumulate"].clone()).unwrap();
     assert!(
-        (540..1_500).contains(&accumulated.waited_ms),
+        accumulated.waited_ms < 1_500,
         "waited {} ms",
         accumulated.waited_ms
     );
-    assert!(started.elapsed() >= Duration::from_millis(540));
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        started.elapsed()
+    );
     // The late message's own run finds it answered.
     let again = run_direct(&wf, &payload(&second))
         .await
