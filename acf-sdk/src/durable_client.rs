@@ -425,10 +425,7 @@ impl DurableClient {
         client
             .register_durable_event(request)
             .await
-            .map_err(|status| Error::Status {
-                rpc: "v1.V1Dispatcher/RegisterDurableEvent",
-                status,
-            })?;
+            .map_err(Error::rpc("v1.V1Dispatcher/RegisterDurableEvent"))?;
         let (tx, rx) = oneshot::channel();
         {
             let mut state = lock(&self.state);

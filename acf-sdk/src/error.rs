@@ -99,6 +99,12 @@ pub(crate) fn detail_type_url(message: &str) -> String {
 }
 
 impl Error {
+    /// Maps a failed `rpc`'s status to an error (see [`from_status`](Self::from_status)):
+    /// `call.await.map_err(Error::rpc("Service/Method"))?`.
+    pub(crate) fn rpc(rpc: &'static str) -> impl FnOnce(tonic::Status) -> Self {
+        move |status| Self::from_status(rpc, status)
+    }
+
     /// An RPC's final status as an error; the idempotency collisions Hatchet reports as status details become
     /// their own variants, as the official SDKs raise `IdempotencyCollisionError`.
     pub(crate) fn from_status(rpc: &'static str, status: tonic::Status) -> Self {

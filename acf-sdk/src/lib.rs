@@ -62,7 +62,7 @@ pub use model::{Condition, ConditionGroup, TaskDefinition, WorkflowDefinition};
 pub use prometheus_client;
 pub use step_error::{ResultExt, StepError, StepErrorKind};
 pub use worker::{Worker, WorkerBuilder, WorkerHandle, WorkerStatus};
-pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
+pub use workflow::{Configured, FnWorkflow, Workflow, WorkflowBuilder, json_kind};
 
 /// The serialization crates the SDK's traits come from, re-exported so an input or output type can derive
 /// what the SDK needs without depending on `serde` and `schemars` itself (and without picking a schemars
@@ -321,9 +321,13 @@ pub use acf_macros::workflow;
 pub use acf_macros::step;
 
 /// Marks the method run when any step of a [`#[workflow]`](macro@workflow) fails. At most one per workflow; it takes
-/// `(&self, ctx: &Context, input: &Input)` and reads the failures from [`Context::step_run_errors`]. It accepts
-/// the [`#[step]`](macro@step) options except `parents` and `durable`. Like the Python SDK, it registers as
-/// `<name>-on-failure`.
+/// `(&self, ctx: &Context, input: &Input)` and reads the failures from [`Context::step_run_errors`] and the
+/// outputs of the steps that completed with [`Context::completed_parent_output`] (e.g.
+/// `ctx.completed_parent_output::<Checked>(Self::CHECK)?`). It accepts the [`#[step]`](macro@step) options except
+/// `parents` and `durable`. Like the Python SDK, it registers as `<name>-on-failure`.
+///
+/// The handler also runs when the first step refused the input (a decode error): to handle that case, take
+/// `input: Option<Input>`, which is `None` when the input does not decode (the step's error says why).
 ///
 /// Outside a `#[workflow]` impl block this attribute is a compile error.
 #[doc(inline)]

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use acf_sdk::engine::Engine;
 use acf_sdk::{Client, ClientConfig};
-use uuid::Uuid;
 
 use crate::brain::EchoBrain;
 use crate::config::Settings;
 use crate::intake::{self, IntakeError};
-use crate::models::{TurnOutcome, WorkflowInput, WorkflowOutput};
+use crate::models::{Conversation, TurnOutcome, WorkflowInput, WorkflowOutput};
 use crate::run::{RunError, start_worker, workflow_with_brain};
 use crate::stores::{Backend, StoreError, StoreSettings, TurnRecord};
+use crate::workflow::LogicalTurnWorkflow;
 
 /// The demo's tenant and agent.
 const TENANT: &str = "00000000-0000-4000-8000-00000000aaaa";
@@ -207,7 +207,7 @@ async fn converse(
         let output = run.result().await.map_err(DemoError::RunFailed)?;
         outputs.push(
             output
-                .step::<WorkflowOutput>("commit_and_respond")
+                .step::<WorkflowOutput>(LogicalTurnWorkflow::COMMIT_AND_RESPOND)
                 .map_err(DemoError::RunFailed)?,
         );
     }
@@ -282,13 +282,5 @@ fn input_for(line: &Line) -> WorkflowInput {
         .find(|(name, _, _)| *name == line.user)
         .copied()
         .unwrap_or(USERS[0]);
-    WorkflowInput {
-        tenant_id: TENANT.to_owned(),
-        agent_id: AGENT.to_owned(),
-        interlocutor_id: interlocutor.to_owned(),
-        channel: channel.to_owned(),
-        message_id: Uuid::new_v4().to_string(),
-        message_content: line.text.to_owned(),
-        session_key: None,
-    }
+    Conversation::between(TENANT, AGENT, interlocutor, channel).message(line.text)
 }

@@ -11,7 +11,7 @@ use crate::brain::{self, BrainError};
 use crate::config::Settings;
 use crate::intake::NewMessageIntake;
 use crate::stores::{Backend, StoreError};
-use crate::workflow::{ConfiguredWorkflow, LogicalTurnWorkflow, TurnSettings, WorkflowOptions};
+use crate::workflow::{LogicalTurnWorkflow, TurnSettings, WorkflowOptions};
 
 /// Name the worker registers under.
 pub const WORKER_NAME: &str = "ruche-worker";
@@ -189,7 +189,7 @@ pub async fn start_with_options(
         client.clone(),
         workflow.settings().max_message_chars,
     );
-    let configured = ConfiguredWorkflow::new(workflow, options);
+    let configured = options.configure(workflow);
     client
         .register(&configured)
         .await

@@ -13,9 +13,10 @@ use acf_tests::e2e_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use acf_worker::models::Conversation;
 use acf_worker::mutex::LockOptions;
 use acf_worker::workflow::{Accumulated, AgentOutcome};
-use e2e_support::{Harness, Mode, User, redis_backend};
+use e2e_support::{Harness, Mode, redis_backend};
 
 /// Fixed accumulation window, ms.
 const WINDOW_MS: u64 = 200;
@@ -46,11 +47,11 @@ async fn turns_per_second_and_overhead_beyond_window_and_brain() {
     for _ in 0..sessions {
         let h = h.clone();
         tasks.push(tokio::spawn(async move {
-            let user = User::new();
+            let user = Conversation::new();
             let mut overheads = Vec::new();
             for n in 0..messages {
                 let sent = Instant::now();
-                let submitted = h.send(&user.says(&format!("message {n}"))).await;
+                let submitted = h.send(&user.message(&format!("message {n}"))).await;
                 let out = submitted.run.result().await.expect("run");
                 let total = sent.elapsed().as_secs_f64() * 1000.0;
                 let accumulated: Accumulated = out.step("accumulate").unwrap();

@@ -9,9 +9,10 @@ use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
 use acf_tests::python::{PythonScript, script};
+use acf_worker::models::Conversation;
 use acf_worker::models::{TurnOutcome, format_timestamp, now_utc};
 use acf_worker::stores::{MessageStatus, ResponseEntry};
-use e2e_support::{Harness, Mode, User, output, responses_of};
+use e2e_support::{Harness, Mode, output, responses_of};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -104,7 +105,7 @@ async fn responses(h: &Harness, session_key: &str, count: usize) -> Vec<Response
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_message_event_is_taken_like_send() {
     let h = Harness::start(Mode::Echo(Duration::ZERO), 3_000, 10).await;
-    let user = User::new();
+    let user = Conversation::new();
 
     // The gateway triggered the first message itself, then signals the follow-up as an event, with the routing
     // in the event's additional_metadata and the documented payload. The SDK is loaded before the first message
@@ -119,7 +120,7 @@ async fn a_new_message_event_is_taken_like_send() {
         }),
     )
     .await;
-    let first = h.send(&user.says("hello")).await;
+    let first = h.send(&user.message("hello")).await;
     // Stamped once "hello" is stored, as a gateway stamps a message when it arrives: the turn orders by it.
     let sent_at = format_timestamp(&now_utc());
     gateway.push(&json!({ "timestamp": sent_at })).await;
@@ -153,7 +154,7 @@ async fn a_new_message_event_is_taken_like_send() {
     );
 
     // A new conversation started by an event alone (routing in the payload): it gets its own turn.
-    let other = User::new();
+    let other = Conversation::new();
     let opener = Uuid::new_v4();
     push(
         &h,

@@ -170,6 +170,28 @@ impl Context {
         T::deserialize(value).map_err(|e| StepError::decode(self.step_name(), field, e))
     }
 
+    /// A parent's output decoded into `T` if that parent completed, `None` if it did not.
+    ///
+    /// For handlers that see whichever steps completed before a failure (`#[on_failure]`): a missing output is
+    /// an expected case there, while an output that exists but does not decode is still an error naming the
+    /// step and the parent (never silently treated as missing). Name the parent with the step constants the
+    /// macros generate (`MyWorkflow::STEP`), so the name cannot drift from the declaration.
+    pub fn completed_parent_output<T: DeserializeOwned>(
+        &self,
+        parent: &str,
+    ) -> Result<Option<T>, StepError> {
+        match self.parent_json(parent) {
+            None => Ok(None),
+            Some(value) => T::deserialize(value).map(Some).map_err(|e| {
+                StepError::decode(
+                    self.step_name(),
+                    format!("parent output `{}`", parent.to_lowercase()),
+                    e,
+                )
+            }),
+        }
+    }
+
     /// Data of satisfied DAG conditions, by `readable_data_key`.
     pub fn triggers(&self) -> &Map<String, Value> {
         &self.inner.data.triggers

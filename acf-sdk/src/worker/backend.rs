@@ -139,10 +139,7 @@ impl StepBackend for RunBackend {
             let response = client
                 .refresh_timeout(request)
                 .await
-                .map_err(|status| Error::Status {
-                    rpc: "Dispatcher/RefreshTimeout",
-                    status,
-                })?
+                .map_err(Error::rpc("Dispatcher/RefreshTimeout"))?
                 .into_inner();
             let at = response.timeout_at.unwrap_or_default();
             Ok(
@@ -162,10 +159,7 @@ impl StepBackend for RunBackend {
             client
                 .release_slot(request)
                 .await
-                .map_err(|status| Error::Status {
-                    rpc: "Dispatcher/ReleaseSlot",
-                    status,
-                })?;
+                .map_err(Error::rpc("Dispatcher/ReleaseSlot"))?;
             self.release_local_slots();
             Ok(())
         }

@@ -91,6 +91,18 @@ impl WorkerBuilder {
         self
     }
 
+    /// Adds a workflow whose registration definition `configure` adjusts (e.g. retries, backoff and
+    /// concurrency read from configuration); see [`Workflow::configured`]. The adjusted definition is
+    /// validated by [`build`](Self::build).
+    #[must_use]
+    pub fn workflow_with<W, F>(self, workflow: W, configure: F) -> Self
+    where
+        W: Workflow,
+        F: Fn(&mut crate::model::WorkflowDefinition) + Send + Sync + 'static,
+    {
+        self.workflow(workflow.configured(configure))
+    }
+
     /// Adds a shared workflow.
     #[must_use]
     pub fn workflow_arc(mut self, workflow: Arc<dyn Workflow>) -> Self {

@@ -162,10 +162,10 @@ async fn register(shared: &Shared) -> Result<String> {
     let mut client = shared.client.connection().dispatcher();
     let mut req = tonic::Request::new(request);
     req.set_timeout(Duration::from_secs(30));
-    let response = client.register(req).await.map_err(|status| Error::Status {
-        rpc: "Dispatcher/Register",
-        status,
-    })?;
+    let response = client
+        .register(req)
+        .await
+        .map_err(Error::rpc("Dispatcher/Register"))?;
     Ok(response.into_inner().worker_id)
 }
 

@@ -121,7 +121,7 @@ async fn send(args: &SendArgs, settings: &Settings) -> Result<(), CliError> {
             .run
             .result()
             .await
-            .and_then(|o| o.step("commit_and_respond"))
+            .and_then(|o| o.step(crate::workflow::LogicalTurnWorkflow::COMMIT_AND_RESPOND))
             .map_err(CliError::RunResult)?;
         writeln!(
             out,

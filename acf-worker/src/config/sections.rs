@@ -1,4 +1,7 @@
-//! The typed sections of the worker configuration. Defaults equal `config/default.toml` (a test keeps them equal).
+//! The typed sections of the worker configuration, and the one place their defaults are written: the `Default`
+//! impls here. `config/default.toml` spells the same values for operators (a test keeps the two equal), and the
+//! runtime types built from configuration (`StoreSettings`, `TurnLimits`, `TurnManager`, `WorkflowOptions`) take
+//! their defaults from these impls instead of repeating the numbers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -49,13 +52,14 @@ pub struct HatchetSettings {
     pub api_key: Option<Secret>,
     /// Concurrent step runs (worker slots), 1 to 100.
     pub worker_concurrency: u32,
-    /// Attempts per step (Hatchet `retries` = this - 1), 1 to 10.
-    pub retry_max_attempts: u32,
-    /// Retry backoff base in seconds, 1 to 3600.
-    pub retry_backoff_seconds: u64,
-    /// Serialise a session's runs with the workflow's concurrency key (one run at a time per session). `false`
-    /// leaves serialisation to the session mutex alone.
-    pub session_concurrency: bool,
+    /// Attempts per step (Hatchet `retries` = this - 1), 1 to 10. Unset: each step's `#[step(retries)]`.
+    pub retry_max_attempts: Option<u32>,
+    /// Cap on one retry delay in seconds, 1 to 3600. Unset: each step's `#[step(backoff_max)]`.
+    pub retry_backoff_seconds: Option<u64>,
+    /// `true` serialises a session's runs with the per-session concurrency key (one run at a time per session);
+    /// `false` leaves serialisation to the session mutex alone. Unset: the workflow's declared concurrency (the
+    /// per-session key).
+    pub session_concurrency: Option<bool>,
 }
 
 impl Default for HatchetSettings {
@@ -65,22 +69,17 @@ impl Default for HatchetSettings {
             server_url: "http://localhost:7077".to_owned(),
             api_key: None,
             worker_concurrency: 10,
-            retry_max_attempts: 3,
-            retry_backoff_seconds: 60,
-            session_concurrency: true,
+            retry_max_attempts: None,
+            retry_backoff_seconds: None,
+            session_concurrency: None,
         }
     }
 }
 
 impl HatchetSettings {
-    /// Hatchet's per-step `retries` value: attempts after the first.
-    pub fn retries(&self) -> u32 {
-        self.retry_max_attempts.saturating_sub(1)
-    }
-
-    /// The retry backoff as a duration.
-    pub fn retry_backoff(&self) -> Duration {
-        Duration::from_secs(self.retry_backoff_seconds)
+    /// Hatchet's per-step `retries` value (attempts after the first), when configured.
+    pub fn retries(&self) -> Option<u32> {
+        self.retry_max_attempts.map(|n| n.saturating_sub(1))
     }
 }
 

@@ -50,18 +50,12 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), ConfigError> {
         1,
         100,
     );
-    p.range(
-        "jobs.hatchet.retry_max_attempts",
-        hatchet.retry_max_attempts,
-        1,
-        10,
-    );
-    p.range(
-        "jobs.hatchet.retry_backoff_seconds",
-        hatchet.retry_backoff_seconds,
-        1,
-        3600,
-    );
+    if let Some(attempts) = hatchet.retry_max_attempts {
+        p.range("jobs.hatchet.retry_max_attempts", attempts, 1, 10);
+    }
+    if let Some(seconds) = hatchet.retry_backoff_seconds {
+        p.range("jobs.hatchet.retry_backoff_seconds", seconds, 1, 3600);
+    }
     p.check(
         hatchet
             .api_key

@@ -32,18 +32,9 @@ pub struct StoreSettings {
 }
 
 impl Default for StoreSettings {
+    /// The `[storage.session]` defaults (see [`crate::config`]: one source for every default).
     fn default() -> Self {
-        Self {
-            key_prefix: "session".to_owned(),
-            message_ttl: Duration::from_secs(7 * 24 * 3600),
-            session_ttl: Duration::from_secs(7 * 24 * 3600),
-            record_ttl: Duration::from_secs(7 * 24 * 3600),
-            inbox_ttl: Duration::from_secs(1800),
-            response_stream: "responses".to_owned(),
-            response_stream_max_len: 100_000,
-            cadence: CadenceSettings::default(),
-            blocking_connections: 10,
-        }
+        Self::from(&crate::config::SessionStoreSettings::default())
     }
 }
 
@@ -57,11 +48,9 @@ pub struct CadenceSettings {
 }
 
 impl Default for CadenceSettings {
+    /// The `[storage.session.cadence]` defaults.
     fn default() -> Self {
-        Self {
-            max_samples: 50,
-            max_gap: Duration::from_secs(30),
-        }
+        StoreSettings::default().cadence
     }
 }
 

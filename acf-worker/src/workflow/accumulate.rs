@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::lease::millis;
-use super::{Accumulated, Acquired, Gathered, LogicalTurnWorkflow, TurnInput};
+use super::{Accumulated, Acquired, Gathered, LogicalTurnWorkflow};
 use crate::brain::TurnMessage;
 use crate::events::{AcfEvent, Routing};
 use crate::models::{CompletionReason, LogicalTurn, TurnError, TurnLimits, ValidatedInput};
@@ -19,10 +19,9 @@ use crate::stores::StoredMessage;
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
     ctx: &Context,
-    input: &TurnInput,
+    input: &ValidatedInput,
     acquired: Acquired,
 ) -> Result<Accumulated, StepError> {
-    let input = super::acquire::validated(wf, input)?;
     let Some(lease) = acquired.lease else {
         // `acquire_mutex` found the message answered already and took no lock.
         return Ok(Accumulated {
@@ -38,11 +37,11 @@ pub(super) async fn run(
     // end without taking the message). Marked alongside the lock check, so it adds no round trip.
     let (lease, due) = tokio::join!(
         wf.revalidate(&lease),
-        wf.mark_due(&input, wf.settings.pending_grace, false)
+        wf.mark_due(input, wf.settings.pending_grace, false)
     );
     let lease = lease?;
     let result = match due {
-        Ok(()) => accumulate(wf, ctx, &input, &lease, acquired.turn_id).await,
+        Ok(()) => accumulate(wf, ctx, input, &lease, acquired.turn_id).await,
         Err(error) => Err(error),
     };
     if result.is_err() {

@@ -7,8 +7,10 @@ use acf_sdk::{Context, StepError};
 
 use super::accumulate::routing;
 use super::lease::millis;
-use super::{Accumulated, AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow, TurnInput};
-use crate::brain::{BrainError, BrainResult, EventEmitter, StorePendingMessages, TurnContext};
+use super::{Accumulated, AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow};
+use crate::brain::{
+    BrainError, BrainResult, EventEmitter, StorePendingMessages, TurnContext, TurnMessage,
+};
 use crate::events::AcfEvent;
 use crate::events::step::StepEvents;
 use crate::models::ValidatedInput;
@@ -17,10 +19,9 @@ use crate::mutex::Lease;
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
     ctx: &Context,
-    input: &TurnInput,
+    input: &ValidatedInput,
     accumulated: Accumulated,
 ) -> Result<AgentOutcome, StepError> {
-    let input = super::acquire::validated(wf, input)?;
     let Accumulated {
         status,
         turn_id,
@@ -31,10 +32,8 @@ pub(super) async fn run(
     } = accumulated;
     let mut outcome = AgentOutcome {
         status: AgentStatus::Skipped,
-        gathered: status,
         turn_id,
         turn: None,
-        messages,
         response: None,
         segments: Vec::new(),
         next_hint: None,
@@ -47,7 +46,7 @@ pub(super) async fn run(
     };
     let lease = wf.revalidate(&lease).await?;
     outcome.lease = Some(lease.clone());
-    let result = think(wf, ctx, &input, &lease, outcome, turn).await;
+    let result = think(wf, ctx, input, &lease, outcome, turn, messages).await;
     if result.is_err() {
         // The retry re-acquires; holding the lock meanwhile would only stall the session until the TTL.
         wf.unlock(&lease).await;
@@ -62,6 +61,7 @@ async fn think(
     lease: &Lease,
     mut outcome: AgentOutcome,
     mut turn: crate::models::LogicalTurn,
+    messages: Vec<TurnMessage>,
 ) -> Result<AgentOutcome, StepError> {
     let turn_id = outcome.turn_id;
     let session_key = input.session_key.as_str();
@@ -123,7 +123,7 @@ async fn think(
     let brain_ctx = TurnContext::new(
         turn.clone(),
         input.channel.clone(),
-        outcome.messages.clone(),
+        messages,
         Arc::new(pending),
         Arc::clone(&events) as Arc<dyn EventEmitter>,
     )

@@ -4,7 +4,8 @@
 use acf_sdk::{Context, StepError};
 use uuid::Uuid;
 
-use super::{AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow, TurnInput};
+use super::{Accumulated, AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow};
+use crate::brain::TurnMessage;
 use crate::models::{LogicalTurn, TurnOutcome, ValidatedInput, WorkflowOutput, now_utc};
 use crate::mutex::Lease;
 use crate::stores::{StoredMessage, TurnCommit, TurnRecord};
@@ -12,25 +13,25 @@ use crate::stores::{StoredMessage, TurnCommit, TurnRecord};
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
     _ctx: &Context,
-    input: &TurnInput,
+    input: &ValidatedInput,
+    accumulated: Accumulated,
     outcome: AgentOutcome,
 ) -> Result<WorkflowOutput, StepError> {
-    let input = super::acquire::validated(wf, input)?;
-    let turn_id = outcome.turn_id;
-    let already = match outcome.gathered {
+    let turn_id = accumulated.turn_id;
+    let already = match accumulated.status {
         Gathered::Absorbed => {
             wf.unlock_opt(outcome.lease.as_ref()).await;
-            wf.settle_own_message(&input, "absorbed").await?;
+            wf.settle_own_message(input, "absorbed").await?;
             return Ok(output(turn_id, TurnOutcome::Absorbed, None, None, 0));
         }
         Gathered::Committed => true,
-        Gathered::Ready => wf.is_committed(&input, turn_id).await?,
+        Gathered::Ready => wf.is_committed(input, turn_id).await?,
     };
     if already {
         // A replay of a run whose commit went through: answer with what was committed, deliver nothing again.
         let result = committed_output(wf, &input.session_key, turn_id).await;
         wf.unlock_opt(outcome.lease.as_ref()).await;
-        wf.settle_own_message(&input, "replayed").await?;
+        wf.settle_own_message(input, "replayed").await?;
         return result;
     }
     let Some(turn) = outcome.turn.as_ref() else {
@@ -44,12 +45,11 @@ pub(super) async fn run(
         )));
     };
     let lease = wf.revalidate(lease).await?;
-    let result = commit(wf, &input, turn, &outcome, &lease).await;
+    let result = commit(wf, input, turn, &accumulated.messages, &outcome, &lease).await;
     wf.unlock(&lease).await;
     let output = result?;
     // A turn capped by `max_messages_per_turn` may have left the run's own message for the next turn.
-    wf.settle_own_message(&input, output.status.as_str())
-        .await?;
+    wf.settle_own_message(input, output.status.as_str()).await?;
     Ok(output)
 }
 
@@ -57,11 +57,12 @@ async fn commit(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
     turn: &LogicalTurn,
+    messages: &[TurnMessage],
     outcome: &AgentOutcome,
     lease: &Lease,
 ) -> Result<WorkflowOutput, StepError> {
     let turn_id = turn.id();
-    if !claim_messages(wf, input, turn, outcome, lease).await? {
+    if !claim_messages(wf, input, turn, messages, lease).await? {
         // The lock was lost at some point and the session's next holder answered some of these messages in its
         // own turn: this answer must not be delivered. The messages still ours go back to pending for the next
         // run (the run's own one is handed on by the caller).
@@ -115,10 +116,10 @@ async fn claim_messages(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
     turn: &LogicalTurn,
-    outcome: &AgentOutcome,
+    messages: &[TurnMessage],
     lease: &Lease,
 ) -> Result<bool, StepError> {
-    for message in &outcome.messages {
+    for message in messages {
         if wf
             .stores
             .messages

@@ -14,8 +14,9 @@ use acf_worker::brain::{
 };
 use acf_worker::config::{BrainKind, EnvVars, load_from};
 use acf_worker::events::Routing;
+use acf_worker::models::Conversation;
 use acf_worker::models::{LogicalTurn, TurnOutcome, now_utc};
-use deploy_support::{Conversation, Deployed, settings};
+use deploy_support::{Deployed, settings};
 use serde_json::{Value, json};
 use support::http::{HttpServer, Reply};
 use uuid::Uuid;
@@ -82,9 +83,9 @@ async fn a_deployed_worker_sends_schema_valid_requests_with_its_credentials() {
         let body = request.json();
         let errors = schema_errors(&validator, &body);
         assert!(errors.is_empty(), "{errors:#?}\n{body:#}");
-        assert_eq!(body["tenant_id"], who.tenant_id.to_string());
-        assert_eq!(body["agent_id"], who.agent_id.to_string());
-        assert_eq!(body["interlocutor_id"], who.interlocutor_id.to_string());
+        assert_eq!(body["tenant_id"], who.tenant_id);
+        assert_eq!(body["agent_id"], who.agent_id);
+        assert_eq!(body["interlocutor_id"], who.interlocutor_id);
         assert_eq!(body["channel"], "web");
         assert_eq!(body["session_key"], who.session_key());
         assert_eq!(body["turn_id"], output.turn_id.to_string());

@@ -21,13 +21,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acf_sdk::engine::Engine;
+use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::RedisServer;
 use support::fleet::{
-    Session, StreamChecker, WorkerProcess, client_of, submit, wait_registered, worker_env,
+    StreamChecker, WorkerProcess, client_of, submit, wait_registered, worker_env,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -196,7 +197,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     let checker = StreamChecker::start(&backend);
 
     let mut rng = StdRng::seed_from_u64(seed);
-    let sessions: Vec<Session> = (0..SESSIONS).map(|_| Session::random()).collect();
+    let sessions: Vec<Conversation> = (0..SESSIONS).map(|_| Conversation::new()).collect();
     // Seeded bursts: a session, 1 to 4 messages 0-40 ms apart, 0-100 ms between bursts.
     let mut plan: Vec<(Duration, usize)> = Vec::new();
     let mut at = Duration::ZERO;
@@ -290,7 +291,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
         }
         let wait = offset.saturating_sub(t0.elapsed());
         tokio::time::sleep(wait).await;
-        let input = sessions[session].says(n);
+        let input = sessions[session].message(&format!("message {n}"));
         n += 1;
         submitted.push((input.message_id.parse().unwrap(), session));
         // Each message is submitted on its own, as concurrent users would: a slow intake never delays the next.
@@ -302,7 +303,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     // The rest of a long outage: messages keep arriving while no worker runs.
     if let Some(when) = outage_ends {
         for (i, s) in sessions.iter().enumerate().take(3) {
-            let input = s.says(n + i);
+            let input = s.message(&format!("message {}", n + i));
             submit(&backend, &client, &input).await;
             submitted.push((input.message_id.parse().unwrap(), i));
         }
@@ -319,7 +320,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     eprintln!("seed {seed}: sending done at {:?}", t0.elapsed());
     // A message arriving after the outage, on sessions that just went through it.
     for (i, s) in sessions.iter().enumerate().skip(3).take(3) {
-        let input = s.says(n + 10 + i);
+        let input = s.message(&format!("message {}", n + 10 + i));
         submit(&backend, &client, &input).await;
         submitted.push((input.message_id.parse().unwrap(), i + 3));
     }
@@ -360,7 +361,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     }
     let mut open = 0;
     for (i, s) in sessions.iter().enumerate() {
-        let key = s.says(0).session_key();
+        let key = s.session_key();
         let left = backend.stores.messages.open_messages(&key).await.unwrap();
         if !left.is_empty() {
             open += left.len();

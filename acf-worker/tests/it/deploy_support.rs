@@ -176,40 +176,6 @@ pub fn client_with(engine: &EngineHandle, extra: &[(&str, String)]) -> Client {
         .expect("a client on the embedded engine")
 }
 
-/// One conversation's ids, unique per call, on channel `web`.
-#[derive(Debug, Clone)]
-pub struct Conversation {
-    pub tenant_id: Uuid,
-    pub agent_id: Uuid,
-    pub interlocutor_id: Uuid,
-}
-
-impl Conversation {
-    pub fn new() -> Self {
-        Self {
-            tenant_id: Uuid::new_v4(),
-            agent_id: Uuid::new_v4(),
-            interlocutor_id: Uuid::new_v4(),
-        }
-    }
-
-    pub fn message(&self, content: &str) -> WorkflowInput {
-        WorkflowInput {
-            tenant_id: self.tenant_id.to_string(),
-            agent_id: self.agent_id.to_string(),
-            interlocutor_id: self.interlocutor_id.to_string(),
-            channel: "web".to_owned(),
-            message_id: Uuid::new_v4().to_string(),
-            message_content: content.to_owned(),
-            session_key: None,
-        }
-    }
-
-    pub fn session_key(&self) -> String {
-        self.message("").session_key()
-    }
-}
-
 /// A TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

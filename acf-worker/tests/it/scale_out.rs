@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use acf_sdk::engine::Engine;
+use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings};
-use support::fleet::{Session, StreamChecker, WorkerProcess, client_of, submit, worker_env};
+use support::fleet::{StreamChecker, WorkerProcess, client_of, submit, worker_env};
 use uuid::Uuid;
 
 const SESSIONS: usize = 30;
@@ -91,7 +92,7 @@ async fn three_workers_lose_one(redis_url: &str) {
 
     // Rounds over every session, 15 ms between messages; worker a is killed a third of the way through, while
     // it holds turns in every stage, and not restarted.
-    let sessions: Vec<Session> = (0..SESSIONS).map(|_| Session::random()).collect();
+    let sessions: Vec<Conversation> = (0..SESSIONS).map(|_| Conversation::new()).collect();
     let total = SESSIONS * MESSAGES_PER_SESSION;
     let t0 = Instant::now();
     let mut submitted: Vec<Uuid> = Vec::with_capacity(total);
@@ -103,7 +104,7 @@ async fn three_workers_lose_one(redis_url: &str) {
             workers[0].kill();
             eprintln!("worker a killed at {:?} after {n} messages", t0.elapsed());
         }
-        let input = sessions[n % SESSIONS].says(n);
+        let input = sessions[n % SESSIONS].message(&format!("message {n}"));
         submitted.push(input.message_id.parse().unwrap());
         let (backend, client) = (backend.clone(), client.clone());
         sends.push(tokio::spawn(async move {
@@ -135,7 +136,7 @@ async fn three_workers_lose_one(redis_url: &str) {
         let open = backend
             .stores
             .messages
-            .open_messages(&session.says(0).session_key())
+            .open_messages(&session.session_key())
             .await
             .unwrap();
         if !open.is_empty() {

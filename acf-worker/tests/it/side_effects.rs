@@ -5,7 +5,7 @@
 
 use crate::deploy_support::{self, Deployed};
 use crate::support::http::{HttpServer, Reply};
-use crate::workflow_support::{self, Conversation, Kind, backend, payload};
+use crate::workflow_support::{self, Conversation, Kind, backend, payload, run_turn};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,6 @@ use acf_worker::models::{SideEffectPolicy, TurnOutcome, WorkflowOutput};
 use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{Backend, StoreError};
 use acf_worker::workflow::LogicalTurnWorkflow;
-use acf_worker::workflow::direct::run_direct;
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
@@ -247,7 +246,7 @@ async fn tool_events_are_recorded_on_the_turn_without_any_listener(kind: Kind) {
     let wf = workflow(&backend, Arc::new(ToolsBrain), EventRouter::new());
     assert_eq!(wf.events().listener_count(AcfEventType::ToolExecuted), 0);
     let input = Conversation::new().message("where is my order?");
-    let output = run_direct(&wf, &payload(&input)).await.result.expect("run");
+    let output = run_turn(&wf, &payload(&input)).await.result.expect("run");
     assert_eq!(output.status, TurnOutcome::Complete);
 
     let record = record(&backend, &input.session_key(), output.turn_id).await;
@@ -284,7 +283,7 @@ async fn tool_events_are_recorded_and_routed_to_listeners(kind: Kind) {
     router.register("commit.reached", listener.clone()).unwrap();
     let wf = workflow(&backend, Arc::new(ToolsBrain), router);
     let input = Conversation::new().message("hi");
-    let output = run_direct(&wf, &payload(&input)).await.result.expect("run");
+    let output = run_turn(&wf, &payload(&input)).await.result.expect("run");
 
     let routed: Vec<AcfEventType> = listener
         .0
@@ -319,11 +318,11 @@ async fn a_brain_cut_off_after_creating_an_order_does_not_create_it_again(kind: 
     let brain = OrderBrain::new().await;
     let wf = workflow(&backend, brain.clone(), EventRouter::logging());
     let input = Conversation::new().message("buy the cart");
-    let run = run_direct(&wf, &payload(&input)).await;
+    let run = run_turn(&wf, &payload(&input)).await;
     let output = run.result.expect("the retry completes the turn");
 
     assert_eq!(brain.orders().await, 1, "the order exists exactly once");
-    assert_eq!(run.attempts["run_agent"], 2);
+    assert_eq!(brain.calls.load(Ordering::SeqCst), 2, "run_agent ran twice");
     assert_eq!(output.status, TurnOutcome::Complete);
     assert_eq!(
         output.response.as_deref(),
@@ -414,7 +413,7 @@ async fn a_brain_whose_lock_was_taken_records_nothing_and_its_attempt_is_retried
     });
     let wf = workflow(&backend, brain.clone(), EventRouter::logging());
     let input = Conversation::new().message("text me");
-    let run = run_direct(&wf, &payload(&input)).await;
+    let run = run_turn(&wf, &payload(&input)).await;
     let output = run.result.expect("the retry completes the turn");
 
     let emitted = brain.emitted.lock().unwrap().clone();
@@ -425,7 +424,7 @@ async fn a_brain_whose_lock_was_taken_records_nothing_and_its_attempt_is_retried
     assert!(refusal.contains("could not be recorded"), "{refusal}");
     assert!(refusal.contains("fence"), "{refusal}");
     // The first attempt's answer was not committed: the step failed and the retry answered.
-    assert_eq!(run.attempts["run_agent"], 2);
+    assert_eq!(brain.calls.load(Ordering::SeqCst), 2, "run_agent ran twice");
     assert_eq!(output.response.as_deref(), Some("seen 0"));
     assert!(
         record(&backend, &input.session_key(), output.turn_id)
@@ -476,10 +475,9 @@ async fn the_http_brain_reports_tools_in_events_and_the_retry_request_carries_th
     .unwrap();
     let wf = workflow(&backend, Arc::new(brain), EventRouter::logging());
     let input = Conversation::new().message("buy");
-    let run = run_direct(&wf, &payload(&input)).await;
+    let run = run_turn(&wf, &payload(&input)).await;
     let output = run.result.expect("the retry completes the turn");
     assert_eq!(output.response.as_deref(), Some("Order order-9 is placed."));
-    assert_eq!(run.attempts["run_agent"], 2);
 
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
@@ -531,7 +529,7 @@ async fn the_events_reach_the_hatchet_stream_and_the_redis_stream_in_order() {
     ]);
     let brain = OrderBrain::new().await;
     let deployed = Deployed::start_with(settings, Some(brain.clone()), false).await;
-    let input = deploy_support::Conversation::new().message("buy the cart");
+    let input = Conversation::new().message("buy the cart");
     let run = deployed.submit(&input).await;
     let stream = deployed
         .client
@@ -718,7 +716,7 @@ async fn a_worker_killed_after_creating_an_order_is_replaced_and_the_order_is_no
     let client = deploy_support::client_with(&engine, &[]);
     let backend = Backend::open(&settings.storage.session).await.unwrap();
     wait_for_key(&mut child.0, &format!("{}:up", brain_key(&prefix))).await;
-    let input = deploy_support::Conversation::new().message("buy the cart");
+    let input = Conversation::new().message("buy the cart");
     let run = acf_worker::intake::submit(&backend.stores, &client, &input, 1_000)
         .await
         .expect("submitted")

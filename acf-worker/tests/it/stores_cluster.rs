@@ -14,11 +14,10 @@ use acf_worker::stores::{
     Backend, MessageStatus, RedisConnectOptions, RedisStores, StoreError, StoreSettings,
     cluster_nodes,
 };
-use acf_worker::workflow::direct::run_direct;
 use support::backends::unique_settings;
 use support::cluster::RedisCluster;
 use workflow_support::{
-    Behaviour, Conversation, Steps, TestBrain, accept, payload, responses_of, workflow,
+    Behaviour, Conversation, Steps, TestBrain, accept, payload, responses_of, run_turn, workflow,
 };
 
 async fn backend_on(cluster: &RedisCluster, settings: StoreSettings) -> Backend {
@@ -103,10 +102,10 @@ async fn a_turn_through_the_workflow_keeps_its_session_in_one_slot() {
     accept(&backend, &first).await;
     accept(&backend, &second).await;
 
-    let output = run_direct(&wf, &payload(&first)).await.result.unwrap();
+    let output = run_turn(&wf, &payload(&first)).await.result.unwrap();
     assert_eq!(output.status, TurnOutcome::Complete, "{output:?}");
     assert_eq!(output.response.as_deref(), Some("Echo: hello / anyone?"));
-    let again = run_direct(&wf, &payload(&second)).await.result.unwrap();
+    let again = run_turn(&wf, &payload(&second)).await.result.unwrap();
     assert_eq!(again.status, TurnOutcome::Absorbed, "{again:?}");
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1, "one answer on the stream: {entries:?}");
@@ -200,7 +199,7 @@ async fn the_due_index_settles_across_slots() {
         TestBrain::new(Behaviour::Echo(Duration::ZERO)),
         50,
     );
-    let output = run_direct(&wf, &payload(&input)).await.result.unwrap();
+    let output = run_turn(&wf, &payload(&input)).await.result.unwrap();
     assert_eq!(output.status, TurnOutcome::Complete, "{output:?}");
     assert!(pending.settle(&session).await.unwrap(), "nothing open");
     assert_eq!(pending.due_at(&session).await.unwrap(), None);
@@ -248,7 +247,7 @@ async fn a_turn_is_answered_once_when_its_master_restarts_mid_run() {
             turn_id: output.turn_id
         }
     );
-    let second_run = run_direct(&wf, &payload(&second)).await.result.unwrap();
+    let second_run = run_turn(&wf, &payload(&second)).await.result.unwrap();
     assert_eq!(second_run.status, TurnOutcome::Absorbed);
     assert_eq!(brain.calls(), 1);
 }

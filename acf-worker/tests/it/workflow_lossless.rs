@@ -18,14 +18,13 @@ use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{
     Backend, MessageStatus, RedisConnectOptions, StoreSettings, StoredMessage,
 };
-use acf_worker::workflow::direct::run_direct;
-use acf_worker::workflow::{ConfiguredWorkflow, LogicalTurnWorkflow, TurnInput, WorkflowOptions};
+use acf_worker::workflow::{LogicalTurnWorkflow, TurnInput, WorkflowOptions};
 use async_trait::async_trait;
 use support::RedisServer;
 use uuid::Uuid;
 use workflow_support::{
     Behaviour, Conversation, Kind, Steps, TestBrain, accept, backend, payload, responses_of,
-    settings, stored_message, workflow,
+    run_turn, settings, stored_message, workflow,
 };
 
 use workflow_support::on_both_backends;
@@ -101,7 +100,7 @@ async fn a_run_past_accumulate_delivers_its_answer_after_a_data_loss() {
     let session = conversation.session_key();
     assert_eq!(responses_of(&backend, &session).await.len(), 1);
     // Both messages are re-recorded as answered, so the second message's own run does not answer it again.
-    let second_run = run_direct(&wf, &payload(&second)).await.result.unwrap();
+    let second_run = run_turn(&wf, &payload(&second)).await.result.unwrap();
     assert_eq!(second_run.status, TurnOutcome::Absorbed);
     assert_eq!(responses_of(&backend, &session).await.len(), 1);
     assert_eq!(brain.calls(), 1);
@@ -150,7 +149,7 @@ async fn a_stale_recovery_includes_the_triggering_message(kind: Kind) {
     );
     assert!(backend.stores.accept_message(&stale).await.unwrap());
     let new = conversation.message("new question");
-    let output = run_direct(&wf, &payload(&new)).await.result.unwrap();
+    let output = run_turn(&wf, &payload(&new)).await.result.unwrap();
     assert_eq!(output.status, TurnOutcome::Complete);
     assert_eq!(
         output.response.as_deref(),
@@ -197,7 +196,7 @@ impl RunTrigger for DirectTrigger {
         self.triggered.lock().unwrap().push(input.clone());
         let wf = Arc::clone(&self.wf);
         let input = input.clone();
-        tokio::spawn(async move { run_direct(wf.as_ref(), &input).await });
+        tokio::spawn(async move { run_turn(wf.as_ref(), &input).await });
         Ok(Uuid::new_v4().to_string())
     }
 }
@@ -224,7 +223,7 @@ async fn a_message_left_pending_is_retriggered_by_the_sweep_within_the_bound(kin
     // stays pending, with its session marked due a grace period ahead.
     let steps = Steps::new(&wf, &payload(&input));
     let acquired: acf_worker::workflow::Acquired =
-        serde_json::from_value(steps.step("acquire_mutex", None).await.unwrap()).unwrap();
+        serde_json::from_value(steps.step("acquire_mutex", &[]).await.unwrap()).unwrap();
     backend
         .mutex
         .release(acquired.lease.as_ref().unwrap())
@@ -267,13 +266,11 @@ async fn a_message_left_pending_is_retriggered_by_the_sweep_within_the_bound(kin
 async fn a_run_that_cannot_get_the_lock_hands_its_message_on(kind: Kind) {
     let backend = backend(kind).await;
     let brain = TestBrain::new(Behaviour::Echo(Duration::ZERO));
-    let wf = ConfiguredWorkflow::new(
-        Arc::new(workflow(&backend, brain.clone(), 100)),
-        WorkflowOptions {
-            retries: 0,
-            ..WorkflowOptions::default()
-        },
-    );
+    let wf = WorkflowOptions {
+        retries: Some(0),
+        ..WorkflowOptions::default()
+    }
+    .configure(workflow(&backend, brain.clone(), 100));
     let conversation = Conversation::new();
     let session = conversation.session_key();
     let holder = backend
@@ -285,7 +282,7 @@ async fn a_run_that_cannot_get_the_lock_hands_its_message_on(kind: Kind) {
         .await
         .unwrap();
     let input = conversation.message("blocked");
-    let failure = run_direct(&wf, &payload(&input)).await.result.unwrap_err();
+    let failure = run_turn(&wf, &payload(&input)).await.result.unwrap_err();
     assert_eq!(failure.step, "acquire_mutex");
     failure.report.expect("on_failure ran");
     let message = stored_message(&backend, &input).await;
@@ -307,16 +304,16 @@ async fn a_step_failing_after_reacquiring_the_lock_releases_it(kind: Kind) {
     let conversation = Conversation::new();
     let input = conversation.message("hello");
     let steps = Steps::new(&wf, &payload(&input));
-    let acquired = steps.step("acquire_mutex", None).await.unwrap();
+    let acquired = steps.step("acquire_mutex", &[]).await.unwrap();
     let accumulated = steps
-        .step("accumulate", Some(("acquire_mutex", &acquired)))
+        .step("accumulate", &[("acquire_mutex", &acquired)])
         .await
         .unwrap();
     // The lease expires while the run is away; `run_agent` re-acquires, then the brain fails retryably.
     let session = conversation.session_key();
     backend.mutex.force_release(&session).await.unwrap();
     let error = steps
-        .step("run_agent", Some(("accumulate", &accumulated)))
+        .step("run_agent", &[("accumulate", &accumulated)])
         .await
         .unwrap_err();
     assert!(error.contains("brain_failed"), "{error}");
@@ -327,7 +324,7 @@ async fn a_step_failing_after_reacquiring_the_lock_releases_it(kind: Kind) {
     // The retry takes the lock again at once (no wait for a TTL).
     let started = Instant::now();
     let _ = steps
-        .step("run_agent", Some(("accumulate", &accumulated)))
+        .step("run_agent", &[("accumulate", &accumulated)])
         .await;
     assert!(started.elapsed() < Duration::from_millis(400));
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
@@ -340,7 +337,7 @@ async fn on_failure_fails_the_runs_own_message_visibly(kind: Kind) {
     let conversation = Conversation::new();
     let input = conversation.message("lost in accumulate");
     let steps = Steps::new(&wf, &payload(&input));
-    let acquired = steps.step("acquire_mutex", None).await.unwrap();
+    let acquired = steps.step("acquire_mutex", &[]).await.unwrap();
     // `accumulate` failed for good before absorbing anything: the own message is still pending.
     let handler = acf_sdk::Workflow::definition(&wf).on_failure.unwrap().name;
     let ctx = TestContext::new(payload(&input).as_json())
@@ -395,21 +392,19 @@ async fn a_hung_custom_brain_is_bounded_by_the_brain_timeout(kind: Kind) {
     let backend = backend(kind).await;
     let mut turn_settings = settings(50);
     turn_settings.brain_timeout = Duration::from_millis(300);
-    let wf = ConfiguredWorkflow::new(
-        Arc::new(LogicalTurnWorkflow::new(
-            &backend,
-            Arc::new(Hung),
-            turn_settings,
-        )),
-        WorkflowOptions {
-            retries: 1,
-            ..WorkflowOptions::default()
-        },
-    );
+    let wf = WorkflowOptions {
+        retries: Some(1),
+        ..WorkflowOptions::default()
+    }
+    .configure(LogicalTurnWorkflow::new(
+        &backend,
+        Arc::new(Hung),
+        turn_settings,
+    ));
     let conversation = Conversation::new();
     let input = conversation.message("hello?");
     let started = Instant::now();
-    let run = run_direct(&wf, &payload(&input)).await;
+    let run = run_turn(&wf, &payload(&input)).await;
     let failure = run.result.expect_err("the brain never answers");
     assert_eq!(failure.step, "run_agent");
     assert_eq!(run.attempts["run_agent"], 2, "a timeout is retryable");

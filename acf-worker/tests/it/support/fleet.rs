@@ -185,38 +185,6 @@ fn parse_id(id: &str) -> (u64, u64) {
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
-/// A conversation: tenant, agent and interlocutor, on the `web` channel.
-#[derive(Clone)]
-pub struct Session {
-    pub tenant: String,
-    pub agent: String,
-    pub interlocutor: String,
-}
-
-impl Session {
-    /// A session no other test uses.
-    pub fn random() -> Self {
-        Self {
-            tenant: Uuid::new_v4().to_string(),
-            agent: Uuid::new_v4().to_string(),
-            interlocutor: Uuid::new_v4().to_string(),
-        }
-    }
-
-    /// The `n`th message of the test, in this session.
-    pub fn says(&self, n: usize) -> WorkflowInput {
-        WorkflowInput {
-            tenant_id: self.tenant.clone(),
-            agent_id: self.agent.clone(),
-            interlocutor_id: self.interlocutor.clone(),
-            channel: "web".into(),
-            message_id: Uuid::new_v4().to_string(),
-            message_content: format!("message {n}"),
-            session_key: None,
-        }
-    }
-}
-
 /// Submits like a gateway: retried until the message is stored (a failed trigger after storing is handed on by
 /// intake itself, so it counts as submitted).
 pub async fn submit(backend: &Backend, client: &Client, input: &WorkflowInput) {
