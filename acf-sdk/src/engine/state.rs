@@ -435,10 +435,8 @@ pub(crate) struct State {
     pub(crate) idempotency: crate::engine::idempotency::Holds,
     /// Finished runs, oldest first (bounded by [`RETAINED_RUNS`]).
     pub(crate) finished: VecDeque<Uuid>,
-    /// Static rate limits from `PutRateLimit`: key → (units per window, window).
-    pub(crate) static_limits: HashMap<String, (i64, Duration)>,
-    /// Rate-limit usage per key.
-    pub(crate) buckets: HashMap<String, crate::engine::ratelimit::Bucket>,
+    /// Rate limits: declared limits and usage.
+    pub(crate) rate_limits: crate::engine::ratelimit::RateLimits,
     /// How many finished runs are kept (default [`RETAINED_RUNS`]).
     pub(crate) retained_runs: usize,
     /// One-off scheduled runs (REST `scheduled`, gRPC `ScheduleWorkflow`), by id.
@@ -474,8 +472,7 @@ impl State {
             children: HashMap::new(),
             idempotency: crate::engine::idempotency::Holds::default(),
             finished: VecDeque::new(),
-            static_limits: HashMap::new(),
-            buckets: HashMap::new(),
+            rate_limits: Default::default(),
             retained_runs: RETAINED_RUNS,
             scheduled: BTreeMap::new(),
             crons: BTreeMap::new(),

@@ -792,8 +792,8 @@ fn static_rate_limits_hold_tasks_until_the_window_resets() {
     use crate::proto::v1::CreateTaskRateLimit;
     let now = Instant::now();
     let mut s = State::new(Uuid::new_v4(), Timing::default());
-    s.static_limits
-        .insert("api".into(), (2, Duration::from_secs(1)));
+    s.rate_limits
+        .declare("api".into(), 2, Duration::from_secs(1));
     let mut t = task("a", &[]);
     t.rate_limits = vec![CreateTaskRateLimit {
         key: "api".into(),
