@@ -5,7 +5,7 @@
 
 use crate::engine::concurrency::{GateSpec, Gates};
 use crate::engine::conditions::Wait;
-use crate::engine::durable_log::{DurableLog, DurableStream};
+use crate::engine::durable_log::DurableLog;
 use crate::engine::model::WorkflowDef;
 use crate::engine::timers::Timers;
 use crate::proto::{AssignedAction, WorkflowEvent, WorkflowRunEvent};
@@ -423,12 +423,8 @@ pub(crate) struct State {
     pub(crate) run_waiters: HashMap<Uuid, Vec<UnboundedSender<WorkflowRunEvent>>>,
     /// `SubscribeToWorkflowEvents` subscribers.
     pub(crate) event_subs: Vec<EventSub>,
-    /// Open durable streams.
-    pub(crate) durable_streams: HashMap<u64, DurableStream>,
-    /// Legacy durable results by (task, signal key).
-    pub(crate) legacy_results: HashMap<(Uuid, String), Vec<u8>>,
-    /// Legacy durable listeners: stream id → sink and awaited keys.
-    pub(crate) legacy_listeners: HashMap<u64, crate::engine::durable_log::LegacyListener>,
+    /// Durable streams, legacy listeners and the legacy results they wait for.
+    pub(crate) durable: crate::engine::durable_log::DurableChannels,
     /// Child runs by (parent task, index/key) for dedupe.
     pub(crate) children: HashMap<(Uuid, String), Uuid>,
     /// Idempotency keys held by runs, per workflow.
@@ -466,9 +462,7 @@ impl State {
             tenant_concurrency: HashMap::new(),
             run_waiters: HashMap::new(),
             event_subs: Vec::new(),
-            durable_streams: HashMap::new(),
-            legacy_results: HashMap::new(),
-            legacy_listeners: HashMap::new(),
+            durable: Default::default(),
             children: HashMap::new(),
             idempotency: crate::engine::idempotency::Holds::default(),
             finished: VecDeque::new(),

@@ -515,21 +515,21 @@ fn lookback_satisfies_a_scoped_wait_with_an_earlier_event() {
         vec![],
         now,
     );
-    assert!(s.legacy_results.contains_key(&key("with")));
+    assert!(s.durable.legacy_results.contains_key(&key("with")));
     assert!(
-        !s.legacy_results.contains_key(&key("no-since")),
+        !s.durable.legacy_results.contains_key(&key("no-since")),
         "lookback needs a since"
     );
     assert!(
-        !s.legacy_results.contains_key(&key("no-scope")),
+        !s.durable.legacy_results.contains_key(&key("no-scope")),
         "lookback needs a scope"
     );
     // A later matching event satisfies the remaining waits; a non-matching one does not.
     s.push_event(&event("msg", Some("conv"), json!({"n": 2})), None, now);
-    assert!(!s.legacy_results.contains_key(&key("no-since")));
+    assert!(!s.durable.legacy_results.contains_key(&key("no-since")));
     s.push_event(&event("msg", Some("conv"), json!({"n": 1})), None, now);
-    assert!(s.legacy_results.contains_key(&key("no-since")));
-    assert!(s.legacy_results.contains_key(&key("no-scope")));
+    assert!(s.durable.legacy_results.contains_key(&key("no-since")));
+    assert!(s.durable.legacy_results.contains_key(&key("no-scope")));
 }
 
 #[test]
@@ -728,7 +728,8 @@ fn a_replay_issuing_a_different_call_is_non_deterministic() {
     trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
     let (tx, mut out) = unbounded_channel();
-    s.durable_streams
+    s.durable
+        .streams
         .insert(7, DurableStream { worker: None, tx });
     let task = a.task_run_external_id.clone();
     s.durable_memo(7, &task, 1, b"k".to_vec(), Some(b"1".to_vec()));
