@@ -345,11 +345,9 @@ fn cancel_in_progress_cancels_the_running_holder() {
     assert_eq!(s.runs[&first].state, RunState::Cancelled);
 }
 
-#[test]
-fn sleep_condition_queues_the_task_when_it_fires() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    let mut t = task("a", &[]);
+/// A task queued once a 1 s sleep condition (`sleep:1s`) fires.
+fn sleeping_task(name: &str) -> CreateTaskOpts {
+    let mut t = task(name, &[]);
     t.conditions = Some(TaskConditions {
         sleep_conditions: vec![SleepMatchCondition {
             base: Some(BaseMatchCondition {
@@ -361,7 +359,14 @@ fn sleep_condition_queues_the_task_when_it_fires() {
         }],
         ..Default::default()
     });
-    register(&mut s, &workflow(vec![t]));
+    t
+}
+
+#[test]
+fn sleep_condition_queues_the_task_when_it_fires() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(&mut s, &workflow(vec![sleeping_task("a")]));
     let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
     trigger(&mut s, now, json!({}), None);
     assert!(drain(&mut rx).is_empty());
@@ -379,19 +384,7 @@ fn every_status_transition_bumps_the_generation() {
     // so a timer armed for any earlier state is recognisably stale.
     let now = Instant::now();
     let mut s = State::new(Uuid::new_v4(), Timing::default());
-    let mut t = task("a", &[]);
-    t.conditions = Some(TaskConditions {
-        sleep_conditions: vec![SleepMatchCondition {
-            base: Some(BaseMatchCondition {
-                readable_data_key: "sleep:1s".into(),
-                action: 1,
-                ..Default::default()
-            }),
-            sleep_for: "1s".into(),
-        }],
-        ..Default::default()
-    });
-    register(&mut s, &workflow(vec![t]));
+    register(&mut s, &workflow(vec![sleeping_task("a")]));
     let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
     let run = trigger(&mut s, now, json!({}), None);
     let id = s.runs[&run].tasks[0];
