@@ -177,21 +177,32 @@ pub struct Report<'a>(pub &'a dyn std::error::Error);
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut previous = self.0.to_string();
-        f.write_str(&previous)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            // Some crates (redis, for one) both print their cause and return it as `source()`: a cause
-            // whose text its error already showed is not shown again.
-            let text = cause.to_string();
-            if !previous.contains(&text) {
-                write!(f, ": {text}")?;
-            }
-            previous = text;
-            source = cause.source();
+        write!(f, "{}", self.0)?;
+        for cause in shown_causes(self.0) {
+            write!(f, ": {cause}")?;
         }
         Ok(())
     }
+}
+
+/// The texts of `error`'s causes, outermost first, that a report shows. Some crates (redis, for one)
+/// both print their cause and return it as `source()`: a cause whose text its error already showed is
+/// left out.
+pub(crate) fn shown_causes(error: &dyn std::error::Error) -> impl Iterator<Item = String> + '_ {
+    let mut previous = error.to_string();
+    let mut source = error.source();
+    std::iter::from_fn(move || {
+        while let Some(cause) = source {
+            source = cause.source();
+            let text = cause.to_string();
+            let shown = !previous.contains(&text);
+            previous.clone_from(&text);
+            if shown {
+                return Some(text);
+            }
+        }
+        None
+    })
 }
 
 impl Report<'_> {

@@ -166,18 +166,10 @@ impl StepError {
         } else {
             "StepError"
         };
-        let mut previous = self.kind.to_string();
-        let mut out = format!("{ty}: {previous}");
-        let mut source = StdError::source(&self.kind);
-        while let Some(cause) = source {
-            // As `error::Report`: a cause its error already printed (some crates do) is not repeated.
-            let text = cause.to_string();
-            if !previous.contains(&text) {
-                out.push_str("\ncaused by: ");
-                out.push_str(&text);
-            }
-            previous = text;
-            source = cause.source();
+        let mut out = format!("{ty}: {}", self.kind);
+        for cause in crate::error::shown_causes(&self.kind) {
+            out.push_str("\ncaused by: ");
+            out.push_str(&cause);
         }
         out
     }

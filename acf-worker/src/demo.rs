@@ -15,9 +15,9 @@ use crate::brain::EchoBrain;
 use crate::config::Settings;
 use crate::intake::{self, IntakeError};
 use crate::models::{Conversation, TurnOutcome, WorkflowInput, WorkflowOutput};
-use crate::run::{RunError, start_worker};
+use crate::run::{RunError, start_worker, workflow_with_brain};
 use crate::stores::{Backend, StoreError, StoreSettings, TurnRecord};
-use crate::workflow::{LogicalTurnWorkflow, TurnSettings};
+use crate::workflow::LogicalTurnWorkflow;
 
 /// The demo's tenant and agent.
 const TENANT: &str = "00000000-0000-4000-8000-00000000aaaa";
@@ -150,11 +150,7 @@ pub async fn run_demo_with(
         .map_err(acf_sdk::Error::from)
         .and_then(Client::new)
         .map_err(RunError::Client)?;
-    let workflow = Arc::new(LogicalTurnWorkflow::new(
-        &backend,
-        Arc::new(EchoBrain),
-        TurnSettings::from_settings(settings),
-    ));
+    let workflow = workflow_with_brain(&backend, settings, Arc::new(EchoBrain))?;
     writeln!(
         out,
         "ruche-worker demo: embedded Hatchet engine on {}, {} stores, echo brain\n",

@@ -45,6 +45,9 @@ pub enum RunError {
     /// The brain could not be built.
     #[error("cannot build the brain")]
     Brain(#[from] BrainError),
+    /// `[events]` names a pattern no event type matches.
+    #[error(transparent)]
+    Events(#[from] crate::events::PatternError),
     /// The embedded engine could not start.
     #[cfg(feature = "embedded")]
     #[error("cannot start the embedded engine")]
@@ -67,11 +70,20 @@ pub fn workflow_on(
 ) -> Result<Arc<LogicalTurnWorkflow>, RunError> {
     let brain = brain::from_settings(&settings.brain)?;
     tracing::info!(brain = brain.name(), "brain_created");
-    Ok(Arc::new(LogicalTurnWorkflow::new(
-        backend,
-        brain,
-        TurnSettings::from_settings(settings),
-    )))
+    workflow_with_brain(backend, settings, brain)
+}
+
+/// The workflow on an already opened backend answering with `brain`, its events routed as `[events]` says.
+pub fn workflow_with_brain(
+    backend: &Backend,
+    settings: &Settings,
+    brain: Arc<dyn brain::Brain>,
+) -> Result<Arc<LogicalTurnWorkflow>, RunError> {
+    let router = crate::events::router_from_settings(&settings.events, &backend.stores)?;
+    Ok(Arc::new(
+        LogicalTurnWorkflow::new(backend, brain, TurnSettings::from_settings(settings))
+            .with_events(Arc::new(router)),
+    ))
 }
 
 /// The Hatchet client: `HATCHET_CLIENT_*` variables first; the token falls back to `jobs.hatchet.api_key`, and the

@@ -118,24 +118,52 @@ enum Claim {
     Existing(Entry),
 }
 
+/// The durable side's connections: open `DurableTask` streams, legacy listeners and the legacy results
+/// they wait for.
+#[derive(Debug, Default)]
+pub(crate) struct DurableChannels {
+    /// Open `DurableTask` streams by stream id.
+    pub(crate) streams: HashMap<u64, DurableStream>,
+    /// Legacy durable results by (task, signal key).
+    pub(crate) legacy_results: HashMap<(Uuid, String), Vec<u8>>,
+    /// Legacy durable listeners: stream id → sink and awaited keys.
+    pub(crate) legacy_listeners: HashMap<u64, LegacyListener>,
+}
+
+impl DurableChannels {
+    /// Ends every stream and listener with `UNAVAILABLE` (engine shutdown).
+    pub(crate) fn close_all(&mut self) {
+        for (_, stream) in self.streams.drain() {
+            let _ = stream.tx.send(Err(tonic::Status::unavailable(
+                "stream closed by the engine",
+            )));
+        }
+        for (_, listener) in self.legacy_listeners.drain() {
+            let _ = listener.tx.send(Err(tonic::Status::unavailable(
+                "stream closed by the engine",
+            )));
+        }
+    }
+}
+
 impl State {
     /// Sends a message on a durable stream (dropping the stream if it is gone).
     pub(crate) fn durable_send(&mut self, stream: u64, message: Out) {
-        let gone = self.durable_streams.get(&stream).is_some_and(|s| {
+        let gone = self.durable.streams.get(&stream).is_some_and(|s| {
             s.tx.send(Ok(DurableTaskResponse {
                 message: Some(message),
             }))
             .is_err()
         });
         if gone {
-            self.durable_streams.remove(&stream);
+            self.durable.streams.remove(&stream);
         }
     }
 
     /// `register_worker`.
     pub(crate) fn durable_register(&mut self, stream: u64, worker_id: String) {
         if let (Some(s), Ok(id)) = (
-            self.durable_streams.get_mut(&stream),
+            self.durable.streams.get_mut(&stream),
             Uuid::parse_str(&worker_id),
         ) {
             s.worker = Some(id);
@@ -509,6 +537,7 @@ impl State {
         now: Instant,
     ) {
         if self
+            .durable
             .legacy_results
             .contains_key(&(task, signal_key.clone()))
         {
@@ -526,10 +555,11 @@ impl State {
     /// Legacy: a listener awaits a signal.
     pub(crate) fn legacy_listen(&mut self, listener: u64, task: Uuid, signal_key: String) {
         let data = self
+            .durable
             .legacy_results
             .get(&(task, signal_key.clone()))
             .cloned();
-        let Some(l) = self.legacy_listeners.get_mut(&listener) else {
+        let Some(l) = self.durable.legacy_listeners.get_mut(&listener) else {
             return;
         };
         match data {
@@ -549,7 +579,7 @@ impl State {
     /// Legacy: a signal's conditions fired.
     pub(crate) fn legacy_completed(&mut self, task: Uuid, signal_key: &str, data: Vec<u8>) {
         let key = (task, signal_key.to_owned());
-        for l in self.legacy_listeners.values_mut() {
+        for l in self.durable.legacy_listeners.values_mut() {
             if l.awaited.remove(&key) {
                 let _ = l.tx.send(Ok(DurableEvent {
                     task_id: task.to_string(),
@@ -558,7 +588,7 @@ impl State {
                 }));
             }
         }
-        self.legacy_results.insert(key, data);
+        self.durable.legacy_results.insert(key, data);
     }
 }
 

@@ -18,7 +18,7 @@
 //!   for that worker), SOFT prefers it.
 //! * **Rate limits:** static keys (`PutRateLimit`) and dynamic ones (CEL `key_expr`, `units_expr`,
 //!   `limit_values_expr`) in fixed windows; units are taken when a task is assigned.
-//! * **Concurrency** ([`concurrency`]): all five v1 strategies (`GROUP_ROUND_ROBIN`,
+//! * **Concurrency:** all five v1 strategies (`GROUP_ROUND_ROBIN`,
 //!   `CANCEL_IN_PROGRESS`, `CANCEL_NEWEST`, `CANCEL_QUEUED_EXCEPT_NEWEST`,
 //!   `CANCEL_QUEUED_EXCEPT_OLDEST`) with Hatchet's orderings; `max_runs_expression` (CEL over
 //!   `input`, `additional_metadata`, `workflow_run_id`: a non-negative integer, the newest arrival's
@@ -32,7 +32,7 @@
 //! * **REST and dashboard:** the same port also speaks HTTP/1 for the subset of Hatchet's REST API
 //!   the official SDKs use (module `rest`) and serves a dashboard at `/dashboard`
 //!   ([`EngineHandle::dashboard_url`]).
-//! * **Idempotency** ([`idempotency`]): a trigger whose CEL key an earlier run still holds is refused
+//! * **Idempotency:** a trigger whose CEL key an earlier run still holds is refused
 //!   with `ALREADY_EXISTS` and the `IdempotencyCollisionError` detail (bulk: the created runs and the
 //!   collisions), which the official SDKs and ours turn into their typed collision errors.
 //! * **Refused at registration** (`INVALID_ARGUMENT` naming the field): batch tasks
@@ -49,13 +49,6 @@
 //! * Hatchet ignores worker labels when a sticky strategy applies; here required labels still
 //!   filter the desired worker.
 //!
-//! Module map: [`auth`] (tokens), [`validation`] → [`model`] (registered workflows), [`state`] (the
-//! one lock), [`lifecycle`] (triggers, gates, DAG activation), [`completion`] (outcomes),
-//! [`scheduler`] (assignment, payloads, timer tick), [`timers`], [`concurrency`], [`conditions`]
-//! (waits), [`durable`] (durable event logs), [`ingest`] (events), [`notify`] (run event fan-out),
-//! [`ratelimit`] (rate-limit windows), and
-//! the private `services` module with one file per gRPC service.
-//!
 //! ```no_run
 //! # async fn demo() -> Result<(), acf_sdk::engine::EngineError> {
 //! let engine = acf_sdk::engine::Engine::builder().start().await?;
@@ -66,6 +59,12 @@
 //! # Ok(()) }
 //! ```
 
+// Module map (all private to the crate; the public surface is re-exported below): `auth` (tokens),
+// `validation` -> `model` (registered workflows), `state` (the one lock), `lifecycle` (triggers, gates, DAG
+// activation), `completion` (outcomes), `scheduler` (assignment, payloads, timer tick), `timers`,
+// `concurrency`, `conditions` (waits), `durable_log` (durable event logs), `idempotency`, `ingest` (events),
+// `notify` (run event fan-out), `ratelimit` (rate-limit windows), `schedules` (crons, scheduled runs),
+// `rest` (REST API and dashboard) and `services` (one file per gRPC service).
 pub(crate) mod auth;
 pub(crate) mod completion;
 pub(crate) mod concurrency;

@@ -5,7 +5,7 @@
 
 use crate::engine::concurrency::{GateSpec, Gates};
 use crate::engine::conditions::Wait;
-use crate::engine::durable_log::{DurableLog, DurableStream};
+use crate::engine::durable_log::DurableLog;
 use crate::engine::model::WorkflowDef;
 use crate::engine::timers::Timers;
 use crate::proto::{AssignedAction, WorkflowEvent, WorkflowRunEvent};
@@ -423,22 +423,16 @@ pub(crate) struct State {
     pub(crate) run_waiters: HashMap<Uuid, Vec<UnboundedSender<WorkflowRunEvent>>>,
     /// `SubscribeToWorkflowEvents` subscribers.
     pub(crate) event_subs: Vec<EventSub>,
-    /// Open durable streams.
-    pub(crate) durable_streams: HashMap<u64, DurableStream>,
-    /// Legacy durable results by (task, signal key).
-    pub(crate) legacy_results: HashMap<(Uuid, String), Vec<u8>>,
-    /// Legacy durable listeners: stream id → sink and awaited keys.
-    pub(crate) legacy_listeners: HashMap<u64, crate::engine::durable_log::LegacyListener>,
+    /// Durable streams, legacy listeners and the legacy results they wait for.
+    pub(crate) durable: crate::engine::durable_log::DurableChannels,
     /// Child runs by (parent task, index/key) for dedupe.
     pub(crate) children: HashMap<(Uuid, String), Uuid>,
     /// Idempotency keys held by runs, per workflow.
     pub(crate) idempotency: crate::engine::idempotency::Holds,
     /// Finished runs, oldest first (bounded by [`RETAINED_RUNS`]).
     pub(crate) finished: VecDeque<Uuid>,
-    /// Static rate limits from `PutRateLimit`: key → (units per window, window).
-    pub(crate) static_limits: HashMap<String, (i64, Duration)>,
-    /// Rate-limit usage per key.
-    pub(crate) buckets: HashMap<String, crate::engine::ratelimit::Bucket>,
+    /// Rate limits: declared limits and usage.
+    pub(crate) rate_limits: crate::engine::ratelimit::RateLimits,
     /// How many finished runs are kept (default [`RETAINED_RUNS`]).
     pub(crate) retained_runs: usize,
     /// One-off scheduled runs (REST `scheduled`, gRPC `ScheduleWorkflow`), by id.
@@ -468,14 +462,11 @@ impl State {
             tenant_concurrency: HashMap::new(),
             run_waiters: HashMap::new(),
             event_subs: Vec::new(),
-            durable_streams: HashMap::new(),
-            legacy_results: HashMap::new(),
-            legacy_listeners: HashMap::new(),
+            durable: Default::default(),
             children: HashMap::new(),
             idempotency: crate::engine::idempotency::Holds::default(),
             finished: VecDeque::new(),
-            static_limits: HashMap::new(),
-            buckets: HashMap::new(),
+            rate_limits: Default::default(),
             retained_runs: RETAINED_RUNS,
             scheduled: BTreeMap::new(),
             crons: BTreeMap::new(),

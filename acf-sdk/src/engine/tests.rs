@@ -345,11 +345,9 @@ fn cancel_in_progress_cancels_the_running_holder() {
     assert_eq!(s.runs[&first].state, RunState::Cancelled);
 }
 
-#[test]
-fn sleep_condition_queues_the_task_when_it_fires() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    let mut t = task("a", &[]);
+/// A task queued once a 1 s sleep condition (`sleep:1s`) fires.
+fn sleeping_task(name: &str) -> CreateTaskOpts {
+    let mut t = task(name, &[]);
     t.conditions = Some(TaskConditions {
         sleep_conditions: vec![SleepMatchCondition {
             base: Some(BaseMatchCondition {
@@ -361,7 +359,14 @@ fn sleep_condition_queues_the_task_when_it_fires() {
         }],
         ..Default::default()
     });
-    register(&mut s, &workflow(vec![t]));
+    t
+}
+
+#[test]
+fn sleep_condition_queues_the_task_when_it_fires() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(&mut s, &workflow(vec![sleeping_task("a")]));
     let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
     trigger(&mut s, now, json!({}), None);
     assert!(drain(&mut rx).is_empty());
@@ -379,19 +384,7 @@ fn every_status_transition_bumps_the_generation() {
     // so a timer armed for any earlier state is recognisably stale.
     let now = Instant::now();
     let mut s = State::new(Uuid::new_v4(), Timing::default());
-    let mut t = task("a", &[]);
-    t.conditions = Some(TaskConditions {
-        sleep_conditions: vec![SleepMatchCondition {
-            base: Some(BaseMatchCondition {
-                readable_data_key: "sleep:1s".into(),
-                action: 1,
-                ..Default::default()
-            }),
-            sleep_for: "1s".into(),
-        }],
-        ..Default::default()
-    });
-    register(&mut s, &workflow(vec![t]));
+    register(&mut s, &workflow(vec![sleeping_task("a")]));
     let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
     let run = trigger(&mut s, now, json!({}), None);
     let id = s.runs[&run].tasks[0];
@@ -515,21 +508,21 @@ fn lookback_satisfies_a_scoped_wait_with_an_earlier_event() {
         vec![],
         now,
     );
-    assert!(s.legacy_results.contains_key(&key("with")));
+    assert!(s.durable.legacy_results.contains_key(&key("with")));
     assert!(
-        !s.legacy_results.contains_key(&key("no-since")),
+        !s.durable.legacy_results.contains_key(&key("no-since")),
         "lookback needs a since"
     );
     assert!(
-        !s.legacy_results.contains_key(&key("no-scope")),
+        !s.durable.legacy_results.contains_key(&key("no-scope")),
         "lookback needs a scope"
     );
     // A later matching event satisfies the remaining waits; a non-matching one does not.
     s.push_event(&event("msg", Some("conv"), json!({"n": 2})), None, now);
-    assert!(!s.legacy_results.contains_key(&key("no-since")));
+    assert!(!s.durable.legacy_results.contains_key(&key("no-since")));
     s.push_event(&event("msg", Some("conv"), json!({"n": 1})), None, now);
-    assert!(s.legacy_results.contains_key(&key("no-since")));
-    assert!(s.legacy_results.contains_key(&key("no-scope")));
+    assert!(s.durable.legacy_results.contains_key(&key("no-since")));
+    assert!(s.durable.legacy_results.contains_key(&key("no-scope")));
 }
 
 #[test]
@@ -728,7 +721,8 @@ fn a_replay_issuing_a_different_call_is_non_deterministic() {
     trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
     let (tx, mut out) = unbounded_channel();
-    s.durable_streams
+    s.durable
+        .streams
         .insert(7, DurableStream { worker: None, tx });
     let task = a.task_run_external_id.clone();
     s.durable_memo(7, &task, 1, b"k".to_vec(), Some(b"1".to_vec()));
@@ -792,8 +786,8 @@ fn static_rate_limits_hold_tasks_until_the_window_resets() {
     use crate::proto::v1::CreateTaskRateLimit;
     let now = Instant::now();
     let mut s = State::new(Uuid::new_v4(), Timing::default());
-    s.static_limits
-        .insert("api".into(), (2, Duration::from_secs(1)));
+    s.rate_limits
+        .declare("api".into(), 2, Duration::from_secs(1));
     let mut t = task("a", &[]);
     t.rate_limits = vec![CreateTaskRateLimit {
         key: "api".into(),

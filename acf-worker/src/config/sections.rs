@@ -26,6 +26,8 @@ pub struct Settings {
     pub brain: BrainSettings,
     /// `[liveness]`.
     pub liveness: LivenessSettings,
+    /// `[events]`.
+    pub events: EventsSettings,
     /// `[observability]`.
     pub observability: ObservabilitySettings,
 }
@@ -388,6 +390,52 @@ impl LivenessSettings {
     /// Grace before a re-trigger.
     pub fn pending_grace(&self) -> Duration {
         Duration::from_millis(self.pending_grace_ms)
+    }
+}
+
+/// `[events]`: where routed ACF events go. Side effects of `tool.executed` events are recorded on their turn
+/// whatever is configured here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct EventsSettings {
+    /// The built-in sinks events are routed to, each at most once (empty: routed nowhere).
+    pub sinks: Vec<EventSink>,
+    /// The patterns the sinks listen to: `*`, `category.*` or an exact type such as `tool.executed`.
+    pub patterns: Vec<String>,
+    /// How many entries the events stream keeps (older ones are trimmed), at least 1.
+    pub stream_max_len: u64,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            sinks: vec![EventSink::Log],
+            patterns: vec!["*".to_owned()],
+            stream_max_len: 100_000,
+        }
+    }
+}
+
+/// A built-in event sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSink {
+    /// The log: one `acf_event_emitted` line per event.
+    Log,
+    /// The store's events stream, `{storage.session.key_prefix}:events` on Redis.
+    RedisStream,
+    /// The Hatchet stream of the run that emitted the event (`PutStreamEvent`).
+    HatchetStream,
+}
+
+impl EventSink {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::RedisStream => "redis_stream",
+            Self::HatchetStream => "hatchet_stream",
+        }
     }
 }
 

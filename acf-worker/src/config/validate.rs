@@ -268,6 +268,27 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     );
     p.range("liveness.sweep_batch", live.sweep_batch, 1, 10_000);
 
+    let events = &settings.events;
+    for (at, sink) in events.sinks.iter().enumerate() {
+        p.check(!events.sinks[..at].contains(sink), "events.sinks", || {
+            format!("lists `{}` twice; accepted: each of log, redis_stream, hatchet_stream at most once", sink.as_str())
+        });
+    }
+    p.check(
+        events.sinks.is_empty() || !events.patterns.is_empty(),
+        "events.patterns",
+        || {
+            "is empty while sinks are configured; accepted: at least one pattern, e.g. \"*\""
+                .to_owned()
+        },
+    );
+    for pattern in &events.patterns {
+        if let Err(error) = crate::events::validate_pattern(pattern) {
+            p.0.push(format!("`events.patterns`: {error}"));
+        }
+    }
+    p.range("events.stream_max_len", events.stream_max_len, 1, u64::MAX);
+
     if p.0.is_empty() {
         Ok(())
     } else {

@@ -38,7 +38,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::models::UserCadenceStats;
+use crate::models::{SideEffect, UserCadenceStats};
 use crate::mutex::Lease;
 
 pub use self::backend::Backend;
@@ -230,6 +230,46 @@ pub trait PendingIndex: Send + Sync {
     async fn epoch(&self, candidate: &str) -> Result<String, StoreError>;
 }
 
+/// The side effects a turn executed, recorded as they happen so that a retried attempt of the same turn sees
+/// them (and the turn record keeps them at commit).
+#[async_trait]
+pub trait SideEffectLog: Send + Sync {
+    /// Appends `effect` to the effects of `turn_id`, only while `lease` is current ([`StoreError::StaleFence`]
+    /// otherwise).
+    async fn record_effect(
+        &self,
+        lease: &Lease,
+        turn_id: Uuid,
+        effect: &SideEffect,
+    ) -> Result<(), StoreError>;
+
+    /// The effects recorded for `turn_id`, a turn of `session_key`, oldest first.
+    async fn effects(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Vec<SideEffect>, StoreError>;
+}
+
+/// The events stream (`{key_prefix}:events` on Redis), where the `redis_stream` sink appends routed ACF events
+/// for gateways and analytics. Field layout: see the README ("Events").
+#[async_trait]
+pub trait EventStream: Send + Sync {
+    /// Appends `event`, trimming the stream to its last `max_len` entries. Returns the entry id.
+    async fn append_event(
+        &self,
+        event: &crate::events::AcfEvent,
+        max_len: u64,
+    ) -> Result<String, StoreError>;
+
+    /// Up to `count` events with ids greater than `after_id` (`"0"` reads from the start), oldest first.
+    async fn read_events_after(
+        &self,
+        after_id: &str,
+        count: usize,
+    ) -> Result<Vec<(String, crate::events::AcfEvent)>, StoreError>;
+}
+
 /// One backend's stores, as the workflow uses them.
 #[derive(Clone)]
 pub struct Stores {
@@ -247,6 +287,10 @@ pub struct Stores {
     pub commits: Arc<dyn TurnCommitter>,
     /// The liveness index and the data epoch.
     pub pending: Arc<dyn PendingIndex>,
+    /// Side effects of turns in progress.
+    pub side_effects: Arc<dyn SideEffectLog>,
+    /// The events stream.
+    pub events: Arc<dyn EventStream>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -289,6 +333,8 @@ impl Stores {
             + ResponseSink
             + TurnCommitter
             + PendingIndex
+            + SideEffectLog
+            + EventStream
             + 'static,
     {
         Self {
@@ -298,7 +344,9 @@ impl Stores {
             audit: backend.clone(),
             responses: backend.clone(),
             commits: backend.clone(),
-            pending: backend,
+            pending: backend.clone(),
+            side_effects: backend.clone(),
+            events: backend,
         }
     }
 }

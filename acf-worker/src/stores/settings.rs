@@ -107,6 +107,14 @@ impl Keys {
     pub(crate) fn turn(&self, session_key: &str, turn_id: uuid::Uuid) -> String {
         self.of_session("turn", session_key, turn_id)
     }
+    /// The events stream routed ACF events are appended to (the `redis_stream` sink).
+    pub(crate) fn events_stream(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+    /// The side effects recorded for a turn in progress (a list of JSON entries).
+    pub(crate) fn turn_effects(&self, session_key: &str, turn_id: uuid::Uuid) -> String {
+        self.of_session("turn_effects", session_key, turn_id)
+    }
     pub(crate) fn session_turns(&self, session_key: &str) -> String {
         self.session("turns", session_key)
     }

@@ -205,16 +205,18 @@ async fn gather(
         }
         turn = next;
         messages.push(TurnMessage::from(&message));
-        wf.events
-            .emit(AcfEvent::message_absorbed(
+        wf.route(
+            ctx,
+            AcfEvent::message_absorbed(
                 turn_id,
                 session_key,
                 &routing,
                 message.id,
                 messages.len(),
                 &input.channel,
-            ))
-            .await;
+            ),
+        )
+        .await;
         wait = window(&message.content, messages.len());
         tracing::info!(%turn_id, message_id = %message.id, message_count = messages.len(), new_wait_ms = millis(wait), "message_absorbed");
     };

@@ -185,6 +185,7 @@ fn record(
         fence: lease.fence,
         started_at: turn.first_at(),
         committed_at: now_utc(),
+        side_effects: turn.side_effects().to_vec(),
     }
 }
 

@@ -143,6 +143,16 @@ async fn commit_failed(
     if claimed.is_empty() {
         return Ok(claimed);
     }
+    // What the turn did before failing stays on its record; an unreadable log must not block delivering the failure.
+    let side_effects = wf
+        .stores
+        .side_effects
+        .effects(&input.session_key, turn_id)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%turn_id, %error, "side_effects_unreadable");
+            Vec::new()
+        });
     let commit = TurnCommit {
         record: TurnRecord {
             turn_id,
@@ -157,6 +167,7 @@ async fn commit_failed(
             fence: lease.fence,
             started_at,
             committed_at: now_utc(),
+            side_effects,
         },
         next_hint: None,
     };

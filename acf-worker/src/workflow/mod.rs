@@ -8,8 +8,10 @@
 //! 2. `accumulate` takes the session's open messages, waits for more on the session inbox with the TurnManager's
 //!    window (timed locally), and closes the turn; if an earlier turn already answered the run's message it ends
 //!    the run as `absorbed` (no brain call);
-//! 3. `run_agent` calls the brain with a live `has_pending_messages`, keeping the lock and the step's timeout
-//!    alive meanwhile, and emits `turn.started` then `turn.completed` / `turn.failed`;
+//! 3. `run_agent` calls the brain with a live `has_pending_messages` and the side effects earlier attempts of the
+//!    turn recorded, keeping the lock and the step's timeout alive meanwhile; it emits `turn.started` then
+//!    `turn.completed` / `turn.failed`, and records the side effect of every `tool.executed` event the brain
+//!    emits, under the fence, before routing it (see [`crate::events`]);
 //! 4. `commit_and_respond` (parents `accumulate` and `run_agent`) commits once per turn id under the fence
 //!    (record, state, statuses, the response on the response stream) and releases the lock by token;
 //! 5. `recover` (the on-failure handler) releases by token and gives the run's message its ending: a failed turn
@@ -40,8 +42,9 @@ use std::time::{Duration, Instant};
 
 use acf_sdk::{Context, StepError, on_failure, step, workflow};
 
-use crate::brain::{Brain, EventEmitter, LogEvents};
+use crate::brain::Brain;
 use crate::config::Settings;
+use crate::events::{AcfEvent, EventRouter, EventScope};
 use crate::metrics::{MeasuredBrain, RunEnd, TurnMetrics};
 use crate::models::{TurnLimits, ValidatedInput, WorkflowOutput};
 use crate::mutex::{LockOptions, SessionMutex};
@@ -101,7 +104,7 @@ pub struct LogicalTurnWorkflow {
     mutex: Arc<dyn SessionMutex>,
     stores: Stores,
     brain: Arc<dyn Brain>,
-    events: Arc<dyn EventEmitter>,
+    events: Arc<EventRouter>,
     settings: TurnSettings,
     metrics: Arc<TurnMetrics>,
 }
@@ -116,14 +119,15 @@ impl std::fmt::Debug for LogicalTurnWorkflow {
 }
 
 impl LogicalTurnWorkflow {
-    /// A workflow on `backend` answering with `brain`; events are logged as `acf_event_emitted`.
+    /// A workflow on `backend` answering with `brain`; events are logged as `acf_event_emitted`
+    /// ([`EventRouter::logging`]) until [`Self::with_events`] routes them elsewhere.
     pub fn new(backend: &Backend, brain: Arc<dyn Brain>, settings: TurnSettings) -> Self {
         let metrics = TurnMetrics::new();
         Self {
             mutex: Arc::clone(&backend.mutex),
             stores: backend.stores.clone(),
             brain: Arc::new(MeasuredBrain::new(brain, Arc::clone(&metrics))),
-            events: Arc::new(LogEvents),
+            events: Arc::new(EventRouter::logging()),
             settings,
             metrics,
         }
@@ -134,11 +138,22 @@ impl LogicalTurnWorkflow {
         &self.metrics
     }
 
-    /// Routes the ACF events the worker and the brain emit to `events` instead of the log.
+    /// Routes the ACF events the worker and the brain emit through `router` instead of the log alone. The side
+    /// effects of `tool.executed` events are recorded on their turn whatever the router's listeners.
     #[must_use]
-    pub fn with_events(mut self, events: Arc<dyn EventEmitter>) -> Self {
-        self.events = events;
+    pub fn with_events(mut self, router: Arc<EventRouter>) -> Self {
+        self.events = router;
         self
+    }
+
+    /// The router events go through (listeners can be added to it while the worker runs).
+    pub fn events(&self) -> &Arc<EventRouter> {
+        &self.events
+    }
+
+    /// Routes an event the worker itself emits from the step attempt `ctx`.
+    async fn route(&self, ctx: &Context, event: AcfEvent) {
+        self.events.route(&event, &EventScope::step(ctx)).await;
     }
 
     /// The stores the workflow writes to.

@@ -14,9 +14,8 @@ use acf_worker::brain::Brain;
 use acf_worker::config::{EnvVars, Settings, load_from};
 use acf_worker::intake;
 use acf_worker::models::{WorkflowInput, WorkflowOutput};
-use acf_worker::run::{RunningWorker, start_worker, workflow_on};
+use acf_worker::run::{RunningWorker, start_worker, workflow_on, workflow_with_brain};
 use acf_worker::stores::Backend;
-use acf_worker::workflow::{LogicalTurnWorkflow, TurnSettings};
 use uuid::Uuid;
 
 /// Settings from the shipped `config/` (environment `test` is not used: it selects the memory backend) with
@@ -101,11 +100,8 @@ impl Deployed {
             .expect("the shared Redis at 127.0.0.1:6379");
         let workflow = match brain {
             None => workflow_on(&backend, &settings).expect("the configured brain builds"),
-            Some(brain) => Arc::new(LogicalTurnWorkflow::new(
-                &backend,
-                brain,
-                TurnSettings::from_settings(&settings),
-            )),
+            Some(brain) => workflow_with_brain(&backend, &settings, brain)
+                .expect("the configured events router builds"),
         };
         let worker = start_worker(&client, workflow, &settings)
             .await

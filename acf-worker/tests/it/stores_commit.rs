@@ -53,6 +53,7 @@ fn record(session: &str, ids: &[Uuid], outcome: TurnOutcome) -> TurnRecord {
         fence: 0,
         started_at: now_utc(),
         committed_at: now_utc(),
+        side_effects: Vec::new(),
     }
 }
 

@@ -14,17 +14,7 @@ use workflow_support::{
     workflow,
 };
 
-/// Runs `$case(kind)` once on memory and once on Redis.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Memory).await } )*
-        }
-        mod redis {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Redis).await } )*
-        }
-    };
-}
+use workflow_support::on_both_backends;
 
 on_both_backends!(
     single_message_is_answered_committed_and_unlocked,
@@ -158,15 +148,20 @@ async fn messages_arriving_during_the_window_are_absorbed(kind: Kind) {
     late.await.unwrap();
     let output = run.result.expect("run");
     assert_eq!(output.response.as_deref(), Some("Echo: first / second"));
-    // The window restarts at the absorbed message: ~150 ms + 400 ms, measured locally.
+    // The window restarts at the absorbed message, accepted ≥ 150 ms after `started`: the turn cannot close before
+    // 150 + 400 ms (a lower bound load cannot break; the step's own `waited_ms` starts whenever the step did).
     let accumulated: Accumulated =
         serde_json::from_value(run.outputs["accumulate"].clone()).unwrap();
     assert!(
-        (540..1_500).contains(&accumulated.waited_ms),
+        accumulated.waited_ms < 1_500,
         "waited {} ms",
         accumulated.waited_ms
     );
-    assert!(started.elapsed() >= Duration::from_millis(540));
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        started.elapsed()
+    );
     // The late message's own run finds it answered.
     let again = run_turn(&wf, &payload(&second)).await.result.expect("run");
     assert_eq!(again.status, TurnOutcome::Absorbed);
@@ -525,6 +520,7 @@ async fn a_turn_whose_messages_were_taken_over_sends_no_response(kind: Kind) {
         fence: other.fence,
         started_at: acf_worker::models::now_utc(),
         committed_at: acf_worker::models::now_utc(),
+        side_effects: Vec::new(),
     };
     backend
         .stores

@@ -27,16 +27,7 @@ use workflow_support::{
     run_turn, settings, stored_message, workflow,
 };
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Memory).await } )*
-        }
-        mod redis {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Redis).await } )*
-        }
-    };
-}
+use workflow_support::on_both_backends;
 
 on_both_backends!(
     a_stale_recovery_includes_the_triggering_message,

@@ -122,16 +122,7 @@ pub(crate) fn drop_worker_streams(shared: &Shared) {
             let _ = tx.send(WorkerMsg::Close);
         }
     }
-    for (_, stream) in state.durable_streams.drain() {
-        let _ = stream
-            .tx
-            .send(Err(Status::unavailable("stream closed by the engine")));
-    }
-    for (_, listener) in state.legacy_listeners.drain() {
-        let _ = listener
-            .tx
-            .send(Err(Status::unavailable("stream closed by the engine")));
-    }
+    state.durable.close_all();
 }
 
 /// `RESOURCE_EXHAUSTED` for messages above Hatchet's 4 MiB limit (grpc-go's wording).

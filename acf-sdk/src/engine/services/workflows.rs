@@ -200,8 +200,8 @@ impl WorkflowService for WorkflowSvc {
         let window = crate::engine::model::rate_window(req.duration);
         self.0.mutate(|state, _| {
             state
-                .static_limits
-                .insert(req.key.clone(), (i64::from(req.limit), window));
+                .rate_limits
+                .declare(req.key.clone(), i64::from(req.limit), window);
         });
         Ok(Response::new(PutRateLimitResponse {}))
     }

@@ -39,6 +39,44 @@ fn parse_record(mut fields: HashMap<String, String>) -> Result<Option<TurnRecord
 /// `XRANGE` rows: `[id, [field, value, ...]]`.
 type StreamRows = Vec<(String, Vec<String>)>;
 
+impl RedisStores {
+    /// Up to `count` entries of the stream `key` with ids greater than `after_id` (`"0"` reads from the start),
+    /// oldest first, each as its id and fields.
+    pub(super) async fn read_stream(
+        &self,
+        key: &str,
+        after_id: &str,
+        count: usize,
+        operation: &'static str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
+        // `(id` makes the start exclusive (Redis 6.2+); "0" is not a valid exclusive start, and means "from the start".
+        let start = if after_id == "0" || after_id == "0-0" {
+            "-".to_owned()
+        } else {
+            format!("({after_id}")
+        };
+        let rows: StreamRows = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable(operation))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, flat)| {
+                let fields = flat
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect();
+                (id, fields)
+            })
+            .collect())
+    }
+}
+
 #[async_trait]
 impl AuditStore for RedisStores {
     async fn get_turn(
@@ -172,29 +210,12 @@ impl ResponseSink for RedisStores {
         after_id: &str,
         count: usize,
     ) -> Result<Vec<(String, ResponseEntry)>, StoreError> {
-        // `(id` makes the start exclusive (Redis 6.2+); "0" is not a valid exclusive start, and means "from the start".
-        let start = if after_id == "0" || after_id == "0-0" {
-            "-".to_owned()
-        } else {
-            format!("({after_id}")
-        };
-        let rows: StreamRows = redis::cmd("XRANGE")
-            .arg(self.keys.response_stream())
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(StoreError::unavailable("read responses"))?;
+        let key = self.keys.response_stream();
+        let rows = self
+            .read_stream(key, after_id, count, "read responses")
+            .await?;
         rows.into_iter()
-            .map(|(id, flat)| {
-                let fields: HashMap<String, String> = flat
-                    .chunks_exact(2)
-                    .map(|pair| (pair[0].clone(), pair[1].clone()))
-                    .collect();
-                Ok((id, stream_fields::parse(&fields)?))
-            })
+            .map(|(id, fields)| Ok((id, stream_fields::parse(&fields)?)))
             .collect()
     }
 }

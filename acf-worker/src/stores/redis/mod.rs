@@ -3,6 +3,7 @@
 mod audit;
 mod commit;
 mod connect;
+mod effects;
 mod inbox;
 mod messages;
 mod pending;
@@ -49,6 +50,7 @@ struct Scripts {
     settle_versioned: Script,
     settle: Script,
     epoch: Script,
+    record_effect: Script,
 }
 
 impl std::fmt::Debug for RedisStores {
@@ -99,6 +101,7 @@ impl RedisStores {
                 settle_versioned: Script::new(pending::SETTLE_VERSIONED),
                 settle: Script::new(pending::SETTLE),
                 epoch: Script::new(pending::EPOCH),
+                record_effect: Script::new(&effects::record_effect()),
             }),
             blocking: Arc::new(Mutex::new(Vec::new())),
             blocking_permits: Arc::new(Semaphore::new(blocking_connections)),

@@ -20,6 +20,20 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// Declares `memory::$case` and `redis::$case` tests running `$case(kind)` on each backend (the calling module
+/// imports `Kind`).
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Memory).await } )*
+        }
+        mod redis {
+            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Redis).await } )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
 /// The Redis every test may use, with unique key prefixes.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
