@@ -190,25 +190,13 @@ pub async fn start_with_options(
         workflow.settings().max_message_chars,
     );
     let configured = options.configure(workflow);
-    client
-        .register(&configured)
-        .await
-        .map_err(|source| RunError::Register {
-            host_port: client.config().host_port.clone(),
-            source,
-        })?;
+    register(client, &configured).await?;
     tracing::info!(
         workflow_name = crate::workflow::WORKFLOW_NAME,
         registered_class = "LogicalTurnWorkflow",
         "workflow_registered"
     );
-    client
-        .register(&events)
-        .await
-        .map_err(|source| RunError::Register {
-            host_port: client.config().host_port.clone(),
-            source,
-        })?;
+    register(client, &events).await?;
     tracing::info!(
         workflow_name = crate::intake::NEW_MESSAGE_WORKFLOW,
         event_key = crate::intake::NEW_MESSAGE_EVENT,
@@ -247,6 +235,17 @@ pub async fn start_with_options(
         task,
         _ready_log: stop.drop_guard(),
     })
+}
+
+/// Registers `workflow` (`PutWorkflow`), naming the engine when it is unreachable or refuses.
+async fn register(client: &Client, workflow: &dyn acf_sdk::Workflow) -> Result<(), RunError> {
+    client
+        .register(workflow)
+        .await
+        .map_err(|source| RunError::Register {
+            host_port: client.config().host_port.clone(),
+            source,
+        })
 }
 
 /// `ruche-worker run`: connects to Hatchet from the environment and configuration, serves until SIGINT or SIGTERM,
