@@ -57,6 +57,9 @@ pub use config::ClientConfig;
 pub use context::{Context, LogLevel, RunInfo, WaitResult};
 pub use error::{ResultExt, StepError, StepErrorKind};
 pub use model::{Condition, ConditionGroup, TaskDefinition, WorkflowDefinition};
+/// The Prometheus client crate the worker metrics are built on, for registering extra metrics with
+/// [`worker::Metrics::register`].
+pub use prometheus_client;
 pub use sdk_error::{Error, Result};
 pub use worker::{Worker, WorkerBuilder, WorkerHandle, WorkerStatus};
 pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};

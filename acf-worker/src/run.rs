@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::brain::{self, BrainError};
 use crate::config::Settings;
+use crate::intake::NewMessageIntake;
 use crate::stores::{Backend, StoreError};
 use crate::workflow::{ConfiguredWorkflow, LogicalTurnWorkflow, TurnSettings, WorkflowOptions};
 
@@ -169,6 +170,12 @@ pub async fn start_with_options(
     settings: &Settings,
     options: WorkflowOptions,
 ) -> Result<RunningWorker, RunError> {
+    let turn_metrics = Arc::clone(workflow.metrics());
+    let events = NewMessageIntake::new(
+        workflow.stores().clone(),
+        client.clone(),
+        workflow.settings().max_message_chars,
+    );
     let configured = ConfiguredWorkflow::new(workflow, options);
     client
         .register(&configured)
@@ -182,6 +189,18 @@ pub async fn start_with_options(
         registered_class = "LogicalTurnWorkflow",
         "workflow_registered"
     );
+    client
+        .register(&events)
+        .await
+        .map_err(|source| RunError::Register {
+            host_port: client.config().host_port.clone(),
+            source,
+        })?;
+    tracing::info!(
+        workflow_name = crate::intake::NEW_MESSAGE_WORKFLOW,
+        event_key = crate::intake::NEW_MESSAGE_EVENT,
+        "workflow_registered"
+    );
     let slots = i32::try_from(settings.jobs.hatchet.worker_concurrency).unwrap_or(i32::MAX);
     let worker = client
         .worker(WORKER_NAME)
@@ -190,9 +209,14 @@ pub async fn start_with_options(
         // Registered just above (to fail early, naming the engine): the worker must not send it again.
         .workflows_registered(true)
         .workflow(configured)
+        .workflow(events)
         .build()
         .map_err(RunError::Worker)?;
     let handle = worker.handle();
+    // One registry: the SDK's worker metrics and the turn metrics come out of the same `/metrics` scrape.
+    handle
+        .metrics()
+        .register(|registry| turn_metrics.register(registry));
     let task = tokio::spawn(worker.run());
     // `acf_worker_ready` means listening (what `/readyz` reports), which comes after this returns: the
     // caller must be able to handle signals meanwhile.
@@ -201,7 +225,7 @@ pub async fn start_with_options(
     let watch = stop.clone();
     tokio::spawn(async move {
         tokio::select! {
-            () = ready.ready() => tracing::info!(workflow_count = 1, slots, "acf_worker_ready"),
+            () = ready.ready() => tracing::info!(workflow_count = 2, slots, "acf_worker_ready"),
             () = watch.cancelled() => {}
         }
     });

@@ -5,6 +5,7 @@
 
 mod e2e_bench;
 mod e2e_demo;
+mod e2e_new_message;
 mod e2e_python;
 mod e2e_serialization;
 mod e2e_turns;

@@ -39,7 +39,7 @@ fn route(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
         },
         "/metrics" => respond(
             StatusCode::OK,
-            "text/plain; version=0.0.4",
+            super::metrics::CONTENT_TYPE,
             shared.metrics.render(),
         ),
         _ => respond(

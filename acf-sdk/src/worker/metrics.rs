@@ -1,15 +1,25 @@
-//! Worker metrics, rendered in the Prometheus text format by the health server.
+//! Worker metrics on `prometheus-client`: one [`Registry`] per worker, rendered in the OpenMetrics text format by
+//! the health server's `/metrics`. Applications add their own metrics to the same registry with
+//! [`Metrics::register`], so one scrape returns both.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the step-duration histogram buckets.
 const BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// How a step attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,170 +42,179 @@ impl Outcome {
     }
 }
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SlotLabels {
+    slot: String,
 }
 
-/// Counters and gauges of one worker.
-#[derive(Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ActionLabels {
+    action: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    action: String,
+    outcome: &'static str,
+}
+
+fn step_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// The metrics of one worker, and the registry they are exposed from.
 pub struct Metrics {
-    slots_in_use: Mutex<BTreeMap<String, i64>>,
-    slots_total: Mutex<BTreeMap<String, i64>>,
-    outcomes: Mutex<BTreeMap<(String, Outcome), u64>>,
-    durations: Mutex<BTreeMap<String, Histogram>>,
-    reconnects: AtomicU64,
-    heartbeat_failures: AtomicU64,
-    panics: AtomicU64,
+    registry: Mutex<Registry>,
+    slots_in_use: Family<SlotLabels, Gauge>,
+    slots_total: Family<SlotLabels, Gauge>,
+    outcomes: Family<OutcomeLabels, Counter>,
+    durations: Family<ActionLabels, Histogram, fn() -> Histogram>,
+    reconnects: Counter<u64, AtomicU64>,
+    heartbeat_failures: Counter<u64, AtomicU64>,
+    panics: Counter<u64, AtomicU64>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let metrics = Self {
+            registry: Mutex::new(Registry::default()),
+            slots_in_use: Family::default(),
+            slots_total: Family::default(),
+            outcomes: Family::default(),
+            durations: Family::new_with_constructor(step_histogram),
+            reconnects: Counter::default(),
+            heartbeat_failures: Counter::default(),
+            panics: Counter::default(),
+        };
+        metrics.register(|registry| {
+            registry.register(
+                "hatchet_worker_slots_in_use",
+                "Slots currently taken by running steps",
+                metrics.slots_in_use.clone(),
+            );
+            registry.register(
+                "hatchet_worker_slots",
+                "Configured slots per slot type",
+                metrics.slots_total.clone(),
+            );
+            registry.register(
+                "hatchet_worker_tasks",
+                "Finished step attempts by outcome",
+                metrics.outcomes.clone(),
+            );
+            registry.register(
+                "hatchet_worker_step_duration_seconds",
+                "Step run time",
+                metrics.durations.clone(),
+            );
+            registry.register(
+                "hatchet_worker_reconnects",
+                "Action stream reconnects",
+                metrics.reconnects.clone(),
+            );
+            registry.register(
+                "hatchet_worker_heartbeat_failures",
+                "Failed heartbeats",
+                metrics.heartbeat_failures.clone(),
+            );
+            registry.register(
+                "hatchet_worker_panics",
+                "Steps that panicked",
+                metrics.panics.clone(),
+            );
+        });
+        metrics
+    }
 }
 
 impl Metrics {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds metrics to this worker's registry: `register(|registry| registry.register(name, help, metric))`.
+    /// Metrics registered here appear on the health server's `/metrics` with the worker's own.
+    pub fn register<R>(&self, register: impl FnOnce(&mut Registry) -> R) -> R {
+        register(&mut self.registry())
+    }
+
     /// Declares a slot type's capacity.
     pub fn set_slots_total(&self, slot: &str, total: i64) {
-        lock(&self.slots_total).insert(slot.to_owned(), total);
+        self.slots_total
+            .get_or_create(&SlotLabels { slot: slot.into() })
+            .set(total);
     }
 
     /// Adjusts the slots in use of a slot type.
     pub fn add_slots_in_use(&self, slot: &str, delta: i64) {
-        *lock(&self.slots_in_use).entry(slot.to_owned()).or_default() += delta;
+        self.slots_in_use
+            .get_or_create(&SlotLabels { slot: slot.into() })
+            .inc_by(delta);
     }
 
     /// Slots in use of a slot type.
     pub fn slots_in_use(&self, slot: &str) -> i64 {
-        lock(&self.slots_in_use).get(slot).copied().unwrap_or(0)
+        self.slots_in_use
+            .get_or_create(&SlotLabels { slot: slot.into() })
+            .get()
     }
 
     /// Records a finished attempt.
     pub fn record(&self, action: &str, outcome: Outcome, elapsed: Duration) {
-        *lock(&self.outcomes)
-            .entry((action.to_owned(), outcome))
-            .or_default() += 1;
-        let secs = elapsed.as_secs_f64();
-        let mut durations = lock(&self.durations);
-        let h = durations.entry(action.to_owned()).or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.buckets[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        self.outcomes
+            .get_or_create(&OutcomeLabels {
+                action: action.into(),
+                outcome: outcome.label(),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&ActionLabels {
+                action: action.into(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Number of attempts of `action` that ended with `outcome`.
     pub fn outcomes(&self, action: &str, outcome: Outcome) -> u64 {
-        lock(&self.outcomes)
-            .get(&(action.to_owned(), outcome))
-            .copied()
-            .unwrap_or(0)
+        self.outcomes
+            .get_or_create(&OutcomeLabels {
+                action: action.into(),
+                outcome: outcome.label(),
+            })
+            .get()
     }
 
     /// Counts a listener reconnect.
     pub fn inc_reconnects(&self) {
-        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.reconnects.inc();
     }
 
     /// Listener reconnects so far.
     pub fn reconnects(&self) -> u64 {
-        self.reconnects.load(Ordering::Relaxed)
+        self.reconnects.get()
     }
 
     /// Counts a failed heartbeat.
     pub fn inc_heartbeat_failures(&self) {
-        self.heartbeat_failures.fetch_add(1, Ordering::Relaxed);
+        self.heartbeat_failures.inc();
     }
 
     /// Counts a panicking step.
     pub fn inc_panics(&self) {
-        self.panics.fetch_add(1, Ordering::Relaxed);
+        self.panics.inc();
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition of the whole registry (content type [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        out.push_str(
-            "# HELP hatchet_worker_slots_in_use Slots currently taken by running steps.\n",
-        );
-        out.push_str("# TYPE hatchet_worker_slots_in_use gauge\n");
-        for (slot, v) in lock(&self.slots_in_use).iter() {
-            let _ = writeln!(
-                out,
-                "hatchet_worker_slots_in_use{{slot=\"{}\"}} {v}",
-                esc(slot)
-            );
-        }
-        out.push_str("# HELP hatchet_worker_slots Configured slots per slot type.\n");
-        out.push_str("# TYPE hatchet_worker_slots gauge\n");
-        for (slot, v) in lock(&self.slots_total).iter() {
-            let _ = writeln!(out, "hatchet_worker_slots{{slot=\"{}\"}} {v}", esc(slot));
-        }
-        out.push_str("# HELP hatchet_worker_tasks_total Finished step attempts by outcome.\n");
-        out.push_str("# TYPE hatchet_worker_tasks_total counter\n");
-        for ((action, outcome), v) in lock(&self.outcomes).iter() {
-            let _ = writeln!(
-                out,
-                "hatchet_worker_tasks_total{{action=\"{}\",outcome=\"{}\"}} {v}",
-                esc(action),
-                outcome.label()
-            );
-        }
-        out.push_str("# HELP hatchet_worker_step_duration_seconds Step run time.\n");
-        out.push_str("# TYPE hatchet_worker_step_duration_seconds histogram\n");
-        for (action, h) in lock(&self.durations).iter() {
-            let a = esc(action);
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "hatchet_worker_step_duration_seconds_bucket{{action=\"{a}\",le=\"{bound}\"}} {}",
-                    h.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "hatchet_worker_step_duration_seconds_bucket{{action=\"{a}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "hatchet_worker_step_duration_seconds_sum{{action=\"{a}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "hatchet_worker_step_duration_seconds_count{{action=\"{a}\"}} {}",
-                h.count
-            );
-        }
-        for (name, help, v) in [
-            (
-                "hatchet_worker_reconnects_total",
-                "Action stream reconnects.",
-                &self.reconnects,
-            ),
-            (
-                "hatchet_worker_heartbeat_failures_total",
-                "Failed heartbeats.",
-                &self.heartbeat_failures,
-            ),
-            (
-                "hatchet_worker_panics_total",
-                "Steps that panicked.",
-                &self.panics,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry());
         out
     }
 }
@@ -205,23 +224,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_prometheus_text() {
+    fn renders_the_registry_including_registered_extras() {
         let m = Metrics::default();
         m.set_slots_total("default", 10);
         m.add_slots_in_use("default", 2);
         m.record("wf:step", Outcome::Completed, Duration::from_millis(20));
         m.record("wf:step", Outcome::Failed, Duration::from_secs(2));
         m.inc_reconnects();
+        let extra: Counter = Counter::default();
+        m.register(|r| r.register("app_things", "Things", extra.clone()));
+        extra.inc_by(3);
         let text = m.render();
-        assert!(text.contains("hatchet_worker_slots_in_use{slot=\"default\"} 2"));
         assert!(
-            text.contains("hatchet_worker_tasks_total{action=\"wf:step\",outcome=\"completed\"} 1")
+            text.contains("hatchet_worker_slots_in_use{slot=\"default\"} 2"),
+            "{text}"
         );
-        assert!(text.contains(
-            "hatchet_worker_step_duration_seconds_bucket{action=\"wf:step\",le=\"0.025\"} 1"
-        ));
+        assert!(
+            text.contains("hatchet_worker_tasks_total{action=\"wf:step\",outcome=\"completed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "hatchet_worker_step_duration_seconds_bucket{le=\"0.025\",action=\"wf:step\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("hatchet_worker_step_duration_seconds_count{action=\"wf:step\"} 2"));
         assert!(text.contains("hatchet_worker_reconnects_total 1"));
+        assert!(text.contains("app_things_total 3"));
+        assert!(text.ends_with("# EOF\n"));
         assert_eq!(m.outcomes("wf:step", Outcome::Failed), 1);
     }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-pub use metrics::{Metrics, Outcome};
+pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics, Outcome};
 pub(crate) use state::Shared;
 pub use state::WorkerStatus;
 pub use version::EngineVersion;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use super::{Brain, BrainError, EchoBrain, HttpBrain, HttpBrainConfig};
 use crate::config::{BrainKind, BrainSettings};
 
-/// The brain `[brain]` selects: `echo`, or `http` posting to `brain.url` with `brain.timeout_ms`.
+/// The brain `[brain]` selects: `echo`, or `http` posting to `brain.url` with `brain.timeout_ms`, `brain.api_key`
+/// as the bearer token and `brain.headers`.
 pub fn from_settings(settings: &BrainSettings) -> Result<Arc<dyn Brain>, BrainError> {
     match settings.kind {
         BrainKind::Echo => Ok(Arc::new(EchoBrain)),
@@ -16,7 +17,12 @@ pub fn from_settings(settings: &BrainSettings) -> Result<Arc<dyn Brain>, BrainEr
             Ok(Arc::new(HttpBrain::new(HttpBrainConfig {
                 url: url.expose().to_owned(),
                 timeout: settings.timeout(),
-                bearer_token: None,
+                bearer_token: settings.api_key.as_ref().map(|key| key.expose().to_owned()),
+                headers: settings
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.expose().to_owned()))
+                    .collect(),
             })?))
         }
     }

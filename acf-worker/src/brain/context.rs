@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::events::AcfEvent;
+use crate::events::{AcfEvent, Routing};
 use crate::models::LogicalTurn;
 use crate::models::time::serde_timestamp;
 use crate::stores::{MessageStore, StoredMessage};
@@ -161,6 +161,8 @@ pub struct TurnContext {
     pending: Arc<dyn PendingMessages>,
     events: Arc<dyn EventEmitter>,
     pending_seen: AtomicBool,
+    routing: Option<Routing>,
+    turn_number: Option<u64>,
 }
 
 impl std::fmt::Debug for TurnContext {
@@ -170,6 +172,7 @@ impl std::fmt::Debug for TurnContext {
             .field("session_key", &self.turn.session_key())
             .field("channel", &self.channel)
             .field("messages", &self.messages.len())
+            .field("turn_number", &self.turn_number)
             .finish_non_exhaustive()
     }
 }
@@ -190,7 +193,32 @@ impl TurnContext {
             pending,
             events,
             pending_seen: AtomicBool::new(false),
+            routing: None,
+            turn_number: None,
         }
+    }
+
+    /// Sets the tenant, agent and interlocutor the turn belongs to (the workflow always does; the HTTP brain
+    /// refuses a context without them, since a brain serving many agents needs them).
+    pub fn with_routing(mut self, routing: Routing) -> Self {
+        self.routing = Some(routing);
+        self
+    }
+
+    /// Sets the number this turn gets when it commits: the session's committed turns so far plus one.
+    pub fn with_turn_number(mut self, turn_number: u64) -> Self {
+        self.turn_number = Some(turn_number);
+        self
+    }
+
+    /// The tenant, agent and interlocutor, when set.
+    pub fn routing(&self) -> Option<&Routing> {
+        self.routing.as_ref()
+    }
+
+    /// The turn's number within its session (1 for the first), when set.
+    pub fn turn_number(&self) -> Option<u64> {
+        self.turn_number
     }
 
     /// The logical turn.

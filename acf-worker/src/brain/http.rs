@@ -6,12 +6,27 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tracing::Instrument as _;
+use uuid::Uuid;
+
 use super::{Brain, BrainError, BrainResult, ResponseSegment, TurnContext, TurnMessage};
+use crate::config::{REDACTED, redact_url_password};
 use crate::events::{AcfEvent, AcfEventType};
 use crate::models::{AccumulationHint, LogicalTurn};
 
 /// Longest excerpt of an error body kept in [`BrainError::Status`].
 const BODY_EXCERPT_CHARS: usize = 512;
+
+/// Headers the worker sets itself, which `brain.headers` may not override.
+pub const RESERVED_HEADERS: [&str; 6] = [
+    "authorization",
+    "content-type",
+    "content-length",
+    "host",
+    "traceparent",
+    "tracestate",
+];
 
 /// Where and how the HTTP brain calls its endpoint.
 #[derive(Clone, PartialEq, Eq)]
@@ -22,39 +37,54 @@ pub struct HttpBrainConfig {
     pub timeout: Duration,
     /// Sent as `Authorization: Bearer …` when set.
     pub bearer_token: Option<String>,
+    /// Extra static headers sent with every request (values are treated as secrets: never printed).
+    pub headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for HttpBrainConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), REDACTED))
+            .collect();
         f.debug_struct("HttpBrainConfig")
-            .field("url", &self.url)
+            .field("url", &redact_url_password(&self.url))
             .field("timeout", &self.timeout)
             .field(
                 "bearer_token",
-                &self.bearer_token.as_ref().map(|_| "[REDACTED]"),
+                &self.bearer_token.as_ref().map(|_| REDACTED),
             )
+            .field("headers", &headers)
             .finish()
     }
 }
 
 /// Answers turns by `POST`ing them as JSON to a configured URL.
 ///
+/// The contract is published as JSON Schemas in `acf-worker/schemas/` (`brain-request.schema.json`,
+/// `brain-response.schema.json`); the crate's tests validate what the worker sends and accepts against them.
+///
 /// # Request
 ///
-/// `POST {url}` with `Content-Type: application/json` (and `Authorization: Bearer {token}` when configured):
+/// `POST {url}` with `Content-Type: application/json`, `Authorization: Bearer {brain.api_key}` when configured,
+/// every `brain.headers` entry, and a W3C `traceparent` when traces are on:
 ///
 /// ```json
 /// {
-///   "turn": { "id": "…", "session_key": "…", "messages": ["…"], "status": "processing", … },
-///   "session_key": "tenant:agent:interlocutor:channel",
+///   "tenant_id": "6f1c2a56-…", "agent_id": "…", "interlocutor_id": "…",
 ///   "channel": "whatsapp",
+///   "session_key": "tenant:agent:interlocutor:channel",
+///   "turn_id": "…", "turn_number": 3,
 ///   "messages": [{ "id": "…", "content": "hi", "received_at": "2025-01-15T10:30:00Z" }],
-///   "has_pending_messages": false
+///   "has_pending_messages": false,
+///   "turn": { "id": "…", "session_key": "…", "messages": ["…"], "status": "processing", … }
 /// }
 /// ```
 ///
-/// `turn` is the [`LogicalTurn`] in the original worker's JSON form; `messages` are the turn's messages in order;
-/// `has_pending_messages` is the answer of [`TurnContext::has_pending_messages`] when the request was sent.
+/// `turn_number` is the number the turn gets when it commits (1 for a session's first); `messages` are the turn's
+/// messages in order; `has_pending_messages` is the answer of [`TurnContext::has_pending_messages`] when the
+/// request was sent; `turn` is the [`LogicalTurn`] in the original worker's JSON form.
 ///
 /// # Response
 ///
@@ -84,7 +114,7 @@ impl std::fmt::Debug for HttpBrainConfig {
 ///
 /// No answer within the timeout: [`BrainError::Timeout`]. A non-2xx status: [`BrainError::Status`] with the start of
 /// the body. Not JSON, or not following the rules above: [`BrainError::Malformed`]. Unreachable endpoint:
-/// [`BrainError::Transport`].
+/// [`BrainError::Transport`]. A context without routing ids or turn number: [`BrainError::Failed`].
 #[derive(Debug, Clone)]
 pub struct HttpBrain {
     client: reqwest::Client,
@@ -92,23 +122,50 @@ pub struct HttpBrain {
 }
 
 impl HttpBrain {
-    /// A brain for `config`.
+    /// A brain for `config`. Fails when a header name or value is not valid HTTP, or names a reserved header.
     pub fn new(config: HttpBrainConfig) -> Result<Self, BrainError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                BrainError::Failed(format!(
+                    "brain.headers: `{name}` is not a valid header name"
+                ))
+            })?;
+            if RESERVED_HEADERS.contains(&header.as_str()) {
+                return Err(BrainError::Failed(format!(
+                    "brain.headers: `{name}` is set by the worker itself and cannot be configured"
+                )));
+            }
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                BrainError::Failed(format!(
+                    "brain.headers.{name}: the value is not a valid header value"
+                ))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header, value);
+        }
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
+            .default_headers(headers)
             .build()
             .map_err(BrainError::Transport)?;
         Ok(Self { client, config })
     }
 }
 
+/// The request body; `brain-request.schema.json` documents it.
 #[derive(Serialize)]
 struct Request<'a> {
-    turn: &'a LogicalTurn,
-    session_key: &'a str,
+    tenant_id: Uuid,
+    agent_id: Uuid,
+    interlocutor_id: Uuid,
     channel: &'a str,
+    session_key: &'a str,
+    turn_id: Uuid,
+    turn_number: u64,
     messages: &'a [TurnMessage],
     has_pending_messages: bool,
+    turn: &'a LogicalTurn,
 }
 
 #[derive(Deserialize)]
@@ -177,23 +234,55 @@ impl Brain for HttpBrain {
 
     async fn think(&self, ctx: &TurnContext) -> Result<BrainResult, BrainError> {
         let timeout = self.config.timeout;
+        let routing = ctx.routing().ok_or_else(|| {
+            BrainError::Failed("the turn context has no tenant, agent and interlocutor ids".into())
+        })?;
+        let turn_number = ctx
+            .turn_number()
+            .ok_or_else(|| BrainError::Failed("the turn context has no turn number".into()))?;
         let body = Request {
-            turn: ctx.turn(),
-            session_key: ctx.session_key(),
+            tenant_id: routing.tenant_id,
+            agent_id: routing.agent_id,
+            interlocutor_id: routing.interlocutor_id,
             channel: ctx.channel(),
+            session_key: ctx.session_key(),
+            turn_id: ctx.turn().id(),
+            turn_number,
             messages: ctx.messages(),
             has_pending_messages: ctx.has_pending_messages().await,
+            turn: ctx.turn(),
         };
-        let mut request = self.client.post(&self.config.url).json(&body);
-        if let Some(token) = &self.config.bearer_token {
-            request = request.bearer_auth(token);
+        let span = tracing::info_span!(
+            "http.client",
+            otel.name = "POST",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = "POST",
+            url.full = %redact_url_password(&self.config.url),
+            http.response.status_code = tracing::field::Empty,
+        );
+        let exchange = async {
+            let mut request = self.client.post(&self.config.url).json(&body);
+            if let Some(token) = &self.config.bearer_token {
+                request = request.bearer_auth(token);
+            }
+            // The brain continues the turn's trace from this client span.
+            for (name, value) in crate::telemetry::trace_headers() {
+                request = request.header(name, value);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            tracing::Span::current().record("http.response.status_code", status.as_u16());
+            let text = response.text().await?;
+            Ok::<_, reqwest::Error>((status, text))
+        };
+        let (status, text) = exchange.instrument(span.clone()).await.map_err(|err| {
+            span.record("otel.status_code", "ERROR");
+            classify(err, timeout)
+        })?;
+        if !status.is_success() {
+            span.record("otel.status_code", "ERROR");
         }
-        let response = request.send().await.map_err(|err| classify(err, timeout))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|err| classify(err, timeout))?;
         if !status.is_success() {
             return Err(BrainError::Status {
                 status: status.as_u16(),

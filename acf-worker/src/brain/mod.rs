@@ -21,7 +21,7 @@ pub use self::context::{
 };
 pub use self::echo::EchoBrain;
 pub use self::error::BrainError;
-pub use self::http::{HttpBrain, HttpBrainConfig};
+pub use self::http::{HttpBrain, HttpBrainConfig, RESERVED_HEADERS};
 pub use self::result::BrainResult;
 pub use self::segment::ResponseSegment;
 

@@ -330,6 +330,13 @@ pub struct BrainSettings {
     pub url: Option<ConnectionUrl>,
     /// Request timeout, ms (1 to 600000).
     pub timeout_ms: u64,
+    /// Sent to an `http` brain as `Authorization: Bearer {api_key}`. Set it through `RUCHE_BRAIN__API_KEY`;
+    /// never commit it to a file.
+    pub api_key: Option<Secret>,
+    /// Extra static headers sent to an `http` brain with every request, name to value. Values are redacted when
+    /// printed. `authorization` (use `api_key`), `content-type`, `content-length`, `host`, `traceparent` and
+    /// `tracestate` are set by the worker and refused here.
+    pub headers: BTreeMap<String, Secret>,
 }
 
 impl Default for BrainSettings {
@@ -338,6 +345,8 @@ impl Default for BrainSettings {
             kind: BrainKind::Echo,
             url: None,
             timeout_ms: 30_000,
+            api_key: None,
+            headers: BTreeMap::new(),
         }
     }
 }

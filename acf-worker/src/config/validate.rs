@@ -218,6 +218,37 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), ConfigError> {
         (BrainKind::Echo, None) => {}
     }
     p.range("brain.timeout_ms", brain.timeout_ms, 1, 600_000);
+    for (name, value) in &brain.headers {
+        let key = format!("brain.headers.{name}");
+        match reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
+            Err(_) => p.check(false, &key, || {
+                "is not a valid HTTP header name; accepted: letters, digits and `!#$%&'*+-.^_`|~`".to_owned()
+            }),
+            Ok(header) => p.check(
+                !crate::brain::RESERVED_HEADERS.contains(&header.as_str()),
+                &key,
+                || {
+                    format!(
+                        "is set by the worker itself; accepted: any header but {}",
+                        crate::brain::RESERVED_HEADERS.join(", ")
+                    )
+                },
+            ),
+        }
+        // The value is a secret: the message names the key only.
+        p.check(
+            reqwest::header::HeaderValue::from_str(value.expose()).is_ok(),
+            &key,
+            || "has an invalid value; accepted: visible ASCII characters and spaces".to_owned(),
+        );
+    }
+    if let Some(key) = &brain.api_key {
+        p.check(
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose())).is_ok(),
+            "brain.api_key",
+            || "has an invalid value; accepted: visible ASCII characters".to_owned(),
+        );
+    }
 
     let live = &settings.liveness;
     p.range(

@@ -16,6 +16,10 @@ pub(crate) struct Fields {
 
 impl Fields {
     pub(crate) fn insert(&mut self, name: &str, value: Value) {
+        // `otel.*` span fields name and classify spans for the trace exporter; they are not log context.
+        if name.starts_with("otel.") {
+            return;
+        }
         let value = if is_secret_field(name) {
             Value::String(REDACTED.to_owned())
         } else {

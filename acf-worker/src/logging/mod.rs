@@ -63,7 +63,16 @@ where
 
 /// Installs the global subscriber writing to stdout, and bridges the `log` crate into it.
 pub fn init(config: &LoggingConfig) -> Result<(), LoggingError> {
+    init_with(config, None)
+}
+
+/// [`init`], plus `spans` (the trace exporter's layer, see [`crate::telemetry`]) on the same subscriber.
+pub fn init_with(
+    config: &LoggingConfig,
+    spans: Option<Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>>,
+) -> Result<(), LoggingError> {
     tracing_subscriber::registry()
+        .with(spans)
         .with(layer(config, std::io::stdout))
         .try_init()?;
     Ok(())

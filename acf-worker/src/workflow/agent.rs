@@ -84,6 +84,8 @@ async fn think(
         ))
         .await;
 
+    // The commit numbers the turn `turn_count + 1` under the same lock, so the brain is told that number now.
+    let turn_number = wf.stores.sessions.get(session_key).await?.turn_count + 1;
     let pending = StorePendingMessages::new(
         Arc::clone(&wf.stores.messages),
         session_key,
@@ -95,7 +97,9 @@ async fn think(
         outcome.messages.clone(),
         Arc::new(pending),
         Arc::clone(&wf.events),
-    );
+    )
+    .with_routing(routing)
+    .with_turn_number(turn_number);
     // `brain.timeout_ms` bounds every brain, built-in or custom, here at the call site; the keep-alive never
     // extends the step past it.
     let limit = wf.settings.brain_timeout;

@@ -29,7 +29,7 @@ pub struct InvalidInput {
 }
 
 impl InvalidInput {
-    fn new(field: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &str, reason: impl Into<String>) -> Self {
         Self {
             field: field.to_owned(),
             reason: reason.into(),

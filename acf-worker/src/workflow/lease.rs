@@ -15,8 +15,10 @@ impl LogicalTurnWorkflow {
     /// Acquires the session's lock with the configured blocking wait. Contention and an unreachable backend are
     /// retryable (`mutex_acquisition_failed`); the engine retries with the configured backoff.
     pub(crate) async fn lock(&self, session_key: &str) -> Result<Lease, StepError> {
+        let started = std::time::Instant::now();
         match self.mutex.acquire(session_key, self.settings.lock).await {
             Ok(lease) => {
+                self.metrics.lock_acquired(started.elapsed());
                 tracing::info!(
                     session_key,
                     lock_key = %lease.key,
@@ -43,6 +45,7 @@ impl LogicalTurnWorkflow {
         match self.mutex.extend(lease, self.settings.lock.ttl).await {
             Ok(LockOutcome::Applied) => Ok(lease.clone()),
             Ok(LockOutcome::NotOwned) => {
+                self.metrics.lock_lost();
                 tracing::warn!(session_key = %lease.session_key, fence = lease.fence, "mutex_reacquiring");
                 self.lock(&lease.session_key).await
             }
@@ -110,6 +113,7 @@ impl LogicalTurnWorkflow {
         KeepAlive {
             heartbeat,
             refresher,
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
@@ -119,13 +123,18 @@ impl LogicalTurnWorkflow {
 pub(crate) struct KeepAlive {
     heartbeat: Heartbeat,
     refresher: JoinHandle<()>,
+    metrics: Arc<crate::metrics::TurnMetrics>,
 }
 
 impl KeepAlive {
     /// Stops both extensions.
     pub(crate) async fn stop(self) -> HeartbeatReport {
         self.refresher.abort();
-        self.heartbeat.stop().await
+        let report = self.heartbeat.stop().await;
+        if report.lost {
+            self.metrics.lock_lost();
+        }
+        report
     }
 }
 

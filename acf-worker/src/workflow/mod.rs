@@ -33,16 +33,19 @@ mod registration;
 mod types;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use acf_sdk::{Context, StepError, on_failure, step, workflow};
 
 use crate::brain::{Brain, EventEmitter, LogEvents};
 use crate::config::Settings;
+use crate::metrics::{MeasuredBrain, RunEnd, TurnMetrics};
 use crate::models::{TurnLimits, WorkflowOutput};
 use crate::mutex::{LockOptions, SessionMutex};
 use crate::stores::{Backend, Stores};
+use crate::telemetry::step_span;
 use crate::turn_manager::TurnManager;
+use tracing::Instrument as _;
 
 pub use self::input::{InvalidInput, TurnInput};
 pub use self::registration::{ConcurrencyOptions, ConfiguredWorkflow, WorkflowOptions};
@@ -97,6 +100,7 @@ pub struct LogicalTurnWorkflow {
     brain: Arc<dyn Brain>,
     events: Arc<dyn EventEmitter>,
     settings: TurnSettings,
+    metrics: Arc<TurnMetrics>,
 }
 
 impl std::fmt::Debug for LogicalTurnWorkflow {
@@ -111,13 +115,20 @@ impl std::fmt::Debug for LogicalTurnWorkflow {
 impl LogicalTurnWorkflow {
     /// A workflow on `backend` answering with `brain`; events are logged as `acf_event_emitted`.
     pub fn new(backend: &Backend, brain: Arc<dyn Brain>, settings: TurnSettings) -> Self {
+        let metrics = TurnMetrics::new();
         Self {
             mutex: Arc::clone(&backend.mutex),
             stores: backend.stores.clone(),
-            brain,
+            brain: Arc::new(MeasuredBrain::new(brain, Arc::clone(&metrics))),
             events: Arc::new(LogEvents),
             settings,
+            metrics,
         }
+    }
+
+    /// The turn metrics this workflow records (registered on the worker's `/metrics` by [`crate::run`]).
+    pub fn metrics(&self) -> &Arc<TurnMetrics> {
+        &self.metrics
     }
 
     /// Routes the ACF events the worker and the brain emit to `events` instead of the log.
@@ -150,7 +161,13 @@ impl LogicalTurnWorkflow {
     /// Validates the input, records the message, takes the session lock and mints the turn id.
     #[step(retries = 2, backoff_factor = 2.0, backoff_max = "60s")]
     async fn acquire_mutex(&self, ctx: &Context, input: &TurnInput) -> Result<Acquired, StepError> {
-        acquire::run(self, ctx, input).await
+        let acquired = acquire::run(self, ctx, input)
+            .instrument(step_span("acquire_mutex", ctx.additional_metadata()))
+            .await?;
+        if let Some(id) = message_id(input) {
+            self.metrics.message_started(id);
+        }
+        Ok(acquired)
     }
 
     /// Gathers the turn's messages within the accumulation window.
@@ -161,7 +178,16 @@ impl LogicalTurnWorkflow {
         input: &TurnInput,
         acquired: Acquired,
     ) -> Result<Accumulated, StepError> {
-        accumulate::run(self, ctx, input, acquired).await
+        let accumulated = accumulate::run(self, ctx, input, acquired)
+            .instrument(step_span("accumulate", ctx.additional_metadata()))
+            .await?;
+        if accumulated.status == Gathered::Ready {
+            self.metrics.window_waited(
+                &channel(input),
+                Duration::from_millis(accumulated.waited_ms),
+            );
+        }
+        Ok(accumulated)
     }
 
     /// Lets the brain answer the turn.
@@ -172,7 +198,9 @@ impl LogicalTurnWorkflow {
         input: &TurnInput,
         accumulated: Accumulated,
     ) -> Result<AgentOutcome, StepError> {
-        agent::run(self, ctx, input, accumulated).await
+        agent::run(self, ctx, input, accumulated)
+            .instrument(step_span("run_agent", ctx.additional_metadata()))
+            .await
     }
 
     /// Commits the turn once, delivers the response and releases the lock.
@@ -183,12 +211,41 @@ impl LogicalTurnWorkflow {
         input: &TurnInput,
         outcome: AgentOutcome,
     ) -> Result<WorkflowOutput, StepError> {
-        commit::run(self, ctx, input, outcome).await
+        let started = Instant::now();
+        let step = step_span("commit_and_respond", ctx.additional_metadata());
+        let commit = tracing::info_span!(parent: &step, "ruche.commit", otel.name = "ruche.commit");
+        let output = commit::run(self, ctx, input, outcome)
+            .instrument(commit)
+            .instrument(step)
+            .await?;
+        let channel = channel(input);
+        self.metrics.committed(&channel, started.elapsed());
+        self.metrics
+            .run_ended(message_id(input), &channel, output.status.into());
+        Ok(output)
     }
 
     /// Releases the lock and fails the turn visibly (failure entry + record), or hands the message on.
     #[on_failure]
     async fn recover(&self, ctx: &Context, input: &TurnInput) -> Result<FailureReport, StepError> {
-        failure::run(self, ctx, input).await
+        let report = failure::run(self, ctx, input)
+            .instrument(step_span("recover", ctx.additional_metadata()))
+            .await;
+        self.metrics
+            .run_ended(message_id(input), &channel(input), RunEnd::RunFailed);
+        report
     }
+}
+
+/// The run's message id, for metrics (`None` when the payload has no valid one).
+fn message_id(input: &TurnInput) -> Option<uuid::Uuid> {
+    input.as_json()["message_id"].as_str()?.parse().ok()
+}
+
+/// The run's channel label, for metrics (`unknown` when the payload has none).
+fn channel(input: &TurnInput) -> String {
+    input.as_json()["channel"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_owned()
 }

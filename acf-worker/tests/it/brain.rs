@@ -54,6 +54,12 @@ fn context(contents: &[&str], events: Arc<EventBuffer>) -> TurnContext {
         Arc::new(NoPendingMessages),
         events,
     )
+    .with_routing(acf_worker::events::Routing {
+        tenant_id: Uuid::new_v4(),
+        agent_id: Uuid::new_v4(),
+        interlocutor_id: Uuid::new_v4(),
+    })
+    .with_turn_number(1)
 }
 
 fn http_brain(url: &str, timeout_ms: u64) -> HttpBrain {
@@ -61,6 +67,7 @@ fn http_brain(url: &str, timeout_ms: u64) -> HttpBrain {
         url: url.to_owned(),
         timeout: Duration::from_millis(timeout_ms),
         bearer_token: Some("s3cret".into()),
+        headers: Vec::new(),
     })
     .unwrap()
 }
@@ -359,6 +366,7 @@ fn the_bearer_token_is_not_printed() {
         url: "http://x".into(),
         timeout: Duration::from_secs(1),
         bearer_token: Some("s3cret".into()),
+        headers: Vec::new(),
     };
     let printed = format!("{config:?}");
     assert!(!printed.contains("s3cret"));

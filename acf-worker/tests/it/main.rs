@@ -3,10 +3,12 @@
 //!
 //! Run one area with a filter, e.g. `cargo test -p acf-worker --test it -- stores_commit::`.
 
+mod deploy_support;
 mod support;
 mod workflow_support;
 
 mod brain;
+mod brain_contract;
 mod chaos;
 mod config;
 mod events;
@@ -19,7 +21,9 @@ mod stores_commit;
 mod stores_faults;
 mod stores_inbox;
 mod stores_messages;
+mod traces;
 mod turn_manager;
+mod turn_metrics;
 mod worker_idle;
 mod workflow;
 mod workflow_cli;

@@ -143,6 +143,7 @@ fn the_configured_brain_is_built() {
         kind: BrainKind::Http,
         url: Some(ConnectionUrl::new("http://127.0.0.1:9/brain")),
         timeout_ms: 1_000,
+        ..BrainSettings::default()
     })
     .unwrap();
     assert_eq!(http.name(), "http");
@@ -150,6 +151,7 @@ fn the_configured_brain_is_built() {
         kind: BrainKind::Http,
         url: None,
         timeout_ms: 1_000,
+        ..BrainSettings::default()
     });
     assert!(
         matches!(missing_url, Err(BrainError::Failed(message)) if message.contains("brain.url"))
