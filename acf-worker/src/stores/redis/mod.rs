@@ -61,7 +61,7 @@ impl RedisStores {
         settings: StoreSettings,
         options: &RedisConnectOptions,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::unavailable("connect"))?;
+        let client = connect::redis_client(url).map_err(StoreError::unavailable("connect"))?;
         let conn = connect_redis(url, options)
             .await
             .map_err(StoreError::unavailable("connect"))?;
