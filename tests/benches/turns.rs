@@ -63,12 +63,14 @@ fn runqueue_wait_ms() -> f64 {
     nanos as f64 / 1e6
 }
 
-/// Wall time of each worker step (`ruche.step` spans, from creation to close), by step name, in ms: with the
-/// turn's total it tells the steps' own time from the time between them (engine dispatch, reports, delivery).
+/// When each worker step of each message ran (`ruche.step` spans, creation to close, keyed by the span's
+/// `message_id` and `step`): with the bench's own timestamps this splits a turn into intake, the steps' own time and
+/// the time between steps (engine dispatch, STARTED/COMPLETED reports, result delivery).
 #[derive(Default)]
-struct StepTimes(Mutex<HashMap<String, Vec<f64>>>);
+struct StepTimes(Mutex<HashMap<(String, String), (Instant, Instant)>>);
 
 struct Began {
+    message_id: String,
     step: String,
     at: Instant,
 }
@@ -80,16 +82,21 @@ impl StepTimes {
         use tracing_subscriber::Layer as _;
         use tracing_subscriber::prelude::*;
         let times = Arc::new(Self::default());
-        let layer = StepLayer(times.clone()).with_filter(tracing_subscriber::filter::filter_fn(
-            |meta| meta.name() == "ruche.step",
-        ));
+        let layer =
+            StepLayer(times.clone()).with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.name() == "ruche.step"
+            }));
         tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
             .ok()
             .map(|()| times)
     }
 
-    fn take(&self) -> HashMap<String, Vec<f64>> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+    fn get(&self, message_id: &str, step: &str) -> Option<(Instant, Instant)> {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&(message_id.to_owned(), step.to_owned()))
+            .copied()
     }
 }
 
@@ -105,24 +112,34 @@ where
         id: &tracing::span::Id,
         ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        struct StepName(String);
-        impl tracing::field::Visit for StepName {
+        #[derive(Default)]
+        struct Fields {
+            step: String,
+            message_id: String,
+        }
+        impl tracing::field::Visit for Fields {
             fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "step" {
-                    value.clone_into(&mut self.0);
+                match field.name() {
+                    "step" => value.clone_into(&mut self.step),
+                    "message_id" => value.clone_into(&mut self.message_id),
+                    _ => {}
                 }
             }
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "step" {
-                    self.0 = format!("{value:?}").trim_matches('"').to_owned();
+                let text = format!("{value:?}").trim_matches('"').to_owned();
+                match field.name() {
+                    "step" => self.step = text,
+                    "message_id" => self.message_id = text,
+                    _ => {}
                 }
             }
         }
-        let mut name = StepName(String::new());
-        attrs.record(&mut name);
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(Began {
-                step: name.0,
+                message_id: fields.message_id,
+                step: fields.step,
                 at: Instant::now(),
             });
         }
@@ -134,16 +151,109 @@ where
         let Some(began) = extensions.get::<Began>() else {
             return;
         };
-        let ms = began.at.elapsed().as_secs_f64() * 1000.0;
-        (self.0).0.lock().unwrap().entry(began.step.clone()).or_default().push(ms);
+        let key = (began.message_id.clone(), began.step.clone());
+        (self.0)
+            .0
+            .lock()
+            .unwrap()
+            .insert(key, (began.at, Instant::now()));
     }
 }
 
+/// The steps of a turn, in order.
+const STEPS: [&str; 4] = [
+    "acquire_mutex",
+    "accumulate",
+    "run_agent",
+    "commit_and_respond",
+];
+
+/// One answered message's timeline.
+struct Turn {
+    message_id: String,
+    sent: Instant,
+    submitted: Instant,
+    answered: Instant,
+    waited_ms: f64,
+    brain_ms: f64,
+    late_ms: f64,
+}
+
+impl Turn {
+    fn overhead_ms(&self) -> f64 {
+        ms(self.answered - self.sent) - self.waited_ms - self.brain_ms
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Prints the p50 of each part of a turn: intake, then for each step the time before it started (trigger or the
+/// previous step's end to this step's start: engine dispatch, the previous step's COMPLETED, the action push) and
+/// its own time (the window and brain taken out), then result delivery (the last step's end to the answer).
+fn print_breakdown(times: &StepTimes, turns: &[Turn]) {
+    let mut parts: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut push = |name: String, value: f64| match parts.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, values)) => values.push(value),
+        None => parts.push((name, vec![value])),
+    };
+    let mut complete = 0;
+    for turn in turns {
+        let spans: Option<Vec<(Instant, Instant)>> = STEPS
+            .iter()
+            .map(|step| times.get(&turn.message_id, step))
+            .collect();
+        let Some(spans) = spans else { continue };
+        complete += 1;
+        push("intake".into(), ms(turn.submitted - turn.sent));
+        let mut previous = turn.submitted;
+        for (step, (start, end)) in STEPS.iter().zip(&spans) {
+            push(
+                format!("before {step}"),
+                ms(start.saturating_duration_since(previous)),
+            );
+            let mut own = ms(*end - *start);
+            if *step == "accumulate" {
+                own -= turn.waited_ms;
+            }
+            if *step == "run_agent" {
+                own -= turn.brain_ms;
+            }
+            push(format!("{step} itself"), own);
+            previous = *end;
+        }
+        push(
+            "result delivery".into(),
+            ms(turn.answered.saturating_duration_since(previous)),
+        );
+    }
+    let line: Vec<String> = parts
+        .iter_mut()
+        .map(|(name, values)| {
+            values.sort_by(f64::total_cmp);
+            format!("{name} {:.2}", percentile(values, 50.0))
+        })
+        .collect();
+    println!(
+        "BENCH turns breakdown (p50 ms over {complete} turns): {}",
+        line.join(", ")
+    );
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let count = |at: usize, default: usize| {
         args.get(at)
-            .map(|v| v.parse::<usize>().ok().filter(|n| *n > 0).expect("SESSIONS and MESSAGES are positive integers"))
+            .map(|v| {
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .expect("SESSIONS and MESSAGES are positive integers")
+            })
             .unwrap_or(default)
     };
     let (sessions, messages) = (count(0, 20), count(1, 25));
@@ -159,9 +269,6 @@ async fn turns(sessions: usize, messages: usize) {
     let slots = u32::try_from(env_or("ACF_BENCH_SLOTS", sessions.max(100) * 4)).unwrap_or(u32::MAX);
     let step_times = StepTimes::install();
     let h = Arc::new(Harness::start(Mode::Echo(Duration::ZERO), WINDOW_MS, slots).await);
-    if let Some(times) = &step_times {
-        times.take();
-    }
     let cpu_before = process_cpu_ms();
     let runqueue_before = runqueue_wait_ms();
     let started = Instant::now();
@@ -171,56 +278,45 @@ async fn turns(sessions: usize, messages: usize) {
         tasks.push(tokio::spawn(async move {
             let user = User::new();
             let mut turns = Vec::new();
-            let mut sent_ids = Vec::new();
             for n in 0..messages {
                 let sent = Instant::now();
                 let input = user.says(&format!("message {n}"));
-                sent_ids.push(input.message_id.clone());
                 let submitted = h.send(&input).await;
-                let intake = sent.elapsed().as_secs_f64() * 1000.0;
+                let submitted_at = Instant::now();
                 let out = submitted.run.result().await.expect("run");
-                let total = sent.elapsed().as_secs_f64() * 1000.0;
+                let answered = Instant::now();
                 let accumulated: Accumulated = out.step("accumulate").unwrap();
                 let agent: AgentOutcome = out.step("run_agent").unwrap();
-                let waited = if accumulated.waited_us > 0 {
-                    accumulated.waited_us as f64 / 1000.0
-                } else {
-                    accumulated.waited_ms as f64
-                };
-                turns.push((
-                    total - waited - agent.brain_ms as f64,
-                    accumulated.window_late_us as f64 / 1000.0,
-                    intake,
-                    waited,
-                ));
+                turns.push(Turn {
+                    message_id: input.message_id.clone(),
+                    sent,
+                    submitted: submitted_at,
+                    answered,
+                    waited_ms: accumulated.waited_us as f64 / 1000.0,
+                    brain_ms: agent.brain_ms as f64,
+                    late_ms: accumulated.window_late_us as f64 / 1000.0,
+                });
             }
-            (user.session_key(), sent_ids, turns)
+            turns
         }));
     }
-    let mut overheads = Vec::new();
-    let mut lateness = Vec::new();
-    let mut intakes = Vec::new();
-    let mut waits = Vec::new();
-    let mut sent = Vec::new();
+    let mut turns = Vec::new();
     for task in tasks {
-        let (session_key, ids, turns) = task.await.unwrap();
-        sent.push((session_key, ids));
-        for (overhead, late, intake, waited) in turns {
-            overheads.push(overhead);
-            lateness.push(late);
-            intakes.push(intake);
-            waits.push(waited);
-        }
+        turns.extend(task.await.unwrap());
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_ms = process_cpu_ms() - cpu_before;
     let runqueue_ms = runqueue_wait_ms() - runqueue_before;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut overheads: Vec<f64> = turns.iter().map(Turn::overhead_ms).collect();
+    let mut lateness: Vec<f64> = turns.iter().map(|t| t.late_ms).collect();
     overheads.sort_by(f64::total_cmp);
     lateness.sort_by(f64::total_cmp);
-    intakes.sort_by(f64::total_cmp);
-    waits.sort_by(f64::total_cmp);
-    let turns = overheads.len();
+    if let Some(times) = &step_times {
+        print_breakdown(times, &turns);
+    }
+    let sent: Vec<&String> = turns.iter().map(|t| &t.message_id).collect();
+    let turns = turns.len();
 
     // Every message answered exactly once, checked on the response stream the gateway reads.
     let entries = h
@@ -241,36 +337,7 @@ async fn turns(sessions: usize, messages: usize) {
         && entries
             .iter()
             .all(|(_, entry)| entry.status == acf_worker::models::TurnOutcome::Complete)
-        && sent
-            .iter()
-            .flat_map(|(_, ids)| ids)
-            .all(|id| answers.get(id) == Some(&1));
-
-    // Where a turn's time goes: intake, each step's own time (the window and the brain taken out), and the rest
-    // (engine dispatch of four steps, step reports, result delivery).
-    if let Some(times) = &step_times {
-        let mut steps = times.take();
-        let p50 = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            if v.is_empty() { f64::NAN } else { percentile(v, 50.0) }
-        };
-        let mut line = format!("BENCH turns breakdown (p50 ms): intake {:.2}", percentile(&intakes, 50.0));
-        let mut inside = percentile(&intakes, 50.0);
-        for step in ["acquire_mutex", "accumulate", "run_agent", "commit_and_respond"] {
-            let mut v = steps.remove(step).unwrap_or_default();
-            let mut own = p50(&mut v);
-            if step == "accumulate" {
-                own -= percentile(&waits, 50.0);
-            }
-            inside += own;
-            line.push_str(&format!(", {step} {own:.2} ({} spans)", v.len()));
-        }
-        line.push_str(&format!(
-            ", between steps (engine dispatch, reports, result delivery) {:.2}",
-            percentile(&overheads, 50.0) - inside
-        ));
-        println!("{line}");
-    }
+        && sent.iter().all(|id| answers.get(id.as_str()) == Some(&1));
 
     println!(
         "BENCH turns: {turns} turns ({sessions} sessions x {messages}), window {WINDOW_MS} ms, echo brain, {slots} slots: \
@@ -287,7 +354,10 @@ async fn turns(sessions: usize, messages: usize) {
         lateness[turns - 1],
         cpu_ms / elapsed / 10.0,
         runqueue_ms / turns as f64,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         entries.len(),
     );
     println!(
@@ -304,4 +374,3 @@ async fn turns(sessions: usize, messages: usize) {
         Err(_) => panic!("harness still shared"),
     }
 }
-

@@ -44,7 +44,8 @@ pub fn check(expr: &str) -> Result<(), ExprError> {
 
 /// Compiled programs by expression text. Workflows evaluate the same few expressions (concurrency keys, filters)
 /// on every run, and parsing dominates their cost; the cache is emptied when it reaches [`CACHE_CAP`] entries.
-static PROGRAMS: LazyLock<Mutex<HashMap<String, Arc<cel::Program>>>> = LazyLock::new(Default::default);
+static PROGRAMS: LazyLock<Mutex<HashMap<String, Arc<cel::Program>>>> =
+    LazyLock::new(Default::default);
 
 /// Most distinct expressions kept compiled.
 const CACHE_CAP: usize = 1024;
