@@ -1,5 +1,5 @@
-//! Compiles `proto/` with protox (pure Rust, no system `protoc`) and tonic-prost-build (client and
-//! server code), and writes the encoded `FileDescriptorSet` to `$OUT_DIR/hatchet_descriptor.bin`.
+//! Compiles `proto/` with protox (pure Rust, no system `protoc`) and tonic-prost-build (client code, and
+//! server code with the `engine` feature, which serves it), and writes the encoded `FileDescriptorSet` to `$OUT_DIR/hatchet_descriptor.bin`.
 //!
 //! Hatchet's descriptors name the package-less files `dispatcher.proto`, `events.proto` and
 //! `workflows.proto` (each compiled from its own directory) while the `v1/…` files are named relative
@@ -54,9 +54,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // prost-build maps the well-known types to prost-types, but still needs their descriptors to
     // decide which derives a message containing a Timestamp can have: pass the whole set.
+    // Only the embedded engine serves these protos; without it the server stubs (and tonic's server
+    // features they need) are not built.
+    let server = std::env::var_os("CARGO_FEATURE_ENGINE").is_some();
     tonic_prost_build::configure()
         .build_client(true)
-        .build_server(true)
+        .build_server(server)
         .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

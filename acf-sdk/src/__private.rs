@@ -110,9 +110,9 @@ pub use serde_json;
 
 pub use crate::client::{Client, RunOutput, TypedWorkflowClient, WorkflowRunRef};
 pub use crate::context::Context;
-pub use crate::error::{StepError, StepErrorKind};
+pub use crate::error::Error;
 pub use crate::model::*;
-pub use crate::sdk_error::Error;
+pub use crate::step_error::{StepError, StepErrorKind};
 pub use crate::workflow::{Workflow, encode_output};
 
 /// What [`Workflow::dispatch`] resolves to.
@@ -124,6 +124,39 @@ pub fn decode_input<T: serde::de::DeserializeOwned>(
     step: &str,
 ) -> Result<T, StepError> {
     T::deserialize(ctx.input_json()).map_err(|e| StepError::decode(step, "input", e))
+}
+
+/// How an `#[on_failure]` or `#[on_success]` handler receives the workflow input: as the workflow's input type
+/// (decoded like a step's), or as `Option` of it, which is `None` when the input does not decode. A handler runs
+/// after the steps, including when the first step refused the input, so `Option` lets it still do its part.
+#[diagnostic::on_unimplemented(
+    message = "a failure or success handler takes the workflow input `{Expected}` or `Option<{Expected}>`; found `{Self}`",
+    label = "expected `{Expected}` or `Option<{Expected}>`"
+)]
+pub trait HandlerInput<Expected>: Sized {
+    /// Decodes the input for `step`.
+    fn decode(ctx: &Context, step: &str) -> Result<Self, StepError>;
+}
+
+impl<T: serde::de::DeserializeOwned> HandlerInput<T> for T {
+    fn decode(ctx: &Context, step: &str) -> Result<Self, StepError> {
+        decode_input(ctx, step)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> HandlerInput<T> for Option<T> {
+    fn decode(ctx: &Context, step: &str) -> Result<Self, StepError> {
+        // The step that refused the input already reported why (it is in the handler's step errors).
+        Ok(decode_input(ctx, step).ok())
+    }
+}
+
+/// Decodes a handler's input (see [`HandlerInput`]).
+pub fn decode_handler_input<Input: HandlerInput<Expected>, Expected>(
+    ctx: &Context,
+    step: &str,
+) -> Result<Input, StepError> {
+    Input::decode(ctx, step)
 }
 
 /// Decodes `parent`'s output for `step`; the error names the step and the parent.
@@ -218,6 +251,9 @@ impl<T: ?Sized> SameInput<T> for T {}
 
 /// Compiles only if `Arg` is `Expected` (see [`ParentArgument`]); call it in a `const _` block.
 pub const fn assert_parent_argument<Arg: ParentArgument<Expected> + ?Sized, Expected: ?Sized>() {}
+
+/// Compiles only if a handler's `Input` is `Expected` or `Option<Expected>` (see [`HandlerInput`]).
+pub const fn assert_handler_input<Input: HandlerInput<Expected>, Expected>() {}
 
 /// Compiles only if `Input` is `Expected` (see [`SameInput`]).
 pub const fn assert_same_input<Input: SameInput<Expected> + ?Sized, Expected: ?Sized>() {}

@@ -10,12 +10,12 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::{ClientConfig, ConfigError, TlsStrategy};
+use crate::error::{Error, Result};
 use crate::proto::dispatcher_client::DispatcherClient;
 use crate::proto::events_service_client::EventsServiceClient;
 use crate::proto::v1::admin_service_client::AdminServiceClient;
 use crate::proto::v1::v1_dispatcher_client::V1DispatcherClient;
 use crate::proto::workflow_service_client::WorkflowServiceClient;
-use crate::sdk_error::{Error, Result};
 
 /// Adds the bearer token to every request.
 #[derive(Clone)]

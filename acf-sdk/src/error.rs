@@ -1,268 +1,296 @@
-//! Errors a step returns ([`StepError`]) and how they map onto the engine's failure report.
+//! The error type of the client, the worker and the context's engine calls, and [`Report`], which prints an
+//! error with its causes.
 //!
-//! `StepError` deliberately does not implement [`std::error::Error`] itself (the same trick `anyhow` uses): that is
-//! what allows a blanket `From<E: Error>` so `?` works on any error inside a step. Its causes are kept as a chain
-//! of real `Error` values ([`StepError::source_error`]) and it converts into `Box<dyn Error + Send + Sync>`.
+//! Every error in the workspace prints its own message only and exposes its cause through
+//! [`source()`](std::error::Error::source), so a reporter walking the chain prints each cause once.
 
-use std::error::Error as StdError;
+use std::collections::BTreeMap;
 use std::fmt;
 
-/// Boxed, thread-safe error used as the cause of a [`StepError`].
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+use crate::config::ConfigError;
+use crate::model::DefinitionError;
 
-/// Why a step failed. Every variant is reported to the engine as a `FAILED` event with the rendered text.
+/// Errors from talking to the engine (clients, worker, context methods).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StepErrorKind {
-    /// The user's code failed (an error returned from the handler).
+pub enum Error {
+    /// Configuration is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A workflow definition is invalid.
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    /// The channel could not be built or connected.
+    #[error("cannot connect to the engine")]
+    Transport(#[from] tonic::transport::Error),
+    /// An RPC failed with a status (after retries where the policy allows them).
+    #[error("{rpc} failed: {status}")]
+    Status {
+        /// The RPC (`Service/Method`).
+        rpc: &'static str,
+        /// The final status.
+        status: tonic::Status,
+    },
+    /// A payload could not be encoded or decoded.
+    #[error("invalid JSON payload")]
+    Json(#[from] serde_json::Error),
+    /// A run finished with failed tasks (task readable id → error text).
+    #[error("run {run_id} failed: {}", render_errors(.errors))]
+    RunFailed {
+        /// The workflow run id.
+        run_id: String,
+        /// Failure text per task.
+        errors: BTreeMap<String, String>,
+    },
+    /// A run was cancelled.
+    #[error("run {0} was cancelled")]
+    RunCancelled(String),
+    /// A durable operation was called from a step that is not durable.
+    #[error("step `{0}` is not durable: declare it durable to use sleep/wait operations")]
+    NotDurable(String),
+    /// The engine reported that a durable replay diverged from the recorded history.
+    #[error("non-determinism detected in durable step: {0}")]
+    Nondeterminism(String),
+    /// The step (or the wait) was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// A stream or background task is gone (worker shut down, engine connection lost for good).
     #[error("{0}")]
-    User(#[source] BoxError),
-    /// A failure with a plain message.
-    #[error("{0}")]
-    Message(String),
-    /// The workflow input or a parent output could not be decoded into the step's parameter type.
-    #[error("step `{step}`: cannot decode {field}: {source}")]
-    Decode {
-        /// Step (task readable id) whose argument failed to decode.
-        step: String,
-        /// What was decoded: `input`, or ``parent output `NAME` ``.
-        field: String,
-        /// The serde error, which names the offending JSON path where it can.
-        #[source]
-        source: serde_json::Error,
+    Closed(String),
+    /// The worker stopped because it could not reach the engine.
+    #[error("worker failed: {0}")]
+    Worker(String),
+    /// A trigger was refused (`ALREADY_EXISTS`): an earlier run of the workflow still holds the trigger's
+    /// idempotency key (the workflow's `idempotency` option).
+    #[error("idempotency key collision: run {existing_run_id} holds the key")]
+    IdempotencyCollision {
+        /// The run holding the key.
+        existing_run_id: String,
     },
-    /// The step's output could not be encoded as a JSON object.
-    #[error("step `{step}`: cannot encode output: {reason}")]
-    Encode {
-        /// Step whose output was rejected.
-        step: String,
-        /// Why (serde error text, or "not a JSON object").
-        reason: String,
+    /// A bulk trigger met idempotency collisions; its other runs were created.
+    #[error(
+        "{} bulk-triggered runs collided on idempotency keys ({} created)",
+        existing_run_ids.len(),
+        created_run_ids.len()
+    )]
+    BulkIdempotencyCollision {
+        /// The runs that were created.
+        created_run_ids: Vec<String>,
+        /// For each refused trigger, the run holding its key.
+        existing_run_ids: Vec<String>,
     },
-    /// The step panicked; the panic message is kept.
-    #[error("step `{step}` panicked: {message}")]
-    Panicked {
-        /// Step that panicked.
-        step: String,
-        /// The panic payload rendered as text.
-        message: String,
-    },
-    /// The worker received an action it has no handler for.
-    #[error("no step registered for action `{0}`")]
-    UnknownAction(String),
-    /// The step was cancelled (engine `CANCEL_STEP_RUN`, or the worker shut down).
-    #[error("step cancelled: {0}")]
-    Cancelled(String),
 }
 
-/// The error type of a step: retryable by default, or non-retryable (sets `should_not_retry` on the wire).
+/// `google.rpc.Status`: what the `grpc-status-details-bin` trailer carries (Hatchet puts typed error details
+/// there, e.g. `v1.IdempotencyCollisionError`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub(crate) code: i32,
+    #[prost(string, tag = "2")]
+    pub(crate) message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub(crate) details: Vec<prost_types::Any>,
+}
+
+/// The `Any` type URL of a `v1` detail message.
+pub(crate) fn detail_type_url(message: &str) -> String {
+    format!("type.googleapis.com/v1.{message}")
+}
+
+impl Error {
+    /// Maps a failed `rpc`'s status to an error (see [`from_status`](Self::from_status)):
+    /// `call.await.map_err(Error::rpc("Service/Method"))?`.
+    pub(crate) fn rpc(rpc: &'static str) -> impl FnOnce(tonic::Status) -> Self {
+        move |status| Self::from_status(rpc, status)
+    }
+
+    /// An RPC's final status as an error; the idempotency collisions Hatchet reports as status details become
+    /// their own variants, as the official SDKs raise `IdempotencyCollisionError`.
+    pub(crate) fn from_status(rpc: &'static str, status: tonic::Status) -> Self {
+        use prost::Message as _;
+        if status.code() == tonic::Code::AlreadyExists && !status.details().is_empty() {
+            let details = RpcStatus::decode(status.details()).map(|s| s.details);
+            for any in details.iter().flatten() {
+                let value = &*any.value;
+                if any.type_url == detail_type_url("IdempotencyCollisionError")
+                    && let Ok(d) = crate::proto::v1::IdempotencyCollisionError::decode(value)
+                {
+                    return Self::IdempotencyCollision {
+                        existing_run_id: d.existing_run_external_id,
+                    };
+                }
+                if any.type_url == detail_type_url("BulkTriggerIdempotencyCollisionError")
+                    && let Ok(d) =
+                        crate::proto::v1::BulkTriggerIdempotencyCollisionError::decode(value)
+                {
+                    return Self::BulkIdempotencyCollision {
+                        created_run_ids: d.successful_workflow_run_external_ids,
+                        existing_run_ids: d
+                            .collisions
+                            .into_iter()
+                            .map(|c| c.existing_run_external_id)
+                            .collect(),
+                    };
+                }
+            }
+        }
+        Self::Status { rpc, status }
+    }
+
+    /// The gRPC status code, when this is an RPC failure.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            Self::Status { status, .. } => Some(status.code()),
+            _ => None,
+        }
+    }
+}
+
+fn render_errors(errors: &BTreeMap<String, String>) -> String {
+    errors
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Result alias for [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Displays an error followed by its [`source()`](std::error::Error::source) chain, `message: cause: root
+/// cause`: what a log line or a command-line message prints, since each error's own `Display` leaves its
+/// cause to `source()`.
 ///
 /// ```
-/// use acf_sdk::StepError;
-/// fn parse(n: &str) -> Result<u32, StepError> {
-///     // `?` works on any std error; the failure is retried by the engine (if the step has retries).
-///     let v: u32 = n.parse()?;
-///     if v == 0 {
-///         // A permanent failure: the engine will not retry.
-///         return Err(StepError::non_retryable("zero is not allowed"));
-///     }
-///     Ok(v)
-/// }
-/// assert!(parse("0").unwrap_err().is_non_retryable());
-/// assert!(!parse("x").unwrap_err().is_non_retryable());
+/// use acf_sdk::error::Report;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot load the settings")]
+/// struct Load(#[source] std::io::Error);
+///
+/// let error = Load(std::io::Error::other("disk full"));
+/// assert_eq!(Report(&error).to_string(), "cannot load the settings: disk full");
 /// ```
-pub struct StepError {
-    kind: StepErrorKind,
-    non_retryable: bool,
+#[derive(Clone, Copy)]
+pub struct Report<'a>(pub &'a dyn std::error::Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        for cause in shown_causes(self.0) {
+            write!(f, ": {cause}")?;
+        }
+        Ok(())
+    }
 }
 
-impl StepError {
-    /// A retryable failure with a message.
-    pub fn msg(message: impl fmt::Display) -> Self {
-        Self::from_kind(StepErrorKind::Message(message.to_string()))
-    }
-
-    /// A non-retryable failure with a message: the engine fails the run without consuming further retries.
-    pub fn non_retryable(message: impl fmt::Display) -> Self {
-        Self::msg(message).into_non_retryable()
-    }
-
-    /// Wraps any error as a retryable failure, keeping it as the source.
-    pub fn new(error: impl StdError + Send + Sync + 'static) -> Self {
-        Self::from_kind(StepErrorKind::User(Box::new(error)))
-    }
-
-    /// Wraps an already boxed error (for example from `anyhow::Error::into()`) as a retryable failure.
-    pub fn from_boxed(error: BoxError) -> Self {
-        Self::from_kind(StepErrorKind::User(error))
-    }
-
-    /// Builds an error from a kind. Decode errors are non-retryable (the same payload decodes the same way).
-    pub fn from_kind(kind: StepErrorKind) -> Self {
-        let non_retryable = matches!(
-            kind,
-            StepErrorKind::Decode { .. }
-                | StepErrorKind::Encode { .. }
-                | StepErrorKind::UnknownAction(_)
-        );
-        Self {
-            kind,
-            non_retryable,
-        }
-    }
-
-    /// A decode error that names the step and the field (`input` or `parent output \`name\``).
-    pub fn decode(
-        step: impl Into<String>,
-        field: impl Into<String>,
-        source: serde_json::Error,
-    ) -> Self {
-        Self::from_kind(StepErrorKind::Decode {
-            step: step.into(),
-            field: field.into(),
-            source,
-        })
-    }
-
-    /// Marks this error non-retryable.
-    #[must_use]
-    pub fn into_non_retryable(mut self) -> Self {
-        self.non_retryable = true;
-        self
-    }
-
-    /// Marks this error retryable (undoing the default for decode errors, for instance).
-    #[must_use]
-    pub fn into_retryable(mut self) -> Self {
-        self.non_retryable = false;
-        self
-    }
-
-    /// Whether the engine must not retry the step (`should_not_retry`).
-    pub fn is_non_retryable(&self) -> bool {
-        self.non_retryable
-    }
-
-    /// The kind of failure.
-    pub fn kind(&self) -> &StepErrorKind {
-        &self.kind
-    }
-
-    /// The failure as a standard error (its `source()` chain includes the user's error).
-    pub fn source_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        &self.kind
-    }
-
-    /// The text reported in the `FAILED` event: a Python-parsable header line `<Type>: <message>`, followed by the
-    /// cause chain (one `caused by:` line per source).
-    pub fn to_report(&self) -> String {
-        let ty = if self.non_retryable {
-            "NonRetryableException"
-        } else {
-            "StepError"
-        };
-        let mut out = format!("{ty}: {}", self.kind);
-        let mut source = StdError::source(&self.kind);
-        // The first source of `User` is the user's error whose text was already printed.
-        if matches!(self.kind, StepErrorKind::User(_)) {
-            source = source.and_then(StdError::source);
-        }
+/// The texts of `error`'s causes, outermost first, that a report shows. Some crates (redis, for one)
+/// both print their cause and return it as `source()`: a cause whose text its error already showed is
+/// left out.
+pub(crate) fn shown_causes(error: &dyn std::error::Error) -> impl Iterator<Item = String> + '_ {
+    let mut previous = error.to_string();
+    let mut source = error.source();
+    std::iter::from_fn(move || {
         while let Some(cause) = source {
-            out.push_str("\ncaused by: ");
-            out.push_str(&cause.to_string());
             source = cause.source();
+            let text = cause.to_string();
+            let shown = !previous.contains(&text);
+            previous.clone_from(&text);
+            if shown {
+                return Some(text);
+            }
         }
-        out
+        None
+    })
+}
+
+impl Report<'_> {
+    /// The first message in the chain that repeats its source's message, with that source's: a cause
+    /// printed twice (once in `Display`, once as `source()`), which this report would show twice. `None`
+    /// when every cause is printed once.
+    pub fn repeated_cause(&self) -> Option<(String, String)> {
+        let mut error = self.0;
+        while let Some(source) = error.source() {
+            let (message, cause) = (error.to_string(), source.to_string());
+            if !cause.is_empty() && message.contains(&cause) {
+                return Some((message, cause));
+            }
+            error = source;
+        }
+        None
     }
 }
 
-impl fmt::Display for StepError {
+impl fmt::Debug for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.kind, f)
-    }
-}
-
-impl fmt::Debug for StepError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StepError")
-            .field("kind", &self.kind)
-            .field("non_retryable", &self.non_retryable)
-            .finish()
-    }
-}
-
-impl<E: StdError + Send + Sync + 'static> From<E> for StepError {
-    fn from(error: E) -> Self {
-        Self::new(error)
-    }
-}
-
-/// Lets a `StepError` flow into code that expects a boxed standard error.
-impl From<StepError> for BoxError {
-    fn from(error: StepError) -> Self {
-        Box::new(error.kind)
-    }
-}
-
-/// Converts a `Result`'s error into a [`StepError`] with an explicit retry decision.
-pub trait ResultExt<T> {
-    /// Fails the step without retries if this is an `Err`.
-    fn non_retryable(self) -> Result<T, StepError>;
-    /// Fails the step (retryable) with the error's text if this is an `Err`; for error types that do not
-    /// implement `std::error::Error` (e.g. `anyhow::Error`).
-    fn retryable(self) -> Result<T, StepError>;
-}
-
-impl<T, E: fmt::Display> ResultExt<T> for Result<T, E> {
-    fn non_retryable(self) -> Result<T, StepError> {
-        self.map_err(StepError::non_retryable)
-    }
-
-    fn retryable(self) -> Result<T, StepError> {
-        self.map_err(StepError::msg)
+        fmt::Display::fmt(self, f)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Error, Report};
+    use crate::step_error::StepError;
 
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Outer(#[source] std::io::Error);
-
+    /// Every SDK error wrapping another prints each cause once through [`Report`].
     #[test]
-    fn user_errors_are_retryable_and_keep_their_chain() {
-        let err: StepError = Outer(std::io::Error::other("disk full")).into();
-        assert!(!err.is_non_retryable());
-        assert_eq!(err.to_string(), "outer");
-        assert_eq!(err.to_report(), "StepError: outer\ncaused by: disk full");
-    }
-
-    #[test]
-    fn non_retryable_report_uses_the_python_type_name() {
-        let err = StepError::non_retryable("bad card");
-        assert!(err.is_non_retryable());
-        assert_eq!(err.to_report(), "NonRetryableException: bad card");
-    }
-
-    #[test]
-    fn decode_errors_name_step_and_field_and_do_not_retry() {
-        let source = serde_json::from_str::<u32>("\"x\"").unwrap_err();
-        let err = StepError::decode("collect", "parent output `start`", source);
-        assert!(err.is_non_retryable());
-        assert!(
-            err.to_string()
-                .starts_with("step `collect`: cannot decode parent output `start`: invalid type")
+    fn every_cause_is_printed_once() {
+        let json = || serde_json::from_str::<u32>("\"x\"").unwrap_err();
+        let transport = tonic::transport::Endpoint::from_shared("not a uri\n")
+            .map(|_| ())
+            .unwrap_err();
+        let decode = StepError::decode("collect", "input", json());
+        let user = StepError::new(Error::Json(json()));
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(Error::Json(json())),
+            Box::new(Error::Transport(transport)),
+            Box::new(decode.source_error()),
+            Box::new(user.source_error()),
+            #[cfg(feature = "engine")]
+            Box::new(crate::engine::EngineError::Bind {
+                addr: ([127, 0, 0, 1], 1).into(),
+                source: std::io::Error::other("address in use"),
+            }),
+        ];
+        for error in &errors {
+            let report = Report(error.as_ref());
+            assert!(error.source().is_some(), "{report} has no cause to check");
+            assert_eq!(report.repeated_cause(), None, "{report}");
+        }
+        // A foreign error that prints its own cause and returns it from `source()` shows it once.
+        let io = std::io::Error::other("disk full");
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read: {0}")]
+        struct Foreign(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot load")]
+        struct Ours(#[source] Foreign);
+        assert_eq!(
+            Report(&Ours(Foreign(io))).to_string(),
+            "cannot load: cannot read: disk full"
         );
-        assert!(!err.into_retryable().is_non_retryable());
+        // The chain is still complete, each cause once.
+        assert_eq!(
+            Report(decode.source_error()).to_string(),
+            format!("step `collect`: cannot decode input: {}", json())
+        );
+        assert!(
+            decode
+                .to_report()
+                .ends_with(&format!("\ncaused by: {}", json()))
+        );
     }
 
     #[test]
-    fn result_ext_maps_display_errors() {
-        let r: Result<(), &str> = Err("nope");
-        let e = r.non_retryable().unwrap_err();
-        assert!(e.is_non_retryable());
-        assert_eq!(e.to_string(), "nope");
+    fn a_cause_printed_twice_is_found() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read: {0}")]
+        struct Twice(#[source] std::io::Error);
+        let error = Twice(std::io::Error::other("disk full"));
+        assert_eq!(
+            Report(&error).repeated_cause(),
+            Some(("cannot read: disk full".to_owned(), "disk full".to_owned()))
+        );
     }
 }

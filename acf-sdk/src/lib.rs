@@ -38,14 +38,14 @@ pub mod channel;
 pub mod client;
 pub mod config;
 pub mod context;
-mod durable;
+mod durable_client;
 pub mod duration;
 pub mod error;
 pub mod log_layer;
 pub mod model;
 pub mod namespace;
 pub mod retry;
-mod sdk_error;
+pub mod step_error;
 pub mod testing;
 pub mod worker;
 pub mod workflow;
@@ -55,14 +55,14 @@ pub use client::{
 };
 pub use config::ClientConfig;
 pub use context::{Context, LogLevel, RunInfo, WaitResult};
-pub use error::{ResultExt, StepError, StepErrorKind};
+pub use error::{Error, Result};
 pub use model::{Condition, ConditionGroup, TaskDefinition, WorkflowDefinition};
 /// The Prometheus client crate the worker metrics are built on, for registering extra metrics with
 /// [`worker::Metrics::register`].
 pub use prometheus_client;
-pub use sdk_error::{Error, Result};
+pub use step_error::{ResultExt, StepError, StepErrorKind};
 pub use worker::{Worker, WorkerBuilder, WorkerHandle, WorkerStatus};
-pub use workflow::{FnWorkflow, Workflow, WorkflowBuilder};
+pub use workflow::{Configured, FnWorkflow, Workflow, WorkflowBuilder, json_kind};
 
 /// The serialization crates the SDK's traits come from, re-exported so an input or output type can derive
 /// what the SDK needs without depending on `serde` and `schemars` itself (and without picking a schemars
@@ -188,7 +188,8 @@ mod readme {}
 ///
 /// CEL strings given as literals (concurrency keys, filters, conditions, dynamic rate-limit keys, idempotency
 /// keys) are parsed at compile time by the same parser the embedded engine uses, so a syntax error fails the
-/// build.
+/// build. That parser comes with the `cel-check` feature (implied by `engine`); without it, a syntax error is
+/// reported by the engine when the workflow registers.
 ///
 /// # Generated items
 ///
@@ -287,7 +288,7 @@ pub use acf_macros::workflow;
 /// | `parent(check, "output.total > 0")` | the parent `check` (one of `parents`) has an output passing the CEL expression |
 ///
 /// Each takes an optional `key = "..."`, the key its outcome is reported under (defaults as in Python:
-/// `sleep:10s`, the event key, `check:<expression>`). CEL is parsed at compile time; a parent condition must
+/// `sleep:10s`, the event key, `check:<expression>`). CEL is parsed at compile time (feature `cel-check`); a parent condition must
 /// name a declared parent.
 ///
 /// ```
@@ -320,9 +321,13 @@ pub use acf_macros::workflow;
 pub use acf_macros::step;
 
 /// Marks the method run when any step of a [`#[workflow]`](macro@workflow) fails. At most one per workflow; it takes
-/// `(&self, ctx: &Context, input: &Input)` and reads the failures from [`Context::step_run_errors`]. It accepts
-/// the [`#[step]`](macro@step) options except `parents` and `durable`. Like the Python SDK, it registers as
-/// `<name>-on-failure`.
+/// `(&self, ctx: &Context, input: &Input)` and reads the failures from [`Context::step_run_errors`] and the
+/// outputs of the steps that completed with [`Context::completed_parent_output`] (e.g.
+/// `ctx.completed_parent_output::<Checked>(Self::CHECK)?`). It accepts the [`#[step]`](macro@step) options except
+/// `parents` and `durable`. Like the Python SDK, it registers as `<name>-on-failure`.
+///
+/// The handler also runs when the first step refused the input (a decode error): to handle that case, take
+/// `input: Option<Input>`, which is `None` when the input does not decode (the step's error says why).
 ///
 /// Outside a `#[workflow]` impl block this attribute is a compile error.
 #[doc(inline)]

@@ -8,17 +8,18 @@
 //!   live directly here, and their gRPC paths carry no package prefix (`/Dispatcher/ListenV2`,
 //!   `/EventsService/Push`, `/WorkflowService/TriggerWorkflow`). Examples:
 //!   [`AssignedAction`], [`dispatcher_client::DispatcherClient`],
-//!   [`dispatcher_server::DispatcherServer`], [`events_service_client::EventsServiceClient`],
+//!   `dispatcher_server::DispatcherServer`, [`events_service_client::EventsServiceClient`],
 //!   [`workflow_service_client::WorkflowServiceClient`].
 //! * **Package `v1`** — `v1/workflows.proto` (`v1.AdminService`), `v1/dispatcher.proto`
 //!   (`v1.V1Dispatcher`) and the shared `v1/shared/condition.proto` / `v1/shared/trigger.proto`. They
 //!   live in [`v1`], e.g. [`v1::admin_service_client::AdminServiceClient`],
-//!   [`v1::v1_dispatcher_server::V1DispatcherServer`], [`v1::CreateWorkflowVersionRequest`].
+//!   `v1::v1_dispatcher_server::V1DispatcherServer`, [`v1::CreateWorkflowVersionRequest`].
 //!
 //! The package-less code refers to `super::v1::…` (for instance `WorkflowService/TriggerWorkflow`
 //! takes a [`v1::TriggerWorkflowRequest`]), which is why both are generated into this one module.
 //!
-//! Every file compiles to both client and server code. [`FILE_DESCRIPTOR_SET`] embeds the encoded
+//! Every file compiles to client code, and to server code (the `*_server` modules) with the `engine` feature,
+//! whose embedded engine serves them. [`FILE_DESCRIPTOR_SET`] embeds the encoded
 //! descriptors (including `google/protobuf/timestamp.proto`) for reflection and conformance checks.
 
 // Generated code: prost writes the proto comments as docs but not on every item, and its output is

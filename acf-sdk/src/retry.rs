@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 use tonic::Code;
 
-use crate::sdk_error::{Error, Result};
+use crate::error::{Error, Result};
 
 /// How a call is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl RetryPolicy {
                     tokio::time::sleep(self.delay(attempt)).await;
                     attempt += 1;
                 }
-                Err(status) => return Err(Error::Status { rpc, status }),
+                Err(status) => return Err(Error::from_status(rpc, status)),
             }
         }
     }

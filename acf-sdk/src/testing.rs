@@ -22,9 +22,9 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{Context, LogLevel, RunInfo, StepBackend, StepRunData, WaitResult};
-use crate::error::StepError;
+use crate::error::{Error, Result};
 use crate::model::{Condition, ConditionGroup};
-use crate::sdk_error::{Error, Result};
+use crate::step_error::StepError;
 use crate::workflow::Workflow;
 
 /// Everything a step did through its context in a test.
@@ -372,17 +372,28 @@ pub struct TestRunFailure {
     pub on_failure: Option<Result<Value, StepError>>,
     /// Outputs of the steps that completed before the failure.
     pub outputs: BTreeMap<String, Value>,
+    /// Attempts made per step that ran (completed steps and the failing one), by step name.
+    pub attempts: BTreeMap<String, i32>,
 }
 
-/// Runs a workflow in-process: every step in dependency order (each sees its parents' outputs), retrying
-/// retryable failures up to the step's `retries` with an increasing retry count, and the on-failure step
-/// after a final failure. Durable waits use the events of `base` (see [`TestContext::event`]).
+/// Runs a workflow in-process, without an engine: every step in dependency order (each sees its parents'
+/// outputs), retrying retryable failures up to the step's `retries` with an increasing retry count (at once:
+/// backoff is not simulated), and, after a final failure, the on-failure step, which sees the failing step's
+/// error and every completed step's output as a parent output, as under the engine. Durable waits use the
+/// events of `base` (see [`TestContext::event`]).
+///
+/// Besides tests, this is the supported way to run a workflow once without Hatchet (a local check, a demo):
+/// build the workflow as the worker would, optionally [`configured`](Workflow::configured), and pass its input
+/// in `base`. Returns every step's output by step name.
 pub async fn run_workflow<W: Workflow + ?Sized>(
     workflow: &W,
     base: TestContext,
 ) -> std::result::Result<BTreeMap<String, Value>, Box<TestRunFailure>> {
     let definition = workflow.definition();
+    let mut base = base;
+    base.info.workflow_name.clone_from(&definition.name);
     let mut outputs: BTreeMap<String, Value> = BTreeMap::new();
+    let mut attempts: BTreeMap<String, i32> = BTreeMap::new();
     let mut pending: Vec<_> = definition.tasks.clone();
     while !pending.is_empty() {
         let Some(pos) = pending
@@ -399,10 +410,10 @@ pub async fn run_workflow<W: Workflow + ?Sized>(
                 .step(&task.name)
                 .retry_count(attempt)
                 .durable(task.durable);
-            t.info.workflow_name = definition.name.clone();
             for parent in &task.parents {
                 t = t.parent_output(parent, &outputs[parent]);
             }
+            attempts.insert(task.name.clone(), attempt + 1);
             match workflow.dispatch(&task.name, t.build()).await {
                 Ok(out) => {
                     outputs.insert(task.name.clone(), out);
@@ -412,12 +423,14 @@ pub async fn run_workflow<W: Workflow + ?Sized>(
                 Err(error) => {
                     let on_failure = match &definition.on_failure {
                         Some(f) => {
-                            let ctx = base
+                            let mut t = base
                                 .clone()
                                 .step(&f.name)
-                                .step_run_error(&task.name, &error.to_report())
-                                .build();
-                            Some(workflow.dispatch(&f.name, ctx).await)
+                                .step_run_error(&task.name, &error.to_report());
+                            for (step, output) in &outputs {
+                                t = t.parent_output(step, output);
+                            }
+                            Some(workflow.dispatch(&f.name, t.build()).await)
                         }
                         None => None,
                     };
@@ -426,6 +439,7 @@ pub async fn run_workflow<W: Workflow + ?Sized>(
                         error,
                         on_failure,
                         outputs,
+                        attempts,
                     }));
                 }
             }
@@ -487,6 +501,25 @@ mod tests {
         let base = TestContext::new(In { n: 20 });
         let out = run_workflow(&wf, base.clone()).await.unwrap();
         assert_eq!(out["plus_one"], json!({"v": 41}));
+        // Declared child first: dependency order, not declaration order, decides.
+        let reversed = WorkflowBuilder::new("rev")
+            .task(
+                TaskDefinition::new("second").parents(["first"]),
+                |_: In, ctx: Context| async move {
+                    let f: Out = ctx.parent_output("first")?;
+                    Ok::<_, StepError>(Out { v: f.v + 1 })
+                },
+            )
+            .task(
+                TaskDefinition::new("first"),
+                |i: In, _ctx: Context| async move { Ok::<_, StepError>(Out { v: i.n }) },
+            )
+            .build()
+            .unwrap();
+        let out = run_workflow(&reversed, TestContext::new(In { n: 1 }))
+            .await
+            .unwrap();
+        assert_eq!(out["second"], json!({"v": 2}));
         assert_eq!(attempts.load(Ordering::SeqCst), 2);
         assert_eq!(
             base.recorder().recorded().logs,
@@ -498,7 +531,11 @@ mod tests {
     async fn non_retryable_failure_runs_on_failure_and_decode_errors_name_the_field() {
         let wf = WorkflowBuilder::new("w")
             .task(
-                TaskDefinition::new("boom").retries(5),
+                TaskDefinition::new("first"),
+                |i: In, _ctx: Context| async move { Ok::<_, StepError>(Out { v: i.n }) },
+            )
+            .task(
+                TaskDefinition::new("boom").parents(["first"]).retries(5),
                 |_: In, _ctx: Context| async move {
                     Err::<Out, _>(StepError::non_retryable("card declined"))
                 },
@@ -506,9 +543,12 @@ mod tests {
             .on_failure(
                 TaskDefinition::new("cleanup"),
                 |_: Value, ctx: Context| async move {
-                    Ok::<_, StepError>(
-                        json!({ "saw": ctx.step_run_errors().keys().cloned().collect::<Vec<_>>() }),
-                    )
+                    let first: Out = ctx.parent_output("first")?;
+                    Ok::<_, StepError>(json!({
+                        "saw": ctx.step_run_errors().keys().cloned().collect::<Vec<_>>(),
+                        "first": first.v,
+                        "workflow": ctx.info().workflow_name,
+                    }))
                 },
             )
             .build()
@@ -518,14 +558,21 @@ mod tests {
             .unwrap_err();
         assert_eq!(fail.step, "boom");
         assert!(fail.error.is_non_retryable());
-        assert_eq!(fail.on_failure.unwrap().unwrap(), json!({"saw": ["boom"]}));
+        assert_eq!(
+            fail.attempts["boom"], 1,
+            "a non-retryable error is not retried"
+        );
+        assert_eq!(
+            fail.on_failure.unwrap().unwrap(),
+            json!({"saw": ["boom"], "first": 1, "workflow": "w"})
+        );
 
         let fail = run_workflow(&wf, TestContext::new(json!({"n": "x"})))
             .await
             .unwrap_err();
         let text = fail.error.to_string();
         assert!(
-            text.starts_with("step `boom`: cannot decode input"),
+            text.starts_with("step `first`: cannot decode input"),
             "{text}"
         );
     }

@@ -10,15 +10,14 @@ use std::time::Duration;
 
 use acf_sdk::engine::Engine;
 use acf_sdk::{Client, ClientConfig};
-use uuid::Uuid;
 
 use crate::brain::EchoBrain;
 use crate::config::Settings;
 use crate::intake::{self, IntakeError};
-use crate::models::{TurnOutcome, WorkflowInput, WorkflowOutput};
-use crate::run::{RunError, start_worker};
+use crate::models::{Conversation, TurnOutcome, WorkflowInput, WorkflowOutput};
+use crate::run::{RunError, start_worker, workflow_with_brain};
 use crate::stores::{Backend, StoreError, StoreSettings, TurnRecord};
-use crate::workflow::{LogicalTurnWorkflow, TurnSettings};
+use crate::workflow::LogicalTurnWorkflow;
 
 /// The demo's tenant and agent.
 const TENANT: &str = "00000000-0000-4000-8000-00000000aaaa";
@@ -93,13 +92,13 @@ pub enum DemoError {
     #[error(transparent)]
     Intake(#[from] IntakeError),
     /// Reading the results failed.
-    #[error("cannot read the demo's results: {0}")]
+    #[error("cannot read the demo's results")]
     Store(#[from] StoreError),
     /// A run did not finish.
-    #[error("a run did not finish: {0}")]
+    #[error("a run did not finish")]
     RunFailed(#[source] acf_sdk::Error),
     /// Writing the transcript failed.
-    #[error("cannot write the transcript: {0}")]
+    #[error("cannot write the transcript")]
     Output(#[from] std::io::Error),
 }
 
@@ -151,11 +150,7 @@ pub async fn run_demo_with(
         .map_err(acf_sdk::Error::from)
         .and_then(Client::new)
         .map_err(RunError::Client)?;
-    let workflow = Arc::new(LogicalTurnWorkflow::new(
-        &backend,
-        Arc::new(EchoBrain),
-        TurnSettings::from_settings(settings),
-    ));
+    let workflow = workflow_with_brain(&backend, settings, Arc::new(EchoBrain))?;
     writeln!(
         out,
         "ruche-worker demo: embedded Hatchet engine on {}, {} stores, echo brain\n",
@@ -212,7 +207,7 @@ async fn converse(
         let output = run.result().await.map_err(DemoError::RunFailed)?;
         outputs.push(
             output
-                .step::<WorkflowOutput>("commit_and_respond")
+                .step::<WorkflowOutput>(LogicalTurnWorkflow::COMMIT_AND_RESPOND)
                 .map_err(DemoError::RunFailed)?,
         );
     }
@@ -265,7 +260,7 @@ async fn write_turns(
             let text = backend
                 .stores
                 .messages
-                .get(*id)
+                .get(session, *id)
                 .await?
                 .map(|m| m.content)
                 .unwrap_or_default();
@@ -287,13 +282,5 @@ fn input_for(line: &Line) -> WorkflowInput {
         .find(|(name, _, _)| *name == line.user)
         .copied()
         .unwrap_or(USERS[0]);
-    WorkflowInput {
-        tenant_id: TENANT.to_owned(),
-        agent_id: AGENT.to_owned(),
-        interlocutor_id: interlocutor.to_owned(),
-        channel: channel.to_owned(),
-        message_id: Uuid::new_v4().to_string(),
-        message_content: line.text.to_owned(),
-        session_key: None,
-    }
+    Conversation::between(TENANT, AGENT, interlocutor, channel).message(line.text)
 }

@@ -10,21 +10,21 @@ use serde_json::{Map, Value};
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use crate::models::{WorkflowInput, now_utc, parse_timestamp};
+use crate::models::{InputError, WorkflowInput, now_utc, parse_timestamp};
 use crate::stores::{StoreError, StoredMessage, Stores};
-use crate::workflow::{InvalidInput, TurnInput, WORKFLOW_NAME};
+use crate::workflow::{TurnInput, WORKFLOW_NAME};
 
 /// Why a message could not be submitted.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
     /// The message does not follow the payload contract.
     #[error(transparent)]
-    Invalid(#[from] InvalidInput),
+    Invalid(#[from] InputError),
     /// The message could not be stored.
-    #[error("cannot store the message: {0}")]
+    #[error("cannot store the message")]
     Store(#[from] StoreError),
     /// The run could not be triggered (the message is stored and will be taken by the session's next run).
-    #[error("cannot trigger the logical-turn run: {0}")]
+    #[error("cannot trigger the logical-turn run")]
     Trigger(#[source] acf_sdk::Error),
 }
 
@@ -96,7 +96,7 @@ async fn submit_traced(
                     true,
                 )
                 .await;
-            tracing::warn!(message_id = %valid.message_id, %error, handed_on = due.is_ok(), "message_trigger_failed");
+            tracing::warn!(message_id = %valid.message_id, error = %acf_sdk::error::Report(&error), handed_on = due.is_ok(), "message_trigger_failed");
             return Err(IntakeError::Trigger(error));
         }
     };
@@ -196,7 +196,7 @@ impl NewMessageIntake {
             .await
             .map_err(|error| match error {
                 IntakeError::Invalid(invalid) => StepError::non_retryable(invalid),
-                other => StepError::msg(other.to_string()),
+                other => StepError::new(other),
             })?;
             Ok(EventIntake {
                 message_id: submitted.message_id,
@@ -214,11 +214,11 @@ impl NewMessageIntake {
 fn event_message(
     payload: &Value,
     metadata: &Map<String, Value>,
-) -> Result<(WorkflowInput, Option<DateTime<Utc>>), InvalidInput> {
-    let payload = payload.as_object().ok_or_else(|| {
-        InvalidInput::new("input", "the new_message payload must be a JSON object")
-    })?;
-    let text = |field: &'static str| -> Result<Option<String>, InvalidInput> {
+) -> Result<(WorkflowInput, Option<DateTime<Utc>>), InputError> {
+    let payload = payload
+        .as_object()
+        .ok_or_else(|| InputError::new("input", "the new_message payload must be a JSON object"))?;
+    let text = |field: &'static str| -> Result<Option<String>, InputError> {
         match payload
             .get(field)
             .filter(|v| !v.is_null())
@@ -226,12 +226,12 @@ fn event_message(
         {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone())),
-            Some(_) => Err(InvalidInput::new(field, "must be a string")),
+            Some(_) => Err(InputError::new(field, "must be a string")),
         }
     };
     let routed = |field: &'static str| {
         text(field)?.filter(|v| !v.is_empty()).ok_or_else(|| {
-            InvalidInput::new(
+            InputError::new(
                 field,
                 "is required to route the message to its session (in the payload or the event's additional_metadata)",
             )
@@ -242,9 +242,7 @@ fn event_message(
         None => text("message_content")?.unwrap_or_default(),
     };
     let received_at = text("timestamp")?
-        .map(|at| {
-            parse_timestamp(&at).map_err(|err| InvalidInput::new("timestamp", err.to_string()))
-        })
+        .map(|at| parse_timestamp(&at).map_err(|err| InputError::new("timestamp", err.to_string())))
         .transpose()?;
     let message = WorkflowInput {
         tenant_id: routed("tenant_id")?,

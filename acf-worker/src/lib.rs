@@ -2,6 +2,7 @@
 pub mod brain;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "embedded")]
 pub mod demo;
 pub mod events;
 pub mod intake;

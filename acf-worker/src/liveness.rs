@@ -256,7 +256,7 @@ impl Sweeper {
                 }
                 Ok(false) => {}
                 Err(error) => {
-                    tracing::warn!(session_key, %error, "pending_sweep_lock_check_failed");
+                    tracing::warn!(session_key, error = %acf_sdk::error::Report(&error), "pending_sweep_lock_check_failed");
                     continue;
                 }
             }
@@ -289,7 +289,7 @@ impl Sweeper {
                 }
                 Err(error) => {
                     // The claim re-scored the session one grace period ahead; make it due again at once.
-                    tracing::warn!(session_key, %error, "pending_retrigger_failed");
+                    tracing::warn!(session_key, error = %acf_sdk::error::Report(&error), "pending_retrigger_failed");
                     if let Some(route) = due.route.as_deref() {
                         self.stores
                             .pending
@@ -329,7 +329,9 @@ impl Sweeper {
                         );
                     }
                     Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "pending_sweep_failed"),
+                    Err(error) => {
+                        tracing::warn!(error = %acf_sdk::error::Report(&error), "pending_sweep_failed")
+                    }
                 }
             }
         });

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use acf_sdk::error::Report;
 use acf_worker::cli::{Cli, Command};
 use acf_worker::config::{self, LogLevel};
 use acf_worker::telemetry::Telemetry;
@@ -13,7 +14,7 @@ fn main() -> ExitCode {
     let loaded = match config::load() {
         Ok(loaded) => loaded,
         Err(error) => {
-            eprintln!("ruche-worker: configuration error: {error}");
+            eprintln!("ruche-worker: configuration error: {}", Report(&error));
             return ExitCode::FAILURE;
         }
     };
@@ -32,12 +33,12 @@ fn main() -> ExitCode {
     let (telemetry, spans) = match traces(&runtime) {
         Ok(traces) => traces,
         Err(error) => {
-            eprintln!("ruche-worker: cannot set up traces: {error}");
+            eprintln!("ruche-worker: cannot set up traces: {}", Report(&error));
             return ExitCode::FAILURE;
         }
     };
     if let Err(error) = acf_worker::logging::init_with(&logging, spans) {
-        eprintln!("ruche-worker: cannot set up logging: {error}");
+        eprintln!("ruche-worker: cannot set up logging: {}", Report(&error));
         return ExitCode::FAILURE;
     }
     tracing::debug!(config_dir = %loaded.config_dir.display(), env = %loaded.env_name, overrides = ?loaded.overrides, traces = telemetry.is_enabled(), "config_loaded");
@@ -50,7 +51,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %error, "acf_worker_failed");
+            // Each error prints its own message and leaves its cause to `source()`: print the whole chain.
+            let error = Report(&error);
+            tracing::error!(%error, "acf_worker_failed");
             eprintln!("ruche-worker: {error}");
             ExitCode::FAILURE
         }

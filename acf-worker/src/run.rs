@@ -11,7 +11,7 @@ use crate::brain::{self, BrainError};
 use crate::config::Settings;
 use crate::intake::NewMessageIntake;
 use crate::stores::{Backend, StoreError};
-use crate::workflow::{ConfiguredWorkflow, LogicalTurnWorkflow, TurnSettings, WorkflowOptions};
+use crate::workflow::{LogicalTurnWorkflow, TurnSettings, WorkflowOptions};
 
 /// Name the worker registers under.
 pub const WORKER_NAME: &str = "ruche-worker";
@@ -24,11 +24,11 @@ pub enum RunError {
     HatchetDisabled,
     /// No usable Hatchet client configuration.
     #[error(
-        "cannot configure the Hatchet client: {0} (set HATCHET_CLIENT_TOKEN or RUCHE_JOBS__HATCHET__API_KEY, or use `run --embedded`)"
+        "cannot configure the Hatchet client (set HATCHET_CLIENT_TOKEN or RUCHE_JOBS__HATCHET__API_KEY, or use `run --embedded`)"
     )]
     Client(#[source] acf_sdk::Error),
     /// Hatchet did not accept the workflow (unreachable, or refused it).
-    #[error("cannot register the logical-turn workflow with Hatchet at {host_port}: {source}")]
+    #[error("cannot register the logical-turn workflow with Hatchet at {host_port}")]
     Register {
         /// The engine address.
         host_port: String,
@@ -37,16 +37,20 @@ pub enum RunError {
         source: acf_sdk::Error,
     },
     /// The Hatchet worker stopped with an error (lost connection, refused registration).
-    #[error("the Hatchet worker stopped: {0}")]
+    #[error("the Hatchet worker stopped")]
     Worker(#[source] acf_sdk::Error),
     /// The session store could not be opened.
-    #[error("cannot open the session store: {0}")]
+    #[error("cannot open the session store")]
     Store(#[from] StoreError),
     /// The brain could not be built.
-    #[error("cannot build the brain: {0}")]
+    #[error("cannot build the brain")]
     Brain(#[from] BrainError),
+    /// `[events]` names a pattern no event type matches.
+    #[error(transparent)]
+    Events(#[from] crate::events::PatternError),
     /// The embedded engine could not start.
-    #[error("cannot start the embedded engine: {0}")]
+    #[cfg(feature = "embedded")]
+    #[error("cannot start the embedded engine")]
     Engine(#[from] acf_sdk::engine::EngineError),
 }
 
@@ -66,11 +70,20 @@ pub fn workflow_on(
 ) -> Result<Arc<LogicalTurnWorkflow>, RunError> {
     let brain = brain::from_settings(&settings.brain)?;
     tracing::info!(brain = brain.name(), "brain_created");
-    Ok(Arc::new(LogicalTurnWorkflow::new(
-        backend,
-        brain,
-        TurnSettings::from_settings(settings),
-    )))
+    workflow_with_brain(backend, settings, brain)
+}
+
+/// The workflow on an already opened backend answering with `brain`, its events routed as `[events]` says.
+pub fn workflow_with_brain(
+    backend: &Backend,
+    settings: &Settings,
+    brain: Arc<dyn brain::Brain>,
+) -> Result<Arc<LogicalTurnWorkflow>, RunError> {
+    let router = crate::events::router_from_settings(&settings.events, &backend.stores)?;
+    Ok(Arc::new(
+        LogicalTurnWorkflow::new(backend, brain, TurnSettings::from_settings(settings))
+            .with_events(Arc::new(router)),
+    ))
 }
 
 /// The Hatchet client: `HATCHET_CLIENT_*` variables first; the token falls back to `jobs.hatchet.api_key`, and the
@@ -176,7 +189,7 @@ pub async fn start_with_options(
         client.clone(),
         workflow.settings().max_message_chars,
     );
-    let configured = ConfiguredWorkflow::new(workflow, options);
+    let configured = options.configure(workflow);
     client
         .register(&configured)
         .await

@@ -34,7 +34,7 @@ pub enum TelemetryError {
     },
     /// The exporter could not be built.
     #[cfg(feature = "otel")]
-    #[error("cannot build the OTLP span exporter: {0}")]
+    #[error("cannot build the OTLP span exporter")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
@@ -62,7 +62,7 @@ impl Telemetry {
     pub fn shutdown(self) {
         #[cfg(feature = "otel")]
         if let Some(Err(error)) = self.provider.map(|provider| provider.shutdown()) {
-            tracing::warn!(%error, "trace_export_shutdown_failed");
+            tracing::warn!(error = %acf_sdk::error::Report(&error), "trace_export_shutdown_failed");
         }
     }
 }

@@ -15,10 +15,6 @@ use std::collections::HashMap;
 
 pub use crate::models::{AccumulationHint, MessageShape, UserCadenceStats};
 
-/// Default lower bound of the window, in ms.
-pub const DEFAULT_MIN_WAIT_MS: u64 = 200;
-/// Default upper bound of the window, in ms.
-pub const DEFAULT_MAX_WAIT_MS: u64 = 3000;
 /// Base window, in ms, for a channel missing from the table.
 pub const UNKNOWN_CHANNEL_WAIT_MS: u64 = 800;
 
@@ -66,13 +62,9 @@ pub struct TurnManager {
 }
 
 impl Default for TurnManager {
-    /// Bounds 200..=3000 ms and the standard channel table.
+    /// The `[accumulation]` defaults: bounds 200..=3000 ms and the standard channel table.
     fn default() -> Self {
-        Self::new(
-            DEFAULT_MIN_WAIT_MS,
-            DEFAULT_MAX_WAIT_MS,
-            std::iter::empty::<(String, u64)>(),
-        )
+        crate::config::AccumulationSettings::default().turn_manager()
     }
 }
 

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acf_worker::workflow::{Accumulated, AgentOutcome};
-use e2e_support::{Harness, Mode, User};
+use acf_worker::models::Conversation;
+use e2e_support::{Harness, Mode};
 
 /// Fixed accumulation window, ms.
 const WINDOW_MS: u64 = 200;
@@ -276,11 +277,11 @@ async fn turns(sessions: usize, messages: usize) {
     for _ in 0..sessions {
         let h = h.clone();
         tasks.push(tokio::spawn(async move {
-            let user = User::new();
+            let user = Conversation::new();
             let mut turns = Vec::new();
             for n in 0..messages {
                 let sent = Instant::now();
-                let input = user.says(&format!("message {n}"));
+                let input = user.message(&format!("message {n}"));
                 let submitted = h.send(&input).await;
                 let submitted_at = Instant::now();
                 let out = submitted.run.result().await.expect("run");

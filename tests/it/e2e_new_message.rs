@@ -9,9 +9,10 @@ use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
 use acf_tests::python::{PythonScript, script};
+use acf_worker::models::Conversation;
 use acf_worker::models::{TurnOutcome, format_timestamp, now_utc};
 use acf_worker::stores::{MessageStatus, ResponseEntry};
-use e2e_support::{Harness, Mode, User, output, responses_of};
+use e2e_support::{Harness, Mode, output, responses_of};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -71,9 +72,12 @@ impl Gateway {
         assert!(found, "the Python gateway never printed {wanted}");
     }
 
-    async fn push(&mut self) {
+    /// Pushes the event with `late_fields` merged into its payload.
+    async fn push(&mut self, late_fields: &Value) {
         let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(b"go\n").unwrap();
+        stdin
+            .write_all(format!("{late_fields}\n").as_bytes())
+            .unwrap();
         stdin.flush().unwrap();
         self.expect_line("PUSHED").await;
     }
@@ -101,24 +105,25 @@ async fn responses(h: &Harness, session_key: &str, count: usize) -> Vec<Response
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_message_event_is_taken_like_send() {
     let h = Harness::start(Mode::Echo(Duration::ZERO), 3_000, 10).await;
-    let user = User::new();
+    let user = Conversation::new();
 
     // The gateway triggered the first message itself, then signals the follow-up as an event, with the routing
     // in the event's additional_metadata and the documented payload. The SDK is loaded before the first message
     // is sent, so the push lands within the first turn's window.
     let follow_up = Uuid::new_v4();
-    let sent_at = format_timestamp(&now_utc());
     let mut gateway = Gateway::ready(
         &h,
-        &json!({"message_id": follow_up, "content": "I need help with my order", "timestamp": sent_at}),
+        &json!({"message_id": follow_up, "content": "I need help with my order"}),
         &json!({
             "tenant_id": user.tenant_id, "agent_id": user.agent_id,
             "interlocutor_id": user.interlocutor_id, "channel": "web",
         }),
     )
     .await;
-    let first = h.send(&user.says("hello")).await;
-    gateway.push().await;
+    let first = h.send(&user.message("hello")).await;
+    // Stamped once "hello" is stored, as a gateway stamps a message when it arrives: the turn orders by it.
+    let sent_at = format_timestamp(&now_utc());
+    gateway.push(&json!({ "timestamp": sent_at })).await;
     let turn = output(&first, Duration::from_secs(60)).await;
     assert_eq!(turn.status, TurnOutcome::Complete);
     assert_eq!(
@@ -133,7 +138,7 @@ async fn a_new_message_event_is_taken_like_send() {
         .backend
         .stores
         .messages
-        .get(follow_up)
+        .get(&user.session_key(), follow_up)
         .await
         .unwrap()
         .unwrap();
@@ -149,7 +154,7 @@ async fn a_new_message_event_is_taken_like_send() {
     );
 
     // A new conversation started by an event alone (routing in the payload): it gets its own turn.
-    let other = User::new();
+    let other = Conversation::new();
     let opener = Uuid::new_v4();
     push(
         &h,
@@ -178,7 +183,7 @@ async fn a_new_message_event_is_taken_like_send() {
         h.backend
             .stores
             .messages
-            .get(unroutable)
+            .get(&user.session_key(), unroutable)
             .await
             .unwrap()
             .is_none()

@@ -5,15 +5,16 @@ use acf_tests::e2e_support;
 use std::time::Duration;
 
 use acf_tests::python::{PythonScript, script};
+use acf_worker::models::Conversation;
 use acf_worker::stores::MessageStatus;
-use e2e_support::{Harness, Mode, User, responses_of};
+use e2e_support::{Harness, Mode, responses_of};
 use serde_json::Value;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_triggers_a_turn_the_rust_worker_answers() {
     let h = Harness::start(Mode::Echo(Duration::ZERO), 100, 10).await;
-    let user = User::new();
+    let user = Conversation::new();
     let message_id = Uuid::new_v4();
     let mut py = PythonScript::new(script("e2e_logical_turn.py"))
         .timeout(Duration::from_secs(120))
@@ -44,7 +45,7 @@ async fn the_python_sdk_triggers_a_turn_the_rust_worker_answers() {
         .backend
         .stores
         .messages
-        .get(message_id)
+        .get(&user.session_key(), message_id)
         .await
         .unwrap()
         .unwrap();

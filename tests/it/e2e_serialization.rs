@@ -6,9 +6,10 @@ use acf_tests::e2e_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::MessageStatus;
-use e2e_support::{Harness, Mode, User, output, responses_of};
+use e2e_support::{Harness, Mode, output, responses_of};
 use uuid::Uuid;
 
 const SESSIONS: usize = 50;
@@ -17,14 +18,14 @@ const MESSAGES: usize = 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_sessions_of_twenty_messages_never_overlap_and_lose_nothing() {
     let h = std::sync::Arc::new(Harness::start(Mode::Echo(Duration::from_millis(5)), 50, 60).await);
-    let users: Vec<User> = (0..SESSIONS).map(|_| User::new()).collect();
+    let users: Vec<Conversation> = (0..SESSIONS).map(|_| Conversation::new()).collect();
     let mut senders = Vec::new();
     for (i, user) in users.clone().into_iter().enumerate() {
         let h = h.clone();
         senders.push(tokio::spawn(async move {
             let mut runs = Vec::new();
             for n in 0..MESSAGES {
-                runs.push(h.send(&user.says(&format!("m{n}"))).await);
+                runs.push(h.send(&user.message(&format!("m{n}"))).await);
                 // A spread of gaps per session: bursts (under 10 ms) mixed with pauses longer than the 50 ms window.
                 let pause = (n * 37 + i * 11) % 90;
                 tokio::time::sleep(Duration::from_millis(pause as u64)).await;
@@ -62,7 +63,14 @@ async fn fifty_sessions_of_twenty_messages_never_overlap_and_lose_nothing() {
         for turn in &turns {
             for id in &turn.message_ids {
                 assert!(seen.insert(*id), "message {id} answered twice in {session}");
-                let message = h.backend.stores.messages.get(*id).await.unwrap().unwrap();
+                let message = h
+                    .backend
+                    .stores
+                    .messages
+                    .get(&session, *id)
+                    .await
+                    .unwrap()
+                    .unwrap();
                 assert_eq!(
                     message.status,
                     MessageStatus::Processed {

@@ -5,9 +5,10 @@ use acf_tests::e2e_support;
 
 use std::time::Duration;
 
+use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::MessageStatus;
-use e2e_support::{Harness, Mode, User, output, responses_of};
+use e2e_support::{Harness, Mode, output, responses_of};
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -15,8 +16,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_message_is_answered_on_the_response_stream() {
     let h = Harness::start(Mode::Echo(Duration::ZERO), 100, 10).await;
-    let user = User::new();
-    let submitted = h.send(&user.says("hello")).await;
+    let user = Conversation::new();
+    let submitted = h.send(&user.message("hello")).await;
     let out = output(&submitted, LIMIT).await;
     assert_eq!(out.status, TurnOutcome::Complete);
     assert_eq!(out.response.as_deref(), Some("Echo: hello"));
@@ -27,7 +28,7 @@ async fn a_single_message_is_answered_on_the_response_stream() {
         .backend
         .stores
         .messages
-        .get(submitted.message_id)
+        .get(&user.session_key(), submitted.message_id)
         .await
         .unwrap()
         .unwrap();
@@ -50,10 +51,10 @@ async fn a_single_message_is_answered_on_the_response_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_three_becomes_one_turn_with_one_response() {
     let h = Harness::start(Mode::Echo(Duration::ZERO), 600, 10).await;
-    let user = User::new();
+    let user = Conversation::new();
     let mut runs = Vec::new();
     for text in ["hi", "I need help", "with order 123"] {
-        runs.push(h.send(&user.says(text)).await);
+        runs.push(h.send(&user.message(text)).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut outputs = Vec::new();
@@ -76,9 +77,9 @@ async fn a_burst_of_three_becomes_one_turn_with_one_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sessions_run_in_parallel() {
     let h = Harness::start(Mode::Echo(Duration::from_millis(1_500)), 100, 10).await;
-    let (ann, ben) = (User::new(), User::new());
-    let a = h.send(&ann.says("from ann")).await;
-    let b = h.send(&ben.says("from ben")).await;
+    let (ann, ben) = (Conversation::new(), Conversation::new());
+    let a = h.send(&ann.message("from ann")).await;
+    let b = h.send(&ben.message("from ben")).await;
     assert_eq!(
         output(&a, LIMIT).await.response.as_deref(),
         Some("Echo: from ann")
@@ -101,8 +102,8 @@ async fn two_sessions_run_in_parallel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_brain_failure_is_committed_as_a_failed_turn() {
     let h = Harness::start(Mode::Refuse, 100, 10).await;
-    let user = User::new();
-    let submitted = h.send(&user.says("help")).await;
+    let user = Conversation::new();
+    let submitted = h.send(&user.message("help")).await;
     let out = output(&submitted, LIMIT).await;
     assert_eq!(out.status, TurnOutcome::Failed);
     assert!(
@@ -121,7 +122,7 @@ async fn a_brain_failure_is_committed_as_a_failed_turn() {
         .backend
         .stores
         .messages
-        .get(submitted.message_id)
+        .get(&user.session_key(), submitted.message_id)
         .await
         .unwrap()
         .unwrap();
@@ -142,7 +143,7 @@ async fn a_brain_failure_is_committed_as_a_failed_turn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_fails_without_retries_naming_the_field() {
     let h = Harness::start(Mode::Echo(Duration::ZERO), 100, 10).await;
-    let mut payload = serde_json::to_value(User::new().says("x")).unwrap();
+    let mut payload = serde_json::to_value(Conversation::new().message("x")).unwrap();
     payload["message_id"] = json!("not-a-uuid");
     let started = std::time::Instant::now();
     let run = h

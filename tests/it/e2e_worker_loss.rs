@@ -7,10 +7,11 @@ use acf_tests::e2e_support;
 use std::time::Duration;
 
 use acf_sdk::engine::Engine;
+use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::MessageStatus;
 use e2e_support::{
-    Mode, RecordingBrain, User, client, output, redis_backend_at, responses_of, start_worker,
+    Mode, RecordingBrain, client, output, redis_backend_at, responses_of, start_worker,
     unique_prefix,
 };
 
@@ -24,7 +25,7 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
     let client = client(&engine);
     let prefix = unique_prefix();
     let backend = redis_backend_at(&prefix).await;
-    let user = User::new();
+    let user = Conversation::new();
 
     // Worker A runs on its own runtime, with its own connections; its brain never answers.
     let doomed = RecordingBrain::new(Mode::Hang);
@@ -97,7 +98,7 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
     let message = backend
         .stores
         .messages
-        .get(submitted.message_id)
+        .get(&user.session_key(), submitted.message_id)
         .await
         .unwrap()
         .unwrap();
@@ -116,12 +117,12 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
 async fn intake_send(
     client: &acf_sdk::Client,
     backend: &acf_worker::stores::Backend,
-    user: &User,
+    user: &Conversation,
 ) -> acf_worker::intake::Submitted {
     acf_worker::intake::submit(
         &backend.stores,
         client,
-        &user.says("are you there?"),
+        &user.message("are you there?"),
         16_000,
     )
     .await
@@ -133,7 +134,7 @@ async fn a_rolling_restart_drains_the_running_step_and_the_next_worker_finishes_
     let engine = Engine::builder().start().await.unwrap();
     let client = client(&engine);
     let backend = redis_backend_at(&unique_prefix()).await;
-    let user = User::new();
+    let user = Conversation::new();
     let old = RecordingBrain::new(Mode::Echo(Duration::from_millis(1_500)));
     let worker_a = start_worker(&client, &backend, old.clone(), 100, 10).await;
     let submitted = intake_send(&client, &backend, &user).await;

@@ -383,3 +383,53 @@ async fn stream_chunks_reach_a_python_subscriber() {
         .await;
     assert_eq!(status(&details), RunStatus::Completed);
 }
+
+/// A workflow declared by the Python SDK with a TTL idempotency key: a second trigger with the same key is
+/// refused with the existing run named, through the status detail the SDKs decode (single and bulk), in
+/// Python and in our SDK alike; a different key runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_refuse_duplicates_for_python_and_rust_clients() {
+    let mut h = Harness::start().await;
+    h.worker("idem-worker", 5, &["idempotent"]);
+    h.wait_registered("InteropIdempotent").await;
+    let out = h.client(&["idempotent", "order-1"]).await;
+    let first = out["first"].as_str().expect("first run id").to_owned();
+    assert_eq!(
+        out["again"],
+        json!({ "existing": first }),
+        "Python raised IdempotencyCollisionError naming the first run: {out}"
+    );
+    let other = out["other"].as_str().expect("another key runs");
+    assert_ne!(other, first);
+    assert_eq!(out["bulk"]["existing"], json!([first]), "{out}");
+    assert_eq!(
+        out["bulk"]["created"].as_array().map(Vec::len),
+        Some(1),
+        "the bulk trigger's other run was created: {out}"
+    );
+    let details = h.wait_run(&first, RUN_TIMEOUT).await;
+    assert_eq!(status(&details), RunStatus::Completed, "{}", h.logs());
+
+    let client = acf_tests::sdk_support::client_with(&h.engine, &[]);
+    match client
+        .trigger(
+            "InteropIdempotent",
+            json!({ "order_id": "order-1" }),
+            acf_sdk::TriggerOptions::default(),
+        )
+        .await
+    {
+        Err(acf_sdk::Error::IdempotencyCollision { existing_run_id }) => {
+            assert_eq!(existing_run_id, first);
+        }
+        other => panic!("our SDK reports the collision as such: {other:?}"),
+    }
+    client
+        .trigger(
+            "InteropIdempotent",
+            json!({ "order_id": "order-2" }),
+            acf_sdk::TriggerOptions::default(),
+        )
+        .await
+        .expect("a fresh key triggers");
+}

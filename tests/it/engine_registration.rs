@@ -97,14 +97,18 @@ async fn unimplemented_or_invalid_fields_are_refused_by_name() {
     let mut idempotent = workflow("idempotent", vec![]);
     idempotent.idempotency = Some(IdempotencyConfig {
         expression: "input.id".into(),
+        ttl_ms: 0,
+        method: None,
+    });
+    let message = refused(&mut admin, idempotent.clone()).await;
+    assert!(message.starts_with("idempotency.ttl_ms:"), "{message}");
+    idempotent.idempotency = Some(IdempotencyConfig {
+        expression: "input.(".into(),
         ttl_ms: 60_000,
         method: None,
     });
-    assert!(
-        refused(&mut admin, idempotent)
-            .await
-            .starts_with("idempotency:")
-    );
+    let message = refused(&mut admin, idempotent).await;
+    assert!(message.starts_with("idempotency.expression:"), "{message}");
 
     let mut unnamed = tenant("x");
     unnamed.name = None;

@@ -9,105 +9,8 @@ use acf_sdk::testing::TestContext;
 use acf_sdk::{
     Context, StepError, TaskDefinition, Workflow, WorkflowDefinition, on_failure, step, workflow,
 };
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use acf_tests::macros_fixtures::{Checked, Order, OrderPipeline, Priced, Shipped};
 use std::time::Duration;
-
-#[derive(Serialize, Deserialize, JsonSchema)]
-struct Order {
-    id: u32,
-    qty: u32,
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
-struct Checked {
-    ok: bool,
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
-struct Priced {
-    cents: u64,
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
-struct Shipped {
-    label: String,
-}
-
-struct OrderPipeline {
-    cents_per_item: u64,
-}
-
-#[workflow(
-    description = "orders",
-    on_events = ["order:created"],
-    cron = ["0 * * * *"],
-    concurrency(expression = "input.id", max_runs = 2, strategy = "cancel_newest"),
-    sticky = "soft",
-    default_priority = 2
-)]
-impl OrderPipeline {
-    #[step(
-        retries = 3,
-        backoff_factor = 2.0,
-        backoff_max = "10m",
-        execution_timeout = "30s",
-        schedule_timeout = "1h30m"
-    )]
-    async fn check(&self, _ctx: &Context, input: &Order) -> Result<Checked, StepError> {
-        Ok(Checked { ok: input.qty > 0 })
-    }
-
-    #[step(
-        parents = [check],
-        rate_limit(key = "pricing", units = 2),
-        worker_label(key = "region", value = "eu", required),
-        slots = 2
-    )]
-    async fn price(
-        &self,
-        _ctx: &Context,
-        input: &Order,
-        checked: &Checked,
-    ) -> Result<Priced, StepError> {
-        let cents = if checked.ok {
-            u64::from(input.qty) * self.cents_per_item
-        } else {
-            0
-        };
-        Ok(Priced { cents })
-    }
-
-    #[step(
-        name = "Ship",
-        parents = [check, price],
-        durable,
-        rate_limit(dynamic_key = "input.id", units = "input.qty", limit = 10, duration = "hour"),
-        worker_label(key = "gpu", value = 2, weight = 50, comparator = "greater_than")
-    )]
-    async fn ship(
-        &self,
-        ctx: &Context,
-        input: Order,
-        checked: Checked,
-        priced: &Priced,
-    ) -> Result<Shipped, std::io::Error> {
-        Ok(Shipped {
-            label: format!(
-                "{}:{}:{}:{}",
-                ctx.step_name(),
-                input.id,
-                checked.ok,
-                priced.cents
-            ),
-        })
-    }
-
-    #[on_failure(retries = 1)]
-    async fn cleanup(&self, _ctx: &Context, _input: &Order) -> Result<(), StepError> {
-        Ok(())
-    }
-}
 
 /// The same workflow written against the macro-free API.
 fn hand_written() -> WorkflowDefinition {
@@ -242,4 +145,83 @@ async fn unknown_actions_and_user_errors_are_reported() {
         .build();
     let err = wf.dispatch("nope", ctx).await.expect_err("no such step");
     assert!(err.to_string().contains("order-pipeline:nope"), "{err}");
+}
+
+/// Fails `ship` for an empty order; its on-failure handler takes `Option<Order>` and reads `check`'s output
+/// through the step constant.
+struct Refusing;
+
+#[workflow]
+impl Refusing {
+    #[step]
+    async fn check(&self, _ctx: &Context, input: &Order) -> Result<Checked, StepError> {
+        Ok(Checked { ok: input.qty > 0 })
+    }
+
+    #[step(parents = [check])]
+    async fn ship(
+        &self,
+        _ctx: &Context,
+        _input: &Order,
+        checked: &Checked,
+    ) -> Result<Shipped, StepError> {
+        if checked.ok {
+            Ok(Shipped {
+                label: "sent".into(),
+            })
+        } else {
+            Err(StepError::non_retryable("empty order"))
+        }
+    }
+
+    #[on_failure]
+    async fn report(
+        &self,
+        ctx: &Context,
+        input: Option<Order>,
+    ) -> Result<serde_json::Value, StepError> {
+        let checked: Option<Checked> = ctx.completed_parent_output(Self::CHECK)?;
+        let shipped: Option<Shipped> = ctx.completed_parent_output(Self::SHIP)?;
+        Ok(serde_json::json!({
+            "order": input.map(|o| o.id),
+            "checked": checked.map(|c| c.ok),
+            "shipped": shipped.is_some(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn an_on_failure_handler_taking_option_input_runs_when_the_input_does_not_decode() {
+    use acf_sdk::testing::run_workflow;
+    let failed = run_workflow(&Refusing, TestContext::new(Order { id: 4, qty: 0 }))
+        .await
+        .unwrap_err();
+    assert_eq!(failed.step, "ship");
+    assert_eq!(
+        failed.on_failure.unwrap().unwrap(),
+        serde_json::json!({"order": 4, "checked": false, "shipped": false})
+    );
+    // The input does not decode: `check` refuses it, the handler still runs, with `None`.
+    let failed = run_workflow(&Refusing, TestContext::new(serde_json::json!({"id": "x"})))
+        .await
+        .unwrap_err();
+    assert_eq!(failed.step, "check");
+    assert!(failed.error.is_non_retryable());
+    assert_eq!(
+        failed.on_failure.unwrap().unwrap(),
+        serde_json::json!({"order": null, "checked": null, "shipped": false})
+    );
+    // A parent output that exists but does not decode is an error naming it, never `None`.
+    let ctx = TestContext::new(Order { id: 1, qty: 1 })
+        .step("report-on-failure")
+        .parent_output("check", serde_json::json!({"ok": "yes"}))
+        .build();
+    let error = Refusing
+        .dispatch("report-on-failure", ctx)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("parent output `check`"),
+        "{error}"
+    );
 }

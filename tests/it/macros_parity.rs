@@ -1,6 +1,7 @@
 //! Workflows declared with `#[workflow]` register exactly what the same declarations in the official Python
 //! SDK (`tests/python/macros_parity.py`) register: both `PutWorkflow` requests are captured by the embedded
-//! engine and compared field by field. Two workflows cover every option the macros accept. Only the input
+//! engine and compared field by field. Two workflows cover every option the macros accept (the DAG one is the
+//! shared fixture, `acf_tests::macros_fixtures::OrderPipeline`). Only the input
 //! JSON schema differs in spelling (schemars vs pydantic), so it is compared by meaning: the same
 //! properties, each with the same JSON type, and the same required set.
 
@@ -8,95 +9,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use acf_sdk::engine::Engine;
 use acf_sdk::proto::v1::CreateWorkflowVersionRequest;
-use acf_sdk::{Client, ClientConfig, Context, StepError, on_failure, step, workflow};
+use acf_sdk::{Client, ClientConfig, Context, StepError, step, workflow};
+use acf_tests::macros_fixtures::{Order, OrderPipeline};
 use acf_tests::python::{PythonScript, script};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-#[derive(Serialize, Deserialize, schemars::JsonSchema)]
-struct Order {
-    id: i64,
-    qty: i64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Checked {
-    ok: bool,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Priced {
-    cents: i64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Shipped {
-    label: String,
-}
-
-struct ParityPipeline;
-
-#[workflow(
-    description = "orders",
-    on_events = ["order:created"],
-    cron = ["0 * * * *"],
-    sticky = "soft",
-    default_priority = 2,
-    concurrency(expression = "input.id", max_runs = 2, strategy = "cancel_newest")
-)]
-impl ParityPipeline {
-    #[step(
-        retries = 3,
-        backoff_factor = 2.0,
-        backoff_max = "10m",
-        execution_timeout = "30s",
-        schedule_timeout = "1h30m"
-    )]
-    async fn check(&self, _ctx: &Context, input: &Order) -> Result<Checked, StepError> {
-        Ok(Checked { ok: input.qty > 0 })
-    }
-
-    #[step(
-        parents = [check],
-        rate_limit(key = "pricing", units = 2),
-        worker_label(key = "region", value = "eu", required),
-        slots = 2
-    )]
-    async fn price(
-        &self,
-        _ctx: &Context,
-        input: &Order,
-        _checked: &Checked,
-    ) -> Result<Priced, StepError> {
-        Ok(Priced {
-            cents: input.qty * 5,
-        })
-    }
-
-    #[step(
-        name = "Ship",
-        parents = [check, price],
-        durable,
-        rate_limit(dynamic_key = "input.id", units = "input.qty", limit = 10, duration = "hour"),
-        worker_label(key = "gpu", value = 2, weight = 50, comparator = "greater_than")
-    )]
-    async fn ship(
-        &self,
-        _ctx: &Context,
-        input: &Order,
-        _checked: &Checked,
-        _priced: &Priced,
-    ) -> Result<Shipped, StepError> {
-        Ok(Shipped {
-            label: input.id.to_string(),
-        })
-    }
-
-    #[on_failure(retries = 1)]
-    async fn cleanup(&self, _ctx: &Context, _input: &Order) -> Result<(), StepError> {
-        Ok(())
-    }
-}
 
 struct ParityLimits;
 
@@ -168,7 +84,7 @@ async fn macro_registration_matches_the_python_sdk() {
     let client = Client::new(ClientConfig::from_lookup(|k| env.get(k).cloned()).expect("config"))
         .expect("client");
     client
-        .register(&ParityPipeline)
+        .register(&OrderPipeline { cents_per_item: 5 })
         .await
         .expect("the DAG workflow registers");
     client
@@ -185,7 +101,7 @@ async fn macro_registration_matches_the_python_sdk() {
         .expect("the Python script ran");
 
     let requests = engine.registered_workflows();
-    let (rust, python) = registered_pair(&requests, "parity-pipeline");
+    let (rust, python) = registered_pair(&requests, "order-pipeline");
     assert_eq!(rust, python);
     let (rust, python) = registered_pair(&requests, "parity-limits");
     assert_eq!(rust, python);

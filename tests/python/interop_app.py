@@ -22,6 +22,7 @@ from hatchet_sdk import (
     NonRetryableException,
     ParentCondition,
     SleepCondition,
+    TTLBasedIdempotencyConfig,
     UserEventCondition,
     or_,
 )
@@ -212,6 +213,20 @@ async def bench_noop(input: EmptyModel, ctx: Context) -> dict:
     return {}
 
 
+# --- trigger deduplication by an idempotency key ----------------------------------------------------
+class OrderInput(BaseModel):
+    order_id: str
+
+
+@hatchet.task(
+    name="InteropIdempotent",
+    input_validator=OrderInput,
+    idempotency=TTLBasedIdempotencyConfig(key_expression="input.order_id", ttl=timedelta(minutes=10)),
+)
+def idempotent(input: OrderInput, ctx: Context) -> dict:
+    return {"order_id": input.order_id}
+
+
 WORKFLOWS = {
     "dag": dag,
     "flaky": flaky,
@@ -224,4 +239,5 @@ WORKFLOWS = {
     "noop": bench_noop,
     "gated": gated,
     "streamer": streamer,
+    "idempotent": idempotent,
 }

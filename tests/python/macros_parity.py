@@ -30,7 +30,7 @@ class Order(BaseModel):
 hatchet = Hatchet()
 
 wf = hatchet.workflow(
-    name="parity-pipeline",
+    name="order-pipeline",
     description="orders",
     input_validator=Order,
     on_events=["order:created"],

@@ -226,54 +226,8 @@ pub async fn output(submitted: &Submitted, limit: Duration) -> WorkflowOutput {
         .expect("the run finishes in time")
         .expect("the run succeeds");
     result
-        .step("commit_and_respond")
+        .step(LogicalTurnWorkflow::COMMIT_AND_RESPOND)
         .expect("a workflow output")
-}
-
-/// A user of one conversation on `web`.
-#[derive(Debug, Clone)]
-pub struct User {
-    /// A fresh tenant.
-    pub tenant_id: String,
-    /// A fresh agent.
-    pub agent_id: String,
-    /// A fresh interlocutor.
-    pub interlocutor_id: String,
-}
-
-impl Default for User {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl User {
-    /// A user with fresh ids (so a session of its own).
-    pub fn new() -> Self {
-        Self {
-            tenant_id: Uuid::new_v4().to_string(),
-            agent_id: Uuid::new_v4().to_string(),
-            interlocutor_id: Uuid::new_v4().to_string(),
-        }
-    }
-
-    /// The intake input of this user saying `text` (a fresh message id).
-    pub fn says(&self, text: &str) -> WorkflowInput {
-        WorkflowInput {
-            tenant_id: self.tenant_id.clone(),
-            agent_id: self.agent_id.clone(),
-            interlocutor_id: self.interlocutor_id.clone(),
-            channel: "web".into(),
-            message_id: Uuid::new_v4().to_string(),
-            message_content: text.into(),
-            session_key: None,
-        }
-    }
-
-    /// The session key of this user's conversation.
-    pub fn session_key(&self) -> String {
-        self.says("").session_key()
-    }
 }
 
 /// Response stream entries of `session_key`.

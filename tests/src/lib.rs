@@ -4,12 +4,14 @@
 //!   deadline, capturing their output. Interop tests go through it so that a missing venv fails
 //!   loudly instead of skipping.
 //! * [`node`] does the same for the official TypeScript SDK's node project in `tests/ts`.
+//! * [`macros_fixtures`] holds the `#[workflow]` fixture shared by the macro tests.
 //! * [`workspace_root`] anchors every path the tests use.
 
 use std::path::{Path, PathBuf};
 
 pub mod e2e_support;
 pub mod engine_support;
+pub mod macros_fixtures;
 pub mod node;
 pub mod python;
 pub mod sdk_support;

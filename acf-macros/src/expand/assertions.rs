@@ -1,4 +1,5 @@
-//! Type checks rustc performs for us: every step takes the workflow's input type, and every parent argument
+//! Type checks rustc performs for us: every step takes the workflow's input type (a failure or success handler may
+//! take `Option` of it), and every parent argument
 //! has the parent's output type. Each check is spanned on the user's type, and the runtime's traits carry
 //! `#[diagnostic::on_unimplemented]`, so the error reads as ours and points at the right token.
 
@@ -13,11 +14,20 @@ use crate::model::Workflow;
 pub(crate) fn checks(wf: &Workflow<'_>) -> TokenStream {
     let mut out = Vec::new();
     if let Some(expected) = input_type(wf) {
-        for step in wf.all_steps().skip(1) {
+        for step in wf.steps.iter().skip(1) {
             if let Some(arg) = step.args.get(1) {
                 let (ty, _) = value_type(&arg.ty);
                 out.push(quote_spanned! {ty.span()=>
                     __acf::assert_same_input::<#ty, #expected>();
+                });
+            }
+        }
+        // A handler may also take `Option<Input>`: it runs even when the first step refused the input.
+        for handler in wf.on_failure.iter().chain(&wf.on_success) {
+            if let Some(arg) = handler.args.get(1) {
+                let (ty, _) = value_type(&arg.ty);
+                out.push(quote_spanned! {ty.span()=>
+                    __acf::assert_handler_input::<#ty, #expected>();
                 });
             }
         }

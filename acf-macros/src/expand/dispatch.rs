@@ -5,8 +5,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 
-use super::types::{return_type, value_type};
-use crate::model::{Step, Workflow};
+use super::types::{input_type, return_type, value_type};
+use crate::model::{Step, StepKind, Workflow};
 
 /// The body of `fn dispatch<'a>(&'a self, __acf_step: &'a str, __acf_ctx: Context) -> BoxFuture<'a, StepResult>`.
 pub(crate) fn body(wf: &Workflow<'_>, workflow_name: &str) -> TokenStream {
@@ -44,8 +44,17 @@ fn arm(wf: &Workflow<'_>, step: &Step<'_>) -> TokenStream {
     }
     if let Some(input_arg) = step.args.get(1) {
         let (ty, borrowed) = value_type(&input_arg.ty);
-        decodes.push(quote_spanned! {input_arg.ty.span()=>
-            let __acf_input: #ty = __acf::decode_input::<#ty>(&__acf_ctx, #id)?;
+        let expected = input_type(wf).filter(|_| step.kind != StepKind::Step);
+        // A handler's input may be `Option<Input>` (see `HandlerInput`).
+        decodes.push(if let Some(expected) = expected {
+            quote_spanned! {input_arg.ty.span()=>
+                let __acf_input: #ty =
+                    __acf::decode_handler_input::<#ty, #expected>(&__acf_ctx, #id)?;
+            }
+        } else {
+            quote_spanned! {input_arg.ty.span()=>
+                let __acf_input: #ty = __acf::decode_input::<#ty>(&__acf_ctx, #id)?;
+            }
         });
         call_args.push(if borrowed {
             quote!(&__acf_input)

@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{Client, RunOutput, encode_input, json_object_text, metadata_text};
+use crate::error::{Error, Result};
 use crate::model::{DesiredWorkerLabel, Priority, RateLimitDuration};
 use crate::proto::{self, v1};
-use crate::sdk_error::{Error, Result};
 use crate::workflow::Workflow;
 
 /// Options of a trigger.

@@ -4,9 +4,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{Client, encode_input, now_timestamp};
+use crate::error::Result;
 use crate::model::Priority;
 use crate::proto;
-use crate::sdk_error::Result;
 
 /// Options of an event push.
 #[derive(Debug, Clone, Default)]

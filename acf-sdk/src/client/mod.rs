@@ -18,8 +18,8 @@ pub use typed::{Decoder, TypedWorkflowClient};
 
 use crate::channel::Connection;
 use crate::config::ClientConfig;
+use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
-use crate::sdk_error::{Error, Result};
 
 /// A Hatchet client. Cheap to clone; clones share the channel and the run-result subscription.
 #[derive(Clone, Debug)]

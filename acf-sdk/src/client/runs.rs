@@ -10,9 +10,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::channel::Connection;
+use crate::error::{Error, Result};
 use crate::proto::{SubscribeToWorkflowRunsRequest, WorkflowRunEvent};
 use crate::retry::RetryPolicy;
-use crate::sdk_error::{Error, Result};
 
 type Waiters = HashMap<String, Vec<oneshot::Sender<WorkflowRunEvent>>>;
 
@@ -100,6 +100,8 @@ impl RunListener {
                 state.sender = Some(tx);
             }
             let mut client = self.conn.dispatcher();
+            // The engine answers the open only with the first finished run (grpc-go sends no headers before
+            // it); the ids were queued above, so waiting for it is waiting for that result.
             match client
                 .subscribe_to_workflow_runs(UnboundedReceiverStream::new(rx))
                 .await

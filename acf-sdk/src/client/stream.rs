@@ -4,10 +4,10 @@
 use futures::{Stream, StreamExt};
 
 use super::Client;
+use crate::error::{Error, Result};
 use crate::proto::{
     ResourceEventType, ResourceType, SubscribeToWorkflowEventsRequest, WorkflowEvent,
 };
-use crate::sdk_error::{Error, Result};
 
 impl Client {
     /// Every event of a run until the engine hangs up (the run finished).
@@ -38,7 +38,7 @@ impl Client {
             let mut stream = match opened {
                 Ok(response) => response.into_inner(),
                 Err(status) => {
-                    let _ = tx.send(Err(Error::Status { rpc: RPC, status }));
+                    let _ = tx.send(Err(Error::from_status(RPC, status)));
                     return;
                 }
             };
@@ -48,7 +48,7 @@ impl Client {
                     item = stream.next() => item,
                 };
                 let Some(item) = item else { return };
-                let item = item.map_err(|status| Error::Status { rpc: RPC, status });
+                let item = item.map_err(Error::rpc(RPC));
                 let last = !matches!(&item, Ok(e) if !e.hangup);
                 if tx.send(item).is_err() || last {
                     return;

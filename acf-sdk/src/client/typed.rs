@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Client, RunOutput, TriggerOptions, WorkflowRunRef};
-use crate::sdk_error::Result;
+use crate::error::Result;
 
 /// Triggers a workflow with input `I` and decodes its result as `O`: the output of `output_step`, the map of
 /// every step's output, or what a custom [`Decoder`] builds.

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use super::RunInfo;
+use crate::error::Result;
 use crate::model::ConditionGroup;
-use crate::sdk_error::Result;
 
 /// Log level accepted by `PutLog`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

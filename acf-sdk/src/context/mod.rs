@@ -2,7 +2,7 @@
 //! engine-backed operations (logs, streams, timeouts, slots, durable waits).
 
 mod backend;
-mod durable;
+mod durable_waits;
 mod payload;
 
 use std::collections::BTreeMap;
@@ -20,8 +20,8 @@ pub(crate) use backend::decode_wait_payload;
 pub use backend::{LogLevel, WaitResult};
 pub use payload::StepRunData;
 
-use crate::error::StepError;
-use crate::sdk_error::Result;
+use crate::error::Result;
+use crate::step_error::StepError;
 
 /// Identity of one task-run attempt, as assigned by the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -159,7 +159,7 @@ impl Context {
     pub fn parent_output<T: DeserializeOwned>(&self, parent: &str) -> Result<T, StepError> {
         let field = format!("parent output `{}`", parent.to_lowercase());
         let value = self.parent_json(parent).ok_or_else(|| {
-            StepError::from_kind(crate::error::StepErrorKind::Decode {
+            StepError::from_kind(crate::step_error::StepErrorKind::Decode {
                 step: self.step_name().to_owned(),
                 field: field.clone(),
                 source: <serde_json::Error as serde::de::Error>::custom(
@@ -168,6 +168,28 @@ impl Context {
             })
         })?;
         T::deserialize(value).map_err(|e| StepError::decode(self.step_name(), field, e))
+    }
+
+    /// A parent's output decoded into `T` if that parent completed, `None` if it did not.
+    ///
+    /// For handlers that see whichever steps completed before a failure (`#[on_failure]`): a missing output is
+    /// an expected case there, while an output that exists but does not decode is still an error naming the
+    /// step and the parent (never silently treated as missing). Name the parent with the step constants the
+    /// macros generate (`MyWorkflow::STEP`), so the name cannot drift from the declaration.
+    pub fn completed_parent_output<T: DeserializeOwned>(
+        &self,
+        parent: &str,
+    ) -> Result<Option<T>, StepError> {
+        match self.parent_json(parent) {
+            None => Ok(None),
+            Some(value) => T::deserialize(value).map(Some).map_err(|e| {
+                StepError::decode(
+                    self.step_name(),
+                    format!("parent output `{}`", parent.to_lowercase()),
+                    e,
+                )
+            }),
+        }
     }
 
     /// Data of satisfied DAG conditions, by `readable_data_key`.

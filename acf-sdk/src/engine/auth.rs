@@ -19,28 +19,28 @@ const TOKEN_LIFETIME_SECS: u64 = 90 * 24 * 3600;
 
 /// The claims carried by an engine token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
+pub(crate) struct Claims {
     /// Tenant id.
-    pub sub: String,
+    pub(crate) sub: String,
     /// REST base URL: the engine itself (it serves its REST subset on the gRPC port).
-    pub server_url: String,
+    pub(crate) server_url: String,
     /// gRPC `host:port` clients connect to.
-    pub grpc_broadcast_address: String,
+    pub(crate) grpc_broadcast_address: String,
     /// Issuer.
-    pub iss: String,
+    pub(crate) iss: String,
     /// Audience.
-    pub aud: String,
+    pub(crate) aud: String,
     /// Issued at (seconds since the epoch).
-    pub iat: u64,
+    pub(crate) iat: u64,
     /// Expiry (seconds since the epoch).
-    pub exp: u64,
+    pub(crate) exp: u64,
     /// Unique token id.
-    pub token_id: String,
+    pub(crate) token_id: String,
 }
 
 /// Signs and verifies tokens with one secret.
 #[derive(Clone)]
-pub struct TokenKeys {
+pub(crate) struct TokenKeys {
     secret: Vec<u8>,
 }
 
@@ -52,20 +52,20 @@ impl std::fmt::Debug for TokenKeys {
 
 impl TokenKeys {
     /// Keys from a secret.
-    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn new(secret: impl Into<Vec<u8>>) -> Self {
         Self {
             secret: secret.into(),
         }
     }
 
     /// A fresh random 32-byte secret.
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         Self::new(rand::random::<[u8; 32]>().to_vec())
     }
 
     /// The tenant id is derived from the secret, so an engine restarted with the same secret
     /// keeps the tenant its old tokens name.
-    pub fn tenant_id(&self) -> Uuid {
+    pub(crate) fn tenant_id(&self) -> Uuid {
         let mut mac = self.mac();
         mac.update(b"acf-engine-tenant");
         let digest = mac.finalize().into_bytes();
@@ -80,7 +80,7 @@ impl TokenKeys {
     }
 
     /// Mints a client token for an engine reachable at `grpc_address`.
-    pub fn mint(&self, grpc_address: &str) -> String {
+    pub(crate) fn mint(&self, grpc_address: &str) -> String {
         let now = now_secs();
         let claims = Claims {
             sub: self.tenant_id().to_string(),
@@ -102,7 +102,7 @@ impl TokenKeys {
     }
 
     /// Verifies signature, expiry and tenant; returns the claims.
-    pub fn verify(&self, token: &str) -> Option<Claims> {
+    pub(crate) fn verify(&self, token: &str) -> Option<Claims> {
         let mut parts = token.split('.');
         let (header, body, sig) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() {
@@ -119,7 +119,7 @@ impl TokenKeys {
     }
 
     /// Checks an `authorization` header value (`bearer <token>`, scheme case-insensitive).
-    pub fn check_header(&self, value: Option<&str>) -> bool {
+    pub(crate) fn check_header(&self, value: Option<&str>) -> bool {
         let Some(value) = value else { return false };
         let Some((scheme, token)) = value.trim().split_once(' ') else {
             return false;

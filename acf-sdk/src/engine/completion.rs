@@ -1,7 +1,7 @@
 //! Task and run outcomes: completion, retries with backoff, failure, cancellation, on-failure
 //! tasks, run finalisation (results to subscribers and durable parents) and replays.
 
-use crate::engine::lifecycle::{new_task, timestamp};
+use crate::engine::lifecycle::timestamp;
 use crate::engine::state::{RunState, State, Task, TaskRef, TaskStatus};
 use crate::engine::timers::TimerKind;
 use crate::proto::{ResourceEventType, StepRunResult, WorkflowRunEvent, WorkflowRunEventType};
@@ -14,11 +14,11 @@ const MAX_INTERNAL_RETRIES: i32 = 10;
 
 impl State {
     /// Frees the worker slots a running task holds (idempotent).
-    pub fn release_slots(&mut self, task_id: Uuid) {
+    pub(crate) fn release_slots(&mut self, task_id: Uuid) {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
-        let TaskStatus::Running(assignment) = &mut task.status else {
+        let Some(assignment) = task.assignment_mut() else {
             return;
         };
         let slots = std::mem::take(&mut assignment.slots);
@@ -32,13 +32,12 @@ impl State {
     }
 
     /// The worker reported success for the running attempt.
-    pub fn complete_task(&mut self, task_id: Uuid, output: Value, now: Instant) {
+    pub(crate) fn complete_task(&mut self, task_id: Uuid, output: Value, now: Instant) {
         self.release_slots(task_id);
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
-        task.status = TaskStatus::Completed;
-        task.generation += 1;
+        task.set_status(TaskStatus::Completed);
         let payload = output.to_string();
         task.output = Some(output);
         self.note(task_id, "FINISHED", "task completed");
@@ -47,7 +46,7 @@ impl State {
     }
 
     /// The running attempt failed: retry (with backoff) or fail for good.
-    pub fn fail_attempt(
+    pub(crate) fn fail_attempt(
         &mut self,
         task_id: Uuid,
         error: String,
@@ -59,7 +58,7 @@ impl State {
 
     /// Like [`Self::fail_attempt`], with the worker's requested retry delay (`retry_after_ms`)
     /// replacing the backoff when the task is retried.
-    pub fn fail_attempt_after(
+    pub(crate) fn fail_attempt_after(
         &mut self,
         task_id: Uuid,
         error: String,
@@ -96,9 +95,7 @@ impl State {
         if delay.is_zero() {
             self.enqueue(task_id, now);
         } else if let Some(task) = self.tasks.get_mut(&task_id) {
-            task.status = TaskStatus::Backoff;
-            task.generation += 1;
-            let generation = task.generation;
+            let generation = task.set_status(TaskStatus::Backoff);
             self.timers.arm(
                 now + delay,
                 TimerKind::Backoff {
@@ -110,18 +107,17 @@ impl State {
     }
 
     /// The task failed for good.
-    pub fn fail_task(&mut self, task_id: Uuid, error: String, now: Instant) {
+    pub(crate) fn fail_task(&mut self, task_id: Uuid, error: String, now: Instant) {
         self.release_slots(task_id);
         self.dequeue(task_id);
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
-        if task.status.is_final() {
+        if task.status().is_final() {
             return;
         }
         let logged = task.history.last().is_some_and(|e| e.kind == "FAILED");
-        task.status = TaskStatus::Failed;
-        task.generation += 1;
+        task.set_status(TaskStatus::Failed);
         task.error = Some(error.clone());
         if !logged {
             self.note(task_id, "FAILED", error);
@@ -130,7 +126,7 @@ impl State {
     }
 
     /// A worker disappeared while running the task: re-queue without consuming an app retry.
-    pub fn requeue_lost(&mut self, task_id: Uuid, now: Instant) {
+    pub(crate) fn requeue_lost(&mut self, task_id: Uuid, now: Instant) {
         self.release_slots(task_id);
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
@@ -156,22 +152,21 @@ impl State {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
-        task.status = TaskStatus::Skipped;
-        task.generation += 1;
+        task.set_status(TaskStatus::Skipped);
         task.output = Some(json!({ "skipped": true }));
         self.note(task_id, "SKIPPED", "task skipped by a condition");
         self.task_final(task_id, now);
     }
 
     /// Cancels a task (sends `CANCEL_STEP_RUN` when running).
-    pub fn cancel_task(&mut self, task_id: Uuid, reason: &str, now: Instant) {
+    pub(crate) fn cancel_task(&mut self, task_id: Uuid, reason: &str, now: Instant) {
         let Some(task) = self.tasks.get(&task_id) else {
             return;
         };
-        if task.status.is_final() {
+        if task.status().is_final() {
             return;
         }
-        if let TaskStatus::Running(assignment) = &task.status {
+        if let TaskStatus::Running(assignment) = task.status() {
             let worker = assignment.worker;
             self.send_cancel(task_id, worker);
         }
@@ -180,8 +175,7 @@ impl State {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
-        task.status = TaskStatus::Cancelled;
-        task.generation += 1;
+        task.set_status(TaskStatus::Cancelled);
         task.error = Some(reason.to_owned());
         self.note(task_id, "CANCELLED", reason);
         self.emit_step(task_id, ResourceEventType::Cancelled, reason.to_owned());
@@ -189,7 +183,7 @@ impl State {
     }
 
     /// Cancels a run and every unfinished task of it.
-    pub fn cancel_run(&mut self, run_id: Uuid, now: Instant) {
+    pub(crate) fn cancel_run(&mut self, run_id: Uuid, now: Instant) {
         let Some(run) = self.runs.get_mut(&run_id) else {
             return;
         };
@@ -211,16 +205,15 @@ impl State {
             .unwrap_or_default();
         for task in tasks {
             if let Some(t) = self.tasks.get_mut(&task)
-                && !t.status.is_final()
+                && !t.status().is_final()
             {
-                match t.status {
+                match t.status() {
                     TaskStatus::Running(_) | TaskStatus::Queued => {
                         self.cancel_task(task, "Task was cancelled", now)
                     }
                     _ => {
-                        t.status = TaskStatus::Cancelled;
+                        t.set_status(TaskStatus::Cancelled);
                         t.error = Some("Task was cancelled".into());
-                        t.generation += 1;
                         let held = std::mem::take(&mut t.held_gates);
                         self.note(task, "CANCELLED", "Task was cancelled");
                         self.drop_waits_of(task);
@@ -240,7 +233,7 @@ impl State {
         };
         let held = std::mem::take(&mut task.held_gates);
         let pending: Vec<String> = task.pending_gates.drain(..).map(|g| g.key).collect();
-        let (run_id, def, status) = (task.run_id, task.def, task.status.clone());
+        let (run_id, def, status) = (task.run_id, task.def, task.status().clone());
         self.leave_gates(held.into_iter().chain(pending).collect(), task_id, now);
         if let TaskRef::Index(index) = def
             && let Some(run) = self.runs.get(&run_id)
@@ -258,15 +251,14 @@ impl State {
                 if self
                     .tasks
                     .get(&child_id)
-                    .is_none_or(|t| t.status != TaskStatus::Pending)
+                    .is_none_or(|t| *t.status() != TaskStatus::Pending)
                 {
                     continue;
                 }
                 if !ok {
                     if let Some(t) = self.tasks.get_mut(&child_id) {
-                        t.status = TaskStatus::Cancelled;
+                        t.set_status(TaskStatus::Cancelled);
                         t.error = Some("Parent task did not complete".into());
-                        t.generation += 1;
                     }
                     self.task_final(child_id, now);
                     continue;
@@ -275,7 +267,7 @@ impl State {
                     ids.get(*p)
                         .and_then(|id| self.tasks.get(id))
                         .is_some_and(|t| {
-                            matches!(t.status, TaskStatus::Completed | TaskStatus::Skipped)
+                            matches!(t.status(), TaskStatus::Completed | TaskStatus::Skipped)
                         })
                 });
                 if parents_done {
@@ -299,7 +291,7 @@ impl State {
             .chain(&run.on_failure)
             .filter_map(|id| self.tasks.get(id))
             .collect();
-        if all.iter().any(|t| !t.status.is_final()) {
+        if all.iter().any(|t| !t.status().is_final()) {
             return;
         }
         let main: Vec<&Task> = run
@@ -307,11 +299,11 @@ impl State {
             .iter()
             .filter_map(|id| self.tasks.get(id))
             .collect();
-        let failed = main.iter().any(|t| t.status == TaskStatus::Failed);
+        let failed = main.iter().any(|t| *t.status() == TaskStatus::Failed);
         if failed && run.on_failure.is_none() && run.workflow.on_failure.is_some() {
             let mut errors = Map::new();
             for t in &main {
-                if t.status == TaskStatus::Failed {
+                if *t.status() == TaskStatus::Failed {
                     errors.insert(
                         t.readable_id.clone(),
                         Value::String(t.error.clone().unwrap_or_default()),
@@ -321,7 +313,7 @@ impl State {
             let def = run.workflow.on_failure.clone();
             if let Some(def) = def {
                 let id = Uuid::new_v4();
-                let mut task = new_task(
+                let mut task = Task::new(
                     id,
                     run_id,
                     TaskRef::OnFailure,
@@ -337,7 +329,7 @@ impl State {
                 return;
             }
         }
-        let cancelled = main.iter().any(|t| t.status == TaskStatus::Cancelled);
+        let cancelled = main.iter().any(|t| *t.status() == TaskStatus::Cancelled);
         let state = if failed {
             RunState::Failed
         } else if cancelled {
@@ -362,13 +354,13 @@ impl State {
                 task_run_external_id: t.id.to_string(),
                 task_name: t.readable_id.clone(),
                 job_run_id: t.id.to_string(),
-                error: match t.status {
+                error: match t.status() {
                     TaskStatus::Failed | TaskStatus::Cancelled => {
                         t.error.clone().or_else(|| Some("Task failed".into()))
                     }
                     _ => None,
                 },
-                output: match t.status {
+                output: match t.status() {
                     TaskStatus::Completed | TaskStatus::Skipped => {
                         t.output.as_ref().map(Value::to_string)
                     }
@@ -412,7 +404,7 @@ const MAX_RUN_EVENT: usize = 4 * 1024 * 1024 - 1024;
 /// Shrinks a run result to fit the clients' message limit as Hatchet does: oversized errors are
 /// replaced by a fixed text first, then all results are dropped (clients fall back to
 /// `GetRunDetails`).
-pub fn fit_for_stream(event: &WorkflowRunEvent) -> WorkflowRunEvent {
+pub(crate) fn fit_for_stream(event: &WorkflowRunEvent) -> WorkflowRunEvent {
     use prost::Message as _;
     let mut event = event.clone();
     if event.encoded_len() <= MAX_RUN_EVENT {
@@ -451,11 +443,11 @@ fn child_result(results: &[StepRunResult]) -> (Vec<u8>, Option<String>) {
 
 impl State {
     /// Replays a finished task: it and its finished descendants run again, and the run reopens.
-    pub fn replay_task(&mut self, task_id: Uuid, now: Instant) -> bool {
+    pub(crate) fn replay_task(&mut self, task_id: Uuid, now: Instant) -> bool {
         let Some(task) = self.tasks.get(&task_id) else {
             return false;
         };
-        if !task.status.is_final() {
+        if !task.status().is_final() {
             return false;
         }
         let (run_id, def) = (task.run_id, task.def);
@@ -484,8 +476,7 @@ impl State {
         }
         for index in &reset {
             if let Some(t) = ids.get(*index).and_then(|id| self.tasks.get_mut(id)) {
-                t.status = TaskStatus::Pending;
-                t.generation += 1;
+                t.set_status(TaskStatus::Pending);
                 t.output = None;
                 t.error = None;
                 t.retry_count = 0;

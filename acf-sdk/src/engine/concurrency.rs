@@ -27,41 +27,41 @@ use uuid::Uuid;
 
 /// A gate a holder must pass: evaluated key plus its limit.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GateSpec {
+pub(crate) struct GateSpec {
     /// `"<scope>#<index>#<group key>"`, or `"tenant:<name>#<group key>"` for tenant-scoped limits.
-    pub key: String,
+    pub(crate) key: String,
     /// Holders allowed at once (evaluated from `max_runs_expression` when there is one).
-    pub max_runs: i32,
+    pub(crate) max_runs: i32,
     /// Behaviour at the limit.
-    pub strategy: Strategy,
+    pub(crate) strategy: Strategy,
 }
 
 /// Who wants to pass a gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Holder {
+pub(crate) struct Holder {
     /// Run id (run-level gates) or task id (task-level gates).
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Run priority 1..3 (higher first).
-    pub priority: i32,
+    pub(crate) priority: i32,
 }
 
 /// What one change to a group decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Holders that entered (moved from the waiting line to running), in order.
-    pub filled: Vec<Uuid>,
+    pub(crate) filled: Vec<Uuid>,
     /// Holders removed from the group that must be cancelled (evicted or dropped from the line).
-    pub cancelled: Vec<Uuid>,
+    pub(crate) cancelled: Vec<Uuid>,
 }
 
 impl Decision {
     /// Whether `holder` entered.
-    pub fn filled(&self, holder: Uuid) -> bool {
+    pub(crate) fn filled(&self, holder: Uuid) -> bool {
         self.filled.contains(&holder)
     }
 
     /// Whether `holder` must be cancelled.
-    pub fn cancelled(&self, holder: Uuid) -> bool {
+    pub(crate) fn cancelled(&self, holder: Uuid) -> bool {
         self.cancelled.contains(&holder)
     }
 }
@@ -176,7 +176,7 @@ impl Group {
 
 /// All gates, keyed by [`GateSpec::key`].
 #[derive(Debug, Default)]
-pub struct Gates {
+pub(crate) struct Gates {
     groups: HashMap<String, Group>,
     seq: u64,
 }
@@ -186,7 +186,7 @@ impl Gates {
     /// arrival wins). The holder entered when it is in [`Decision::filled`], must be cancelled when
     /// it is in [`Decision::cancelled`], and waits otherwise; other holders listed there were
     /// moved too.
-    pub fn enter(&mut self, spec: &GateSpec, holder: Holder) -> Decision {
+    pub(crate) fn enter(&mut self, spec: &GateSpec, holder: Holder) -> Decision {
         self.seq += 1;
         let seq = self.seq;
         let group = self
@@ -219,7 +219,7 @@ impl Gates {
     }
 
     /// `holder` leaves `gate` (running or waiting); the freed place is re-decided.
-    pub fn leave(&mut self, gate: &str, holder: Uuid) -> Decision {
+    pub(crate) fn leave(&mut self, gate: &str, holder: Uuid) -> Decision {
         let Some(group) = self.groups.get_mut(gate) else {
             return Decision::default();
         };
@@ -245,12 +245,14 @@ impl Gates {
     }
 
     /// Holders currently inside `gate`.
-    pub fn active(&self, gate: &str) -> usize {
+    #[cfg(test)]
+    pub(crate) fn active(&self, gate: &str) -> usize {
         self.groups.get(gate).map_or(0, |g| g.running.len())
     }
 
     /// Holders waiting at `gate`.
-    pub fn waiting(&self, gate: &str) -> usize {
+    #[cfg(test)]
+    pub(crate) fn waiting(&self, gate: &str) -> usize {
         self.groups.get(gate).map_or(0, |g| g.queued.len())
     }
 }
@@ -320,7 +322,10 @@ impl State {
     /// Installs a validated workflow version: its tenant-scoped limit definitions replace the
     /// tenant's (in place, for every workflow naming them), after checking that no two chains
     /// order the same tenant-scoped limits differently.
-    pub fn register_workflow(&mut self, def: Arc<WorkflowDef>) -> Result<(), ValidationError> {
+    pub(crate) fn register_workflow(
+        &mut self,
+        def: Arc<WorkflowDef>,
+    ) -> Result<(), ValidationError> {
         let others = self
             .workflows
             .values()

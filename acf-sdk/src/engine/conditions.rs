@@ -7,12 +7,12 @@ use crate::engine::state::{State, StoredEvent};
 use crate::engine::timers::TimerKind;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 use uuid::Uuid;
 
 /// Who is waiting.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WaitOwner {
+pub(crate) enum WaitOwner {
     /// A DAG task's `wait_for` / `skip_if` / `cancel_if`.
     Dag(Uuid),
     /// A durable task's `wait_for` log entry.
@@ -33,19 +33,19 @@ pub enum WaitOwner {
 
 /// A set of conditions being waited on.
 #[derive(Debug, Clone)]
-pub struct Wait {
+pub(crate) struct Wait {
     /// Owner.
-    pub owner: WaitOwner,
+    pub(crate) owner: WaitOwner,
     /// Conditions.
-    pub conds: Vec<ConditionDef>,
+    pub(crate) conds: Vec<ConditionDef>,
     /// Data of satisfied conditions.
-    pub satisfied: Vec<Option<Value>>,
+    pub(crate) satisfied: Vec<Option<Value>>,
 }
 
 impl Wait {
     /// Whether the conditions with `action` (all conditions when `None`) fire: every distinct
     /// or-group among them has a satisfied member.
-    pub fn fires(&self, action: Option<CondAction>) -> bool {
+    pub(crate) fn fires(&self, action: Option<CondAction>) -> bool {
         let relevant: Vec<usize> = (0..self.conds.len())
             .filter(|i| action.is_none_or(|a| self.conds[*i].action == a))
             .collect();
@@ -64,12 +64,12 @@ impl Wait {
     }
 
     /// Whether any condition has `action`.
-    pub fn has(&self, action: CondAction) -> bool {
+    pub(crate) fn has(&self, action: CondAction) -> bool {
         self.conds.iter().any(|c| c.action == action)
     }
 
     /// `readable_data_key → data` of the satisfied conditions (with `action` when given).
-    pub fn satisfied_map(&self, action: Option<CondAction>) -> Map<String, Value> {
+    pub(crate) fn satisfied_map(&self, action: Option<CondAction>) -> Map<String, Value> {
         let mut out = Map::new();
         for (cond, data) in self.conds.iter().zip(&self.satisfied) {
             if let Some(data) = data
@@ -83,7 +83,7 @@ impl Wait {
     }
 
     /// The durable completion payload: `{"CREATE": {"<key>": [<data>]}}`.
-    pub fn durable_payload(&self) -> Value {
+    pub(crate) fn durable_payload(&self) -> Value {
         let mut create = Map::new();
         for (key, data) in self.satisfied_map(None) {
             create.insert(key, Value::Array(vec![data]));
@@ -93,7 +93,7 @@ impl Wait {
 }
 
 /// Whether a user-event condition accepts an event: same key, scope rule, CEL filter over the payload.
-pub fn event_matches(cond: &ConditionDef, event: &StoredEvent) -> bool {
+pub(crate) fn event_matches(cond: &ConditionDef, event: &StoredEvent) -> bool {
     let CondKind::UserEvent { key, scope, .. } = &cond.kind else {
         return false;
     };
@@ -116,7 +116,7 @@ pub fn event_matches(cond: &ConditionDef, event: &StoredEvent) -> bool {
 impl State {
     /// Starts waiting on `conds` (some possibly pre-satisfied), arming sleeps and applying
     /// lookbacks; resolves immediately when already satisfied. Returns the wait id.
-    pub fn create_wait(
+    pub(crate) fn create_wait(
         &mut self,
         owner: WaitOwner,
         conds: Vec<ConditionDef>,
@@ -161,7 +161,7 @@ impl State {
     }
 
     /// Offers a pushed event to every pending wait.
-    pub fn offer_event_to_waits(&mut self, event: &StoredEvent, now: Instant) {
+    pub(crate) fn offer_event_to_waits(&mut self, event: &StoredEvent, now: Instant) {
         let mut touched = Vec::new();
         for (id, wait) in &mut self.waits {
             let mut hit = false;
@@ -181,7 +181,7 @@ impl State {
     }
 
     /// A sleep condition elapsed.
-    pub fn fire_sleep(&mut self, wait_id: Uuid, cond: usize, now: Instant) {
+    pub(crate) fn fire_sleep(&mut self, wait_id: Uuid, cond: usize, now: Instant) {
         let Some(wait) = self.waits.get_mut(&wait_id) else {
             return;
         };
@@ -237,7 +237,7 @@ impl State {
     }
 
     /// Drops every wait owned by `task` (task finished or cancelled).
-    pub fn drop_waits_of(&mut self, task: Uuid) {
+    pub(crate) fn drop_waits_of(&mut self, task: Uuid) {
         self.waits.retain(|_, w| match &w.owner {
             WaitOwner::Dag(t) => *t != task,
             WaitOwner::Durable { task: t, .. } | WaitOwner::Legacy { task: t, .. } => *t != task,
@@ -245,15 +245,10 @@ impl State {
     }
 }
 
-/// Current wall-clock time (kept here so tests can reason about lookbacks).
-pub fn wall_now() -> SystemTime {
-    SystemTime::now()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     fn cond(key: &str, group: &str, kind: CondKind) -> ConditionDef {
         ConditionDef {

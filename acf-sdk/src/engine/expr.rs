@@ -38,7 +38,7 @@ pub enum ExprError {
 }
 
 /// Checks that `expr` parses.
-pub fn check(expr: &str) -> Result<(), ExprError> {
+pub(crate) fn check(expr: &str) -> Result<(), ExprError> {
     compile(expr).map(|_| ())
 }
 
@@ -73,7 +73,7 @@ fn compile(expr: &str) -> Result<Arc<cel::Program>, ExprError> {
 }
 
 /// Evaluates `expr` with the given JSON variables.
-pub fn eval(expr: &str, vars: &[(&str, &Value)]) -> Result<cel::Value, ExprError> {
+pub(crate) fn eval(expr: &str, vars: &[(&str, &Value)]) -> Result<cel::Value, ExprError> {
     let program = compile(expr)?;
     let eval_err = |message: String| ExprError::Eval {
         expr: expr.to_owned(),
@@ -93,7 +93,7 @@ pub fn eval(expr: &str, vars: &[(&str, &Value)]) -> Result<cel::Value, ExprError
 }
 
 /// Evaluates a boolean expression; an empty expression is `true`.
-pub fn eval_bool(expr: &str, vars: &[(&str, &Value)]) -> Result<bool, ExprError> {
+pub(crate) fn eval_bool(expr: &str, vars: &[(&str, &Value)]) -> Result<bool, ExprError> {
     if expr.trim().is_empty() {
         return Ok(true);
     }
@@ -119,7 +119,7 @@ pub fn eval_string(expr: &str, vars: &[(&str, &Value)]) -> Result<String, ExprEr
 
 /// Evaluates a concurrency `max_runs_expression`: an integer from 0 to `i32::MAX` (0 holds the
 /// group); any other result is an error, as in Hatchet.
-pub fn eval_max_runs(expr: &str, vars: &[(&str, &Value)]) -> Result<i32, ExprError> {
+pub(crate) fn eval_max_runs(expr: &str, vars: &[(&str, &Value)]) -> Result<i32, ExprError> {
     let wrong = || ExprError::Type {
         expr: expr.to_owned(),
         want: "non-negative integer",

@@ -10,19 +10,19 @@ const MAX_HISTORY: usize = 200;
 
 /// One recorded transition of a task, in Hatchet's `V1TaskEventType` vocabulary.
 #[derive(Debug, Clone)]
-pub struct TaskEventRec {
+pub(crate) struct TaskEventRec {
     /// Engine-wide sequence number (the REST `id`).
-    pub id: u64,
+    pub(crate) id: u64,
     /// Wall-clock time of the transition.
-    pub at: SystemTime,
+    pub(crate) at: SystemTime,
     /// `V1TaskEventType` name (`QUEUED`, `ASSIGNED`, `FINISHED`, ...).
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// Human-readable detail (error text for failures).
-    pub message: String,
+    pub(crate) message: String,
     /// Worker involved, if any.
-    pub worker: Option<Uuid>,
+    pub(crate) worker: Option<Uuid>,
     /// Attempt number (retry count) the transition belongs to.
-    pub retry_count: i32,
+    pub(crate) retry_count: i32,
 }
 
 impl State {
@@ -32,7 +32,7 @@ impl State {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
-        let worker = match &task.status {
+        let worker = match task.status() {
             crate::engine::state::TaskStatus::Running(a) => Some(a.worker),
             _ => None,
         };

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 impl State {
     /// Ingests an event; returns the ids of the runs it triggered.
-    pub fn push_event(
+    pub(crate) fn push_event(
         &mut self,
         event: &StoredEvent,
         priority: Option<i32>,

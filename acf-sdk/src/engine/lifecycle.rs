@@ -2,7 +2,6 @@
 //! DAG activation (conditions or queue) and the queue itself. Outcomes live in `completion`.
 
 use crate::engine::concurrency::{Decision, GateSpec, Holder};
-use crate::engine::durable::DurableLog;
 use crate::engine::expr;
 use crate::engine::model::{ConcurrencyDef, CondAction, CondKind};
 use crate::engine::state::{Run, RunOrigin, RunState, State, Task, TaskRef, TaskStatus};
@@ -13,35 +12,50 @@ use uuid::Uuid;
 
 /// A validated trigger.
 #[derive(Debug, Clone)]
-pub struct TriggerSpec {
+pub(crate) struct TriggerSpec {
     /// Exact workflow name.
-    pub workflow: String,
+    pub(crate) workflow: String,
     /// Input (`Null` when none was sent).
-    pub input: Value,
+    pub(crate) input: Value,
     /// Metadata object.
-    pub metadata: Value,
+    pub(crate) metadata: Value,
     /// Priority override.
-    pub priority: Option<i32>,
+    pub(crate) priority: Option<i32>,
     /// Origin.
-    pub origin: RunOrigin,
+    pub(crate) origin: RunOrigin,
 }
 
 /// Why a trigger was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TriggerError {
+pub(crate) enum TriggerError {
     /// No workflow with that name.
     #[error("workflow names not found: {0}")]
     UnknownWorkflow(String),
+    /// The workflow's idempotency key could not be computed.
+    #[error("Invalid request: idempotency.expression: {0}")]
+    IdempotencyKey(String),
+    /// An earlier run still holds the trigger's idempotency key.
+    #[error("idempotency key collision")]
+    IdempotencyCollision {
+        /// The run holding the key.
+        existing: Uuid,
+        /// The id the refused run would have had.
+        colliding: Uuid,
+    },
 }
 
 /// Converts a wall-clock time to a protobuf timestamp.
-pub fn timestamp(at: SystemTime) -> prost_types::Timestamp {
+pub(crate) fn timestamp(at: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(at)
 }
 
 impl State {
     /// Creates a run; it starts at once unless a concurrency gate holds it back.
-    pub fn trigger(&mut self, spec: TriggerSpec, now: Instant) -> Result<Uuid, TriggerError> {
+    pub(crate) fn trigger(
+        &mut self,
+        spec: TriggerSpec,
+        now: Instant,
+    ) -> Result<Uuid, TriggerError> {
         let workflow = self
             .workflows
             .get(&spec.workflow)
@@ -69,6 +83,25 @@ impl State {
         } else {
             spec.input.clone()
         };
+        if let Some(rule) = &workflow.idempotency {
+            let key = expr::eval_string(
+                &rule.expression,
+                &[
+                    ("input", &input_for_cel),
+                    ("additional_metadata", &metadata),
+                ],
+            )
+            .map_err(|e| TriggerError::IdempotencyKey(e.to_string()))?;
+            let runs = &self.runs;
+            self.idempotency
+                .claim(&workflow.name, key, rule, id, now, |run| {
+                    runs.get(&run).map(|r| r.state)
+                })
+                .map_err(|existing| TriggerError::IdempotencyCollision {
+                    existing,
+                    colliding: id,
+                })?;
+        }
         let run_id_value = Value::String(id.to_string());
         let gates = self.gate_specs(
             &format!("run:{}", workflow.name),
@@ -108,7 +141,7 @@ impl State {
                 self.create_tasks(id);
                 let first = self.runs.get(&id).and_then(|r| r.tasks.first().copied());
                 if let Some(task) = first.and_then(|t| self.tasks.get_mut(&t)) {
-                    task.status = TaskStatus::Failed;
+                    task.set_status(TaskStatus::Failed);
                     task.error = Some(message);
                 }
                 self.cancel_run(id, now);
@@ -255,7 +288,7 @@ impl State {
             let id = Uuid::new_v4();
             self.tasks.insert(
                 id,
-                new_task(id, run_id, TaskRef::Index(i), &def.readable_id, &def.action),
+                Task::new(id, run_id, TaskRef::Index(i), &def.readable_id, &def.action),
             );
             ids.push(id);
         }
@@ -325,7 +358,7 @@ impl State {
             })
             .collect();
         if let Some(task) = self.tasks.get_mut(&task_id) {
-            task.status = TaskStatus::Waiting;
+            task.set_status(TaskStatus::Waiting);
         }
         self.create_wait(
             crate::engine::conditions::WaitOwner::Dag(task_id),
@@ -336,7 +369,7 @@ impl State {
     }
 
     /// The conditions of a waiting DAG task resolved.
-    pub fn dag_conditions_resolved(
+    pub(crate) fn dag_conditions_resolved(
         &mut self,
         task_id: Uuid,
         action: CondAction,
@@ -346,7 +379,7 @@ impl State {
         if self
             .tasks
             .get(&task_id)
-            .is_none_or(|t| t.status != TaskStatus::Waiting)
+            .is_none_or(|t| *t.status() != TaskStatus::Waiting)
         {
             return;
         }
@@ -393,7 +426,7 @@ impl State {
             Ok(gates) => {
                 if let Some(task) = self.tasks.get_mut(&task_id) {
                     task.pending_gates = gates;
-                    task.status = TaskStatus::Blocked;
+                    task.set_status(TaskStatus::Blocked);
                 }
                 self.advance_task_gates(task_id, now);
             }
@@ -406,7 +439,7 @@ impl State {
             let Some(task) = self.tasks.get(&task_id) else {
                 return;
             };
-            if task.status != TaskStatus::Blocked {
+            if *task.status() != TaskStatus::Blocked {
                 return;
             }
             let Some(gate) = task.pending_gates.first().cloned() else {
@@ -434,7 +467,7 @@ impl State {
     }
 
     /// Puts a task in the queue and arms its schedule timeout.
-    pub fn enqueue(&mut self, task_id: Uuid, now: Instant) {
+    pub(crate) fn enqueue(&mut self, task_id: Uuid, now: Instant) {
         let seq = self.next_seq();
         let Some(task) = self.tasks.get(&task_id) else {
             return;
@@ -447,10 +480,8 @@ impl State {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
-        task.status = TaskStatus::Queued;
+        let generation = task.set_status(TaskStatus::Queued);
         task.seq = seq;
-        task.generation += 1;
-        let generation = task.generation;
         self.queue
             .insert((std::cmp::Reverse(priority), seq), task_id);
         self.note(task_id, "QUEUED", "task queued");
@@ -469,37 +500,5 @@ impl State {
         };
         let priority = self.runs.get(&task.run_id).map_or(1, |r| r.priority);
         self.queue.remove(&(std::cmp::Reverse(priority), task.seq));
-    }
-}
-
-pub(crate) fn new_task(
-    id: Uuid,
-    run_id: Uuid,
-    def: TaskRef,
-    readable_id: &str,
-    action: &str,
-) -> Task {
-    Task {
-        id,
-        run_id,
-        def,
-        readable_id: readable_id.to_owned(),
-        action: action.to_owned(),
-        retry_count: 0,
-        internal_retries: 0,
-        status: TaskStatus::Pending,
-        generation: 0,
-        output: None,
-        error: None,
-        triggers: Map::new(),
-        step_run_errors: Map::new(),
-        invocation: 1,
-        durable: DurableLog::default(),
-        seq: 0,
-        pending_gates: Vec::new(),
-        held_gates: Vec::new(),
-        log_lines: 0,
-        created: SystemTime::now(),
-        history: Vec::new(),
     }
 }

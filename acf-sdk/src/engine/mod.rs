@@ -18,7 +18,7 @@
 //!   for that worker), SOFT prefers it.
 //! * **Rate limits:** static keys (`PutRateLimit`) and dynamic ones (CEL `key_expr`, `units_expr`,
 //!   `limit_values_expr`) in fixed windows; units are taken when a task is assigned.
-//! * **Concurrency** ([`concurrency`]): all five v1 strategies (`GROUP_ROUND_ROBIN`,
+//! * **Concurrency:** all five v1 strategies (`GROUP_ROUND_ROBIN`,
 //!   `CANCEL_IN_PROGRESS`, `CANCEL_NEWEST`, `CANCEL_QUEUED_EXCEPT_NEWEST`,
 //!   `CANCEL_QUEUED_EXCEPT_OLDEST`) with Hatchet's orderings; `max_runs_expression` (CEL over
 //!   `input`, `additional_metadata`, `workflow_run_id`: a non-negative integer, the newest arrival's
@@ -32,8 +32,11 @@
 //! * **REST and dashboard:** the same port also speaks HTTP/1 for the subset of Hatchet's REST API
 //!   the official SDKs use (module `rest`) and serves a dashboard at `/dashboard`
 //!   ([`EngineHandle::dashboard_url`]).
+//! * **Idempotency:** a trigger whose CEL key an earlier run still holds is refused
+//!   with `ALREADY_EXISTS` and the `IdempotencyCollisionError` detail (bulk: the created runs and the
+//!   collisions), which the official SDKs and ours turn into their typed collision errors.
 //! * **Refused at registration** (`INVALID_ARGUMENT` naming the field): batch tasks
-//!   (`tasks[i].batch`) and idempotency configs (`idempotency`).
+//!   (`tasks[i].batch`).
 //!
 //! Remaining differences from Hatchet (v0.106-era engines):
 //! * `PauseRateLimit` is acknowledged only; schedules, crons and runs are kept in memory (nothing
@@ -46,13 +49,6 @@
 //! * Hatchet ignores worker labels when a sticky strategy applies; here required labels still
 //!   filter the desired worker.
 //!
-//! Module map: [`auth`] (tokens), [`validation`] → [`model`] (registered workflows), [`state`] (the
-//! one lock), [`lifecycle`] (triggers, gates, DAG activation), [`completion`] (outcomes),
-//! [`scheduler`] (assignment, payloads, timer tick), [`timers`], [`concurrency`], [`conditions`]
-//! (waits), [`durable`] (durable event logs), [`ingest`] (events), [`notify`] (run event fan-out),
-//! [`ratelimit`] (rate-limit windows), and
-//! the private `services` module with one file per gRPC service.
-//!
 //! ```no_run
 //! # async fn demo() -> Result<(), acf_sdk::engine::EngineError> {
 //! let engine = acf_sdk::engine::Engine::builder().start().await?;
@@ -63,29 +59,38 @@
 //! # Ok(()) }
 //! ```
 
-pub mod auth;
-pub mod completion;
-pub mod concurrency;
-pub mod conditions;
-pub mod durable;
-pub mod expr;
-pub mod history;
-pub mod ingest;
-pub mod lifecycle;
-pub mod model;
-pub mod notify;
-pub mod queries;
-pub mod ratelimit;
+// Module map (all private to the crate; the public surface is re-exported below): `auth` (tokens),
+// `validation` -> `model` (registered workflows), `state` (the one lock), `lifecycle` (triggers, gates, DAG
+// activation), `completion` (outcomes), `scheduler` (assignment, payloads, timer tick), `timers`,
+// `concurrency`, `conditions` (waits), `durable_log` (durable event logs), `idempotency`, `ingest` (events),
+// `notify` (run event fan-out), `ratelimit` (rate-limit windows), `schedules` (crons, scheduled runs),
+// `rest` (REST API and dashboard) and `services` (one file per gRPC service).
+pub(crate) mod auth;
+pub(crate) mod completion;
+pub(crate) mod concurrency;
+pub(crate) mod conditions;
+pub(crate) mod durable_log;
+pub(crate) mod expr;
+pub(crate) mod history;
+pub(crate) mod idempotency;
+pub(crate) mod ingest;
+pub(crate) mod lifecycle;
+pub(crate) mod model;
+pub(crate) mod notify;
+pub(crate) mod queries;
+pub(crate) mod ratelimit;
 mod rest;
-pub mod scheduler;
-pub mod schedules;
+pub(crate) mod scheduler;
+pub(crate) mod schedules;
 mod services;
-pub mod state;
-pub mod timers;
-pub mod validation;
+pub(crate) mod state;
+pub(crate) mod timers;
+pub(crate) mod validation;
 
 #[cfg(test)]
 mod tests;
+
+pub use expr::{ExprError, eval_string};
 
 use crate::proto::v1::CreateWorkflowVersionRequest;
 use auth::TokenKeys;
@@ -106,7 +111,7 @@ const TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The address could not be bound.
-    #[error("could not bind {addr}: {source}")]
+    #[error("could not bind {addr}")]
     Bind {
         /// Requested address.
         addr: SocketAddr,

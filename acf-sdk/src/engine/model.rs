@@ -4,42 +4,44 @@ use std::time::{Duration, SystemTime};
 use uuid::Uuid;
 
 /// Engine default execution timeout when a task's `timeout` is empty.
-pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Engine default schedule timeout.
-pub const DEFAULT_SCHEDULE_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_SCHEDULE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Engine default slot type.
-pub const DEFAULT_SLOT_TYPE: &str = "default";
+pub(crate) const DEFAULT_SLOT_TYPE: &str = "default";
 
 /// One registered workflow version.
 #[derive(Debug, Clone)]
-pub struct WorkflowDef {
+pub(crate) struct WorkflowDef {
     /// Exact (case-preserved) workflow name.
-    pub name: String,
+    pub(crate) name: String,
     /// Stable workflow id (kept across versions).
-    pub workflow_id: Uuid,
+    pub(crate) workflow_id: Uuid,
     /// Version id of this definition.
-    pub version_id: Uuid,
+    pub(crate) version_id: Uuid,
     /// When this version was registered.
-    pub registered_at: SystemTime,
+    pub(crate) registered_at: SystemTime,
     /// Event keys that trigger the workflow.
-    pub event_triggers: Vec<String>,
+    pub(crate) event_triggers: Vec<String>,
     /// Tasks in registration order; `parents` index into this vector.
-    pub tasks: Vec<TaskDef>,
+    pub(crate) tasks: Vec<TaskDef>,
     /// Runs when the run failed.
-    pub on_failure: Option<TaskDef>,
+    pub(crate) on_failure: Option<TaskDef>,
     /// Run-level concurrency limits.
-    pub concurrency: Vec<ConcurrencyDef>,
+    pub(crate) concurrency: Vec<ConcurrencyDef>,
     /// Default priority 1..3.
-    pub default_priority: i32,
+    pub(crate) default_priority: i32,
     /// Event filters (scope, CEL expression, payload).
-    pub filters: Vec<FilterDef>,
+    pub(crate) filters: Vec<FilterDef>,
     /// How strictly runs stay on the trigger's `desired_worker_id`.
-    pub sticky: Option<Sticky>,
+    pub(crate) sticky: Option<Sticky>,
+    /// Trigger deduplication by a CEL key.
+    pub(crate) idempotency: Option<crate::engine::idempotency::IdempotencyDef>,
 }
 
 /// `StickyStrategy`: how a run's tasks use the trigger's `desired_worker_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sticky {
+pub(crate) enum Sticky {
     /// Prefer the desired worker, fall back to any.
     Soft,
     /// Only the desired worker (tasks wait for it).
@@ -48,44 +50,44 @@ pub enum Sticky {
 
 /// One task definition.
 #[derive(Debug, Clone)]
-pub struct TaskDef {
+pub(crate) struct TaskDef {
     /// Step id (`AssignedAction.task_id` / `job_id`).
-    pub step_id: Uuid,
+    pub(crate) step_id: Uuid,
     /// Readable id (task name).
-    pub readable_id: String,
+    pub(crate) readable_id: String,
     /// Lower-cased action id.
-    pub action: String,
+    pub(crate) action: String,
     /// Execution timeout.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// The timeout as the user wrote it (error text).
-    pub timeout_text: String,
+    pub(crate) timeout_text: String,
     /// Schedule timeout.
-    pub schedule_timeout: Duration,
+    pub(crate) schedule_timeout: Duration,
     /// Indexes of parent tasks in `WorkflowDef::tasks`.
-    pub parents: Vec<usize>,
+    pub(crate) parents: Vec<usize>,
     /// Application retries.
-    pub retries: i32,
+    pub(crate) retries: i32,
     /// Exponential backoff factor.
-    pub backoff_factor: Option<f64>,
+    pub(crate) backoff_factor: Option<f64>,
     /// Backoff cap in seconds.
-    pub backoff_max_seconds: Option<i32>,
+    pub(crate) backoff_max_seconds: Option<i32>,
     /// Task-level concurrency limits.
-    pub concurrency: Vec<ConcurrencyDef>,
+    pub(crate) concurrency: Vec<ConcurrencyDef>,
     /// `wait_for` / `skip_if` / `cancel_if` conditions.
-    pub conditions: Vec<ConditionDef>,
+    pub(crate) conditions: Vec<ConditionDef>,
     /// Durable task.
-    pub is_durable: bool,
+    pub(crate) is_durable: bool,
     /// Slot units by slot type.
-    pub slot_requests: Vec<(String, i32)>,
+    pub(crate) slot_requests: Vec<(String, i32)>,
     /// Desired worker labels (affinity).
-    pub worker_labels: Vec<DesiredLabel>,
+    pub(crate) worker_labels: Vec<DesiredLabel>,
     /// Rate limits.
-    pub rate_limits: Vec<RateLimitDef>,
+    pub(crate) rate_limits: Vec<RateLimitDef>,
 }
 
 impl TaskDef {
     /// Delay before retry attempt `next_retry` (1-based), Hatchet's `factor ^ attempt` capped.
-    pub fn backoff(&self, next_retry: i32) -> Duration {
+    pub(crate) fn backoff(&self, next_retry: i32) -> Duration {
         match self.backoff_factor {
             None => Duration::ZERO,
             Some(factor) => {
@@ -99,23 +101,23 @@ impl TaskDef {
 
 /// A concurrency limit.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConcurrencyDef {
+pub(crate) struct ConcurrencyDef {
     /// CEL expression giving the group key.
-    pub expression: String,
+    pub(crate) expression: String,
     /// Runs per key.
-    pub max_runs: i32,
+    pub(crate) max_runs: i32,
     /// CEL expression giving the runs per key (overrides `max_runs`).
-    pub max_runs_expression: Option<String>,
+    pub(crate) max_runs_expression: Option<String>,
     /// What happens at the limit.
-    pub strategy: Strategy,
+    pub(crate) strategy: Strategy,
     /// Name of a tenant-scoped limit shared by every workflow naming it (`is_tenant_scoped`); its
     /// current definition lives in `State::tenant_concurrency`.
-    pub tenant_name: Option<String>,
+    pub(crate) tenant_name: Option<String>,
 }
 
 /// Concurrency limit strategies supported by v1 engines (see [`crate::engine::concurrency`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
+pub(crate) enum Strategy {
     /// Cancel the oldest running holders to admit the new one.
     CancelInProgress,
     /// Queue per key, admitting keys in turn.
@@ -130,7 +132,7 @@ pub enum Strategy {
 
 /// What a task condition does when its groups are satisfied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CondAction {
+pub(crate) enum CondAction {
     /// Durable waits (the action is ignored).
     Create,
     /// Queue the task.
@@ -143,22 +145,22 @@ pub enum CondAction {
 
 /// One condition.
 #[derive(Debug, Clone)]
-pub struct ConditionDef {
+pub(crate) struct ConditionDef {
     /// Key under which the satisfied data is reported.
-    pub readable_data_key: String,
+    pub(crate) readable_data_key: String,
     /// What it does.
-    pub action: CondAction,
+    pub(crate) action: CondAction,
     /// Conditions sharing an or-group are alternatives; groups are AND-ed.
-    pub or_group: String,
+    pub(crate) or_group: String,
     /// CEL filter (`input` = event payload / parent output); empty = true.
-    pub expression: String,
+    pub(crate) expression: String,
     /// The kind-specific part.
-    pub kind: CondKind,
+    pub(crate) kind: CondKind,
 }
 
 /// Kinds of conditions.
 #[derive(Debug, Clone)]
-pub enum CondKind {
+pub(crate) enum CondKind {
     /// Fires after a delay.
     Sleep {
         /// The delay.
@@ -184,13 +186,13 @@ pub enum CondKind {
 
 /// A default event filter of a workflow.
 #[derive(Debug, Clone)]
-pub struct FilterDef {
+pub(crate) struct FilterDef {
     /// CEL over `input` (event payload), `additional_metadata`, `payload`.
-    pub expression: String,
+    pub(crate) expression: String,
     /// Event scope this filter applies to.
-    pub scope: String,
+    pub(crate) scope: String,
     /// JSON payload handed to runs as `filter_payload`.
-    pub payload: serde_json::Value,
+    pub(crate) payload: serde_json::Value,
 }
 
 #[cfg(test)]
@@ -230,7 +232,7 @@ mod tests {
 
 /// A worker label value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LabelValue {
+pub(crate) enum LabelValue {
     /// Text label.
     Str(String),
     /// Integer label.
@@ -239,22 +241,22 @@ pub enum LabelValue {
 
 /// A desired worker label (task `worker_labels` or trigger `desired_worker_labels`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesiredLabel {
+pub(crate) struct DesiredLabel {
     /// Label key.
-    pub key: String,
+    pub(crate) key: String,
     /// Value compared against the worker's label.
-    pub value: LabelValue,
+    pub(crate) value: LabelValue,
     /// Workers without a matching label are not eligible.
-    pub required: bool,
+    pub(crate) required: bool,
     /// `WorkerLabelComparator` (0 = EQUAL … 5 = LESS_THAN_OR_EQUAL): `worker <op> value`.
-    pub comparator: i32,
+    pub(crate) comparator: i32,
     /// Preference weight of a match (default 100).
-    pub weight: i32,
+    pub(crate) weight: i32,
 }
 
 impl DesiredLabel {
     /// Whether a worker label value satisfies this desire.
-    pub fn matches(&self, worker: Option<&LabelValue>) -> bool {
+    pub(crate) fn matches(&self, worker: Option<&LabelValue>) -> bool {
         use std::cmp::Ordering::{Equal, Greater, Less};
         let ordering = match (worker, &self.value) {
             (Some(LabelValue::Int(w)), LabelValue::Int(d)) => w.cmp(d),
@@ -276,7 +278,7 @@ impl DesiredLabel {
 
 /// Affinity of a worker for a task: `None` when a required label is unmet, else the summed
 /// weights of the satisfied desires.
-pub fn label_score(
+pub(crate) fn label_score(
     worker: &std::collections::HashMap<String, LabelValue>,
     desired: &[DesiredLabel],
 ) -> Option<i64> {
@@ -335,23 +337,23 @@ mod label_tests {
 /// A task rate limit (`CreateTaskRateLimit`): static (`key` + `units`, limit from `PutRateLimit`)
 /// or dynamic (`key_expr`, `units_expr`, `limit_values_expr` in CEL over the run input).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateLimitDef {
+pub(crate) struct RateLimitDef {
     /// Static key (also set for dynamic limits).
-    pub key: String,
+    pub(crate) key: String,
     /// CEL giving the key.
-    pub key_expr: Option<String>,
+    pub(crate) key_expr: Option<String>,
     /// Static units.
-    pub units: Option<i32>,
+    pub(crate) units: Option<i32>,
     /// CEL giving the units.
-    pub units_expr: Option<String>,
+    pub(crate) units_expr: Option<String>,
     /// CEL giving the limit (Python sends `"-1"` for static limits: ignored).
-    pub limit_expr: Option<String>,
+    pub(crate) limit_expr: Option<String>,
     /// Window for dynamic limits.
-    pub window: Duration,
+    pub(crate) window: Duration,
 }
 
 /// `RateLimitDuration` → window length.
-pub fn rate_window(duration: i32) -> Duration {
+pub(crate) fn rate_window(duration: i32) -> Duration {
     const DAY: u64 = 86_400;
     Duration::from_secs(match duration {
         0 => 1,

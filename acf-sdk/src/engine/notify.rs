@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use uuid::Uuid;
 
 /// Whether a metadata value equals a filter text (strings by content, others by their JSON text).
-pub fn json_matches_text(value: &serde_json::Value, text: &str) -> bool {
+pub(crate) fn json_matches_text(value: &serde_json::Value, text: &str) -> bool {
     match value {
         serde_json::Value::String(s) => s == text,
         other => serde_json::to_string(other).is_ok_and(|s| s == text),
@@ -44,12 +44,12 @@ impl State {
     }
 
     /// Publishes a step-run event.
-    pub fn emit_step(&mut self, task_id: Uuid, kind: ResourceEventType, payload: String) {
+    pub(crate) fn emit_step(&mut self, task_id: Uuid, kind: ResourceEventType, payload: String) {
         self.emit_step_indexed(task_id, kind, payload, None);
     }
 
     /// Publishes a step-run event with a stream index.
-    pub fn emit_step_indexed(
+    pub(crate) fn emit_step_indexed(
         &mut self,
         task_id: Uuid,
         kind: ResourceEventType,
@@ -80,7 +80,7 @@ impl State {
     }
 
     /// Publishes the final workflow-run event (`hangup = true`).
-    pub fn emit_run_final(&mut self, run_id: Uuid, state: RunState) {
+    pub(crate) fn emit_run_final(&mut self, run_id: Uuid, state: RunState) {
         if self.event_subs.is_empty() {
             return;
         }
@@ -90,7 +90,7 @@ impl State {
     }
 
     /// The final event of a finished run (also sent to late subscribers).
-    pub fn final_event(&self, run_id: Uuid, state: RunState) -> Option<WorkflowEvent> {
+    pub(crate) fn final_event(&self, run_id: Uuid, state: RunState) -> Option<WorkflowEvent> {
         let run = self.runs.get(&run_id)?;
         let kind = match state {
             RunState::Completed => ResourceEventType::Completed,

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use uuid::Uuid;
 
 /// A task's status as Hatchet reports it.
-pub fn task_status(status: &TaskStatus) -> RunStatus {
+pub(crate) fn task_status(status: &TaskStatus) -> RunStatus {
     match status {
         TaskStatus::Running(_) => RunStatus::Running,
         TaskStatus::Evicted => RunStatus::Evicted,
@@ -20,22 +20,22 @@ pub fn task_status(status: &TaskStatus) -> RunStatus {
 
 /// Which runs a bulk operation or a list selects (every present criterion must hold).
 #[derive(Debug, Clone, Default)]
-pub struct RunFilter {
+pub(crate) struct RunFilter {
     /// Created at or after.
-    pub since: Option<SystemTime>,
+    pub(crate) since: Option<SystemTime>,
     /// Created at or before.
-    pub until: Option<SystemTime>,
+    pub(crate) until: Option<SystemTime>,
     /// Workflow ids (any of).
-    pub workflow_ids: Vec<String>,
+    pub(crate) workflow_ids: Vec<String>,
     /// `key:value` metadata pairs (all of).
-    pub additional_metadata: Vec<String>,
+    pub(crate) additional_metadata: Vec<String>,
     /// Status names (any of, case-insensitive).
-    pub statuses: Vec<String>,
+    pub(crate) statuses: Vec<String>,
 }
 
 impl State {
     /// A run's status as Hatchet reports it (`QUEUED` until a task started).
-    pub fn run_status(&self, run_id: Uuid) -> Option<RunStatus> {
+    pub(crate) fn run_status(&self, run_id: Uuid) -> Option<RunStatus> {
         let run = self.runs.get(&run_id)?;
         Some(match run.state {
             RunState::Completed => RunStatus::Completed,
@@ -48,8 +48,8 @@ impl State {
                     .iter()
                     .filter_map(|id| self.tasks.get(id))
                     .any(|t| {
-                        matches!(t.status, TaskStatus::Running(_) | TaskStatus::Evicted)
-                            || t.status.is_final()
+                        matches!(t.status(), TaskStatus::Running(_) | TaskStatus::Evicted)
+                            || t.status().is_final()
                     });
                 if started {
                     RunStatus::Running
@@ -61,7 +61,7 @@ impl State {
     }
 
     /// Whether a run passes a filter.
-    pub fn run_matches(&self, run_id: Uuid, filter: &RunFilter) -> bool {
+    pub(crate) fn run_matches(&self, run_id: Uuid, filter: &RunFilter) -> bool {
         let Some(r) = self.runs.get(&run_id) else {
             return false;
         };
@@ -87,7 +87,7 @@ impl State {
     }
 
     /// Ids of the runs passing a filter.
-    pub fn filtered_runs(&self, filter: &RunFilter) -> Vec<Uuid> {
+    pub(crate) fn filtered_runs(&self, filter: &RunFilter) -> Vec<Uuid> {
         self.runs
             .keys()
             .filter(|id| self.run_matches(**id, filter))
@@ -96,7 +96,7 @@ impl State {
     }
 
     /// Cancels runs (by run id) or tasks (by task id); returns the ids of the tasks cancelled.
-    pub fn cancel_ids(&mut self, targets: &[Uuid], now: Instant) -> Vec<String> {
+    pub(crate) fn cancel_ids(&mut self, targets: &[Uuid], now: Instant) -> Vec<String> {
         let mut cancelled = Vec::new();
         for &id in targets {
             let tasks: Vec<Uuid> = match self.runs.get(&id) {
@@ -105,7 +105,7 @@ impl State {
             };
             let live: Vec<Uuid> = tasks
                 .into_iter()
-                .filter(|t| self.tasks.get(t).is_some_and(|t| !t.status.is_final()))
+                .filter(|t| self.tasks.get(t).is_some_and(|t| !t.status().is_final()))
                 .collect();
             if self.runs.contains_key(&id) {
                 self.cancel_run(id, now);
@@ -121,7 +121,7 @@ impl State {
 
     /// Replays runs (their first unsuccessful task, or their first task) or tasks; returns the
     /// ids of the tasks replayed.
-    pub fn replay_ids(&mut self, targets: &[Uuid], now: Instant) -> Vec<String> {
+    pub(crate) fn replay_ids(&mut self, targets: &[Uuid], now: Instant) -> Vec<String> {
         let mut replayed = Vec::new();
         for &id in targets {
             let task = match self.runs.get(&id) {
@@ -130,7 +130,7 @@ impl State {
                     .iter()
                     .find(|t| {
                         self.tasks.get(t).is_some_and(|t| {
-                            matches!(t.status, TaskStatus::Failed | TaskStatus::Cancelled)
+                            matches!(t.status(), TaskStatus::Failed | TaskStatus::Cancelled)
                         })
                     })
                     .or_else(|| run.tasks.first())

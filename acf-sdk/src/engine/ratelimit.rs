@@ -6,36 +6,93 @@
 use crate::engine::expr;
 use crate::engine::state::State;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// The engine's rate limits: what `PutRateLimit` declared and what each key used in its window.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimits {
+    /// Static limits: key → (units per window, window).
+    declared: HashMap<String, (i64, Duration)>,
+    /// Usage per key.
+    buckets: HashMap<String, Bucket>,
+}
+
+impl RateLimits {
+    /// Declares (or replaces) the static limit of `key` (`PutRateLimit`).
+    pub(crate) fn declare(&mut self, key: String, limit: i64, window: Duration) {
+        self.declared.insert(key, (limit, window));
+    }
+
+    /// The bucket a claim draws from (created on first use), its window refreshed; `None` for a key
+    /// without a known limit.
+    fn bucket(&mut self, claim: &Claim, now: Instant) -> Option<&mut Bucket> {
+        let (limit, window) = match (self.declared.get(&claim.key), claim.dynamic) {
+            (Some(fixed), _) => *fixed,
+            (None, Some(dynamic)) => dynamic,
+            (None, None) => return None,
+        };
+        let bucket = self.buckets.entry(claim.key.clone()).or_insert(Bucket {
+            limit,
+            window,
+            used: 0,
+            started: now,
+        });
+        bucket.limit = limit;
+        bucket.window = window;
+        if now.saturating_duration_since(bucket.started) >= bucket.window {
+            bucket.used = 0;
+            bucket.started = now;
+        }
+        Some(bucket)
+    }
+
+    /// Whether every claim fits in its window now.
+    fn fits(&mut self, claims: &[Claim], now: Instant) -> bool {
+        claims.iter().all(|claim| {
+            self.bucket(claim, now)
+                .is_none_or(|bucket| bucket.used + claim.units <= bucket.limit)
+        })
+    }
+
+    /// Takes the claims' units.
+    fn consume(&mut self, claims: &[Claim], now: Instant) {
+        for claim in claims {
+            if let Some(bucket) = self.bucket(claim, now) {
+                bucket.used += claim.units;
+            }
+        }
+    }
+}
+
 /// A task's claim on one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
+pub(crate) struct Claim {
     /// Evaluated key.
-    pub key: String,
+    pub(crate) key: String,
     /// Units taken at assignment.
-    pub units: i64,
+    pub(crate) units: i64,
     /// Limit and window for dynamic keys.
-    pub dynamic: Option<(i64, Duration)>,
+    pub(crate) dynamic: Option<(i64, Duration)>,
 }
 
 /// The usage of one key in its current window.
 #[derive(Debug, Clone)]
-pub struct Bucket {
+struct Bucket {
     /// Units per window.
-    pub limit: i64,
+    limit: i64,
     /// Window length.
-    pub window: Duration,
+    window: Duration,
     /// Units taken in the current window.
-    pub used: i64,
+    used: i64,
     /// Start of the current window.
-    pub started: Instant,
+    started: Instant,
 }
 
 /// Whether a queued task may start now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RateCheck {
+pub(crate) enum RateCheck {
     /// All its claims fit.
     Allowed,
     /// Some window is full; try later.
@@ -114,50 +171,22 @@ impl State {
             .collect()
     }
 
-    /// The bucket a claim draws from (created on first use), its window refreshed.
-    fn bucket(&mut self, claim: &Claim, now: Instant) -> Option<&mut Bucket> {
-        let (limit, window) = match (self.static_limits.get(&claim.key), claim.dynamic) {
-            (Some(fixed), _) => *fixed,
-            (None, Some(dynamic)) => dynamic,
-            (None, None) => return None,
-        };
-        let bucket = self.buckets.entry(claim.key.clone()).or_insert(Bucket {
-            limit,
-            window,
-            used: 0,
-            started: now,
-        });
-        bucket.limit = limit;
-        bucket.window = window;
-        if now.saturating_duration_since(bucket.started) >= bucket.window {
-            bucket.used = 0;
-            bucket.started = now;
-        }
-        Some(bucket)
-    }
-
     /// Checks a queued task's rate limits.
-    pub fn rate_check(&mut self, task_id: Uuid, now: Instant) -> RateCheck {
+    pub(crate) fn rate_check(&mut self, task_id: Uuid, now: Instant) -> RateCheck {
         let claims = match self.claims(task_id) {
             Ok(c) => c,
             Err(message) => return RateCheck::Failed(message),
         };
-        for claim in &claims {
-            if let Some(bucket) = self.bucket(claim, now)
-                && bucket.used + claim.units > bucket.limit
-            {
-                return RateCheck::Denied;
-            }
+        if self.rate_limits.fits(&claims, now) {
+            RateCheck::Allowed
+        } else {
+            RateCheck::Denied
         }
-        RateCheck::Allowed
     }
 
     /// Takes the units of an assigned task.
-    pub fn rate_consume(&mut self, task_id: Uuid, now: Instant) {
-        for claim in self.claims(task_id).unwrap_or_default() {
-            if let Some(bucket) = self.bucket(&claim, now) {
-                bucket.used += claim.units;
-            }
-        }
+    pub(crate) fn rate_consume(&mut self, task_id: Uuid, now: Instant) {
+        let claims = self.claims(task_id).unwrap_or_default();
+        self.rate_limits.consume(&claims, now);
     }
 }

@@ -146,7 +146,7 @@ impl State {
     }
 
     /// Assigns as many queued tasks as the workers can take.
-    pub fn schedule(&mut self, now: Instant) {
+    pub(crate) fn schedule(&mut self, now: Instant) {
         let mut cursor: Option<(Reverse<i32>, u64)> = None;
         let mut blocked: HashSet<String> = HashSet::new();
         loop {
@@ -252,13 +252,11 @@ impl State {
         let Some(task) = self.tasks.get_mut(&task_id) else {
             return Assign::NoWorker;
         };
-        task.status = TaskStatus::Running(Box::new(Assignment {
+        let generation = task.set_status(TaskStatus::Running(Box::new(Assignment {
             worker: worker_id,
             slots: needs,
             timeout_at: now + timeout,
-        }));
-        task.generation += 1;
-        let generation = task.generation;
+        })));
         self.note(task_id, "ASSIGNED", "assigned to a worker");
         self.timers.arm(
             now + timeout,
@@ -271,7 +269,7 @@ impl State {
     }
 
     /// Tells the worker running `task_id` to cancel it.
-    pub fn send_cancel(&mut self, task_id: Uuid, worker_id: Uuid) {
+    pub(crate) fn send_cancel(&mut self, task_id: Uuid, worker_id: Uuid) {
         let Some(action) = self.assigned_action(task_id, ActionType::CancelStepRun) else {
             return;
         };
@@ -284,7 +282,11 @@ impl State {
     }
 
     /// The `AssignedAction` for a task (START with payload, or CANCEL without).
-    pub fn assigned_action(&self, task_id: Uuid, kind: ActionType) -> Option<AssignedAction> {
+    pub(crate) fn assigned_action(
+        &self,
+        task_id: Uuid,
+        kind: ActionType,
+    ) -> Option<AssignedAction> {
         let task = self.tasks.get(&task_id)?;
         let run = self.runs.get(&task.run_id)?;
         let def = self.task_def(task)?;
@@ -322,7 +324,7 @@ impl State {
     }
 
     /// `V1StepRunData` JSON for a task.
-    pub fn action_payload(&self, task_id: Uuid) -> Option<String> {
+    pub(crate) fn action_payload(&self, task_id: Uuid) -> Option<String> {
         let task = self.tasks.get(&task_id)?;
         let run = self.runs.get(&task.run_id)?;
         let parent_indexes: Vec<usize> = match task.def {
@@ -339,7 +341,7 @@ impl State {
                 parent_ids.push(Value::String(parent.id.to_string()));
             }
             if let (TaskStatus::Completed | TaskStatus::Skipped, Some(out @ Value::Object(_))) =
-                (&parent.status, &parent.output)
+                (parent.status(), &parent.output)
             {
                 parents.insert(parent.readable_id.clone(), out.clone());
             }
@@ -369,17 +371,17 @@ impl State {
     }
 
     /// Fires due timers, re-queues tasks of silent workers, then schedules.
-    pub fn tick(&mut self, now: Instant) {
+    pub(crate) fn tick(&mut self, now: Instant) {
         for timer in self.timers.due(now) {
             match timer {
                 TimerKind::ExecTimeout { task, generation } => {
                     let Some(t) = self.tasks.get(&task) else {
                         continue;
                     };
-                    if t.generation != generation {
+                    if t.generation() != generation {
                         continue;
                     }
-                    let TaskStatus::Running(a) = &t.status else {
+                    let TaskStatus::Running(a) = t.status() else {
                         continue;
                     };
                     let worker = a.worker;
@@ -399,7 +401,7 @@ impl State {
                     let Some(t) = self.tasks.get(&task) else {
                         continue;
                     };
-                    if t.generation == generation && t.status == TaskStatus::Queued {
+                    if t.generation() == generation && *t.status() == TaskStatus::Queued {
                         let text = self
                             .task_def(t)
                             .map(|d| crate::duration::precise_expr(d.schedule_timeout))
@@ -413,7 +415,7 @@ impl State {
                 }
                 TimerKind::Backoff { task, generation } => {
                     if self.tasks.get(&task).is_some_and(|t| {
-                        t.generation == generation && t.status == TaskStatus::Backoff
+                        t.generation() == generation && *t.status() == TaskStatus::Backoff
                     }) {
                         self.enqueue(task, now);
                     }
@@ -445,7 +447,7 @@ impl State {
         let tasks: Vec<Uuid> = self
             .tasks
             .values()
-            .filter(|t| matches!(&t.status, TaskStatus::Running(a) if lost.contains(&a.worker)))
+            .filter(|t| matches!(t.status(), TaskStatus::Running(a) if lost.contains(&a.worker)))
             .map(|t| t.id)
             .collect();
         for task in tasks {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 /// Who created a schedule (Hatchet's `method`): declared on the workflow or created through the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     /// Declared by the workflow definition (`PutWorkflow`).
     Default,
     /// Created through the REST or gRPC API.
@@ -23,7 +23,7 @@ pub enum Method {
 
 impl Method {
     /// Hatchet's wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Default => "DEFAULT",
             Self::Api => "API",
@@ -33,91 +33,91 @@ impl Method {
 
 /// A one-off run scheduled for a point in time.
 #[derive(Debug, Clone)]
-pub struct ScheduledRun {
+pub(crate) struct ScheduledRun {
     /// Schedule id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Exact workflow name.
-    pub workflow: String,
+    pub(crate) workflow: String,
     /// When the run is due.
-    pub trigger_at: SystemTime,
+    pub(crate) trigger_at: SystemTime,
     /// Run input.
-    pub input: Value,
+    pub(crate) input: Value,
     /// Run metadata object.
-    pub metadata: Value,
+    pub(crate) metadata: Value,
     /// Priority override.
-    pub priority: Option<i32>,
+    pub(crate) priority: Option<i32>,
     /// Creation time.
-    pub created: SystemTime,
+    pub(crate) created: SystemTime,
     /// Origin of the schedule.
-    pub method: Method,
+    pub(crate) method: Method,
     /// Child-run origin (gRPC `ScheduleWorkflow` from a parent task).
-    pub origin: RunOrigin,
+    pub(crate) origin: RunOrigin,
     /// The run once triggered (`None` while pending, or when the trigger was refused).
-    pub run_id: Option<Uuid>,
+    pub(crate) run_id: Option<Uuid>,
     /// Whether it has fired (a refused trigger also counts as fired; the error is logged).
-    pub fired: bool,
+    pub(crate) fired: bool,
 }
 
 /// A cron schedule.
 #[derive(Debug, Clone)]
-pub struct CronSchedule {
+pub(crate) struct CronSchedule {
     /// Schedule id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Exact workflow name.
-    pub workflow: String,
+    pub(crate) workflow: String,
     /// Name (unique per workflow), if given.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The expression as written.
-    pub expression: String,
+    pub(crate) expression: String,
     /// Parsed expression.
-    pub cron: croner::Cron,
+    pub(crate) cron: croner::Cron,
     /// Run input.
-    pub input: Value,
+    pub(crate) input: Value,
     /// Run metadata object.
-    pub metadata: Value,
+    pub(crate) metadata: Value,
     /// Priority override.
-    pub priority: Option<i32>,
+    pub(crate) priority: Option<i32>,
     /// Creation time.
-    pub created: SystemTime,
+    pub(crate) created: SystemTime,
     /// Origin of the schedule.
-    pub method: Method,
+    pub(crate) method: Method,
     /// Disabled schedules do not fire.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Next due time.
-    pub next: Option<SystemTime>,
+    pub(crate) next: Option<SystemTime>,
 }
 
 /// An event filter created through the REST API (`/api/v1/stable/tenants/{tenant}/filters`).
 #[derive(Debug, Clone)]
-pub struct ApiFilter {
+pub(crate) struct ApiFilter {
     /// Filter id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Workflow id it applies to.
-    pub workflow_id: Uuid,
+    pub(crate) workflow_id: Uuid,
     /// Event scope.
-    pub scope: String,
+    pub(crate) scope: String,
     /// CEL expression over `input`, `additional_metadata`, `payload`.
-    pub expression: String,
+    pub(crate) expression: String,
     /// Payload handed to triggered runs as `filter_payload`.
-    pub payload: Value,
+    pub(crate) payload: Value,
     /// Creation time.
-    pub created: SystemTime,
+    pub(crate) created: SystemTime,
     /// Last update time.
-    pub updated: SystemTime,
+    pub(crate) updated: SystemTime,
 }
 
 /// Why a cron expression was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{expression:?} is not a valid cron expression: {reason}")]
-pub struct CronError {
+pub(crate) struct CronError {
     /// The expression.
-    pub expression: String,
+    pub(crate) expression: String,
     /// What is wrong.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// Parses a standard 5-field cron expression (or an `@` alias), evaluated in UTC.
-pub fn parse_cron(expression: &str) -> Result<croner::Cron, CronError> {
+pub(crate) fn parse_cron(expression: &str) -> Result<croner::Cron, CronError> {
     let fail = |reason: String| CronError {
         expression: expression.to_owned(),
         reason,
@@ -133,7 +133,7 @@ pub fn parse_cron(expression: &str) -> Result<croner::Cron, CronError> {
 }
 
 /// The first occurrence strictly after `after`.
-pub fn next_occurrence(cron: &croner::Cron, after: SystemTime) -> Option<SystemTime> {
+pub(crate) fn next_occurrence(cron: &croner::Cron, after: SystemTime) -> Option<SystemTime> {
     let at: chrono::DateTime<chrono::Utc> = after.into();
     cron.find_next_occurrence(&at, false)
         .ok()
@@ -142,7 +142,7 @@ pub fn next_occurrence(cron: &croner::Cron, after: SystemTime) -> Option<SystemT
 
 impl State {
     /// Triggers every due scheduled run and cron occurrence.
-    pub fn fire_schedules(&mut self, wall: SystemTime, now: Instant) {
+    pub(crate) fn fire_schedules(&mut self, wall: SystemTime, now: Instant) {
         let due: Vec<Uuid> = self
             .scheduled
             .values()
@@ -195,7 +195,7 @@ impl State {
     }
 
     /// Adds a cron schedule; fails when the workflow already has one with the same name.
-    pub fn add_cron(&mut self, mut cron: CronSchedule) -> Result<Uuid, String> {
+    pub(crate) fn add_cron(&mut self, mut cron: CronSchedule) -> Result<Uuid, String> {
         if let Some(name) = &cron.name
             && self
                 .crons
@@ -214,7 +214,12 @@ impl State {
     }
 
     /// Replaces the crons a workflow declares (`PutWorkflow` `cron_triggers`), keeping API-created ones.
-    pub fn sync_declared_crons(&mut self, workflow: &str, expressions: &[String], input: &Value) {
+    pub(crate) fn sync_declared_crons(
+        &mut self,
+        workflow: &str,
+        expressions: &[String],
+        input: &Value,
+    ) {
         self.crons
             .retain(|_, c| !(c.workflow == workflow && c.method == Method::Default));
         for expression in expressions {

@@ -5,7 +5,7 @@
 
 use crate::engine::concurrency::{GateSpec, Gates};
 use crate::engine::conditions::Wait;
-use crate::engine::durable::{DurableLog, DurableStream};
+use crate::engine::durable_log::DurableLog;
 use crate::engine::model::WorkflowDef;
 use crate::engine::timers::Timers;
 use crate::proto::{AssignedAction, WorkflowEvent, WorkflowRunEvent};
@@ -22,15 +22,15 @@ const EVENT_HISTORY: usize = 10_000;
 
 /// Finished runs kept for `GetRunDetails` and late subscribers; older ones are forgotten so a
 /// long-running engine does not grow without bound.
-pub const RETAINED_RUNS: usize = 50_000;
+pub(crate) const RETAINED_RUNS: usize = 50_000;
 
 /// Liveness thresholds (Hatchet: 5 s eligibility, 30 s reassignment).
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// A worker gets new work only with a heartbeat younger than this.
-    pub eligibility: Duration,
+    pub(crate) eligibility: Duration,
     /// Running tasks of a worker silent for this long are re-queued.
-    pub reassign_after: Duration,
+    pub(crate) reassign_after: Duration,
 }
 
 impl Default for Timing {
@@ -44,7 +44,7 @@ impl Default for Timing {
 
 /// What a `ListenV2` stream receives.
 #[derive(Debug)]
-pub enum WorkerMsg {
+pub(crate) enum WorkerMsg {
     /// An action to deliver.
     Action(Box<AssignedAction>),
     /// End the stream with `UNAVAILABLE` (tests force reconnects this way).
@@ -53,38 +53,38 @@ pub enum WorkerMsg {
 
 /// A registered worker.
 #[derive(Debug)]
-pub struct Worker {
+pub(crate) struct Worker {
     /// Worker name.
-    pub name: String,
+    pub(crate) name: String,
     /// Lower-cased action ids.
-    pub actions: HashSet<String>,
+    pub(crate) actions: HashSet<String>,
     /// Capacity per slot type.
-    pub slots: HashMap<String, i32>,
+    pub(crate) slots: HashMap<String, i32>,
     /// Registered with the legacy `slots` field: one pool serves every slot type.
-    pub legacy_pool: bool,
+    pub(crate) legacy_pool: bool,
     /// Units in use per slot type.
-    pub used: HashMap<String, i32>,
+    pub(crate) used: HashMap<String, i32>,
     /// Last heartbeat (or registration).
-    pub last_heartbeat: Instant,
+    pub(crate) last_heartbeat: Instant,
     /// Open `ListenV2` streams.
-    pub streams: Vec<(u64, UnboundedSender<WorkerMsg>)>,
+    pub(crate) streams: Vec<(u64, UnboundedSender<WorkerMsg>)>,
     /// Whether a stream was ever opened (heartbeats before the first stream are accepted).
-    pub had_stream: bool,
+    pub(crate) had_stream: bool,
     /// Set by `Unsubscribe`: no new work.
-    pub paused: bool,
+    pub(crate) paused: bool,
     /// Labels.
-    pub labels: HashMap<String, crate::engine::model::LabelValue>,
+    pub(crate) labels: HashMap<String, crate::engine::model::LabelValue>,
     /// Round-robin tie breaker.
-    pub last_assigned: u64,
+    pub(crate) last_assigned: u64,
     /// Whether its running tasks were already re-queued for this silence.
-    pub reassigned: bool,
+    pub(crate) reassigned: bool,
     /// When it registered.
-    pub registered_at: SystemTime,
+    pub(crate) registered_at: SystemTime,
 }
 
 impl Worker {
     /// Pool key a slot type is accounted in.
-    pub fn pool<'a>(&self, slot_type: &'a str) -> &'a str {
+    pub(crate) fn pool<'a>(&self, slot_type: &'a str) -> &'a str {
         if self.legacy_pool {
             crate::engine::model::DEFAULT_SLOT_TYPE
         } else {
@@ -93,7 +93,7 @@ impl Worker {
     }
 
     /// Free units of a slot type (`None` when the worker lacks it).
-    pub fn free(&self, slot_type: &str) -> Option<i32> {
+    pub(crate) fn free(&self, slot_type: &str) -> Option<i32> {
         let pool = self.pool(slot_type);
         let cap = *self.slots.get(pool)?;
         Some(cap - self.used.get(pool).copied().unwrap_or(0))
@@ -102,30 +102,30 @@ impl Worker {
 
 /// Where a run came from and where its result goes.
 #[derive(Debug, Clone, Default)]
-pub struct RunOrigin {
+pub(crate) struct RunOrigin {
     /// Triggering event (id, key).
-    pub event: Option<(Uuid, String)>,
+    pub(crate) event: Option<(Uuid, String)>,
     /// Matching filter payload (`triggers.filter_payload`).
-    pub filter_payload: Option<Value>,
+    pub(crate) filter_payload: Option<Value>,
     /// Parent workflow run id (children).
-    pub parent_run: Option<String>,
+    pub(crate) parent_run: Option<String>,
     /// Parent task run id (children).
-    pub parent_task: Option<Uuid>,
+    pub(crate) parent_task: Option<Uuid>,
     /// Child index.
-    pub child_index: Option<i32>,
+    pub(crate) child_index: Option<i32>,
     /// Child key.
-    pub child_key: Option<String>,
+    pub(crate) child_key: Option<String>,
     /// Durable parent entry waiting for this child: (task, node id).
-    pub durable_parent: Option<(Uuid, i64)>,
+    pub(crate) durable_parent: Option<(Uuid, i64)>,
     /// Preferred worker (sticky).
-    pub desired_worker: Option<Uuid>,
+    pub(crate) desired_worker: Option<Uuid>,
     /// Trigger-level desired worker labels (override the task's for the same key).
-    pub desired_labels: Vec<crate::engine::model::DesiredLabel>,
+    pub(crate) desired_labels: Vec<crate::engine::model::DesiredLabel>,
 }
 
 /// Run status as the engine tracks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunState {
+pub(crate) enum RunState {
     /// Waiting for a concurrency slot.
     Pending,
     /// Tasks created.
@@ -140,47 +140,47 @@ pub enum RunState {
 
 impl RunState {
     /// Final?
-    pub fn is_final(self) -> bool {
+    pub(crate) fn is_final(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 }
 
 /// A workflow run.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     /// Run id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Definition snapshot.
-    pub workflow: Arc<WorkflowDef>,
+    pub(crate) workflow: Arc<WorkflowDef>,
     /// Decoded input (`Null` when the trigger sent none).
-    pub input: Value,
+    pub(crate) input: Value,
     /// Additional metadata object.
-    pub metadata: Value,
+    pub(crate) metadata: Value,
     /// Priority 1..3.
-    pub priority: i32,
+    pub(crate) priority: i32,
     /// Task ids by definition index.
-    pub tasks: Vec<Uuid>,
+    pub(crate) tasks: Vec<Uuid>,
     /// The on-failure task once created.
-    pub on_failure: Option<Uuid>,
+    pub(crate) on_failure: Option<Uuid>,
     /// State.
-    pub state: RunState,
+    pub(crate) state: RunState,
     /// Creation time.
-    pub created: SystemTime,
+    pub(crate) created: SystemTime,
     /// Origin.
-    pub origin: RunOrigin,
+    pub(crate) origin: RunOrigin,
     /// Concurrency gates still to pass, in order.
-    pub pending_gates: Vec<GateSpec>,
+    pub(crate) pending_gates: Vec<GateSpec>,
     /// Concurrency gate keys held.
-    pub held_gates: Vec<String>,
+    pub(crate) held_gates: Vec<String>,
     /// Final result once finished.
-    pub outcome: Option<WorkflowRunEvent>,
+    pub(crate) outcome: Option<WorkflowRunEvent>,
     /// When the run reached its final state.
-    pub finished: Option<SystemTime>,
+    pub(crate) finished: Option<SystemTime>,
 }
 
 /// Which definition a task instantiates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskRef {
+pub(crate) enum TaskRef {
     /// `WorkflowDef::tasks[i]`.
     Index(usize),
     /// `WorkflowDef::on_failure`.
@@ -189,7 +189,7 @@ pub enum TaskRef {
 
 /// Task status.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TaskStatus {
+pub(crate) enum TaskStatus {
     /// Parents not finished.
     Pending,
     /// Waiting for its conditions.
@@ -216,7 +216,7 @@ pub enum TaskStatus {
 
 impl TaskStatus {
     /// Final?
-    pub fn is_final(&self) -> bool {
+    pub(crate) fn is_final(&self) -> bool {
         matches!(
             self,
             Self::Completed | Self::Failed | Self::Cancelled | Self::Skipped
@@ -226,82 +226,157 @@ impl TaskStatus {
 
 /// A task's current assignment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Assignment {
+pub(crate) struct Assignment {
     /// Worker.
-    pub worker: Uuid,
+    pub(crate) worker: Uuid,
     /// Slot units held (empty once released).
-    pub slots: Vec<(String, i32)>,
+    pub(crate) slots: Vec<(String, i32)>,
     /// Execution deadline.
-    pub timeout_at: Instant,
+    pub(crate) timeout_at: Instant,
 }
 
 /// A task run.
 #[derive(Debug)]
-pub struct Task {
+pub(crate) struct Task {
     /// Task run external id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Run.
-    pub run_id: Uuid,
+    pub(crate) run_id: Uuid,
     /// Definition.
-    pub def: TaskRef,
+    pub(crate) def: TaskRef,
     /// Readable id.
-    pub readable_id: String,
+    pub(crate) readable_id: String,
     /// Action id.
-    pub action: String,
+    pub(crate) action: String,
     /// Current attempt (0 = first).
-    pub retry_count: i32,
+    pub(crate) retry_count: i32,
     /// Re-queues after lost workers.
-    pub internal_retries: i32,
-    /// Status.
-    pub status: TaskStatus,
+    pub(crate) internal_retries: i32,
+    /// Status: changed only through [`Task::set_status`], which keeps `generation` in step.
+    status: TaskStatus,
     /// Bumped on every transition; timers carry the value they were armed with.
-    pub generation: u64,
+    generation: u64,
     /// Output once completed.
-    pub output: Option<Value>,
+    pub(crate) output: Option<Value>,
     /// Error once failed.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Satisfied condition data (`action_payload.triggers`).
-    pub triggers: serde_json::Map<String, Value>,
+    pub(crate) triggers: serde_json::Map<String, Value>,
     /// Upstream errors (on-failure task).
-    pub step_run_errors: serde_json::Map<String, Value>,
+    pub(crate) step_run_errors: serde_json::Map<String, Value>,
     /// Durable invocation count (1-based).
-    pub invocation: i32,
+    pub(crate) invocation: i32,
     /// Durable event log.
-    pub durable: DurableLog,
+    pub(crate) durable: DurableLog,
     /// Queue ordering sequence.
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// Concurrency gates still to pass.
-    pub pending_gates: Vec<GateSpec>,
+    pub(crate) pending_gates: Vec<GateSpec>,
     /// Concurrency gate keys held.
-    pub held_gates: Vec<String>,
+    pub(crate) held_gates: Vec<String>,
     /// `PutLog` lines received (lines themselves go to `tracing` at debug level).
-    pub log_lines: usize,
+    pub(crate) log_lines: usize,
     /// Creation time.
-    pub created: SystemTime,
+    pub(crate) created: SystemTime,
     /// Recorded transitions (bounded), oldest first.
-    pub history: Vec<crate::engine::history::TaskEventRec>,
+    pub(crate) history: Vec<crate::engine::history::TaskEventRec>,
+}
+
+impl Task {
+    /// A new pending task of run `run_id`.
+    pub(crate) fn new(
+        id: Uuid,
+        run_id: Uuid,
+        def: TaskRef,
+        readable_id: &str,
+        action: &str,
+    ) -> Self {
+        Self {
+            id,
+            run_id,
+            def,
+            readable_id: readable_id.to_owned(),
+            action: action.to_owned(),
+            retry_count: 0,
+            internal_retries: 0,
+            status: TaskStatus::Pending,
+            generation: 0,
+            output: None,
+            error: None,
+            triggers: serde_json::Map::new(),
+            step_run_errors: serde_json::Map::new(),
+            invocation: 1,
+            durable: DurableLog::default(),
+            seq: 0,
+            pending_gates: Vec::new(),
+            held_gates: Vec::new(),
+            log_lines: 0,
+            created: SystemTime::now(),
+            history: Vec::new(),
+        }
+    }
+
+    /// Current status.
+    pub(crate) fn status(&self) -> &TaskStatus {
+        &self.status
+    }
+
+    /// The generation timers armed now must carry.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The one place a task changes status: every transition bumps the generation, so a timer armed
+    /// for an earlier state (schedule timeout, execution timeout, backoff) finds it stale. Returns the
+    /// new generation, for the timer the new state arms.
+    pub(crate) fn set_status(&mut self, status: TaskStatus) -> u64 {
+        self.status = status;
+        self.generation += 1;
+        self.generation
+    }
+
+    /// The assignment of a running task.
+    pub(crate) fn assignment_mut(&mut self) -> Option<&mut Assignment> {
+        match &mut self.status {
+            TaskStatus::Running(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Pushes a running task's execution deadline back by `by` (`RefreshTimeout`); the generation
+    /// moves on so the timeout armed for the old deadline is ignored. Returns the new deadline and
+    /// generation, or `None` when the task is not running.
+    pub(crate) fn extend_deadline(&mut self, by: Duration) -> Option<(Instant, u64)> {
+        let TaskStatus::Running(a) = &mut self.status else {
+            return None;
+        };
+        a.timeout_at += by;
+        let deadline = a.timeout_at;
+        self.generation += 1;
+        Some((deadline, self.generation))
+    }
 }
 
 /// A pushed event, kept for lookbacks.
 #[derive(Debug, Clone)]
-pub struct StoredEvent {
+pub(crate) struct StoredEvent {
     /// Event id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Key.
-    pub key: String,
+    pub(crate) key: String,
     /// Payload object.
-    pub payload: Value,
+    pub(crate) payload: Value,
     /// Metadata object.
-    pub metadata: Value,
+    pub(crate) metadata: Value,
     /// Scope.
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     /// Receipt time.
-    pub at: SystemTime,
+    pub(crate) at: SystemTime,
 }
 
 /// Filter of a `SubscribeToWorkflowEvents` subscriber.
 #[derive(Debug, Clone)]
-pub enum EventFilter {
+pub(crate) enum EventFilter {
     /// One run.
     Run(Uuid),
     /// Runs whose metadata has this key/value.
@@ -310,72 +385,68 @@ pub enum EventFilter {
 
 /// A `SubscribeToWorkflowEvents` subscriber.
 #[derive(Debug)]
-pub struct EventSub {
+pub(crate) struct EventSub {
     /// Filter.
-    pub filter: EventFilter,
+    pub(crate) filter: EventFilter,
     /// Sink.
-    pub tx: UnboundedSender<WorkflowEvent>,
+    pub(crate) tx: UnboundedSender<WorkflowEvent>,
 }
 
 /// The whole engine state.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     /// Tenant id.
-    pub tenant_id: Uuid,
+    pub(crate) tenant_id: Uuid,
     /// Liveness thresholds.
-    pub timing: Timing,
+    pub(crate) timing: Timing,
     /// Latest definition per workflow name.
-    pub workflows: HashMap<String, Arc<WorkflowDef>>,
+    pub(crate) workflows: HashMap<String, Arc<WorkflowDef>>,
     /// Workers.
-    pub workers: HashMap<Uuid, Worker>,
+    pub(crate) workers: HashMap<Uuid, Worker>,
     /// Runs.
-    pub runs: HashMap<Uuid, Run>,
+    pub(crate) runs: HashMap<Uuid, Run>,
     /// Tasks.
-    pub tasks: HashMap<Uuid, Task>,
+    pub(crate) tasks: HashMap<Uuid, Task>,
     /// Queued tasks by (priority desc, arrival).
-    pub queue: BTreeMap<(Reverse<i32>, u64), Uuid>,
+    pub(crate) queue: BTreeMap<(Reverse<i32>, u64), Uuid>,
     /// Timers.
-    pub timers: Timers,
+    pub(crate) timers: Timers,
     /// Recent events.
-    pub events: VecDeque<StoredEvent>,
+    pub(crate) events: VecDeque<StoredEvent>,
     /// Pending condition waits.
-    pub waits: HashMap<Uuid, Wait>,
+    pub(crate) waits: HashMap<Uuid, Wait>,
     /// Concurrency groups.
-    pub gates: Gates,
+    pub(crate) gates: Gates,
     /// Current definitions of tenant-scoped concurrency limits by name (last registration wins).
-    pub tenant_concurrency: HashMap<String, crate::engine::model::ConcurrencyDef>,
+    pub(crate) tenant_concurrency: HashMap<String, crate::engine::model::ConcurrencyDef>,
     /// `SubscribeToWorkflowRuns` waiters per run.
-    pub run_waiters: HashMap<Uuid, Vec<UnboundedSender<WorkflowRunEvent>>>,
+    pub(crate) run_waiters: HashMap<Uuid, Vec<UnboundedSender<WorkflowRunEvent>>>,
     /// `SubscribeToWorkflowEvents` subscribers.
-    pub event_subs: Vec<EventSub>,
-    /// Open durable streams.
-    pub durable_streams: HashMap<u64, DurableStream>,
-    /// Legacy durable results by (task, signal key).
-    pub legacy_results: HashMap<(Uuid, String), Vec<u8>>,
-    /// Legacy durable listeners: stream id → sink and awaited keys.
-    pub legacy_listeners: HashMap<u64, crate::engine::durable::LegacyListener>,
+    pub(crate) event_subs: Vec<EventSub>,
+    /// Durable streams, legacy listeners and the legacy results they wait for.
+    pub(crate) durable: crate::engine::durable_log::DurableChannels,
     /// Child runs by (parent task, index/key) for dedupe.
-    pub children: HashMap<(Uuid, String), Uuid>,
+    pub(crate) children: HashMap<(Uuid, String), Uuid>,
+    /// Idempotency keys held by runs, per workflow.
+    pub(crate) idempotency: crate::engine::idempotency::Holds,
     /// Finished runs, oldest first (bounded by [`RETAINED_RUNS`]).
-    pub finished: VecDeque<Uuid>,
-    /// Static rate limits from `PutRateLimit`: key → (units per window, window).
-    pub static_limits: HashMap<String, (i64, Duration)>,
-    /// Rate-limit usage per key.
-    pub buckets: HashMap<String, crate::engine::ratelimit::Bucket>,
+    pub(crate) finished: VecDeque<Uuid>,
+    /// Rate limits: declared limits and usage.
+    pub(crate) rate_limits: crate::engine::ratelimit::RateLimits,
     /// How many finished runs are kept (default [`RETAINED_RUNS`]).
-    pub retained_runs: usize,
+    pub(crate) retained_runs: usize,
     /// One-off scheduled runs (REST `scheduled`, gRPC `ScheduleWorkflow`), by id.
-    pub scheduled: BTreeMap<Uuid, crate::engine::schedules::ScheduledRun>,
+    pub(crate) scheduled: BTreeMap<Uuid, crate::engine::schedules::ScheduledRun>,
     /// Cron schedules (REST-created and declared by `PutWorkflow`), by id.
-    pub crons: BTreeMap<Uuid, crate::engine::schedules::CronSchedule>,
+    pub(crate) crons: BTreeMap<Uuid, crate::engine::schedules::CronSchedule>,
     /// Event filters created through the REST API, by id.
-    pub api_filters: BTreeMap<Uuid, crate::engine::schedules::ApiFilter>,
+    pub(crate) api_filters: BTreeMap<Uuid, crate::engine::schedules::ApiFilter>,
     seq: u64,
 }
 
 impl State {
     /// Empty state.
-    pub fn new(tenant_id: Uuid, timing: Timing) -> Self {
+    pub(crate) fn new(tenant_id: Uuid, timing: Timing) -> Self {
         Self {
             tenant_id,
             timing,
@@ -391,13 +462,11 @@ impl State {
             tenant_concurrency: HashMap::new(),
             run_waiters: HashMap::new(),
             event_subs: Vec::new(),
-            durable_streams: HashMap::new(),
-            legacy_results: HashMap::new(),
-            legacy_listeners: HashMap::new(),
+            durable: Default::default(),
             children: HashMap::new(),
+            idempotency: crate::engine::idempotency::Holds::default(),
             finished: VecDeque::new(),
-            static_limits: HashMap::new(),
-            buckets: HashMap::new(),
+            rate_limits: Default::default(),
             retained_runs: RETAINED_RUNS,
             scheduled: BTreeMap::new(),
             crons: BTreeMap::new(),
@@ -407,13 +476,13 @@ impl State {
     }
 
     /// A fresh monotonically increasing number.
-    pub fn next_seq(&mut self) -> u64 {
+    pub(crate) fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
     }
 
     /// Remembers an event for lookbacks, dropping the oldest beyond the history size.
-    pub fn remember_event(&mut self, event: StoredEvent) {
+    pub(crate) fn remember_event(&mut self, event: StoredEvent) {
         if self.events.len() >= EVENT_HISTORY {
             self.events.pop_front();
         }
@@ -421,7 +490,7 @@ impl State {
     }
 
     /// Records a finished run and forgets the oldest finished runs beyond `retained_runs`.
-    pub fn retain_finished(&mut self, run_id: Uuid) {
+    pub(crate) fn retain_finished(&mut self, run_id: Uuid) {
         self.finished.push_back(run_id);
         while self.finished.len() > self.retained_runs {
             let Some(old) = self.finished.pop_front() else {
@@ -442,7 +511,7 @@ impl State {
     }
 
     /// The definition a task instantiates.
-    pub fn task_def(&self, task: &Task) -> Option<&crate::engine::model::TaskDef> {
+    pub(crate) fn task_def(&self, task: &Task) -> Option<&crate::engine::model::TaskDef> {
         let run = self.runs.get(&task.run_id)?;
         match task.def {
             TaskRef::Index(i) => run.workflow.tasks.get(i),

@@ -2,7 +2,7 @@
 //! explicitly, so timers, backoffs and liveness are tested deterministically.
 
 use crate::engine::lifecycle::TriggerSpec;
-use crate::engine::state::{RunOrigin, RunState, State, Timing, Worker, WorkerMsg};
+use crate::engine::state::{RunOrigin, RunState, State, TaskStatus, Timing, Worker, WorkerMsg};
 use crate::engine::validation;
 use crate::proto::v1::{
     BaseMatchCondition, Concurrency, CreateTaskOpts, CreateWorkflowVersionRequest,
@@ -345,11 +345,9 @@ fn cancel_in_progress_cancels_the_running_holder() {
     assert_eq!(s.runs[&first].state, RunState::Cancelled);
 }
 
-#[test]
-fn sleep_condition_queues_the_task_when_it_fires() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    let mut t = task("a", &[]);
+/// A task queued once a 1 s sleep condition (`sleep:1s`) fires.
+fn sleeping_task(name: &str) -> CreateTaskOpts {
+    let mut t = task(name, &[]);
     t.conditions = Some(TaskConditions {
         sleep_conditions: vec![SleepMatchCondition {
             base: Some(BaseMatchCondition {
@@ -361,7 +359,14 @@ fn sleep_condition_queues_the_task_when_it_fires() {
         }],
         ..Default::default()
     });
-    register(&mut s, &workflow(vec![t]));
+    t
+}
+
+#[test]
+fn sleep_condition_queues_the_task_when_it_fires() {
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(&mut s, &workflow(vec![sleeping_task("a")]));
     let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
     trigger(&mut s, now, json!({}), None);
     assert!(drain(&mut rx).is_empty());
@@ -370,6 +375,28 @@ fn sleep_condition_queues_the_task_when_it_fires() {
     assert_eq!(
         payload(&a)["triggers"]["sleep:1s"],
         json!({"sleep_duration": "1s"})
+    );
+}
+
+#[test]
+fn every_status_transition_bumps_the_generation() {
+    // Waiting and Blocked used to be set without a bump; each transition now moves the generation on,
+    // so a timer armed for any earlier state is recognisably stale.
+    let now = Instant::now();
+    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    register(&mut s, &workflow(vec![sleeping_task("a")]));
+    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let run = trigger(&mut s, now, json!({}), None);
+    let id = s.runs[&run].tasks[0];
+    assert_eq!(*s.tasks[&id].status(), TaskStatus::Waiting);
+    assert_eq!(s.tasks[&id].generation(), 1, "Pending -> Waiting");
+    s.tick(now + Duration::from_millis(1030));
+    assert_eq!(drain(&mut rx).len(), 1);
+    assert!(matches!(s.tasks[&id].status(), TaskStatus::Running(_)));
+    assert_eq!(
+        s.tasks[&id].generation(),
+        4,
+        "Waiting -> Blocked -> Queued -> Running"
     );
 }
 
@@ -481,21 +508,21 @@ fn lookback_satisfies_a_scoped_wait_with_an_earlier_event() {
         vec![],
         now,
     );
-    assert!(s.legacy_results.contains_key(&key("with")));
+    assert!(s.durable.legacy_results.contains_key(&key("with")));
     assert!(
-        !s.legacy_results.contains_key(&key("no-since")),
+        !s.durable.legacy_results.contains_key(&key("no-since")),
         "lookback needs a since"
     );
     assert!(
-        !s.legacy_results.contains_key(&key("no-scope")),
+        !s.durable.legacy_results.contains_key(&key("no-scope")),
         "lookback needs a scope"
     );
     // A later matching event satisfies the remaining waits; a non-matching one does not.
     s.push_event(&event("msg", Some("conv"), json!({"n": 2})), None, now);
-    assert!(!s.legacy_results.contains_key(&key("no-since")));
+    assert!(!s.durable.legacy_results.contains_key(&key("no-since")));
     s.push_event(&event("msg", Some("conv"), json!({"n": 1})), None, now);
-    assert!(s.legacy_results.contains_key(&key("no-since")));
-    assert!(s.legacy_results.contains_key(&key("no-scope")));
+    assert!(s.durable.legacy_results.contains_key(&key("no-since")));
+    assert!(s.durable.legacy_results.contains_key(&key("no-scope")));
 }
 
 #[test]
@@ -513,7 +540,7 @@ fn cancelled_waiting_and_pending_tasks_finish_the_run() {
     assert_eq!(s.runs[&run].state, RunState::Cancelled);
     assert_eq!(s.workers[&worker].used["default"], 0);
     // A late COMPLETED from the worker is ignored.
-    assert!(s.tasks[&task_id(&a)].status.is_final());
+    assert!(s.tasks[&task_id(&a)].status().is_final());
 }
 
 #[test]
@@ -679,7 +706,7 @@ fn a_task_no_worker_can_take_does_not_block_others_of_its_action() {
 
 #[test]
 fn a_replay_issuing_a_different_call_is_non_deterministic() {
-    use crate::engine::durable::DurableStream;
+    use crate::engine::durable_log::DurableStream;
     use crate::proto::v1::DurableTaskErrorType;
     use crate::proto::v1::durable_task_response::Message as Out;
     let now = Instant::now();
@@ -694,7 +721,8 @@ fn a_replay_issuing_a_different_call_is_non_deterministic() {
     trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
     let (tx, mut out) = unbounded_channel();
-    s.durable_streams
+    s.durable
+        .streams
         .insert(7, DurableStream { worker: None, tx });
     let task = a.task_run_external_id.clone();
     s.durable_memo(7, &task, 1, b"k".to_vec(), Some(b"1".to_vec()));
@@ -758,8 +786,8 @@ fn static_rate_limits_hold_tasks_until_the_window_resets() {
     use crate::proto::v1::CreateTaskRateLimit;
     let now = Instant::now();
     let mut s = State::new(Uuid::new_v4(), Timing::default());
-    s.static_limits
-        .insert("api".into(), (2, Duration::from_secs(1)));
+    s.rate_limits
+        .declare("api".into(), 2, Duration::from_secs(1));
     let mut t = task("a", &[]);
     t.rate_limits = vec![CreateTaskRateLimit {
         key: "api".into(),
@@ -1041,6 +1069,46 @@ fn sticky_strategies_decide_how_the_desired_worker_counts() {
 }
 
 #[test]
+fn an_idempotency_key_refuses_a_second_trigger_until_its_run_fails() {
+    use crate::engine::lifecycle::TriggerError;
+    let mut state = State::new(Uuid::new_v4(), Timing::default());
+    let now = Instant::now();
+    let mut r = workflow(vec![task("a", &[])]);
+    r.idempotency = Some(crate::proto::v1::IdempotencyConfig {
+        expression: "input.id".into(),
+        ttl_ms: 60_000,
+        method: Some(1),
+    });
+    register(&mut state, &r);
+    let spec = |id: Value| TriggerSpec {
+        workflow: "wf".into(),
+        input: json!({ "id": id }),
+        metadata: json!({}),
+        priority: None,
+        origin: RunOrigin::default(),
+    };
+    let first = state.trigger(spec(json!("order-1")), now).unwrap();
+    match state.trigger(spec(json!("order-1")), now) {
+        Err(TriggerError::IdempotencyCollision { existing, .. }) => assert_eq!(existing, first),
+        other => panic!("expected a collision, got {other:?}"),
+    }
+    state
+        .trigger(spec(json!("order-2")), now)
+        .expect("another key");
+    assert!(
+        matches!(
+            state.trigger(spec(json!(7)), now),
+            Err(TriggerError::IdempotencyKey(_))
+        ),
+        "a key that is not a string is refused"
+    );
+    state.runs.get_mut(&first).unwrap().state = RunState::Failed;
+    state
+        .trigger(spec(json!("order-1")), now)
+        .expect("a failed run releases a STATUS key");
+}
+
+#[test]
 fn unsupported_registration_fields_are_refused_by_name() {
     let mut r = workflow(vec![task("a", &[])]);
     r.tasks[0].batch = Some(crate::proto::v1::TaskBatchConfig {
@@ -1049,16 +1117,6 @@ fn unsupported_registration_fields_are_refused_by_name() {
     });
     let e = validation::workflow(&r, Uuid::nil()).unwrap_err();
     assert_eq!(e.field, "tasks[0].batch");
-    let mut r = workflow(vec![task("a", &[])]);
-    r.idempotency = Some(crate::proto::v1::IdempotencyConfig {
-        expression: "input.id".into(),
-        ttl_ms: 1000,
-        method: None,
-    });
-    assert_eq!(
-        validation::workflow(&r, Uuid::nil()).unwrap_err().field,
-        "idempotency"
-    );
     let mut r = workflow(vec![task("a", &[])]);
     r.concurrency_arr = vec![Concurrency {
         expression: "'k'".into(),

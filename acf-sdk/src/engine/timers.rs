@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 /// What a timer does when it fires.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TimerKind {
+pub(crate) enum TimerKind {
     /// The running attempt exceeded its execution timeout.
     ExecTimeout {
         /// Task.
@@ -70,14 +70,14 @@ impl Ord for Entry {
 
 /// A min-heap of deadlines.
 #[derive(Debug, Default)]
-pub struct Timers {
+pub(crate) struct Timers {
     heap: BinaryHeap<Entry>,
     seq: u64,
 }
 
 impl Timers {
     /// Arms a timer.
-    pub fn arm(&mut self, at: Instant, kind: TimerKind) {
+    pub(crate) fn arm(&mut self, at: Instant, kind: TimerKind) {
         self.seq += 1;
         self.heap.push(Entry {
             at,
@@ -87,7 +87,7 @@ impl Timers {
     }
 
     /// Removes and returns every timer due at `now`, earliest first.
-    pub fn due(&mut self, now: Instant) -> Vec<TimerKind> {
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<TimerKind> {
         let mut out = Vec::new();
         while self.heap.peek().is_some_and(|e| e.at <= now) {
             if let Some(e) = self.heap.pop() {
@@ -98,17 +98,20 @@ impl Timers {
     }
 
     /// The next deadline, if any.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    #[cfg(test)]
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|e| e.at)
     }
 
     /// Armed timers.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
 
     /// No timers armed.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
 }

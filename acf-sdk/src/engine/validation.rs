@@ -18,11 +18,11 @@ use uuid::Uuid;
 /// A rejected request: `INVALID_ARGUMENT` with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
-pub struct ValidationError {
+pub(crate) struct ValidationError {
     /// The offending field path, e.g. `tasks[1].parents`.
-    pub field: String,
+    pub(crate) field: String,
     /// What is wrong.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ValidationError {
@@ -33,7 +33,7 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ValidationEr
 }
 
 /// `^[a-zA-Z0-9.\-_]+$`.
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -265,7 +265,7 @@ fn task_conditions(field: &str, c: &TaskConditions) -> Result<Vec<ConditionDef>,
 
 /// Durable `wait_for` / legacy `RegisterDurableEvent` conditions (the action field is ignored).
 /// `strict_groups` (legacy API) requires every `or_group_id` to be a UUID.
-pub fn durable_conditions(
+pub(crate) fn durable_conditions(
     c: &DurableEventListenerConditions,
     strict_groups: bool,
 ) -> Result<Vec<ConditionDef>, ValidationError> {
@@ -328,7 +328,7 @@ pub fn durable_conditions(
 }
 
 /// Converts `DesiredWorkerLabels` (task `worker_labels`, trigger `desired_worker_labels`).
-pub fn desired_labels(
+pub(crate) fn desired_labels(
     labels: &HashMap<String, crate::proto::v1::DesiredWorkerLabels>,
 ) -> Vec<crate::engine::model::DesiredLabel> {
     use crate::engine::model::{DesiredLabel, LabelValue};
@@ -525,7 +525,7 @@ fn check_cron(field: &str, cron: &str) -> Result<(), ValidationError> {
 }
 
 /// Validates a `PutWorkflow` request. `workflow_id` is kept across versions of the same name.
-pub fn workflow(
+pub(crate) fn workflow(
     req: &CreateWorkflowVersionRequest,
     workflow_id: Uuid,
 ) -> Result<WorkflowDef, ValidationError> {
@@ -616,12 +616,12 @@ pub fn workflow(
             payload,
         });
     }
-    if req.idempotency.is_some() {
-        return Err(invalid(
-            "idempotency",
-            "idempotency keys are not supported by the embedded engine",
-        ));
-    }
+    let idempotency = req
+        .idempotency
+        .as_ref()
+        .map(crate::engine::idempotency::IdempotencyDef::from_proto)
+        .transpose()
+        .map_err(|(field, message)| invalid(field, message))?;
     Ok(WorkflowDef {
         name: req.name.clone(),
         workflow_id,
@@ -634,6 +634,7 @@ pub fn workflow(
         default_priority,
         filters,
         sticky,
+        idempotency,
     })
 }
 

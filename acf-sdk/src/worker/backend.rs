@@ -14,13 +14,13 @@ use super::state::{Shared, lock};
 use crate::channel::AuthedChannel;
 use crate::client::{PushOptions, now_timestamp};
 use crate::context::{LogLevel, RunInfo, StepBackend, WaitResult};
+use crate::error::{Error, Result};
 use crate::model::ConditionGroup;
 use crate::proto::events_service_client::EventsServiceClient;
 use crate::proto::{
     PutLogRequest, PutStreamEventRequest, RefreshTimeoutRequest, ReleaseSlotRequest,
 };
 use crate::retry::RetryPolicy;
-use crate::sdk_error::{Error, Result};
 
 pub(crate) struct RunBackend {
     shared: Arc<Shared>,
@@ -139,10 +139,7 @@ impl StepBackend for RunBackend {
             let response = client
                 .refresh_timeout(request)
                 .await
-                .map_err(|status| Error::Status {
-                    rpc: "Dispatcher/RefreshTimeout",
-                    status,
-                })?
+                .map_err(Error::rpc("Dispatcher/RefreshTimeout"))?
                 .into_inner();
             let at = response.timeout_at.unwrap_or_default();
             Ok(
@@ -162,10 +159,7 @@ impl StepBackend for RunBackend {
             client
                 .release_slot(request)
                 .await
-                .map_err(|status| Error::Status {
-                    rpc: "Dispatcher/ReleaseSlot",
-                    status,
-                })?;
+                .map_err(Error::rpc("Dispatcher/ReleaseSlot"))?;
             self.release_local_slots();
             Ok(())
         }
@@ -179,7 +173,7 @@ impl StepBackend for RunBackend {
         wait_seq: u32,
     ) -> BoxFuture<'a, Result<WaitResult>> {
         async move {
-            let durable = crate::durable::DurableClient::for_worker(&self.shared).await?;
+            let durable = crate::durable_client::DurableClient::for_worker(&self.shared).await?;
             durable.wait_for(info, &groups, wait_seq).await
         }
         .boxed()

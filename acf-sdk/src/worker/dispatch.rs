@@ -15,9 +15,9 @@ use super::backend::RunBackend;
 use super::metrics::Outcome;
 use super::state::{Running, Shared, lock};
 use crate::context::{Context, RunInfo, StepRunData};
-use crate::error::{StepError, StepErrorKind};
 use crate::proto::{ActionType, AssignedAction, StepActionEvent, StepActionEventType};
 use crate::retry::RetryPolicy;
+use crate::step_error::{StepError, StepErrorKind};
 
 /// Handles one message of the action stream without blocking the stream reader.
 pub(crate) fn handle(shared: &Arc<Shared>, action: AssignedAction) {
@@ -254,7 +254,7 @@ fn panicked(shared: &Shared, step: &str, payload: &(dyn std::any::Any + Send)) -
 }
 
 pub(crate) async fn report_failure(shared: &Arc<Shared>, action: &AssignedAction, err: &StepError) {
-    tracing::warn!(action_id = %action.action_id, task_run_id = %action.task_run_external_id, error = %err, "step failed");
+    tracing::warn!(action_id = %action.action_id, task_run_id = %action.task_run_external_id, error = %crate::error::Report(err.source_error()), "step failed");
     send(
         shared,
         action,
@@ -301,6 +301,6 @@ async fn send(
         .await;
     if let Err(e) = result {
         // The engine will time the step out; nothing else can be done from here.
-        tracing::error!(action_id = %action.action_id, event = ?event_type, error = %e, "cannot report step event");
+        tracing::error!(action_id = %action.action_id, event = ?event_type, error = %crate::error::Report(&e), "cannot report step event");
     }
 }

@@ -47,7 +47,7 @@ pub(crate) fn spawn_forwarder(shared: &Arc<Shared>, stop: CancellationToken) {
                 .await;
             if let Err(e) = result {
                 // Not through `tracing` at a level the layer would forward: avoid feedback loops.
-                tracing::debug!(error = %e, "cannot forward a log line");
+                tracing::debug!(error = %crate::error::Report(&e), "cannot forward a log line");
             }
         }
     });

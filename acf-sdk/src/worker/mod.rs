@@ -32,8 +32,8 @@ pub use state::WorkerStatus;
 pub use version::EngineVersion;
 
 use crate::client::Client;
+use crate::error::{Error, Result};
 use crate::model::{DEFAULT_SLOT, DURABLE_SLOT, LabelValue};
-use crate::sdk_error::{Error, Result};
 use crate::workflow::Workflow;
 
 /// Configures a [`Worker`]. Created by [`Client::worker`].
@@ -89,6 +89,18 @@ impl WorkerBuilder {
     pub fn workflow(mut self, workflow: impl Workflow) -> Self {
         self.workflows.push(Arc::new(workflow));
         self
+    }
+
+    /// Adds a workflow whose registration definition `configure` adjusts (e.g. retries, backoff and
+    /// concurrency read from configuration); see [`Workflow::configured`]. The adjusted definition is
+    /// validated by [`build`](Self::build).
+    #[must_use]
+    pub fn workflow_with<W, F>(self, workflow: W, configure: F) -> Self
+    where
+        W: Workflow,
+        F: Fn(&mut crate::model::WorkflowDefinition) + Send + Sync + 'static,
+    {
+        self.workflow(workflow.configured(configure))
     }
 
     /// Adds a shared workflow.
@@ -275,6 +287,7 @@ impl WorkerBuilder {
                 workflows_registered: self.workflows_registered,
             },
             status: Mutex::new(WorkerStatus::default()),
+            worker_id: tokio::sync::watch::Sender::new(None),
             running: Mutex::new(HashMap::new()),
             engine_version: Mutex::new(EngineVersion::default()),
             tasks_started: std::sync::atomic::AtomicU64::new(0),

@@ -2,6 +2,10 @@
 //! reconnects with jittered backoff on stream error, EOF and heartbeat `FAILED_PRECONDITION`, re-registers
 //! (workflows included) when the engine no longer knows the worker (`NOT_FOUND`, e.g. after an engine
 //! restart), and gives up after too many consecutive failures.
+//!
+//! Hatchet's dispatcher (grpc-go) sends the `ListenV2` response headers only with the first action, so the
+//! open of an idle worker's stream never completes: it is raced against stop and reconnect like the stream
+//! itself, and readiness is "`ListenV2` requested and a heartbeat accepted", not "headers received".
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,13 +21,13 @@ use tonic::Code;
 use super::dispatch;
 use super::state::Shared;
 use super::version::EngineVersion;
+use crate::error::{Error, Result};
 use crate::model::LabelValue;
 use crate::proto::{
     GetVersionRequest, HeartbeatRequest, RuntimeInfo, WorkerLabels, WorkerListenRequest,
     WorkerRegisterRequest,
 };
 use crate::retry::RetryPolicy;
-use crate::sdk_error::{Error, Result};
 
 /// Signals between the heartbeat task and the listener.
 pub(crate) struct Signals {
@@ -31,7 +35,7 @@ pub(crate) struct Signals {
     reconnect: watch::Sender<u64>,
     /// The engine forgot the worker: register again.
     reregister: AtomicBool,
-    /// Sends a heartbeat now (right after `Register`, and when a `ListenV2` is requested).
+    /// Sends a heartbeat now: when a `ListenV2` is requested, which is right after `Register`.
     kick: tokio::sync::Notify,
     session: std::sync::atomic::AtomicU64,
     /// The session whose `ListenV2` has been requested, and when. A heartbeat the engine accepts after
@@ -158,10 +162,10 @@ async fn register(shared: &Shared) -> Result<String> {
     let mut client = shared.client.connection().dispatcher();
     let mut req = tonic::Request::new(request);
     req.set_timeout(Duration::from_secs(30));
-    let response = client.register(req).await.map_err(|status| Error::Status {
-        rpc: "Dispatcher/Register",
-        status,
-    })?;
+    let response = client
+        .register(req)
+        .await
+        .map_err(Error::rpc("Dispatcher/Register"))?;
     Ok(response.into_inner().worker_id)
 }
 
@@ -171,8 +175,8 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_secs_f64((base + rand::rng().random_range(0.0..0.1)).min(5.0))
 }
 
-/// Runs the heartbeat until `stop`: one right after each `Register` and each `ListenV2` request (kicked),
-/// then every `heartbeat_interval`.
+/// Runs the heartbeat until `stop`: one as each `ListenV2` is requested (kicked; the first right after
+/// `Register`), then every `heartbeat_interval`.
 pub(crate) async fn heartbeat(shared: Arc<Shared>, signals: Arc<Signals>, stop: CancellationToken) {
     let mut misses = 0u32;
     let mut retry_soon = false;
@@ -294,7 +298,7 @@ pub(crate) async fn supervise(
 
         let reregister = signals.reregister.swap(false, Ordering::SeqCst);
         if reregister || shared.worker_id().is_none() {
-            shared.set_status(|s| s.worker_id = None);
+            shared.set_worker_id(None);
             let registered = async {
                 // `run` registered the workflows once before the first `Register`; only an engine that
                 // forgot the worker (restarted) needs them again.
@@ -307,11 +311,12 @@ pub(crate) async fn supervise(
             match registered {
                 Ok(id) => {
                     tracing::info!(worker_id = %id, worker = %shared.name, "worker registered");
-                    shared.set_status(|s| s.worker_id = Some(id));
+                    shared.set_worker_id(Some(id));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot register the worker");
-                    shared.set_status(|s| s.last_error = Some(e.to_string()));
+                    let error = crate::error::Report(&e).to_string();
+                    tracing::warn!(%error, "cannot register the worker");
+                    shared.set_status(|s| s.last_error = Some(error));
                     if reregister {
                         // Keep the workflows owed to the engine for the next attempt.
                         signals.reregister.store(true, Ordering::SeqCst);

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::state::{Shared, lock};
+use crate::error::{Error, Result};
 use crate::proto::WorkerUnsubscribeRequest;
-use crate::sdk_error::{Error, Result};
 
 /// First SIGTERM/SIGINT → graceful (or forced if configured); second → forced.
 pub(crate) fn watch_signals(

@@ -88,13 +88,17 @@ pub(crate) struct Shared {
     pub labels: BTreeMap<String, crate::model::LabelValue>,
     pub metrics: Arc<Metrics>,
     pub options: Options,
+    /// Everything but `worker_id`, which lives in [`Shared::worker_id`] (filled in by [`Shared::status`]).
     pub status: Mutex<WorkerStatus>,
+    /// The id of the current registration (`None` between registrations); the durable-wait client
+    /// watches it, so it needs no pointer back into this struct.
+    pub worker_id: tokio::sync::watch::Sender<Option<String>>,
     pub running: Mutex<HashMap<(String, i32), Running>>,
     pub engine_version: Mutex<EngineVersion>,
     pub tasks_started: AtomicU64,
     /// Fired when the worker stops taking work (graceful shutdown or task limit).
     pub stop_taking_work: CancellationToken,
-    pub durable: tokio::sync::OnceCell<Arc<crate::durable::DurableClient>>,
+    pub durable: tokio::sync::OnceCell<Arc<crate::durable_client::DurableClient>>,
     /// This worker's log queue, set when log capture is on.
     pub log_lines: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::log_layer::LogLine>>,
 }
@@ -105,7 +109,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn worker_id(&self) -> Option<String> {
-        lock(&self.status).worker_id.clone()
+        self.worker_id.borrow().clone()
+    }
+
+    pub fn set_worker_id(&self, id: Option<String>) {
+        self.worker_id.send_replace(id);
     }
 
     pub fn set_status(&self, f: impl FnOnce(&mut WorkerStatus)) {
@@ -114,6 +122,7 @@ impl Shared {
 
     pub fn status(&self) -> WorkerStatus {
         let mut s = lock(&self.status).clone();
+        s.worker_id = self.worker_id();
         s.running = lock(&self.running).len();
         s
     }
@@ -124,5 +133,14 @@ impl Shared {
 
     pub fn count_started(&self) -> u64 {
         self.tasks_started.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+impl Drop for Shared {
+    /// A worker dropped without its orderly stop (its future aborted) still ends the durable streams.
+    fn drop(&mut self) {
+        if let Some(durable) = self.durable.get() {
+            durable.close();
+        }
     }
 }

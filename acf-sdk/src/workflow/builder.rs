@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::Workflow;
 use super::io::encode_output;
 use crate::context::Context;
-use crate::error::{StepError, StepErrorKind};
 use crate::model::{DefinitionError, TaskDefinition, WorkflowDefinition};
+use crate::step_error::{StepError, StepErrorKind};
 
 type Handler = Arc<dyn Fn(Context) -> BoxFuture<'static, Result<Value, StepError>> + Send + Sync>;
 

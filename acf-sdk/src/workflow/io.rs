@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::{StepError, StepErrorKind};
+use crate::step_error::{StepError, StepErrorKind};
 
 /// Encodes a step output as the JSON object the engine requires. `()`/`None` (JSON `null`) become `{}`;
 /// anything that is not an object, or that contains a NUL character (rejected by the engine), is a
@@ -22,7 +22,7 @@ pub fn encode_output<T: Serialize + ?Sized>(step: &str, output: &T) -> Result<Va
         other => {
             return Err(encode_err(format!(
                 "a step output must serialize to a JSON object (a struct or map), got {}",
-                kind(&other)
+                json_kind(&other)
             )));
         }
     };
@@ -34,7 +34,9 @@ pub fn encode_output<T: Serialize + ?Sized>(step: &str, output: &T) -> Result<Va
     Ok(value)
 }
 
-fn kind(v: &Value) -> &'static str {
+/// How a refusal names a JSON value's kind (`null`, `a boolean`, `a number`, `a string`, `an array`,
+/// `an object`), so the SDK's and its users' messages read the same: `must be a string, got a number`.
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

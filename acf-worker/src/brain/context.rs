@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::events::{AcfEvent, Routing};
-use crate::models::LogicalTurn;
+use crate::events::{AcfEvent, EventError, Routing, log_event};
 use crate::models::time::serde_timestamp;
+use crate::models::{LogicalTurn, SideEffect, tool_idempotency_key};
 use crate::stores::{MessageStore, StoredMessage};
 
 /// One message of the turn, as the brain reads it.
@@ -86,7 +86,7 @@ impl PendingMessages for StorePendingMessages {
             Err(error) => {
                 // The brain cannot act on a store outage; "nothing pending" lets it finish its answer, and the
                 // message itself is still stored and gets its own run.
-                tracing::warn!(session_key = %self.session_key, %error, "pending_messages_check_failed");
+                tracing::warn!(session_key = %self.session_key, error = %acf_sdk::error::Report(&error), "pending_messages_check_failed");
                 false
             }
         }
@@ -96,32 +96,21 @@ impl PendingMessages for StorePendingMessages {
 /// Receives the events a brain emits.
 #[async_trait]
 pub trait EventEmitter: Send + Sync {
-    /// Hands one event to the worker.
-    async fn emit(&self, event: AcfEvent);
+    /// Hands one event to the worker. An error means the event did not take full effect: the side effect of a
+    /// `tool.executed` event could not be recorded on the turn (listeners' failures never surface here).
+    async fn emit(&self, event: AcfEvent) -> Result<(), EventError>;
 }
 
-/// Logs each event as `acf_event_emitted` (type, turn, session, routing ids, payload keys).
+/// Logs each event as `acf_event_emitted` (type, turn, session, routing ids, payload keys), recording nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogEvents;
 
 #[async_trait]
 impl EventEmitter for LogEvents {
-    async fn emit(&self, event: AcfEvent) {
+    async fn emit(&self, event: AcfEvent) -> Result<(), EventError> {
         log_event(&event);
+        Ok(())
     }
-}
-
-fn log_event(event: &AcfEvent) {
-    let payload_keys: Vec<&str> = event.payload.keys().map(String::as_str).collect();
-    tracing::info!(
-        event_type = event.event_type.as_str(),
-        turn_id = %event.logical_turn_id,
-        session_key = %event.session_key,
-        tenant_id = event.tenant_id.map(|id| id.to_string()),
-        agent_id = event.agent_id.map(|id| id.to_string()),
-        payload_keys = ?payload_keys,
-        "acf_event_emitted"
-    );
 }
 
 /// Logs and keeps every event, so the worker can route or record them after the brain returns.
@@ -144,12 +133,13 @@ impl EventBuffer {
 
 #[async_trait]
 impl EventEmitter for EventBuffer {
-    async fn emit(&self, event: AcfEvent) {
+    async fn emit(&self, event: AcfEvent) -> Result<(), EventError> {
         log_event(&event);
         self.events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(event);
+        Ok(())
     }
 }
 
@@ -254,8 +244,29 @@ impl TurnContext {
         pending
     }
 
-    /// Hands an event to the worker.
-    pub async fn emit_event(&self, event: AcfEvent) {
-        self.events.emit(event).await;
+    /// Hands an event to the worker. A `tool.executed` event's side effect is recorded on the turn before this
+    /// returns (in a workflow run); an error means it could not be, and the step will fail and be retried, so a
+    /// brain should stop acting for this attempt.
+    pub async fn emit_event(&self, event: AcfEvent) -> Result<(), EventError> {
+        self.events.emit(event).await
+    }
+
+    /// The side effects recorded for this turn by earlier attempts, oldest first. A retried attempt (after a
+    /// crash, a lost lock or a transient error) finds here what the earlier ones already did.
+    pub fn side_effects(&self) -> &[SideEffect] {
+        self.turn.side_effects()
+    }
+
+    /// The side effect recorded earlier with `idempotency_key`, if any: the tool already ran for this turn.
+    pub fn recorded_effect(&self, idempotency_key: &str) -> Option<&SideEffect> {
+        self.side_effects()
+            .iter()
+            .find(|effect| effect.idempotency_key.as_deref() == Some(idempotency_key))
+    }
+
+    /// The idempotency key of a tool call in this turn's group (shared along a supersede chain):
+    /// `{tool_name}:{business_key}:turn_group:{turn_group_id}`. A tool given this key can refuse a repeat.
+    pub fn idempotency_key(&self, tool_name: &str, business_key: &str) -> String {
+        tool_idempotency_key(tool_name, business_key, self.turn.turn_group_id())
     }
 }

@@ -20,14 +20,19 @@ pub enum BrainError {
         body: String,
     },
     /// The endpoint could not be reached or the exchange broke off.
-    #[error("brain endpoint unreachable: {0}")]
-    Transport(#[source] reqwest::Error),
+    // reqwest keeps the reason (refused, reset, TLS) in its `source()` chain: printed here, since a brain
+    // error reaches the turn's failure text through `Display`.
+    #[error("brain endpoint unreachable: {}", acf_sdk::error::Report(.0))]
+    Transport(reqwest::Error),
     /// The endpoint's answer does not follow the contract.
     #[error("brain answer is malformed: {0}")]
     Malformed(String),
     /// The brain itself reported a failure.
     #[error("brain failed: {0}")]
     Failed(String),
+    /// An event the brain emitted did not take effect: a tool's side effect could not be recorded on the turn.
+    #[error(transparent)]
+    Event(#[from] crate::events::EventError),
 }
 
 impl BrainError {
@@ -39,13 +44,15 @@ impl BrainError {
             Self::Transport(_) => "brain_transport",
             Self::Malformed(_) => "brain_malformed_response",
             Self::Failed(_) => "brain_failed",
+            Self::Event(_) => "side_effect_not_recorded",
         }
     }
 
-    /// True when the same turn may succeed if tried again: timeouts, unreachable endpoints and 5xx/429 answers.
+    /// True when the same turn may succeed if tried again: timeouts, unreachable endpoints, 5xx/429 answers, and
+    /// side effects that could not be recorded (the store or the lock may come back).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Timeout { .. } | Self::Transport(_) => true,
+            Self::Timeout { .. } | Self::Transport(_) | Self::Event(_) => true,
             Self::Status { status, .. } => *status >= 500 || *status == 429,
             Self::Malformed(_) | Self::Failed(_) => false,
         }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{Brain, BrainError, BrainResult, ResponseSegment, TurnContext, TurnMessage};
 use crate::config::{REDACTED, redact_url_password};
 use crate::events::{AcfEvent, AcfEventType};
-use crate::models::{AccumulationHint, LogicalTurn};
+use crate::models::{AccumulationHint, LogicalTurn, SideEffect};
 
 /// Longest excerpt of an error body kept in [`BrainError::Status`].
 const BODY_EXCERPT_CHARS: usize = 512;
@@ -78,13 +78,19 @@ impl std::fmt::Debug for HttpBrainConfig {
 ///   "turn_id": "…", "turn_number": 3,
 ///   "messages": [{ "id": "…", "content": "hi", "received_at": "2025-01-15T10:30:00Z" }],
 ///   "has_pending_messages": false,
+///   "turn_group_id": "…",
+///   "idempotency_key_format": "{tool_name}:{business_key}:turn_group:…",
+///   "side_effects": [{ "effect_type": "tool_call", "policy": "irreversible", "tool_name": "create_order", … }],
 ///   "turn": { "id": "…", "session_key": "…", "messages": ["…"], "status": "processing", … }
 /// }
 /// ```
 ///
 /// `turn_number` is the number the turn gets when it commits (1 for a session's first); `messages` are the turn's
 /// messages in order; `has_pending_messages` is the answer of [`TurnContext::has_pending_messages`] when the
-/// request was sent; `turn` is the [`LogicalTurn`] in the original worker's JSON form.
+/// request was sent; `side_effects` are the effects earlier attempts of this turn recorded
+/// ([`TurnContext::side_effects`]: empty on a first attempt); `idempotency_key_format` is the key a tool call
+/// should carry, with `{tool_name}` and `{business_key}` to fill in ([`TurnContext::idempotency_key`]); `turn` is
+/// the [`LogicalTurn`] in the original worker's JSON form.
 ///
 /// # Response
 ///
@@ -107,7 +113,10 @@ impl std::fmt::Debug for HttpBrainConfig {
 ///   `input_complete_confidence` must be within 0.0 to 1.0.
 /// * `expects_more_input` defaults to false.
 /// * `events` (optional) are emitted through [`TurnContext::emit_event`] for this turn, in order; `type` is an ACF
-///   event value, `payload` an object (default empty).
+///   event value, `payload` an object (default empty). A `tool.executed` event records a side effect on the turn
+///   (`payload.tool_name`, `payload.policy`, `payload.idempotency_key`). Events are taken from any answer whose
+///   body is a JSON object with a valid `events` array, also a non-2xx one or one whose other fields are
+///   malformed: a tool that ran is on record even when the brain failed afterwards.
 /// * Unknown fields are ignored.
 ///
 /// # Errors
@@ -165,7 +174,17 @@ struct Request<'a> {
     turn_number: u64,
     messages: &'a [TurnMessage],
     has_pending_messages: bool,
+    turn_group_id: Uuid,
+    idempotency_key_format: String,
+    side_effects: &'a [SideEffect],
     turn: &'a LogicalTurn,
+}
+
+/// The `events` of any answer, read before the rest is judged.
+#[derive(Deserialize)]
+struct ReplyEvents {
+    #[serde(default)]
+    events: Vec<ReplyEvent>,
 }
 
 #[derive(Deserialize)]
@@ -175,8 +194,9 @@ struct Reply {
     accumulation_hint: Option<AccumulationHint>,
     #[serde(default)]
     expects_more_input: bool,
-    #[serde(default)]
-    events: Vec<ReplyEvent>,
+    /// Validated with the rest (a malformed list makes the answer malformed); emitted from [`ReplyEvents`].
+    #[serde(default, rename = "events")]
+    _events: Vec<ReplyEvent>,
 }
 
 #[derive(Deserialize)]
@@ -188,7 +208,8 @@ struct ReplyEvent {
 }
 
 impl Reply {
-    fn into_result(self) -> Result<(BrainResult, Vec<ReplyEvent>), BrainError> {
+    /// The brain's result (the events were emitted already, see [`ReplyEvents`]).
+    fn into_result(self) -> Result<BrainResult, BrainError> {
         let mut result = match (self.response, self.segments) {
             (None, None) => {
                 return Err(BrainError::Malformed(
@@ -214,7 +235,7 @@ impl Reply {
         }
         result.accumulation_hint = self.accumulation_hint;
         result.expects_more_input = self.expects_more_input;
-        Ok((result, self.events))
+        Ok(result)
     }
 }
 
@@ -250,6 +271,9 @@ impl Brain for HttpBrain {
             turn_number,
             messages: ctx.messages(),
             has_pending_messages: ctx.has_pending_messages().await,
+            turn_group_id: ctx.turn().turn_group_id(),
+            idempotency_key_format: ctx.idempotency_key("{tool_name}", "{business_key}"),
+            side_effects: ctx.side_effects(),
             turn: ctx.turn(),
         };
         let span = tracing::info_span!(
@@ -283,6 +307,15 @@ impl Brain for HttpBrain {
         if !status.is_success() {
             span.record("otel.status_code", "ERROR");
         }
+        // Tools may have run even if the answer is an error: their events are recorded first.
+        if let Ok(ReplyEvents { events }) = serde_json::from_str(&text) {
+            for event in events {
+                let turn = ctx.turn();
+                let event = AcfEvent::new(event.event_type, turn.id(), turn.session_key())
+                    .with_payload(Value::Object(event.payload));
+                ctx.emit_event(event).await?;
+            }
+        }
         if !status.is_success() {
             return Err(BrainError::Status {
                 status: status.as_u16(),
@@ -291,13 +324,6 @@ impl Brain for HttpBrain {
         }
         let reply: Reply =
             serde_json::from_str(&text).map_err(|err| BrainError::Malformed(err.to_string()))?;
-        let (result, events) = reply.into_result()?;
-        for event in events {
-            let turn = ctx.turn();
-            let event = AcfEvent::new(event.event_type, turn.id(), turn.session_key())
-                .with_payload(Value::Object(event.payload));
-            ctx.emit_event(event).await;
-        }
-        Ok(result)
+        reply.into_result()
     }
 }

@@ -1,19 +1,17 @@
 //! One function per subcommand.
 
-use std::collections::HashMap;
 use std::io::Write;
 
-use acf_sdk::engine::{Engine, EngineError, EngineHandle};
-use acf_sdk::{Client, ClientConfig};
 use uuid::Uuid;
 
-use super::args::{Command, EngineArgs, RunArgs, SendArgs};
+use super::args::{Command, RunArgs, SendArgs};
 use crate::config::Settings;
-use crate::demo::{self, DemoError};
 use crate::intake::{self, IntakeError};
-use crate::models::{TurnOutcome, WorkflowInput, WorkflowOutput};
+use crate::models::{WorkflowInput, WorkflowOutput};
 use crate::run::{self, RunError};
 use crate::stores::Backend;
+#[cfg(feature = "embedded")]
+use embedded::{demo, engine, run_embedded};
 
 /// Why a subcommand failed (exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -22,21 +20,30 @@ pub enum CliError {
     #[error(transparent)]
     Run(#[from] RunError),
     /// The demo failed.
-    #[error("demo failed: {0}")]
-    Demo(#[from] DemoError),
+    #[cfg(feature = "embedded")]
+    #[error("demo failed")]
+    Demo(#[from] crate::demo::DemoError),
     /// `send` could not submit the message.
-    #[error("send failed: {0}")]
+    #[error("send failed")]
     Intake(#[from] IntakeError),
     /// `send --wait`: the run failed.
-    #[error("the run failed: {0}")]
+    #[error("the run failed")]
     RunResult(#[source] acf_sdk::Error),
     /// The embedded engine could not start.
-    #[error("cannot start the embedded engine: {0}")]
-    Engine(#[from] EngineError),
+    #[cfg(feature = "embedded")]
+    #[error("cannot start the embedded engine")]
+    Engine(#[from] acf_sdk::engine::EngineError),
+    /// The subcommand needs the embedded engine, which this build leaves out.
+    #[cfg(not(feature = "embedded"))]
+    #[error(
+        "`{0}` needs the embedded engine: build ruche-worker with the `embedded` feature (on by default)"
+    )]
+    NoEmbeddedEngine(&'static str),
     /// Writing to stdout failed.
-    #[error("cannot write output: {0}")]
+    #[error("cannot write output")]
     Output(#[from] std::io::Error),
     /// The demo ran but something in it went wrong.
+    #[cfg(feature = "embedded")]
     #[error("demo finished with {0} failed run(s)")]
     DemoFailures(usize),
 }
@@ -57,28 +64,22 @@ async fn run(args: &RunArgs, settings: &Settings) -> Result<(), CliError> {
     if !args.embedded {
         return Ok(run::run_worker(settings).await?);
     }
-    run::log_starting(settings);
-    let engine = start_engine(args.bind, args.token_secret.as_deref()).await?;
-    print_exports(&engine)?;
-    let client = embedded_client(&engine)?;
-    let result = run::serve(&client, settings).await;
-    engine.shutdown().await;
-    Ok(result?)
+    run_embedded(args, settings).await
 }
 
-async fn demo(settings: &Settings, redis: bool, dashboard: bool) -> Result<(), CliError> {
-    // The shipped default.toml names Redis for production use; the demo only uses it when asked explicitly, by the
-    // flag or by selecting the backend in the environment.
-    let redis = redis
-        || std::env::var("RUCHE_STORAGE__SESSION__BACKEND")
-            .is_ok_and(|b| b.eq_ignore_ascii_case("redis"));
-    let mut out = std::io::stdout();
-    let report = demo::run_demo_with(settings, redis, dashboard, &mut out).await?;
-    out.flush()?;
-    match report.count(TurnOutcome::Failed) {
-        0 => Ok(()),
-        failed => Err(CliError::DemoFailures(failed)),
-    }
+#[cfg(not(feature = "embedded"))]
+async fn run_embedded(_: &RunArgs, _: &Settings) -> Result<(), CliError> {
+    Err(CliError::NoEmbeddedEngine("run --embedded"))
+}
+
+#[cfg(not(feature = "embedded"))]
+async fn demo(_: &Settings, _: bool, _: bool) -> Result<(), CliError> {
+    Err(CliError::NoEmbeddedEngine("demo"))
+}
+
+#[cfg(not(feature = "embedded"))]
+async fn engine(_: &super::args::EngineArgs) -> Result<(), CliError> {
+    Err(CliError::NoEmbeddedEngine("engine"))
 }
 
 async fn send(args: &SendArgs, settings: &Settings) -> Result<(), CliError> {
@@ -120,7 +121,7 @@ async fn send(args: &SendArgs, settings: &Settings) -> Result<(), CliError> {
             .run
             .result()
             .await
-            .and_then(|o| o.step("commit_and_respond"))
+            .and_then(|o| o.step(crate::workflow::LogicalTurnWorkflow::COMMIT_AND_RESPOND))
             .map_err(CliError::RunResult)?;
         writeln!(
             out,
@@ -131,42 +132,154 @@ async fn send(args: &SendArgs, settings: &Settings) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn engine(args: &EngineArgs) -> Result<(), CliError> {
-    let engine = start_engine(args.bind, args.token_secret.as_deref()).await?;
-    print_exports(&engine)?;
-    let signal = run::next_signal().await;
-    tracing::info!(signal, "shutdown_signal_received");
-    engine.shutdown().await;
-    Ok(())
-}
+/// The subcommands running the in-process engine.
+#[cfg(feature = "embedded")]
+mod embedded {
+    use std::collections::HashMap;
+    use std::io::Write;
 
-async fn start_engine(
-    bind: std::net::SocketAddr,
-    secret: Option<&str>,
-) -> Result<EngineHandle, EngineError> {
-    let mut builder = Engine::builder().bind(bind);
-    if let Some(secret) = secret {
-        builder = builder.token_secret(secret.as_bytes().to_vec());
+    use acf_sdk::engine::{Engine, EngineError, EngineHandle};
+    use acf_sdk::{Client, ClientConfig};
+
+    use super::CliError;
+    use crate::cli::args::{EngineArgs, RunArgs};
+    use crate::config::Settings;
+    use crate::demo;
+    use crate::models::TurnOutcome;
+    use crate::run::{self, RunError};
+
+    pub(super) async fn run_embedded(args: &RunArgs, settings: &Settings) -> Result<(), CliError> {
+        run::log_starting(settings);
+        let engine = start_engine(args.bind, args.token_secret.as_deref()).await?;
+        print_exports(&engine)?;
+        let client = embedded_client(&engine)?;
+        let result = run::serve(&client, settings).await;
+        engine.shutdown().await;
+        Ok(result?)
     }
-    builder.start().await
-}
 
-/// Prints `export NAME=value` lines a shell can `eval`.
-fn print_exports(engine: &EngineHandle) -> std::io::Result<()> {
-    let mut out = std::io::stdout();
-    for (name, value) in engine.client_env() {
-        writeln!(out, "export {name}={value}")?;
+    pub(super) async fn demo(
+        settings: &Settings,
+        redis: bool,
+        dashboard: bool,
+    ) -> Result<(), CliError> {
+        // The shipped default.toml names Redis for production use; the demo only uses it when asked explicitly, by the
+        // flag or by selecting the backend in the environment.
+        let redis = redis
+            || std::env::var("RUCHE_STORAGE__SESSION__BACKEND")
+                .is_ok_and(|b| b.eq_ignore_ascii_case("redis"));
+        let mut out = std::io::stdout();
+        let report = demo::run_demo_with(settings, redis, dashboard, &mut out).await?;
+        out.flush()?;
+        match report.count(TurnOutcome::Failed) {
+            0 => Ok(()),
+            failed => Err(CliError::DemoFailures(failed)),
+        }
     }
-    writeln!(out, "# dashboard: {}", engine.dashboard_url())?;
-    out.flush()
+
+    pub(super) async fn engine(args: &EngineArgs) -> Result<(), CliError> {
+        let engine = start_engine(args.bind, args.token_secret.as_deref()).await?;
+        print_exports(&engine)?;
+        let signal = run::next_signal().await;
+        tracing::info!(signal, "shutdown_signal_received");
+        engine.shutdown().await;
+        Ok(())
+    }
+
+    async fn start_engine(
+        bind: std::net::SocketAddr,
+        secret: Option<&str>,
+    ) -> Result<EngineHandle, EngineError> {
+        let mut builder = Engine::builder().bind(bind);
+        if let Some(secret) = secret {
+            builder = builder.token_secret(secret.as_bytes().to_vec());
+        }
+        builder.start().await
+    }
+
+    /// Prints `export NAME=value` lines a shell can `eval`.
+    fn print_exports(engine: &EngineHandle) -> std::io::Result<()> {
+        let mut out = std::io::stdout();
+        for (name, value) in engine.client_env() {
+            writeln!(out, "export {name}={value}")?;
+        }
+        writeln!(out, "# dashboard: {}", engine.dashboard_url())?;
+        out.flush()
+    }
+
+    fn embedded_client(engine: &EngineHandle) -> Result<Client, RunError> {
+        let env: HashMap<String, String> = engine.client_env().into_iter().collect();
+        let client = ClientConfig::from_lookup(|k| env.get(k).cloned())
+            .map_err(acf_sdk::Error::from)
+            .and_then(Client::new)
+            .map_err(RunError::Client)?;
+        tracing::info!(server_url = %client.config().host_port, "hatchet_client_initialized");
+        Ok(client)
+    }
 }
 
-fn embedded_client(engine: &EngineHandle) -> Result<Client, RunError> {
-    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
-    let client = ClientConfig::from_lookup(|k| env.get(k).cloned())
-        .map_err(acf_sdk::Error::from)
-        .and_then(Client::new)
-        .map_err(RunError::Client)?;
-    tracing::info!(server_url = %client.config().host_port, "hatchet_client_initialized");
-    Ok(client)
+#[cfg(test)]
+mod tests {
+    use acf_sdk::error::Report;
+
+    use super::CliError;
+    use crate::intake::IntakeError;
+    use crate::mutex::MutexError;
+    use crate::run::RunError;
+    use crate::stores::StoreError;
+
+    fn json() -> serde_json::Error {
+        serde_json::from_str::<u32>("\"x\"").unwrap_err()
+    }
+
+    fn redis() -> redis::RedisError {
+        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused").into()
+    }
+
+    /// What `ruche-worker` prints walks each error's `source()` chain: no message may repeat its
+    /// cause's text, and the leaf causes still appear.
+    #[test]
+    fn errors_print_each_cause_once() {
+        let chains: Vec<(CliError, &str)> = vec![
+            (
+                CliError::Intake(IntakeError::Store(StoreError::Encode {
+                    what: "message",
+                    error: json(),
+                })),
+                "invalid type",
+            ),
+            (
+                CliError::Run(RunError::Register {
+                    host_port: "127.0.0.1:7077".into(),
+                    source: acf_sdk::Error::Json(json()),
+                }),
+                "invalid type",
+            ),
+            (
+                CliError::Run(RunError::Store(StoreError::Unavailable {
+                    operation: "connect",
+                    error: redis(),
+                })),
+                "connection refused",
+            ),
+            (
+                CliError::RunResult(acf_sdk::Error::Json(json())),
+                "invalid type",
+            ),
+        ];
+        for (error, leaf) in &chains {
+            let report = Report(error);
+            assert!(std::error::Error::source(error).is_some(), "{report}");
+            assert_eq!(report.repeated_cause(), None, "{report}");
+            assert_eq!(report.to_string().matches(leaf).count(), 1, "{report}");
+        }
+        // Leaf errors print their backend cause themselves and expose no source.
+        let lock = MutexError::Unavailable {
+            operation: "acquire",
+            key: "sesslock:t:a:i:web".into(),
+            error: redis(),
+        };
+        assert!(std::error::Error::source(&lock).is_none());
+        assert!(lock.to_string().contains("connection refused"), "{lock}");
+    }
 }

@@ -23,7 +23,8 @@ pub use load::{
 };
 pub use secret::{ConnectionUrl, REDACTED, Secret, is_secret_key, redact_url_password};
 pub use sections::{
-    AccumulationSettings, BrainKind, BrainSettings, CadenceSettings, HatchetSettings, JobsSettings,
-    LivenessSettings, LockSettings, LogFormat, LogLevel, LoggingConfig, ObservabilitySettings,
-    SessionSettings, SessionStoreSettings, Settings, StorageSettings, StoreBackend,
+    AccumulationSettings, BrainKind, BrainSettings, CadenceSettings, EventSink, EventsSettings,
+    HatchetSettings, JobsSettings, LivenessSettings, LockSettings, LogFormat, LogLevel,
+    LoggingConfig, ObservabilitySettings, SessionSettings, SessionStoreSettings, Settings,
+    StorageSettings, StoreBackend,
 };

@@ -72,7 +72,32 @@ impl fmt::Display for ConnectionUrl {
 }
 
 /// Replaces the password of `scheme://user:password@host...` with `[REDACTED]`; other text is returned unchanged.
+/// A comma-separated list of URLs (a Redis Cluster's nodes) has each URL's password replaced.
 pub fn redact_url_password(url: &str) -> String {
+    // A comma starts a new URL only where a scheme follows: a password may contain commas too.
+    let mut urls: Vec<&str> = Vec::new();
+    let mut start = 0;
+    for (at, _) in url.match_indices(',') {
+        if url[at + 1..]
+            .split(',')
+            .next()
+            .is_some_and(|next| next.contains("://"))
+        {
+            urls.push(&url[start..at]);
+            start = at + 1;
+        }
+    }
+    if start == 0 {
+        return redact_one_url(url);
+    }
+    urls.push(&url[start..]);
+    urls.into_iter()
+        .map(redact_one_url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn redact_one_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };

@@ -1,4 +1,7 @@
-//! The typed sections of the worker configuration. Defaults equal `config/default.toml` (a test keeps them equal).
+//! The typed sections of the worker configuration, and the one place their defaults are written: the `Default`
+//! impls here. `config/default.toml` spells the same values for operators (a test keeps the two equal), and the
+//! runtime types built from configuration (`StoreSettings`, `TurnLimits`, `TurnManager`, `WorkflowOptions`) take
+//! their defaults from these impls instead of repeating the numbers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,6 +26,8 @@ pub struct Settings {
     pub brain: BrainSettings,
     /// `[liveness]`.
     pub liveness: LivenessSettings,
+    /// `[events]`.
+    pub events: EventsSettings,
     /// `[observability]`.
     pub observability: ObservabilitySettings,
 }
@@ -47,13 +52,14 @@ pub struct HatchetSettings {
     pub api_key: Option<Secret>,
     /// Concurrent step runs (worker slots), 1 to 100.
     pub worker_concurrency: u32,
-    /// Attempts per step (Hatchet `retries` = this - 1), 1 to 10.
-    pub retry_max_attempts: u32,
-    /// Retry backoff base in seconds, 1 to 3600.
-    pub retry_backoff_seconds: u64,
-    /// Serialise a session's runs with the workflow's concurrency key (one run at a time per session). `false`
-    /// leaves serialisation to the session mutex alone.
-    pub session_concurrency: bool,
+    /// Attempts per step (Hatchet `retries` = this - 1), 1 to 10. Unset: each step's `#[step(retries)]`.
+    pub retry_max_attempts: Option<u32>,
+    /// Cap on one retry delay in seconds, 1 to 3600. Unset: each step's `#[step(backoff_max)]`.
+    pub retry_backoff_seconds: Option<u64>,
+    /// `true` serialises a session's runs with the per-session concurrency key (one run at a time per session);
+    /// `false` leaves serialisation to the session mutex alone. Unset: the workflow's declared concurrency (the
+    /// per-session key).
+    pub session_concurrency: Option<bool>,
 }
 
 impl Default for HatchetSettings {
@@ -63,22 +69,17 @@ impl Default for HatchetSettings {
             server_url: "http://localhost:7077".to_owned(),
             api_key: None,
             worker_concurrency: 10,
-            retry_max_attempts: 3,
-            retry_backoff_seconds: 60,
-            session_concurrency: true,
+            retry_max_attempts: None,
+            retry_backoff_seconds: None,
+            session_concurrency: None,
         }
     }
 }
 
 impl HatchetSettings {
-    /// Hatchet's per-step `retries` value: attempts after the first.
-    pub fn retries(&self) -> u32 {
-        self.retry_max_attempts.saturating_sub(1)
-    }
-
-    /// The retry backoff as a duration.
-    pub fn retry_backoff(&self) -> Duration {
-        Duration::from_secs(self.retry_backoff_seconds)
+    /// Hatchet's per-step `retries` value (attempts after the first), when configured.
+    pub fn retries(&self) -> Option<u32> {
+        self.retry_max_attempts.map(|n| n.saturating_sub(1))
     }
 }
 
@@ -389,6 +390,52 @@ impl LivenessSettings {
     /// Grace before a re-trigger.
     pub fn pending_grace(&self) -> Duration {
         Duration::from_millis(self.pending_grace_ms)
+    }
+}
+
+/// `[events]`: where routed ACF events go. Side effects of `tool.executed` events are recorded on their turn
+/// whatever is configured here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct EventsSettings {
+    /// The built-in sinks events are routed to, each at most once (empty: routed nowhere).
+    pub sinks: Vec<EventSink>,
+    /// The patterns the sinks listen to: `*`, `category.*` or an exact type such as `tool.executed`.
+    pub patterns: Vec<String>,
+    /// How many entries the events stream keeps (older ones are trimmed), at least 1.
+    pub stream_max_len: u64,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            sinks: vec![EventSink::Log],
+            patterns: vec!["*".to_owned()],
+            stream_max_len: 100_000,
+        }
+    }
+}
+
+/// A built-in event sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSink {
+    /// The log: one `acf_event_emitted` line per event.
+    Log,
+    /// The store's events stream, `{storage.session.key_prefix}:events` on Redis.
+    RedisStream,
+    /// The Hatchet stream of the run that emitted the event (`PutStreamEvent`).
+    HatchetStream,
+}
+
+impl EventSink {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::RedisStream => "redis_stream",
+            Self::HatchetStream => "hatchet_stream",
+        }
     }
 }
 

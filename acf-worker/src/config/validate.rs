@@ -50,18 +50,12 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), ConfigError> {
         1,
         100,
     );
-    p.range(
-        "jobs.hatchet.retry_max_attempts",
-        hatchet.retry_max_attempts,
-        1,
-        10,
-    );
-    p.range(
-        "jobs.hatchet.retry_backoff_seconds",
-        hatchet.retry_backoff_seconds,
-        1,
-        3600,
-    );
+    if let Some(attempts) = hatchet.retry_max_attempts {
+        p.range("jobs.hatchet.retry_max_attempts", attempts, 1, 10);
+    }
+    if let Some(seconds) = hatchet.retry_backoff_seconds {
+        p.range("jobs.hatchet.retry_backoff_seconds", seconds, 1, 3600);
+    }
     p.check(
         hatchet
             .api_key
@@ -74,18 +68,27 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     let store = &settings.storage.session;
     if store.backend == StoreBackend::Redis {
         let url = store.connection_url.expose();
-        p.check(
-            ["redis://", "rediss://", "unix://", "redis+unix://"]
+        // A Redis Cluster's seed nodes must each be a TCP URL; one server may also be a Unix socket.
+        let valid = match crate::stores::cluster_nodes(url) {
+            Some(nodes) => {
+                !nodes.is_empty()
+                    && nodes.iter().all(|node| {
+                        ["redis://", "rediss://"]
+                            .iter()
+                            .any(|scheme| node.starts_with(scheme))
+                    })
+            }
+            None => ["redis://", "rediss://", "unix://", "redis+unix://"]
                 .iter()
                 .any(|scheme| url.starts_with(scheme)),
-            "storage.session.connection_url",
-            || {
-                format!(
-                    "= `{}` is invalid; accepted: a redis://, rediss:// or unix:// URL",
-                    store.connection_url.redacted()
-                )
-            },
-        );
+        };
+        p.check(valid, "storage.session.connection_url", || {
+            format!(
+                "= `{}` is invalid; accepted: a redis://, rediss:// or unix:// URL, or a Redis Cluster's \
+                 nodes (comma-separated redis:// URLs, or redis+cluster://host:port,host:port)",
+                store.connection_url.redacted()
+            )
+        });
     }
     p.range("storage.session.pool_size", store.pool_size, 1, 1000);
     p.range(
@@ -264,6 +267,27 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), ConfigError> {
         3_600_000,
     );
     p.range("liveness.sweep_batch", live.sweep_batch, 1, 10_000);
+
+    let events = &settings.events;
+    for (at, sink) in events.sinks.iter().enumerate() {
+        p.check(!events.sinks[..at].contains(sink), "events.sinks", || {
+            format!("lists `{}` twice; accepted: each of log, redis_stream, hatchet_stream at most once", sink.as_str())
+        });
+    }
+    p.check(
+        events.sinks.is_empty() || !events.patterns.is_empty(),
+        "events.patterns",
+        || {
+            "is empty while sinks are configured; accepted: at least one pattern, e.g. \"*\""
+                .to_owned()
+        },
+    );
+    for pattern in &events.patterns {
+        if let Err(error) = crate::events::validate_pattern(pattern) {
+            p.0.push(format!("`events.patterns`: {error}"));
+        }
+    }
+    p.range("events.stream_max_len", events.stream_max_len, 1, u64::MAX);
 
     if p.0.is_empty() {
         Ok(())

@@ -38,7 +38,7 @@ const CHATTY_TARGETS: [&str; 6] = ["h2", "hyper", "hyper_util", "tower", "tonic"
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
     /// A global subscriber (or `log` bridge) is already installed.
-    #[error("logging is already initialised: {0}")]
+    #[error("logging is already initialised")]
     AlreadyInitialised(#[from] tracing_subscriber::util::TryInitError),
 }
 

@@ -104,10 +104,8 @@ pub struct TurnLimits {
 }
 
 impl Default for TurnLimits {
+    /// The `[accumulation]` defaults (`max_messages_per_turn`, `max_window_ms`).
     fn default() -> Self {
-        Self {
-            max_messages: 50,
-            max_window_ms: 60_000,
-        }
+        crate::config::AccumulationSettings::default().turn_limits()
     }
 }

@@ -18,5 +18,6 @@ pub use supersede::{SupersedeAction, SupersedeDecision, tool_idempotency_key};
 pub use time::{format_timestamp, now_utc, parse_timestamp};
 pub use turn::{CompletionReason, LogicalTurn, LogicalTurnStatus};
 pub use workflow_io::{
-    NewMessage, TurnOutcome, ValidatedInput, WorkflowInput, WorkflowOutput, build_session_key,
+    Conversation, NewMessage, TurnOutcome, ValidatedInput, WorkflowInput, WorkflowOutput,
+    build_session_key,
 };

@@ -38,6 +38,76 @@ pub struct WorkflowInput {
     pub session_key: Option<String>,
 }
 
+/// One conversation: an interlocutor talking with a tenant's agent on a channel (so one session). Builds the
+/// trigger payload of each new message with a fresh message id: what a gateway, the demo and the tests send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// Tenant id (UUID text).
+    pub tenant_id: String,
+    /// Agent id (UUID text).
+    pub agent_id: String,
+    /// Interlocutor id (UUID text).
+    pub interlocutor_id: String,
+    /// Channel name.
+    pub channel: String,
+}
+
+impl Conversation {
+    /// A conversation between these ids on `channel`.
+    pub fn between(
+        tenant_id: impl Into<String>,
+        agent_id: impl Into<String>,
+        interlocutor_id: impl Into<String>,
+        channel: impl Into<String>,
+    ) -> Self {
+        Self {
+            tenant_id: tenant_id.into(),
+            agent_id: agent_id.into(),
+            interlocutor_id: interlocutor_id.into(),
+            channel: channel.into(),
+        }
+    }
+
+    /// A conversation with fresh ids (a session of its own) on `web`.
+    pub fn new() -> Self {
+        Self::between(
+            Uuid::new_v4().to_string(),
+            Uuid::new_v4().to_string(),
+            Uuid::new_v4().to_string(),
+            "web",
+        )
+    }
+
+    /// The payload of a new message saying `text` (a fresh message id).
+    pub fn message(&self, text: &str) -> WorkflowInput {
+        WorkflowInput {
+            tenant_id: self.tenant_id.clone(),
+            agent_id: self.agent_id.clone(),
+            interlocutor_id: self.interlocutor_id.clone(),
+            channel: self.channel.clone(),
+            message_id: Uuid::new_v4().to_string(),
+            message_content: text.to_owned(),
+            session_key: None,
+        }
+    }
+
+    /// The session key its messages serialise on.
+    pub fn session_key(&self) -> String {
+        build_session_key(
+            &self.tenant_id,
+            &self.agent_id,
+            &self.interlocutor_id,
+            &self.channel,
+        )
+    }
+}
+
+impl Default for Conversation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A [`WorkflowInput`] whose ids parsed and whose session key is settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatedInput {
@@ -74,6 +144,14 @@ impl WorkflowInput {
     /// Checks every field, naming the first offending one: the ids must be UUIDs, the channel must be non-empty
     /// and free of `:` (it is a session-key component), and the content must not exceed `max_content_chars`.
     pub fn validate(&self, max_content_chars: usize) -> Result<ValidatedInput, InputError> {
+        let valid = self.validate_fields()?;
+        valid.check_content_length(max_content_chars)?;
+        Ok(valid)
+    }
+
+    /// [`validate`](Self::validate) without the content-length cap, which depends on configuration: what a
+    /// payload must satisfy whatever the worker's settings (the workflow's steps receive this, decoded once).
+    pub fn validate_fields(&self) -> Result<ValidatedInput, InputError> {
         let tenant_id = parse_uuid("tenant_id", &self.tenant_id)?;
         let agent_id = parse_uuid("agent_id", &self.agent_id)?;
         let interlocutor_id = parse_uuid("interlocutor_id", &self.interlocutor_id)?;
@@ -87,13 +165,6 @@ impl WorkflowInput {
             ));
         }
         let message_id = parse_uuid("message_id", &self.message_id)?;
-        let chars = self.message_content.chars().count();
-        if chars > max_content_chars {
-            return Err(InputError::new(
-                "message_content",
-                format!("{chars} characters exceeds the maximum of {max_content_chars}"),
-            ));
-        }
         Ok(ValidatedInput {
             tenant_id,
             agent_id,
@@ -103,6 +174,20 @@ impl WorkflowInput {
             message_content: self.message_content.clone(),
             session_key: self.session_key(),
         })
+    }
+}
+
+impl ValidatedInput {
+    /// Refuses a message text longer than `max_content_chars` characters (`[accumulation] max_message_chars`).
+    pub fn check_content_length(&self, max_content_chars: usize) -> Result<(), InputError> {
+        let chars = self.message_content.chars().count();
+        if chars > max_content_chars {
+            return Err(InputError::new(
+                "message_content",
+                format!("{chars} characters exceeds the maximum of {max_content_chars}"),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -59,7 +59,7 @@ impl Heartbeat {
                         return report;
                     }
                     Err(error) => {
-                        tracing::warn!(session_key = %lease.session_key, %error, "mutex_extend_failed");
+                        tracing::warn!(session_key = %lease.session_key, error = %acf_sdk::error::Report(&error), "mutex_extend_failed");
                         report.errors += 1;
                     }
                 }

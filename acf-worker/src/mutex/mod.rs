@@ -43,14 +43,49 @@ pub fn session_key(
     crate::models::build_session_key(tenant_id, agent_id, interlocutor_id, channel)
 }
 
-/// The lock key of a session: `sesslock:{session_key}`.
+/// The lock key of a session on one Redis server (the Python worker's format): `sesslock:{session_key}`.
 pub fn lock_key(session_key: &str) -> String {
-    format!("{LOCK_KEY_PREFIX}{session_key}")
+    KeyLayout::Standalone.lock_key(session_key)
 }
 
-/// The fencing counter key of a session: `sessfence:{session_key}`.
+/// The fencing counter key of a session on one Redis server: `sessfence:{session_key}`.
 pub fn fence_key(session_key: &str) -> String {
-    format!("{FENCE_KEY_PREFIX}{session_key}")
+    KeyLayout::Standalone.fence_key(session_key)
+}
+
+/// How a session's keys are named on Redis.
+///
+/// A script may only touch keys of one hash slot on a Redis Cluster, and every fenced write touches the lock, the
+/// fence and the session's data together. So on a cluster the session key is written in braces (a hash tag) in
+/// every key of the session, e.g. `sesslock:{t:a:i:web}`: Redis hashes only the text between the first `{` and
+/// the next `}`, so all of them land in one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyLayout {
+    /// One Redis server: session keys verbatim (`sesslock:t:a:i:web`), as the Python worker names them.
+    #[default]
+    Standalone,
+    /// A Redis Cluster: session keys as hash tags (`sesslock:{t:a:i:web}`).
+    Cluster,
+}
+
+impl KeyLayout {
+    /// The session key as it appears in the session's keys: verbatim, or in braces on a cluster.
+    pub fn session_part(self, session_key: &str) -> String {
+        match self {
+            Self::Standalone => session_key.to_owned(),
+            Self::Cluster => format!("{{{session_key}}}"),
+        }
+    }
+
+    /// The lock key of a session.
+    pub fn lock_key(self, session_key: &str) -> String {
+        format!("{LOCK_KEY_PREFIX}{}", self.session_part(session_key))
+    }
+
+    /// The fencing counter key of a session.
+    pub fn fence_key(self, session_key: &str) -> String {
+        format!("{FENCE_KEY_PREFIX}{}", self.session_part(session_key))
+    }
 }
 
 /// Proof of holding a session's lock. It is plain data so a workflow step can hand it to later steps.
@@ -58,7 +93,7 @@ pub fn fence_key(session_key: &str) -> String {
 pub struct Lease {
     /// The session this lease covers.
     pub session_key: String,
-    /// The lock key (`sesslock:{session_key}`).
+    /// The lock key (`sesslock:{session_key}`, see [`KeyLayout`]).
     pub key: String,
     /// The random value stored in the lock; only its bearer may extend or release it.
     pub token: String,
@@ -69,9 +104,13 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// The fencing counter key of this lease's session.
+    /// The fencing counter key of this lease's session, in the layout of its lock key (`sesslock:` becomes
+    /// `sessfence:`).
     pub fn fence_key(&self) -> String {
-        fence_key(&self.session_key)
+        match self.key.strip_prefix(LOCK_KEY_PREFIX) {
+            Some(session_part) => format!("{FENCE_KEY_PREFIX}{session_part}"),
+            None => fence_key(&self.session_key),
+        }
     }
 }
 
@@ -126,15 +165,19 @@ pub enum MutexError {
         waited_ms: u64,
     },
     /// The lock backend could not be reached or answered with an error.
-    #[error("session lock backend unavailable during {operation} on `{key}`: {source}")]
+    // The cause is printed (not exposed as `source()`): lock errors are logged and become step failures
+    // through their `Display`.
+    #[error(
+        "session lock backend unavailable during {operation} on `{key}`: {}",
+        acf_sdk::error::Report(.error)
+    )]
     Unavailable {
         /// The operation that failed (`acquire`, `extend`, ...).
         operation: &'static str,
         /// The key involved.
         key: String,
         /// The backend error.
-        #[source]
-        source: ::redis::RedisError,
+        error: ::redis::RedisError,
     },
     /// A lock TTL of zero was requested.
     #[error("session lock TTL must be at least 1 ms")]

@@ -3,18 +3,19 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::{
-    Lease, LockOutcome, MutexError, SessionMutex, fence_key, lock_key, log_not_owned, new_token,
-    scripts, ttl_millis,
+    KeyLayout, Lease, LockOutcome, MutexError, SessionMutex, log_not_owned, new_token, scripts,
+    ttl_millis,
 };
+use crate::stores::RedisConnection;
 
 /// Redis-backed session mutex. Cloning is cheap and shares the connection.
 #[derive(Clone)]
 pub struct RedisSessionMutex {
-    conn: ConnectionManager,
+    conn: RedisConnection,
+    layout: KeyLayout,
     acquire: Script,
     extend: Script,
     release: Script,
@@ -28,9 +29,11 @@ impl std::fmt::Debug for RedisSessionMutex {
 }
 
 impl RedisSessionMutex {
-    /// Uses an existing connection (typically shared with the Redis stores).
-    pub fn new(conn: ConnectionManager) -> Self {
+    /// Uses an existing connection (typically shared with the Redis stores); the key layout follows the
+    /// connection (hash-tagged keys on a cluster).
+    pub fn new(conn: RedisConnection) -> Self {
         Self {
+            layout: conn.layout(),
             conn,
             acquire: Script::new(scripts::ACQUIRE),
             extend: Script::new(scripts::EXTEND),
@@ -39,15 +42,16 @@ impl RedisSessionMutex {
         }
     }
 
-    /// Connects to `url` with [`crate::stores::RedisConnectOptions::default`].
+    /// Connects to `url` (see [`crate::stores::connect_redis`]) with
+    /// [`crate::stores::RedisConnectOptions::default`].
     pub async fn connect(url: &str) -> Result<Self, MutexError> {
         let conn =
             crate::stores::connect_redis(url, &crate::stores::RedisConnectOptions::default())
                 .await
-                .map_err(|source| MutexError::Unavailable {
+                .map_err(|error| MutexError::Unavailable {
                     operation: "connect",
                     key: String::new(),
-                    source,
+                    error,
                 })?;
         Ok(Self::new(conn))
     }
@@ -57,12 +61,12 @@ fn unavailable<'k>(
     operation: &'static str,
     key: &'k str,
 ) -> impl FnOnce(redis::RedisError) -> MutexError + 'k {
-    move |source| {
-        tracing::error!(operation, key, error = %source, "mutex_backend_unavailable");
+    move |error| {
+        tracing::error!(operation, key, error = %error, "mutex_backend_unavailable");
         MutexError::Unavailable {
             operation,
             key: key.to_owned(),
-            source,
+            error,
         }
     }
 }
@@ -75,12 +79,12 @@ impl SessionMutex for RedisSessionMutex {
         ttl: Duration,
     ) -> Result<Option<Lease>, MutexError> {
         let ttl_ms = ttl_millis(ttl)?;
-        let key = lock_key(session_key);
+        let key = self.layout.lock_key(session_key);
         let token = new_token();
         let fence: u64 = self
             .acquire
             .key(&key)
-            .key(fence_key(session_key))
+            .key(self.layout.fence_key(session_key))
             .arg(&token)
             .arg(ttl_ms)
             .invoke_async(&mut self.conn.clone())
@@ -135,7 +139,7 @@ impl SessionMutex for RedisSessionMutex {
     }
 
     async fn is_locked(&self, session_key: &str) -> Result<bool, MutexError> {
-        let key = lock_key(session_key);
+        let key = self.layout.lock_key(session_key);
         let count: i64 = self
             .conn
             .clone()
@@ -146,7 +150,7 @@ impl SessionMutex for RedisSessionMutex {
     }
 
     async fn force_release(&self, session_key: &str) -> Result<bool, MutexError> {
-        let key = lock_key(session_key);
+        let key = self.layout.lock_key(session_key);
         let deleted: i64 = self
             .conn
             .clone()
@@ -158,7 +162,7 @@ impl SessionMutex for RedisSessionMutex {
     }
 
     async fn current_fence(&self, session_key: &str) -> Result<u64, MutexError> {
-        let key = fence_key(session_key);
+        let key = self.layout.fence_key(session_key);
         let fence: Option<u64> = self
             .conn
             .clone()

@@ -1,16 +1,21 @@
 //! Store errors.
+//!
+//! A backend or encoder failure is printed in the message (with its own causes) rather than exposed as
+//! `source()`: store errors are logged and turned into step failures by their `Display`, and each error
+//! prints its cause exactly once either way.
+
+use acf_sdk::error::Report;
 
 /// Errors of every store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Redis could not be reached or answered with an error.
-    #[error("store backend unavailable during {operation}: {source}")]
+    #[error("store backend unavailable during {operation}: {}", Report(.error))]
     Unavailable {
         /// The store operation.
         operation: &'static str,
         /// The backend error.
-        #[source]
-        source: redis::RedisError,
+        error: redis::RedisError,
     },
     /// The writer's lease is no longer current: a later holder acquired the session (or a foreign holder has it).
     #[error("stale lock holder for session `{session_key}` (fence {fence}): write refused")]
@@ -32,13 +37,12 @@ pub enum StoreError {
     #[error("invalid store request: {0}")]
     InvalidRequest(String),
     /// A record could not be encoded.
-    #[error("cannot encode {what}: {source}")]
+    #[error("cannot encode {what}: {}", Report(.error))]
     Encode {
         /// What was being written.
         what: &'static str,
         /// The encoder error.
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
@@ -51,7 +55,10 @@ impl StoreError {
     pub(crate) fn unavailable(operation: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
         move |source| {
             tracing::error!(operation, error = %source, "store_backend_unavailable");
-            Self::Unavailable { operation, source }
+            Self::Unavailable {
+                operation,
+                error: source,
+            }
         }
     }
 
@@ -63,6 +70,6 @@ impl StoreError {
     }
 
     pub(crate) fn encode(what: &'static str) -> impl FnOnce(serde_json::Error) -> Self {
-        move |source| Self::Encode { what, source }
+        move |error| Self::Encode { what, error }
     }
 }

@@ -38,13 +38,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::models::UserCadenceStats;
+use crate::models::{SideEffect, UserCadenceStats};
 use crate::mutex::Lease;
 
 pub use self::backend::Backend;
 pub use self::error::StoreError;
 pub use self::memory::MemoryStores;
-pub use self::redis::{RedisConnectOptions, RedisStores, connect_redis};
+pub use self::redis::{
+    RedisConnectOptions, RedisConnection, RedisStores, cluster_nodes, connect_redis,
+};
 pub use self::settings::{CadenceSettings, StoreSettings};
 pub use self::types::{
     CommitReceipt, FailureRecord, InboxEntry, MessageStatus, ResponseEntry, SessionState,
@@ -58,8 +60,9 @@ pub trait MessageStore: Send + Sync {
     /// re-delivered message is accepted once.
     async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError>;
 
-    /// One message by id.
-    async fn get(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError>;
+    /// One message of `session_key` by id. The session is part of the message's address (a Redis Cluster keeps a
+    /// session's keys in one slot); single-node Redis and memory find the message by id alone.
+    async fn get(&self, session_key: &str, id: Uuid) -> Result<Option<StoredMessage>, StoreError>;
 
     /// The session's open messages (pending, or absorbed by a turn that has not committed), oldest first.
     async fn open_messages(&self, session_key: &str) -> Result<Vec<StoredMessage>, StoreError>;
@@ -74,8 +77,13 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Puts messages that `turn_id` absorbed back to pending (after a failed run). Messages absorbed by another
-    /// turn, or already closed, are left alone. Returns how many changed.
-    async fn release_absorbed(&self, turn_id: Uuid, ids: &[Uuid]) -> Result<usize, StoreError>;
+    /// turn, or already closed, are left alone. Returns how many changed. The messages are `session_key`'s.
+    async fn release_absorbed(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<usize, StoreError>;
 }
 
 /// Per-session state: turn counter, last hint, learned cadence.
@@ -115,8 +123,12 @@ pub trait SessionInbox: Send + Sync {
 /// record TTL.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// One turn's record.
-    async fn get_turn(&self, turn_id: Uuid) -> Result<Option<TurnRecord>, StoreError>;
+    /// One turn's record (a turn of `session_key`, as for [`MessageStore::get`]).
+    async fn get_turn(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<TurnRecord>, StoreError>;
 
     /// The session's committed turns, in commit order.
     async fn session_turns(&self, session_key: &str) -> Result<Vec<TurnRecord>, StoreError>;
@@ -126,8 +138,12 @@ pub trait AuditStore: Send + Sync {
     /// replaces the earlier record, so a retried `on_failure` leaves one record.
     async fn record_failure(&self, failure: &FailureRecord) -> Result<(), StoreError>;
 
-    /// The failure record of `turn_id`, if any.
-    async fn get_failure(&self, turn_id: Uuid) -> Result<Option<FailureRecord>, StoreError>;
+    /// The failure record of `turn_id` (a turn of `session_key`), if any.
+    async fn get_failure(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<FailureRecord>, StoreError>;
 
     /// The session's failure records, oldest first (by `failed_at`).
     async fn session_failures(&self, session_key: &str) -> Result<Vec<FailureRecord>, StoreError>;
@@ -158,8 +174,13 @@ pub trait TurnCommitter: Send + Sync {
     async fn commit(&self, lease: &Lease, commit: &TurnCommit)
     -> Result<CommitReceipt, StoreError>;
 
-    /// The receipt of an earlier commit of `turn_id`, if any.
-    async fn receipt(&self, turn_id: Uuid) -> Result<Option<CommitReceipt>, StoreError>;
+    /// The receipt of an earlier commit of `turn_id` (a turn of `session_key`), if any. On a Redis Cluster, a
+    /// commit whose response entry is not on the stream yet (its committer stopped in between) is published first.
+    async fn receipt(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<CommitReceipt>, StoreError>;
 }
 
 /// A session that a liveness sweep claimed (see [`PendingIndex::claim_due`]).
@@ -209,6 +230,46 @@ pub trait PendingIndex: Send + Sync {
     async fn epoch(&self, candidate: &str) -> Result<String, StoreError>;
 }
 
+/// The side effects a turn executed, recorded as they happen so that a retried attempt of the same turn sees
+/// them (and the turn record keeps them at commit).
+#[async_trait]
+pub trait SideEffectLog: Send + Sync {
+    /// Appends `effect` to the effects of `turn_id`, only while `lease` is current ([`StoreError::StaleFence`]
+    /// otherwise).
+    async fn record_effect(
+        &self,
+        lease: &Lease,
+        turn_id: Uuid,
+        effect: &SideEffect,
+    ) -> Result<(), StoreError>;
+
+    /// The effects recorded for `turn_id`, a turn of `session_key`, oldest first.
+    async fn effects(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Vec<SideEffect>, StoreError>;
+}
+
+/// The events stream (`{key_prefix}:events` on Redis), where the `redis_stream` sink appends routed ACF events
+/// for gateways and analytics. Field layout: see the README ("Events").
+#[async_trait]
+pub trait EventStream: Send + Sync {
+    /// Appends `event`, trimming the stream to its last `max_len` entries. Returns the entry id.
+    async fn append_event(
+        &self,
+        event: &crate::events::AcfEvent,
+        max_len: u64,
+    ) -> Result<String, StoreError>;
+
+    /// Up to `count` events with ids greater than `after_id` (`"0"` reads from the start), oldest first.
+    async fn read_events_after(
+        &self,
+        after_id: &str,
+        count: usize,
+    ) -> Result<Vec<(String, crate::events::AcfEvent)>, StoreError>;
+}
+
 /// One backend's stores, as the workflow uses them.
 #[derive(Clone)]
 pub struct Stores {
@@ -226,6 +287,10 @@ pub struct Stores {
     pub commits: Arc<dyn TurnCommitter>,
     /// The liveness index and the data epoch.
     pub pending: Arc<dyn PendingIndex>,
+    /// Side effects of turns in progress.
+    pub side_effects: Arc<dyn SideEffectLog>,
+    /// The events stream.
+    pub events: Arc<dyn EventStream>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -268,6 +333,8 @@ impl Stores {
             + ResponseSink
             + TurnCommitter
             + PendingIndex
+            + SideEffectLog
+            + EventStream
             + 'static,
     {
         Self {
@@ -277,7 +344,9 @@ impl Stores {
             audit: backend.clone(),
             responses: backend.clone(),
             commits: backend.clone(),
-            pending: backend,
+            pending: backend.clone(),
+            side_effects: backend.clone(),
+            events: backend,
         }
     }
 }

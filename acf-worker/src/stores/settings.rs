@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::mutex::KeyLayout;
+
 /// Store configuration: key prefix, TTLs, response stream and cadence learning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
@@ -30,18 +32,9 @@ pub struct StoreSettings {
 }
 
 impl Default for StoreSettings {
+    /// The `[storage.session]` defaults (see [`crate::config`]: one source for every default).
     fn default() -> Self {
-        Self {
-            key_prefix: "session".to_owned(),
-            message_ttl: Duration::from_secs(7 * 24 * 3600),
-            session_ttl: Duration::from_secs(7 * 24 * 3600),
-            record_ttl: Duration::from_secs(7 * 24 * 3600),
-            inbox_ttl: Duration::from_secs(1800),
-            response_stream: "responses".to_owned(),
-            response_stream_max_len: 100_000,
-            cadence: CadenceSettings::default(),
-            blocking_connections: 10,
-        }
+        Self::from(&crate::config::SessionStoreSettings::default())
     }
 }
 
@@ -55,65 +48,109 @@ pub struct CadenceSettings {
 }
 
 impl Default for CadenceSettings {
+    /// The `[storage.session.cadence]` defaults.
     fn default() -> Self {
-        Self {
-            max_samples: 50,
-            max_gap: Duration::from_secs(30),
-        }
+        StoreSettings::default().cadence
     }
 }
 
-/// Builds store keys from the prefix.
+/// Builds store keys from the prefix, in a [`KeyLayout`]. On one server (the default) keys are
+/// `{prefix}:{kind}:{session_key}` and `{prefix}:{kind}:{id}`, as the Python worker names them. On a cluster every
+/// key of a session carries the session key as a hash tag, per-id keys included
+/// (`{prefix}:msg:{{session_key}}:{id}`), so one session's keys share a slot; the due index's keys share the tag
+/// `{prefix}`; the response stream keeps its name, and the markers that make its entries unique per turn share
+/// its slot (`{{prefix}:{stream}}:sent:{turn_id}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Keys {
     prefix: String,
     stream: String,
+    pub(crate) layout: KeyLayout,
 }
 
 impl Keys {
-    pub(crate) fn new(settings: &StoreSettings) -> Self {
+    pub(crate) fn new(settings: &StoreSettings, layout: KeyLayout) -> Self {
         Self {
             prefix: settings.key_prefix.clone(),
             stream: format!("{}:{}", settings.key_prefix, settings.response_stream),
+            layout,
         }
     }
-    pub(crate) fn message(&self, id: uuid::Uuid) -> String {
-        format!("{}:msg:{id}", self.prefix)
+    fn session(&self, kind: &str, session_key: &str) -> String {
+        format!(
+            "{}:{kind}:{}",
+            self.prefix,
+            self.layout.session_part(session_key)
+        )
+    }
+    /// A per-id key of a session's record: the session is part of it on a cluster only.
+    fn of_session(&self, kind: &str, session_key: &str, id: uuid::Uuid) -> String {
+        match self.layout {
+            KeyLayout::Standalone => format!("{}:{kind}:{id}", self.prefix),
+            KeyLayout::Cluster => format!("{}:{kind}:{{{session_key}}}:{id}", self.prefix),
+        }
+    }
+    pub(crate) fn message(&self, session_key: &str, id: uuid::Uuid) -> String {
+        self.of_session("msg", session_key, id)
     }
     pub(crate) fn open_messages(&self, session_key: &str) -> String {
-        format!("{}:open:{session_key}", self.prefix)
+        self.session("open", session_key)
     }
     pub(crate) fn state(&self, session_key: &str) -> String {
-        format!("{}:state:{session_key}", self.prefix)
+        self.session("state", session_key)
     }
     pub(crate) fn gaps(&self, session_key: &str) -> String {
-        format!("{}:gaps:{session_key}", self.prefix)
+        self.session("gaps", session_key)
     }
     pub(crate) fn inbox(&self, session_key: &str) -> String {
-        format!("{}:inbox:{session_key}", self.prefix)
+        self.session("inbox", session_key)
     }
-    pub(crate) fn turn(&self, turn_id: uuid::Uuid) -> String {
-        format!("{}:turn:{turn_id}", self.prefix)
+    pub(crate) fn turn(&self, session_key: &str, turn_id: uuid::Uuid) -> String {
+        self.of_session("turn", session_key, turn_id)
+    }
+    /// The events stream routed ACF events are appended to (the `redis_stream` sink).
+    pub(crate) fn events_stream(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+    /// The side effects recorded for a turn in progress (a list of JSON entries).
+    pub(crate) fn turn_effects(&self, session_key: &str, turn_id: uuid::Uuid) -> String {
+        self.of_session("turn_effects", session_key, turn_id)
     }
     pub(crate) fn session_turns(&self, session_key: &str) -> String {
-        format!("{}:turns:{session_key}", self.prefix)
+        self.session("turns", session_key)
     }
-    pub(crate) fn failure(&self, turn_id: uuid::Uuid) -> String {
-        format!("{}:failure:{turn_id}", self.prefix)
+    pub(crate) fn failure(&self, session_key: &str, turn_id: uuid::Uuid) -> String {
+        self.of_session("failure", session_key, turn_id)
     }
     pub(crate) fn session_failures(&self, session_key: &str) -> String {
-        format!("{}:failures:{session_key}", self.prefix)
+        self.session("failures", session_key)
     }
-    pub(crate) fn commit(&self, turn_id: uuid::Uuid) -> String {
-        format!("{}:commit:{turn_id}", self.prefix)
+    pub(crate) fn commit(&self, session_key: &str, turn_id: uuid::Uuid) -> String {
+        self.of_session("commit", session_key, turn_id)
+    }
+    /// Cluster only: a committed turn's response entry until it is on the stream (a hash of its fields).
+    pub(crate) fn outbox(&self, session_key: &str, turn_id: uuid::Uuid) -> String {
+        self.of_session("outbox", session_key, turn_id)
+    }
+    /// The index keys' common part: `{prefix}` on one server, `{{prefix}}` (a hash tag) on a cluster, where
+    /// the due index's scripts touch all of them at once.
+    fn index(&self, kind: &str) -> String {
+        match self.layout {
+            KeyLayout::Standalone => format!("{}:{kind}", self.prefix),
+            KeyLayout::Cluster => format!("{{{}}}:{kind}", self.prefix),
+        }
     }
     /// The due-time index of sessions with messages that may need a run (sorted set scored by due time, ms).
     pub(crate) fn due(&self) -> String {
-        format!("{}:due", self.prefix)
+        self.index("due")
     }
     /// Per session, the routing part of a trigger payload (hash field = session key).
     pub(crate) fn due_routes(&self) -> String {
-        format!("{}:due:routes", self.prefix)
+        self.index("due:routes")
+    }
+    /// Cluster only: per session, a counter bumped by every `mark_due`, so a settle that checked the session's
+    /// open messages (in another slot) removes it only if nobody marked it due meanwhile.
+    pub(crate) fn due_versions(&self) -> String {
+        self.index("due:versions")
     }
     /// The data epoch: a random value written once; its disappearance means the store lost its data.
     pub(crate) fn epoch(&self) -> String {
@@ -121,6 +158,10 @@ impl Keys {
     }
     pub(crate) fn response_stream(&self) -> &str {
         &self.stream
+    }
+    /// Cluster only: the marker of `turn_id`'s entry on the response stream, in the stream's slot.
+    pub(crate) fn sent(&self, turn_id: uuid::Uuid) -> String {
+        format!("{{{}}}:sent:{turn_id}", self.stream)
     }
 }
 

@@ -73,3 +73,61 @@ pub(crate) fn parse(fields: &HashMap<String, String>) -> Result<ResponseEntry, S
             .map_err(|e| bad("committed_at")(&e))?,
     })
 }
+
+/// The fields of one entry of the events stream (`{key_prefix}:events`), in stream order. Routing ids are left out
+/// when the event has none.
+pub(crate) fn event_fields(
+    event: &crate::events::AcfEvent,
+) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let mut fields = vec![
+        ("type", event.event_type.as_str().to_owned()),
+        ("turn_id", event.logical_turn_id.to_string()),
+        ("session_key", event.session_key.clone()),
+        ("timestamp", format_timestamp(&event.timestamp)),
+    ];
+    for (name, id) in [
+        ("tenant_id", event.tenant_id),
+        ("agent_id", event.agent_id),
+        ("interlocutor_id", event.interlocutor_id),
+    ] {
+        if let Some(id) = id {
+            fields.push((name, id.to_string()));
+        }
+    }
+    fields.push((
+        "payload",
+        serde_json::to_string(&event.payload).map_err(StoreError::encode("event payload"))?,
+    ));
+    Ok(fields)
+}
+
+/// Decodes an events-stream entry from its fields.
+pub(crate) fn parse_event(
+    fields: &HashMap<String, String>,
+) -> Result<crate::events::AcfEvent, StoreError> {
+    let field = |name: &'static str| {
+        fields
+            .get(name)
+            .ok_or_else(|| StoreError::corrupt("event entry", format!("missing field `{name}`")))
+    };
+    let bad = |name: &'static str, err: &dyn std::fmt::Display| {
+        StoreError::corrupt("event entry", format!("field `{name}`: {err}"))
+    };
+    let id = |name: &'static str| {
+        fields
+            .get(name)
+            .map(|raw| raw.parse::<uuid::Uuid>().map_err(|e| bad(name, &e)))
+            .transpose()
+    };
+    Ok(crate::events::AcfEvent {
+        event_type: serde_json::from_value(serde_json::Value::String(field("type")?.clone()))
+            .map_err(|e| bad("type", &e))?,
+        logical_turn_id: field("turn_id")?.parse().map_err(|e| bad("turn_id", &e))?,
+        session_key: field("session_key")?.clone(),
+        timestamp: parse_timestamp(field("timestamp")?).map_err(|e| bad("timestamp", &e))?,
+        payload: serde_json::from_str(field("payload")?).map_err(|e| bad("payload", &e))?,
+        tenant_id: id("tenant_id")?,
+        agent_id: id("agent_id")?,
+        interlocutor_id: id("interlocutor_id")?,
+    })
+}

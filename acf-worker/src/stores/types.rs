@@ -167,6 +167,9 @@ pub struct TurnRecord {
     /// Commit time.
     #[serde(with = "serde_timestamp")]
     pub committed_at: DateTime<Utc>,
+    /// The side effects the turn executed, in order (`tool.executed` events recorded while it ran).
+    #[serde(default)]
+    pub side_effects: Vec<crate::models::SideEffect>,
 }
 
 /// Everything a turn's commit writes, atomically and at most once per turn id.

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::lease::millis;
-use super::{Accumulated, Acquired, Gathered, LogicalTurnWorkflow, TurnInput};
+use super::{Accumulated, Acquired, Gathered, LogicalTurnWorkflow};
 use crate::brain::TurnMessage;
 use crate::events::{AcfEvent, Routing};
 use crate::models::{CompletionReason, LogicalTurn, TurnError, TurnLimits, ValidatedInput};
@@ -19,10 +19,9 @@ use crate::stores::StoredMessage;
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
     ctx: &Context,
-    input: &TurnInput,
+    input: &ValidatedInput,
     acquired: Acquired,
 ) -> Result<Accumulated, StepError> {
-    let input = super::acquire::validated(wf, input)?;
     let Some(lease) = acquired.lease else {
         // `acquire_mutex` found the message answered already and took no lock.
         return Ok(Accumulated {
@@ -40,11 +39,11 @@ pub(super) async fn run(
     // end without taking the message). Marked alongside the lock check, so it adds no round trip.
     let (lease, due) = tokio::join!(
         wf.revalidate(&lease),
-        wf.mark_due(&input, wf.settings.pending_grace, false)
+        wf.mark_due(input, wf.settings.pending_grace, false)
     );
     let lease = lease?;
     let result = match due {
-        Ok(()) => accumulate(wf, ctx, &input, &lease, acquired.turn_id).await,
+        Ok(()) => accumulate(wf, ctx, input, &lease, acquired.turn_id).await,
         Err(error) => Err(error),
     };
     if result.is_err() {
@@ -71,7 +70,7 @@ async fn accumulate(
         waited_us: 0,
         window_late_us: 0,
     };
-    if wf.stores.commits.receipt(turn_id).await?.is_some() {
+    if wf.is_committed(input, turn_id).await? {
         tracing::info!(%turn_id, session_key = %input.session_key, "turn_already_committed");
         return Ok(nothing_to_do(Gathered::Committed));
     }
@@ -190,7 +189,12 @@ async fn gather(
         if turn.messages().contains(&entry.message_id) {
             continue;
         }
-        let Some(message) = wf.stores.messages.get(entry.message_id).await? else {
+        let Some(message) = wf
+            .stores
+            .messages
+            .get(session_key, entry.message_id)
+            .await?
+        else {
             continue;
         };
         if !message.status.is_open() || message.session_key != session_key {
@@ -215,16 +219,18 @@ async fn gather(
         }
         turn = next;
         messages.push(TurnMessage::from(&message));
-        wf.events
-            .emit(AcfEvent::message_absorbed(
+        wf.route(
+            ctx,
+            AcfEvent::message_absorbed(
                 turn_id,
                 session_key,
                 &routing,
                 message.id,
                 messages.len(),
                 &input.channel,
-            ))
-            .await;
+            ),
+        )
+        .await;
         wait = window(&message.content, messages.len());
         tracing::info!(%turn_id, message_id = %message.id, message_count = messages.len(), new_wait_ms = millis(wait), "message_absorbed");
     };

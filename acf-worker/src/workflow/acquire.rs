@@ -1,25 +1,25 @@
-//! `acquire_mutex`: validate, record the message, lock the session, mint the turn id.
+//! `acquire_mutex`: check the content length, record the message, lock the session, mint the turn id.
 
 use acf_sdk::{Context, StepError};
 use uuid::Uuid;
 
-use super::{Acquired, LogicalTurnWorkflow, TurnInput};
+use super::{Acquired, LogicalTurnWorkflow};
 use crate::models::{ValidatedInput, format_timestamp, now_utc};
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
     ctx: &Context,
-    input: &TurnInput,
+    input: &ValidatedInput,
 ) -> Result<Acquired, StepError> {
-    let input = validated(wf, input)?;
-    if record_message(wf, &input).await? {
+    within_length(wf, input)?;
+    if record_message(wf, input).await? {
         // Already answered (a duplicate trigger, or a run whose burst an earlier turn took): no lock needed, which
         // keeps such runs from queueing on the session lock behind the one doing the work.
         let turn_id = Uuid::new_v4();
         tracing::info!(%turn_id, message_id = %input.message_id, session_key = %input.session_key, "message_already_absorbed");
         return Ok(Acquired {
             turn_id,
-            session_key: input.session_key,
+            session_key: input.session_key.clone(),
             lease: None,
             locked_at: String::new(),
         });
@@ -31,19 +31,17 @@ pub(super) async fn run(
     tracing::debug!(%turn_id, session_key = %input.session_key, run_id = ctx.workflow_run_id(), "turn_id_assigned");
     Ok(Acquired {
         turn_id,
-        session_key: input.session_key,
+        session_key: input.session_key.clone(),
         lease,
         locked_at: format_timestamp(&now_utc()),
     })
 }
 
-/// Validates the trigger payload; a bad payload can never succeed, so the error is non-retryable.
-pub(super) fn validated(
-    wf: &LogicalTurnWorkflow,
-    input: &TurnInput,
-) -> Result<ValidatedInput, StepError> {
+/// Refuses a message over `max_message_chars` (the rest of the payload was checked when the SDK decoded it); it
+/// can never succeed, so the error is non-retryable.
+fn within_length(wf: &LogicalTurnWorkflow, input: &ValidatedInput) -> Result<(), StepError> {
     input
-        .validate(wf.settings.max_message_chars)
+        .check_content_length(wf.settings.max_message_chars)
         .map_err(|error| {
             tracing::warn!(field = %error.field, reason = %error.reason, "invalid_workflow_input");
             StepError::non_retryable(error)

@@ -7,19 +7,21 @@ use acf_sdk::{Context, StepError};
 
 use super::accumulate::routing;
 use super::lease::millis;
-use super::{Accumulated, AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow, TurnInput};
-use crate::brain::{BrainError, BrainResult, StorePendingMessages, TurnContext};
+use super::{Accumulated, AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow};
+use crate::brain::{
+    BrainError, BrainResult, EventEmitter, StorePendingMessages, TurnContext, TurnMessage,
+};
 use crate::events::AcfEvent;
+use crate::events::step::StepEvents;
 use crate::models::ValidatedInput;
 use crate::mutex::Lease;
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
     ctx: &Context,
-    input: &TurnInput,
+    input: &ValidatedInput,
     accumulated: Accumulated,
 ) -> Result<AgentOutcome, StepError> {
-    let input = super::acquire::validated(wf, input)?;
     let Accumulated {
         status,
         turn_id,
@@ -30,10 +32,8 @@ pub(super) async fn run(
     } = accumulated;
     let mut outcome = AgentOutcome {
         status: AgentStatus::Skipped,
-        gathered: status,
         turn_id,
         turn: None,
-        messages,
         response: None,
         segments: Vec::new(),
         next_hint: None,
@@ -46,7 +46,7 @@ pub(super) async fn run(
     };
     let lease = wf.revalidate(&lease).await?;
     outcome.lease = Some(lease.clone());
-    let result = think(wf, ctx, &input, &lease, outcome, turn).await;
+    let result = think(wf, ctx, input, &lease, outcome, turn, messages).await;
     if result.is_err() {
         // The retry re-acquires; holding the lock meanwhile would only stall the session until the TTL.
         wf.unlock(&lease).await;
@@ -61,6 +61,7 @@ async fn think(
     lease: &Lease,
     mut outcome: AgentOutcome,
     mut turn: crate::models::LogicalTurn,
+    messages: Vec<TurnMessage>,
 ) -> Result<AgentOutcome, StepError> {
     let turn_id = outcome.turn_id;
     let session_key = input.session_key.as_str();
@@ -74,15 +75,33 @@ async fn think(
         brain = wf.brain.name(),
         "brain_starting"
     );
-    wf.events
-        .emit(AcfEvent::turn_started(
+    wf.route(
+        ctx,
+        AcfEvent::turn_started(
             turn_id,
             session_key,
             &routing,
             turn.message_count(),
             &input.channel,
-        ))
-        .await;
+        ),
+    )
+    .await;
+
+    // What earlier attempts of this turn already did (a crash, a lost lock or a transient error after a tool ran):
+    // the brain sees it, and an irreversible effect puts the turn past its commit point.
+    for effect in wf.stores.side_effects.effects(session_key, turn_id).await? {
+        turn.record_side_effect(effect)?;
+    }
+    if !turn.side_effects().is_empty() {
+        tracing::info!(
+            %turn_id,
+            session_key,
+            side_effects = turn.side_effects().len(),
+            past_commit_point = turn.has_irreversible_side_effect(),
+            attempt = ctx.retry_count(),
+            "side_effects_replayed"
+        );
+    }
 
     // The commit numbers the turn `turn_count + 1` under the same lock, so the brain is told that number now.
     let turn_number = wf.stores.sessions.get(session_key).await?.turn_count + 1;
@@ -91,12 +110,22 @@ async fn think(
         session_key,
         turn.messages().iter().copied(),
     );
+    let events = Arc::new(
+        StepEvents::new(Arc::clone(&wf.events), Some(ctx.clone()))
+            .with_routing(routing)
+            .recording(
+                Arc::clone(&wf.stores.side_effects),
+                lease.clone(),
+                turn_id,
+                turn.has_irreversible_side_effect(),
+            ),
+    );
     let brain_ctx = TurnContext::new(
         turn.clone(),
         input.channel.clone(),
-        outcome.messages.clone(),
+        messages,
         Arc::new(pending),
-        Arc::clone(&wf.events),
+        Arc::clone(&events) as Arc<dyn EventEmitter>,
     )
     .with_routing(routing)
     .with_turn_number(turn_number);
@@ -123,15 +152,25 @@ async fn think(
             "session lock lost while the brain was running",
         ));
     }
+    if let Some(error) = events.recording_failure() {
+        // A tool ran but is not on record: completing would hide it from the retry that a failure of the store or
+        // lock calls for anyway.
+        return Err(StepError::msg(format!(
+            "a side effect could not be recorded: {error}"
+        )));
+    }
+    for effect in events.recorded() {
+        turn.record_side_effect(effect)?;
+    }
     match result {
         Ok(answer) => {
             turn.mark_complete()?;
-            complete(wf, input, &mut outcome, answer).await;
+            complete(wf, ctx, input, &mut outcome, answer).await;
             outcome.turn = Some(turn);
             Ok(outcome)
         }
         Err(error) => {
-            failed(wf, input, &mut outcome, &error).await;
+            failed(wf, ctx, input, &mut outcome, &error).await;
             if error.is_retryable() {
                 // A timeout or an unreachable endpoint may pass: the engine retries this step with backoff, and
                 // after the last attempt `on_failure` puts the messages back to pending.
@@ -145,6 +184,7 @@ async fn think(
 
 async fn complete(
     wf: &LogicalTurnWorkflow,
+    ctx: &Context,
     input: &ValidatedInput,
     outcome: &mut AgentOutcome,
     answer: BrainResult,
@@ -156,15 +196,17 @@ async fn complete(
         brain_ms = outcome.brain_ms,
         "brain_complete"
     );
-    wf.events
-        .emit(AcfEvent::turn_completed(
+    wf.route(
+        ctx,
+        AcfEvent::turn_completed(
             outcome.turn_id,
             &input.session_key,
             &routing(input),
             &answer.response,
             answer.segments.len(),
-        ))
-        .await;
+        ),
+    )
+    .await;
     outcome.status = AgentStatus::Complete;
     outcome.response = Some(answer.response);
     outcome.segments = answer.segments;
@@ -173,6 +215,7 @@ async fn complete(
 
 async fn failed(
     wf: &LogicalTurnWorkflow,
+    ctx: &Context,
     input: &ValidatedInput,
     outcome: &mut AgentOutcome,
     error: &BrainError,
@@ -186,15 +229,17 @@ async fn failed(
         retryable = error.is_retryable(),
         "brain_failed"
     );
-    wf.events
-        .emit(AcfEvent::turn_failed(
+    wf.route(
+        ctx,
+        AcfEvent::turn_failed(
             outcome.turn_id,
             &input.session_key,
             &routing(input),
             &text,
             error.kind(),
-        ))
-        .await;
+        ),
+    )
+    .await;
     outcome.status = AgentStatus::Failed;
     outcome.error = Some(text);
 }

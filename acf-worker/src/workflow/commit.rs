@@ -4,7 +4,8 @@
 use acf_sdk::{Context, StepError};
 use uuid::Uuid;
 
-use super::{AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow, TurnInput};
+use super::{Accumulated, AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflow};
+use crate::brain::TurnMessage;
 use crate::models::{LogicalTurn, TurnOutcome, ValidatedInput, WorkflowOutput, now_utc};
 use crate::mutex::Lease;
 use crate::stores::{StoredMessage, TurnCommit, TurnRecord};
@@ -12,25 +13,25 @@ use crate::stores::{StoredMessage, TurnCommit, TurnRecord};
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
     _ctx: &Context,
-    input: &TurnInput,
+    input: &ValidatedInput,
+    accumulated: Accumulated,
     outcome: AgentOutcome,
 ) -> Result<WorkflowOutput, StepError> {
-    let input = super::acquire::validated(wf, input)?;
-    let turn_id = outcome.turn_id;
-    let already = match outcome.gathered {
+    let turn_id = accumulated.turn_id;
+    let already = match accumulated.status {
         Gathered::Absorbed => {
             wf.unlock_opt(outcome.lease.as_ref()).await;
-            wf.settle_own_message(&input, "absorbed").await?;
+            wf.settle_own_message(input, "absorbed").await?;
             return Ok(output(turn_id, TurnOutcome::Absorbed, None, None, 0));
         }
         Gathered::Committed => true,
-        Gathered::Ready => wf.stores.commits.receipt(turn_id).await?.is_some(),
+        Gathered::Ready => wf.is_committed(input, turn_id).await?,
     };
     if already {
         // A replay of a run whose commit went through: answer with what was committed, deliver nothing again.
-        let result = committed_output(wf, turn_id).await;
+        let result = committed_output(wf, &input.session_key, turn_id).await;
         wf.unlock_opt(outcome.lease.as_ref()).await;
-        wf.settle_own_message(&input, "replayed").await?;
+        wf.settle_own_message(input, "replayed").await?;
         return result;
     }
     let Some(turn) = outcome.turn.as_ref() else {
@@ -44,12 +45,11 @@ pub(super) async fn run(
         )));
     };
     let lease = wf.revalidate(lease).await?;
-    let result = commit(wf, &input, turn, &outcome, &lease).await;
+    let result = commit(wf, input, turn, &accumulated.messages, &outcome, &lease).await;
     wf.unlock(&lease).await;
     let output = result?;
     // A turn capped by `max_messages_per_turn` may have left the run's own message for the next turn.
-    wf.settle_own_message(&input, output.status.as_str())
-        .await?;
+    wf.settle_own_message(input, output.status.as_str()).await?;
     Ok(output)
 }
 
@@ -57,18 +57,19 @@ async fn commit(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
     turn: &LogicalTurn,
+    messages: &[TurnMessage],
     outcome: &AgentOutcome,
     lease: &Lease,
 ) -> Result<WorkflowOutput, StepError> {
     let turn_id = turn.id();
-    if !claim_messages(wf, input, turn, outcome, lease).await? {
+    if !claim_messages(wf, input, turn, messages, lease).await? {
         // The lock was lost at some point and the session's next holder answered some of these messages in its
         // own turn: this answer must not be delivered. The messages still ours go back to pending for the next
         // run (the run's own one is handed on by the caller).
         let released = wf
             .stores
             .messages
-            .release_absorbed(turn_id, turn.messages())
+            .release_absorbed(&input.session_key, turn_id, turn.messages())
             .await?;
         tracing::warn!(%turn_id, session_key = %input.session_key, released, "turn_taken_over");
         if released > 0 {
@@ -115,11 +116,17 @@ async fn claim_messages(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
     turn: &LogicalTurn,
-    outcome: &AgentOutcome,
+    messages: &[TurnMessage],
     lease: &Lease,
 ) -> Result<bool, StepError> {
-    for message in &outcome.messages {
-        if wf.stores.messages.get(message.id).await?.is_none() {
+    for message in messages {
+        if wf
+            .stores
+            .messages
+            .get(&input.session_key, message.id)
+            .await?
+            .is_none()
+        {
             let restored = StoredMessage::pending(
                 message.id,
                 input.session_key.clone(),
@@ -178,18 +185,25 @@ fn record(
         fence: lease.fence,
         started_at: turn.first_at(),
         committed_at: now_utc(),
+        side_effects: turn.side_effects().to_vec(),
     }
 }
 
 async fn committed_output(
     wf: &LogicalTurnWorkflow,
+    session_key: &str,
     turn_id: Uuid,
 ) -> Result<WorkflowOutput, StepError> {
-    let record = wf.stores.audit.get_turn(turn_id).await?.ok_or_else(|| {
-        StepError::msg(format!(
-            "turn {turn_id} is committed but its record is missing"
-        ))
-    })?;
+    let record = wf
+        .stores
+        .audit
+        .get_turn(session_key, turn_id)
+        .await?
+        .ok_or_else(|| {
+            StepError::msg(format!(
+                "turn {turn_id} is committed but its record is missing"
+            ))
+        })?;
     Ok(output(
         turn_id,
         record.outcome,
@@ -212,5 +226,21 @@ fn output(
         response,
         error,
         message_count,
+    }
+}
+
+impl LogicalTurnWorkflow {
+    /// Whether `turn_id` (a turn of the run's session) was committed.
+    pub(crate) async fn is_committed(
+        &self,
+        input: &ValidatedInput,
+        turn_id: Uuid,
+    ) -> Result<bool, StepError> {
+        Ok(self
+            .stores
+            .commits
+            .receipt(&input.session_key, turn_id)
+            .await?
+            .is_some())
     }
 }

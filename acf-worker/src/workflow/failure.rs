@@ -12,10 +12,9 @@
 //! released its own lease already (see the steps), so no lease is leaked.
 
 use acf_sdk::{Context, StepError};
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{Accumulated, Acquired, AgentOutcome, FailureReport, LogicalTurnWorkflow, TurnInput};
+use super::{Accumulated, Acquired, AgentOutcome, FailureReport, LogicalTurnWorkflow};
 use crate::models::time::now_utc;
 use crate::models::{TurnOutcome, ValidatedInput};
 use crate::mutex::Lease;
@@ -24,17 +23,28 @@ use crate::stores::{FailureRecord, MessageStatus, TurnCommit, TurnRecord};
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
     ctx: &Context,
-    input: &TurnInput,
+    input: Option<&ValidatedInput>,
 ) -> Result<FailureReport, StepError> {
     let error = failure_text(ctx);
-    let valid = input.validate(wf.settings.max_message_chars).ok();
-    let session_key = valid.as_ref().map(|v| v.session_key.clone());
-    let acquired: Option<Acquired> = parent(ctx, "acquire_mutex");
+    // A payload that did not decode, or whose text is over the cap, was refused by `acquire_mutex` and never
+    // stored: there is nothing to settle.
+    let valid = input.filter(|i| {
+        i.check_content_length(wf.settings.max_message_chars)
+            .is_ok()
+    });
+    let session_key = valid.map(|v| v.session_key.clone());
+    // Outputs of the steps that completed before the failure (a parent that did not run is `None`).
+    let acquired: Option<Acquired> =
+        ctx.completed_parent_output(LogicalTurnWorkflow::ACQUIRE_MUTEX)?;
+    let accumulated: Option<Accumulated> =
+        ctx.completed_parent_output(LogicalTurnWorkflow::ACCUMULATE)?;
+    let agent: Option<AgentOutcome> =
+        ctx.completed_parent_output(LogicalTurnWorkflow::RUN_AGENT)?;
     let turn_id = acquired.as_ref().map(|a| a.turn_id);
     // The latest lease a step reported: a step that had to re-acquire passed the new one on.
-    let lease: Option<Lease> = parent::<AgentOutcome>(ctx, "run_agent")
+    let lease: Option<Lease> = agent
         .map(|o| o.lease)
-        .or_else(|| parent::<Accumulated>(ctx, "accumulate").map(|a| a.lease))
+        .or_else(|| accumulated.map(|a| a.lease))
         .or_else(|| acquired.map(|a| a.lease))
         .flatten();
     let lock_released = match &lease {
@@ -48,7 +58,7 @@ pub(super) async fn run(
         lock_released,
         messages_recovered: 0,
     };
-    match (&valid, turn_id) {
+    match (valid, turn_id) {
         // An invalid payload was never stored: the error (and this log line) is all there is to it.
         (None, _) => {}
         (Some(input), None) => {
@@ -79,7 +89,7 @@ async fn fail_turn(
     reason: &str,
 ) -> Result<usize, StepError> {
     let own = wf.own_message(input).await?;
-    if wf.stores.commits.receipt(turn_id).await?.is_some() {
+    if wf.is_committed(input, turn_id).await? {
         // The turn committed before a later part of the run failed: its messages have their ending.
         wf.settle_own_message(input, "failed_after_commit").await?;
         return Ok(0);
@@ -100,7 +110,11 @@ async fn fail_turn(
         Ok(lease) => lease,
         Err(error) => {
             // Without the lock the turn cannot be closed safely: give its messages back and hand them on.
-            let released = wf.stores.messages.release_absorbed(turn_id, &ids).await?;
+            let released = wf
+                .stores
+                .messages
+                .release_absorbed(&input.session_key, turn_id, &ids)
+                .await?;
             tracing::warn!(%turn_id, session_key = %input.session_key, released, %error, "failed_turn_handed_on");
             wf.mark_due(input, std::time::Duration::ZERO, true).await?;
             record_failure(wf, ctx, input, turn_id, Vec::new(), reason).await;
@@ -129,6 +143,16 @@ async fn commit_failed(
     if claimed.is_empty() {
         return Ok(claimed);
     }
+    // What the turn did before failing stays on its record; an unreadable log must not block delivering the failure.
+    let side_effects = wf
+        .stores
+        .side_effects
+        .effects(&input.session_key, turn_id)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%turn_id, %error, "side_effects_unreadable");
+            Vec::new()
+        });
     let commit = TurnCommit {
         record: TurnRecord {
             turn_id,
@@ -143,6 +167,7 @@ async fn commit_failed(
             fence: lease.fence,
             started_at,
             committed_at: now_utc(),
+            side_effects,
         },
         next_hint: None,
     };
@@ -184,11 +209,6 @@ async fn record_failure(
 fn failed_step(ctx: &Context) -> Option<String> {
     let errors = ctx.step_run_errors();
     (!errors.is_empty()).then(|| errors.keys().cloned().collect::<Vec<_>>().join(", "))
-}
-
-fn parent<T: DeserializeOwned>(ctx: &Context, step: &str) -> Option<T> {
-    ctx.parent_json(step)
-        .and_then(|value| T::deserialize(value).ok())
 }
 
 fn failure_text(ctx: &Context) -> String {

@@ -1,41 +1,25 @@
 //! The workflow's trigger payload as it arrives, and its validation at the boundary.
 //!
-//! The payload is kept as raw JSON until [`TurnInput::validate`] so that *every* malformed input (a missing key, a
-//! number where a string belongs, an id that is not a UUID) fails the same way: a non-retryable error naming the
-//! field. Decoding straight into [`WorkflowInput`] would turn a missing key into a decode error that the engine
-//! retries pointlessly.
+//! [`TurnInput`] is the payload as sent (raw JSON). The steps receive a [`ValidatedInput`], which the SDK decodes
+//! once per step from the run's input through the [`Deserialize`] impl below: a payload that does not follow the
+//! contract (a missing key, a number where a string belongs, an id that is not a UUID) is a decode error, which
+//! the SDK makes non-retryable, and its text names the field. Decoding straight into [`WorkflowInput`] would
+//! report a missing key without the contract's wording; the content-length cap depends on configuration, so
+//! `acquire_mutex` checks it (see [`ValidatedInput::check_content_length`]).
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use acf_sdk::json_kind;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::models::{ValidatedInput, WorkflowInput};
+use crate::models::{InputError, ValidatedInput, WorkflowInput};
 
 /// The seed's trigger payload: `tenant_id`, `agent_id`, `interlocutor_id`, `channel`, `message_id`,
 /// `message_content` (strings; the four ids are UUIDs) and an optional `session_key`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TurnInput(Value);
-
-/// A trigger payload that does not follow the contract. Its text always names the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid workflow input field `{field}`: {reason}")]
-pub struct InvalidInput {
-    /// The offending field, by its wire name (`input` when the payload is not a JSON object).
-    pub field: String,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-impl InvalidInput {
-    pub(crate) fn new(field: &str, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            reason: reason.into(),
-        }
-    }
-}
 
 const REQUIRED: [&str; 6] = [
     "tenant_id",
@@ -65,12 +49,19 @@ impl TurnInput {
 
     /// Checks the payload: an object with the six required string fields (the content may be empty), an optional
     /// string or null `session_key`, UUID ids, a usable channel and content within `max_content_chars`.
-    pub fn validate(&self, max_content_chars: usize) -> Result<ValidatedInput, InvalidInput> {
+    pub fn validate(&self, max_content_chars: usize) -> Result<ValidatedInput, InputError> {
+        let input = self.decode()?;
+        input.check_content_length(max_content_chars)?;
+        Ok(input)
+    }
+
+    /// [`validate`](Self::validate) without the content-length cap: what the steps receive.
+    fn decode(&self) -> Result<ValidatedInput, InputError> {
         let object = self
             .0
             .as_object()
-            .ok_or_else(|| InvalidInput::new("input", "must be a JSON object"))?;
-        let text = |field: &str| required_string(object, field);
+            .ok_or_else(|| InputError::new("input", "must be a JSON object"))?;
+        let text = |field: &'static str| required_string(object, field);
         let input = WorkflowInput {
             tenant_id: text(REQUIRED[0])?,
             agent_id: text(REQUIRED[1])?,
@@ -80,49 +71,47 @@ impl TurnInput {
             message_content: text(REQUIRED[5])?,
             session_key: optional_string(object, "session_key")?,
         };
-        input
-            .validate(max_content_chars)
-            .map_err(|error| InvalidInput::new(error.field, error.reason))
+        input.validate_fields()
     }
 }
 
-fn required_string(object: &Map<String, Value>, field: &str) -> Result<String, InvalidInput> {
+/// The steps' input: decoded (by the SDK, once per step) from the run's payload with [`TurnInput`]'s contract;
+/// a refusal is an error whose text names the field.
+impl<'de> Deserialize<'de> for ValidatedInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        TurnInput(Value::deserialize(deserializer)?)
+            .decode()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn required_string(object: &Map<String, Value>, field: &'static str) -> Result<String, InputError> {
     match object.get(field) {
         Some(Value::String(text)) => Ok(text.clone()),
-        None | Some(Value::Null) => Err(InvalidInput::new(field, "is required")),
-        Some(other) => Err(InvalidInput::new(
+        None | Some(Value::Null) => Err(InputError::new(field, "is required")),
+        Some(other) => Err(InputError::new(
             field,
-            format!("must be a string, got {}", kind(other)),
+            format!("must be a string, got {}", json_kind(other)),
         )),
     }
 }
 
 fn optional_string(
     object: &Map<String, Value>,
-    field: &str,
-) -> Result<Option<String>, InvalidInput> {
+    field: &'static str,
+) -> Result<Option<String>, InputError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(other) => Err(InvalidInput::new(
+        Some(other) => Err(InputError::new(
             field,
-            format!("must be a string or null, got {}", kind(other)),
+            format!("must be a string or null, got {}", json_kind(other)),
         )),
     }
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-impl schemars::JsonSchema for TurnInput {
+/// The payload contract, registered as the workflow's input schema.
+impl schemars::JsonSchema for ValidatedInput {
     fn schema_name() -> Cow<'static, str> {
         Cow::Borrowed("LogicalTurnInput")
     }
@@ -162,7 +151,7 @@ mod tests {
         })
     }
 
-    fn error_field(value: Value) -> String {
+    fn error_field(value: Value) -> &'static str {
         TurnInput::from_json(value).validate(100).unwrap_err().field
     }
 
@@ -197,6 +186,25 @@ mod tests {
         too_long["message_content"] = json!("x".repeat(101));
         assert_eq!(error_field(too_long), "message_content");
         assert_eq!(error_field(json!("text")), "input");
+    }
+
+    #[test]
+    fn the_steps_input_decodes_with_the_same_contract_without_the_length_cap() {
+        let mut long = valid();
+        long["message_content"] = json!("x".repeat(101));
+        let input: ValidatedInput = serde_json::from_value(long).unwrap();
+        assert_eq!(input.channel, "web");
+        assert_eq!(
+            input.check_content_length(100).unwrap_err().field,
+            "message_content"
+        );
+        let mut missing = valid();
+        missing.as_object_mut().unwrap().remove("channel");
+        let error = serde_json::from_value::<ValidatedInput>(missing).unwrap_err();
+        assert!(
+            error.to_string().contains("`channel`: is required"),
+            "{error}"
+        );
     }
 
     #[test]

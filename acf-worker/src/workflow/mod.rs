@@ -2,29 +2,34 @@
 //!
 //! Every incoming message triggers its own run; runs of one session are serialised by the workflow's concurrency
 //! key (the session) and, across systems, by the fenced session mutex. A run:
-//! 1. `acquire_mutex` validates the input (a non-retryable error naming the field), stores the message if intake
-//!    did not already, takes the session lock and mints the turn id that every later step and retry reuses;
+//! 1. `acquire_mutex` receives the input decoded by the SDK (a payload off the contract is a non-retryable decode
+//!    error naming the field) and checks its length, stores the message if intake did not already, takes the
+//!    session lock and mints the turn id that every later step and retry reuses;
 //! 2. `accumulate` takes the session's open messages, waits for more on the session inbox with the TurnManager's
 //!    window (timed locally), and closes the turn; if an earlier turn already answered the run's message it ends
 //!    the run as `absorbed` (no brain call);
-//! 3. `run_agent` calls the brain with a live `has_pending_messages`, keeping the lock and the step's timeout
-//!    alive meanwhile, and emits `turn.started` then `turn.completed` / `turn.failed`;
-//! 4. `commit_and_respond` commits once per turn id under the fence (record, state, statuses, the response on the
-//!    response stream) and releases the lock by token;
+//! 3. `run_agent` calls the brain with a live `has_pending_messages` and the side effects earlier attempts of the
+//!    turn recorded, keeping the lock and the step's timeout alive meanwhile; it emits `turn.started` then
+//!    `turn.completed` / `turn.failed`, and records the side effect of every `tool.executed` event the brain
+//!    emits, under the fence, before routing it (see [`crate::events`]);
+//! 4. `commit_and_respond` (parents `accumulate` and `run_agent`) commits once per turn id under the fence
+//!    (record, state, statuses, the response on the response stream) and releases the lock by token;
 //! 5. `recover` (the on-failure handler) releases by token and gives the run's message its ending: a failed turn
 //!    delivered as a failure entry, or, when the run never had a turn, a hand-on to the liveness sweep.
 //!
 //! Invariant: a run ends only when its own message is answered, absorbed into a committed turn, or recorded as
 //! failed; otherwise it fails (and is retried) or hands the message on (see `ownership.rs` and [`crate::liveness`]).
 //!
-//! Each step lives in its own file; this one only declares the workflow. Retries, backoff and concurrency can be
-//! overridden from configuration with [`ConfiguredWorkflow`]; [`direct::run_direct`] runs a turn in-process.
+//! Each step lives in its own file; this one only declares the workflow. What the macros declare here (retries,
+//! backoff, concurrency) is what registers unless the operator configured otherwise: [`WorkflowOptions`] holds
+//! the `[jobs.hatchet]` values that were set, applied through the SDK's registration hook
+//! ([`acf_sdk::Workflow::configured`]). To run a turn in-process, without Hatchet, use the SDK's harness,
+//! [`acf_sdk::testing::run_workflow`].
 
 mod accumulate;
 mod acquire;
 mod agent;
 mod commit;
-pub mod direct;
 mod failure;
 mod input;
 mod lease;
@@ -37,18 +42,19 @@ use std::time::{Duration, Instant};
 
 use acf_sdk::{Context, StepError, on_failure, step, workflow};
 
-use crate::brain::{Brain, EventEmitter, LogEvents};
+use crate::brain::Brain;
 use crate::config::Settings;
+use crate::events::{AcfEvent, EventRouter, EventScope};
 use crate::metrics::{MeasuredBrain, RunEnd, TurnMetrics};
-use crate::models::{TurnLimits, WorkflowOutput};
+use crate::models::{TurnLimits, ValidatedInput, WorkflowOutput};
 use crate::mutex::{LockOptions, SessionMutex};
 use crate::stores::{Backend, Stores};
 use crate::telemetry::step_span;
 use crate::turn_manager::TurnManager;
 use tracing::Instrument as _;
 
-pub use self::input::{InvalidInput, TurnInput};
-pub use self::registration::{ConcurrencyOptions, ConfiguredWorkflow, WorkflowOptions};
+pub use self::input::TurnInput;
+pub use self::registration::{ConcurrencyOptions, ConcurrencyOverride, WorkflowOptions};
 pub use self::types::{Accumulated, Acquired, AgentOutcome, AgentStatus, FailureReport, Gathered};
 
 /// The registered workflow name.
@@ -98,7 +104,7 @@ pub struct LogicalTurnWorkflow {
     mutex: Arc<dyn SessionMutex>,
     stores: Stores,
     brain: Arc<dyn Brain>,
-    events: Arc<dyn EventEmitter>,
+    events: Arc<EventRouter>,
     settings: TurnSettings,
     metrics: Arc<TurnMetrics>,
 }
@@ -113,14 +119,15 @@ impl std::fmt::Debug for LogicalTurnWorkflow {
 }
 
 impl LogicalTurnWorkflow {
-    /// A workflow on `backend` answering with `brain`; events are logged as `acf_event_emitted`.
+    /// A workflow on `backend` answering with `brain`; events are logged as `acf_event_emitted`
+    /// ([`EventRouter::logging`]) until [`Self::with_events`] routes them elsewhere.
     pub fn new(backend: &Backend, brain: Arc<dyn Brain>, settings: TurnSettings) -> Self {
         let metrics = TurnMetrics::new();
         Self {
             mutex: Arc::clone(&backend.mutex),
             stores: backend.stores.clone(),
             brain: Arc::new(MeasuredBrain::new(brain, Arc::clone(&metrics))),
-            events: Arc::new(LogEvents),
+            events: Arc::new(EventRouter::logging()),
             settings,
             metrics,
         }
@@ -131,11 +138,22 @@ impl LogicalTurnWorkflow {
         &self.metrics
     }
 
-    /// Routes the ACF events the worker and the brain emit to `events` instead of the log.
+    /// Routes the ACF events the worker and the brain emit through `router` instead of the log alone. The side
+    /// effects of `tool.executed` events are recorded on their turn whatever the router's listeners.
     #[must_use]
-    pub fn with_events(mut self, events: Arc<dyn EventEmitter>) -> Self {
-        self.events = events;
+    pub fn with_events(mut self, router: Arc<EventRouter>) -> Self {
+        self.events = router;
         self
+    }
+
+    /// The router events go through (listeners can be added to it while the worker runs).
+    pub fn events(&self) -> &Arc<EventRouter> {
+        &self.events
+    }
+
+    /// Routes an event the worker itself emits from the step attempt `ctx`.
+    async fn route(&self, ctx: &Context, event: AcfEvent) {
+        self.events.route(&event, &EventScope::step(ctx)).await;
     }
 
     /// The stores the workflow writes to.
@@ -158,15 +176,17 @@ impl LogicalTurnWorkflow {
     )
 )]
 impl LogicalTurnWorkflow {
-    /// Validates the input, records the message, takes the session lock and mints the turn id.
+    /// Checks the content length, records the message, takes the session lock and mints the turn id.
     #[step(retries = 2, backoff_factor = 2.0, backoff_max = "60s")]
-    async fn acquire_mutex(&self, ctx: &Context, input: &TurnInput) -> Result<Acquired, StepError> {
+    async fn acquire_mutex(
+        &self,
+        ctx: &Context,
+        input: &ValidatedInput,
+    ) -> Result<Acquired, StepError> {
         let acquired = acquire::run(self, ctx, input)
-            .instrument(step_span("acquire_mutex", ctx.additional_metadata()))
+            .instrument(step_span(Self::ACQUIRE_MUTEX, ctx.additional_metadata()))
             .await?;
-        if let Some(id) = message_id(input) {
-            self.metrics.message_started(id);
-        }
+        self.metrics.message_started(input.message_id);
         Ok(acquired)
     }
 
@@ -175,17 +195,15 @@ impl LogicalTurnWorkflow {
     async fn accumulate(
         &self,
         ctx: &Context,
-        input: &TurnInput,
+        input: &ValidatedInput,
         acquired: Acquired,
     ) -> Result<Accumulated, StepError> {
         let accumulated = accumulate::run(self, ctx, input, acquired)
-            .instrument(step_span("accumulate", ctx.additional_metadata()))
+            .instrument(step_span(Self::ACCUMULATE, ctx.additional_metadata()))
             .await?;
         if accumulated.status == Gathered::Ready {
-            self.metrics.window_waited(
-                &channel(input),
-                Duration::from_millis(accumulated.waited_ms),
-            );
+            self.metrics
+                .window_waited(&input.channel, Duration::from_millis(accumulated.waited_ms));
         }
         Ok(accumulated)
     }
@@ -195,57 +213,54 @@ impl LogicalTurnWorkflow {
     async fn run_agent(
         &self,
         ctx: &Context,
-        input: &TurnInput,
+        input: &ValidatedInput,
         accumulated: Accumulated,
     ) -> Result<AgentOutcome, StepError> {
         agent::run(self, ctx, input, accumulated)
-            .instrument(step_span("run_agent", ctx.additional_metadata()))
+            .instrument(step_span(Self::RUN_AGENT, ctx.additional_metadata()))
             .await
     }
 
     /// Commits the turn once, delivers the response and releases the lock.
-    #[step(parents = [run_agent], retries = 2, backoff_factor = 2.0, backoff_max = "60s")]
+    #[step(parents = [accumulate, run_agent], retries = 2, backoff_factor = 2.0, backoff_max = "60s")]
     async fn commit_and_respond(
         &self,
         ctx: &Context,
-        input: &TurnInput,
+        input: &ValidatedInput,
+        accumulated: Accumulated,
         outcome: AgentOutcome,
     ) -> Result<WorkflowOutput, StepError> {
         let started = Instant::now();
-        let step = step_span("commit_and_respond", ctx.additional_metadata());
+        let step = step_span(Self::COMMIT_AND_RESPOND, ctx.additional_metadata());
         let commit = tracing::info_span!(parent: &step, "ruche.commit", otel.name = "ruche.commit");
-        let output = commit::run(self, ctx, input, outcome)
+        let output = commit::run(self, ctx, input, accumulated, outcome)
             .instrument(commit)
             .instrument(step)
             .await?;
-        let channel = channel(input);
-        self.metrics.committed(&channel, started.elapsed());
+        self.metrics.committed(&input.channel, started.elapsed());
         self.metrics
-            .run_ended(message_id(input), &channel, output.status.into());
+            .run_ended(Some(input.message_id), &input.channel, output.status.into());
         Ok(output)
     }
 
-    /// Releases the lock and fails the turn visibly (failure entry + record), or hands the message on.
+    /// Releases the lock and fails the turn visibly (failure entry + record), or hands the message on. Runs also
+    /// when `acquire_mutex` refused the payload (`input` is then `None`).
     #[on_failure]
-    async fn recover(&self, ctx: &Context, input: &TurnInput) -> Result<FailureReport, StepError> {
-        let report = failure::run(self, ctx, input)
+    async fn recover(
+        &self,
+        ctx: &Context,
+        input: Option<ValidatedInput>,
+    ) -> Result<FailureReport, StepError> {
+        let report = failure::run(self, ctx, input.as_ref())
             .instrument(step_span("recover", ctx.additional_metadata()))
             .await;
-        self.metrics
-            .run_ended(message_id(input), &channel(input), RunEnd::RunFailed);
+        // `unknown` when the payload did not decode: its fields are not trusted as labels.
+        let channel = input.as_ref().map_or("unknown", |i| i.channel.as_str());
+        self.metrics.run_ended(
+            input.as_ref().map(|i| i.message_id),
+            channel,
+            RunEnd::RunFailed,
+        );
         report
     }
-}
-
-/// The run's message id, for metrics (`None` when the payload has no valid one).
-fn message_id(input: &TurnInput) -> Option<uuid::Uuid> {
-    input.as_json()["message_id"].as_str()?.parse().ok()
-}
-
-/// The run's channel label, for metrics (`unknown` when the payload has none).
-fn channel(input: &TurnInput) -> String {
-    input.as_json()["channel"]
-        .as_str()
-        .unwrap_or("unknown")
-        .to_owned()
 }

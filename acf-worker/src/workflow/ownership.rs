@@ -22,7 +22,12 @@ impl LogicalTurnWorkflow {
         input: &ValidatedInput,
     ) -> Result<StoredMessage, StepError> {
         for _ in 0..3 {
-            if let Some(message) = self.stores.messages.get(input.message_id).await? {
+            if let Some(message) = self
+                .stores
+                .messages
+                .get(&input.session_key, input.message_id)
+                .await?
+            {
                 return Ok(message);
             }
             let message = StoredMessage::pending(

@@ -1,17 +1,15 @@
-//! What the worker registers: the macro-declared workflow with the retries, backoff and concurrency taken from
-//! configuration instead of the compile-time defaults.
-
-use std::sync::Arc;
+//! What the worker registers: the macro-declared workflow, adjusted only where the operator configured
+//! `[jobs.hatchet]` otherwise, through the SDK's registration hook ([`acf_sdk::Workflow::configured`]).
+//!
+//! Precedence: a value set in configuration (any layer: `default.toml`, the environment file, `RUCHE_*`) wins
+//! over the `#[step]`/`#[workflow]` declaration; a value left unset keeps the declaration. So editing
+//! `#[step(retries = ...)]` changes what registers unless the deployment pins `retry_max_attempts`.
 
 use acf_sdk::model::{Concurrency, ConcurrencyLimitStrategy, WorkflowConcurrency};
-use acf_sdk::{Context, StepError, Workflow, WorkflowDefinition};
-use futures::future::BoxFuture;
+use acf_sdk::{Configured, Workflow, WorkflowDefinition};
 
-use super::{LogicalTurnWorkflow, SESSION_KEY_EXPRESSION};
+use super::SESSION_KEY_EXPRESSION;
 use crate::config::HatchetSettings;
-
-/// Hatchet's delay before retry `n` is `backoff_factor ^ n` seconds, capped at the maximum.
-const BACKOFF_FACTOR: f32 = 2.0;
 
 /// The workflow-level concurrency limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +23,8 @@ pub struct ConcurrencyOptions {
 }
 
 impl ConcurrencyOptions {
-    /// One run at a time per session, queued runs scheduled round-robin across sessions (the default).
+    /// One run at a time per session, queued runs scheduled round-robin across sessions (what the workflow
+    /// declares).
     pub fn per_session() -> Self {
         Self {
             expression: SESSION_KEY_EXPRESSION.to_owned(),
@@ -35,94 +34,73 @@ impl ConcurrencyOptions {
     }
 }
 
-/// Registration options of the logical-turn workflow.
-#[derive(Debug, Clone, PartialEq)]
+/// A configured replacement of the workflow's declared concurrency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConcurrencyOverride {
+    /// No workflow concurrency: the session mutex alone serialises a session's runs.
+    Off,
+    /// This limit instead of the declared one.
+    Limit(ConcurrencyOptions),
+}
+
+/// The registration overrides of the logical-turn workflow: each `None` keeps what the macros declared.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkflowOptions {
     /// Retries of each step after its first attempt.
-    pub retries: i32,
-    /// Exponential backoff factor between attempts.
-    pub backoff_factor: f32,
-    /// Cap on one backoff delay, seconds.
-    pub backoff_max_seconds: i32,
-    /// Workflow concurrency; `None` leaves serialisation to the session mutex alone.
-    pub concurrency: Option<ConcurrencyOptions>,
+    pub retries: Option<i32>,
+    /// Cap on one backoff delay, seconds (the declared `backoff_factor` stays).
+    pub backoff_max_seconds: Option<i32>,
+    /// Workflow concurrency.
+    pub concurrency: Option<ConcurrencyOverride>,
 }
 
 impl WorkflowOptions {
-    /// `[jobs.hatchet]`: `retry_max_attempts` attempts per step, delays doubling from 2 s up to
-    /// `retry_backoff_seconds`; one run at a time per session.
+    /// The `[jobs.hatchet]` values that are set: `retry_max_attempts` attempts per step, delays capped at
+    /// `retry_backoff_seconds`, `session_concurrency` on (one run at a time per session) or off.
     pub fn from_settings(hatchet: &HatchetSettings) -> Self {
         Self {
-            retries: i32::try_from(hatchet.retries()).unwrap_or(i32::MAX),
-            backoff_factor: BACKOFF_FACTOR,
-            backoff_max_seconds: i32::try_from(hatchet.retry_backoff_seconds).unwrap_or(i32::MAX),
-            concurrency: hatchet
-                .session_concurrency
-                .then(ConcurrencyOptions::per_session),
-        }
-    }
-}
-
-impl Default for WorkflowOptions {
-    fn default() -> Self {
-        Self::from_settings(&HatchetSettings::default())
-    }
-}
-
-/// [`LogicalTurnWorkflow`] registered with [`WorkflowOptions`]; dispatch goes straight to it.
-#[derive(Debug, Clone)]
-pub struct ConfiguredWorkflow {
-    inner: Arc<LogicalTurnWorkflow>,
-    options: WorkflowOptions,
-}
-
-impl ConfiguredWorkflow {
-    /// `workflow` with `options`.
-    pub fn new(workflow: Arc<LogicalTurnWorkflow>, options: WorkflowOptions) -> Self {
-        Self {
-            inner: workflow,
-            options,
+            retries: hatchet
+                .retries()
+                .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+            backoff_max_seconds: hatchet
+                .retry_backoff_seconds
+                .map(|s| i32::try_from(s).unwrap_or(i32::MAX)),
+            concurrency: hatchet.session_concurrency.map(|on| {
+                if on {
+                    ConcurrencyOverride::Limit(ConcurrencyOptions::per_session())
+                } else {
+                    ConcurrencyOverride::Off
+                }
+            }),
         }
     }
 
-    /// The workflow.
-    pub fn inner(&self) -> &Arc<LogicalTurnWorkflow> {
-        &self.inner
-    }
-
-    /// The options.
-    pub fn options(&self) -> &WorkflowOptions {
-        &self.options
-    }
-}
-
-impl Workflow for ConfiguredWorkflow {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn definition(&self) -> WorkflowDefinition {
-        let mut definition = self.inner.definition();
+    /// Overrides what is set in `definition`'s steps (not the on-failure handler, which keeps its declaration)
+    /// and concurrency; the hook given to [`acf_sdk::Workflow::configured`] at registration.
+    pub fn apply(&self, definition: &mut WorkflowDefinition) {
         for task in &mut definition.tasks {
-            task.retries = self.options.retries;
-            task.backoff_factor = Some(self.options.backoff_factor);
-            task.backoff_max_seconds = Some(self.options.backoff_max_seconds);
+            if let Some(retries) = self.retries {
+                task.retries = retries;
+            }
+            if let Some(max) = self.backoff_max_seconds {
+                task.backoff_max_seconds = Some(max);
+            }
         }
-        definition.concurrency = self.options.concurrency.as_ref().map(|c| {
-            WorkflowConcurrency::Single(Concurrency::new(
-                c.expression.clone(),
-                c.max_runs,
-                c.strategy,
-            ))
-        });
-        definition
+        match &self.concurrency {
+            None => {}
+            Some(ConcurrencyOverride::Off) => definition.concurrency = None,
+            Some(ConcurrencyOverride::Limit(c)) => {
+                definition.concurrency = Some(WorkflowConcurrency::Single(Concurrency::new(
+                    c.expression.clone(),
+                    c.max_runs,
+                    c.strategy,
+                )));
+            }
+        }
     }
 
-    fn dispatch<'a>(
-        &'a self,
-        step: &'a str,
-        ctx: Context,
-    ) -> BoxFuture<'a, Result<serde_json::Value, StepError>> {
-        self.inner.dispatch(step, ctx)
+    /// `workflow` as registered with these overrides (see [`apply`](Self::apply)).
+    pub fn configure<W: Workflow>(self, workflow: W) -> Configured<W> {
+        workflow.configured(move |definition| self.apply(definition))
     }
 }

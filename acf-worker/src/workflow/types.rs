@@ -75,14 +75,10 @@ pub enum AgentStatus {
 pub struct AgentOutcome {
     /// How the brain's part ended.
     pub status: AgentStatus,
-    /// What `accumulate` decided (passed through).
-    pub gathered: Gathered,
-    /// The turn id.
+    /// The turn id (`accumulate`'s, which `commit_and_respond` also receives as a parent).
     pub turn_id: Uuid,
-    /// The turn (status `complete` after a successful brain run).
+    /// The turn as the brain left it (status `complete` after a successful brain run); `None` when skipped.
     pub turn: Option<LogicalTurn>,
-    /// The turn's messages.
-    pub messages: Vec<TurnMessage>,
     /// The response text.
     pub response: Option<String>,
     /// The response segments.

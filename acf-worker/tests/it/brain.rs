@@ -136,6 +136,7 @@ async fn has_pending_messages_reads_the_store_and_stays_true() {
         fence: lease.fence,
         started_at: now_utc(),
         committed_at: now_utc(),
+        side_effects: Vec::new(),
     };
     stores
         .commit(
@@ -167,7 +168,7 @@ async fn emit_event_reaches_the_emitter() {
         ctx.turn().id(),
         ctx.session_key(),
     );
-    ctx.emit_event(event.clone()).await;
+    ctx.emit_event(event.clone()).await.unwrap();
     assert_eq!(events.take(), [event]);
     assert!(events.take().is_empty());
 }
@@ -371,4 +372,41 @@ fn the_bearer_token_is_not_printed() {
     let printed = format!("{config:?}");
     assert!(!printed.contains("s3cret"));
     assert!(printed.contains("[REDACTED]"));
+}
+
+/// A tool that ran is reported even when the answer is an error status or otherwise malformed; an answer whose
+/// `events` are unreadable reports nothing.
+#[tokio::test]
+async fn http_brain_emits_the_events_of_failed_answers_first() {
+    let tool = json!({"type": "tool.executed", "payload": {"tool_name": "send_email", "policy": "irreversible"}});
+    for (status, body, retryable, emitted) in [
+        (503, json!({"events": [tool.clone()]}), true, 1),
+        (500, json!({"error": "boom"}), true, 0),
+        (200, json!({"events": [tool.clone()]}), false, 1), // no response nor segments
+        (
+            200,
+            json!({"response": "ok", "events": [{"type": "no.such"}]}),
+            false,
+            0,
+        ),
+    ] {
+        let server = HttpServer::start(Reply::json(status, &body)).await;
+        let events = EventBuffer::new();
+        let ctx = context(&["x"], events.clone());
+        let error = http_brain(&server.url, 5_000)
+            .think(&ctx)
+            .await
+            .expect_err("the answer fails");
+        assert_eq!(error.is_retryable(), retryable, "{body}: {error}");
+        let emitted_events = events.take();
+        assert_eq!(emitted_events.len(), emitted, "{body}");
+        if let Some(event) = emitted_events.first() {
+            assert_eq!(event.event_type, AcfEventType::ToolExecuted);
+            assert_eq!(event.logical_turn_id, ctx.turn().id());
+            assert_eq!(
+                event.tool_side_effect().unwrap().tool_name.as_deref(),
+                Some("send_email")
+            );
+        }
+    }
 }

@@ -14,8 +14,9 @@ use acf_worker::brain::{
 };
 use acf_worker::config::{BrainKind, EnvVars, load_from};
 use acf_worker::events::Routing;
+use acf_worker::models::Conversation;
 use acf_worker::models::{LogicalTurn, TurnOutcome, now_utc};
-use deploy_support::{Conversation, Deployed, settings};
+use deploy_support::{Deployed, settings};
 use serde_json::{Value, json};
 use support::http::{HttpServer, Reply};
 use uuid::Uuid;
@@ -82,9 +83,9 @@ async fn a_deployed_worker_sends_schema_valid_requests_with_its_credentials() {
         let body = request.json();
         let errors = schema_errors(&validator, &body);
         assert!(errors.is_empty(), "{errors:#?}\n{body:#}");
-        assert_eq!(body["tenant_id"], who.tenant_id.to_string());
-        assert_eq!(body["agent_id"], who.agent_id.to_string());
-        assert_eq!(body["interlocutor_id"], who.interlocutor_id.to_string());
+        assert_eq!(body["tenant_id"], who.tenant_id);
+        assert_eq!(body["agent_id"], who.agent_id);
+        assert_eq!(body["interlocutor_id"], who.interlocutor_id);
         assert_eq!(body["channel"], "web");
         assert_eq!(body["session_key"], who.session_key());
         assert_eq!(body["turn_id"], output.turn_id.to_string());
@@ -97,11 +98,19 @@ async fn a_deployed_worker_sends_schema_valid_requests_with_its_credentials() {
 #[test]
 fn the_request_schema_refuses_what_a_brain_could_not_route() {
     let validator = schema("brain-request.schema.json");
+    let group = Uuid::new_v4();
     let valid = json!({
         "tenant_id": Uuid::new_v4(), "agent_id": Uuid::new_v4(), "interlocutor_id": Uuid::new_v4(),
         "channel": "web", "session_key": "a:b:c:web", "turn_id": Uuid::new_v4(), "turn_number": 1,
         "messages": [{"id": Uuid::new_v4(), "content": "hi", "received_at": "2025-01-15T10:30:00Z"}],
         "has_pending_messages": false,
+        "turn_group_id": group,
+        "idempotency_key_format": format!("{{tool_name}}:{{business_key}}:turn_group:{group}"),
+        "side_effects": [{
+            "effect_type": "tool_call", "policy": "irreversible", "executed_at": "2025-01-15T10:30:01Z",
+            "tool_name": "create_order", "idempotency_key": format!("create_order:cart-1:turn_group:{group}"),
+            "details": {"order_id": "o-1"}
+        }],
         "turn": serde_json::to_value(LogicalTurn::start(Uuid::new_v4(), "a:b:c:web", Uuid::new_v4(), now_utc())).unwrap(),
     });
     assert!(
@@ -114,6 +123,13 @@ fn the_request_schema_refuses_what_a_brain_could_not_route() {
         ("tenant_id", json!("not-a-uuid")),
         ("turn_number", json!(0)),
         ("messages", json!([])),
+        ("side_effects", Value::Null),
+        (
+            "side_effects",
+            json!([{"effect_type": "tool_call", "policy": "maybe"}]),
+        ),
+        ("idempotency_key_format", json!("create_order:x")),
+        ("turn_group_id", json!("group")),
     ] {
         let mut broken = valid.clone();
         broken[field] = value;

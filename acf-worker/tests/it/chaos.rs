@@ -15,26 +15,23 @@
 
 use crate::support;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use acf_sdk::engine::{Engine, EngineHandle};
-use acf_sdk::{Client, ClientConfig};
-use acf_worker::intake::{self, IntakeError};
-use acf_worker::models::{TurnOutcome, WorkflowInput};
-use acf_worker::stores::{Backend, RedisConnectOptions, ResponseEntry, StoreSettings};
+use acf_sdk::engine::Engine;
+use acf_worker::models::Conversation;
+use acf_worker::models::TurnOutcome;
+use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::RedisServer;
+use support::fleet::{
+    StreamChecker, WorkerProcess, client_of, submit, wait_registered, worker_env,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ruche-worker");
 const SESSIONS: usize = 20;
 const MESSAGES: usize = 200;
 const PREFIX: &str = "chaos";
@@ -143,155 +140,6 @@ async fn serve_one(
     stream.shutdown().await
 }
 
-/// One `ruche-worker run` process, restartable, SIGKILLed on drop.
-struct WorkerProcess {
-    env: Vec<(String, String)>,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl WorkerProcess {
-    fn start(env: Vec<(String, String)>, log: PathBuf) -> Self {
-        let mut worker = Self {
-            env,
-            log,
-            child: None,
-        };
-        worker.restart();
-        worker
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .arg("run")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("ruche-worker starts");
-        self.child = Some(child);
-    }
-
-    /// SIGKILL: no drain, no lock release, no failure report.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .args([signal, &child.id().to_string()])
-                .status();
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        self.kill();
-    }
-}
-
-/// What the checker saw on the response stream.
-#[derive(Default)]
-struct Seen {
-    /// Per message: (read time, status, turn id) of every entry naming it.
-    deliveries: HashMap<Uuid, Vec<(Instant, TurnOutcome, Uuid)>>,
-    /// Stream entry ids already counted: the background reader and the drain before the Redis restart may read
-    /// the same entries concurrently.
-    entries: std::collections::HashSet<String>,
-    last_id: String,
-}
-
-async fn read_stream(backend: &Backend, seen: &Mutex<Seen>) {
-    let after = seen.lock().unwrap().last_id.clone();
-    let Ok(entries) = backend.stores.responses.read_after(&after, 1_000).await else {
-        return;
-    };
-    let now = Instant::now();
-    let mut seen = seen.lock().unwrap();
-    for (id, entry) in entries {
-        if !seen.entries.insert(id.clone()) {
-            continue;
-        }
-        let ResponseEntry {
-            status,
-            message_ids,
-            turn_id,
-            ..
-        } = entry;
-        for message in message_ids {
-            seen.deliveries
-                .entry(message)
-                .or_default()
-                .push((now, status, turn_id));
-        }
-        if parse_id(&id) > parse_id(&seen.last_id) {
-            seen.last_id = id;
-        }
-    }
-}
-
-/// A stream entry id as `(ms, seq)`, for ordering.
-fn parse_id(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-}
-
-#[derive(Clone)]
-struct Session {
-    tenant: String,
-    agent: String,
-    interlocutor: String,
-}
-
-impl Session {
-    fn says(&self, n: usize) -> WorkflowInput {
-        WorkflowInput {
-            tenant_id: self.tenant.clone(),
-            agent_id: self.agent.clone(),
-            interlocutor_id: self.interlocutor.clone(),
-            channel: "web".into(),
-            message_id: Uuid::new_v4().to_string(),
-            message_content: format!("message {n}"),
-            session_key: None,
-        }
-    }
-}
-
-/// Submits like a gateway: retried until the message is stored (a failed trigger after storing is handed on by
-/// intake itself, so it counts as submitted).
-async fn submit(backend: &Backend, client: &Client, input: &WorkflowInput) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match intake::submit(&backend.stores, client, input, 16_000).await {
-            Ok(_) | Err(IntakeError::Trigger(_)) => return,
-            Err(error) => {
-                assert!(Instant::now() < deadline, "intake never succeeded: {error}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-fn client_of(engine: &EngineHandle) -> Client {
-    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
-    Client::new(ClientConfig::from_lookup(|k| env.get(k).cloned()).unwrap()).unwrap()
-}
-
 async fn run_scenario(seed: u64, session_concurrency: bool) {
     let started = Instant::now();
     let mut redis = RedisServer::start();
@@ -304,17 +152,9 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     let brain = BrainServer::start(seed).await;
     let logs = tempfile::tempdir().unwrap();
     eprintln!("seed {seed}: logs in {}", logs.path().display());
-    let mut env: Vec<(String, String)> = engine.client_env();
+    let mut env = worker_env(&engine, &redis.url(), PREFIX);
     env.extend(
         [
-            ("RUCHE_ENV", "test"),
-            (
-                "RUCHE_CONFIG_DIR",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-            ),
-            ("RUCHE_OBSERVABILITY__LOGGING__LEVEL", "info"),
-            ("RUCHE_STORAGE__SESSION__BACKEND", "redis"),
-            ("RUCHE_STORAGE__SESSION__KEY_PREFIX", PREFIX),
             ("RUCHE_STORAGE__SESSION__POOL_TIMEOUT_SECONDS", "2"),
             ("RUCHE_BRAIN__KIND", "http"),
             ("RUCHE_BRAIN__TIMEOUT_MS", "2000"),
@@ -332,7 +172,6 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
-    env.push(("RUCHE_STORAGE__SESSION__CONNECTION_URL".into(), redis.url()));
     env.push(("RUCHE_BRAIN__URL".into(), brain.url.clone()));
     env.push((
         "RUCHE_JOBS__HATCHET__SESSION_CONCURRENCY".into(),
@@ -352,39 +191,13 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     )
     .await
     .unwrap();
-    let registered = Instant::now();
-    while engine.registered_workflows().len() < 2 {
-        assert!(
-            registered.elapsed() < Duration::from_secs(30),
-            "seed {seed}: the workers did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_registered(&engine, 2).await;
 
     // The checker: reads the stream every 10 ms.
-    let seen = Arc::new(Mutex::new(Seen {
-        last_id: "0".into(),
-        ..Seen::default()
-    }));
-    let stop_reading = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (backend, seen, stop) = (backend.clone(), seen.clone(), stop_reading.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                read_stream(&backend, &seen).await;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let checker = StreamChecker::start(&backend);
 
     let mut rng = StdRng::seed_from_u64(seed);
-    let sessions: Vec<Session> = (0..SESSIONS)
-        .map(|_| Session {
-            tenant: Uuid::new_v4().to_string(),
-            agent: Uuid::new_v4().to_string(),
-            interlocutor: Uuid::new_v4().to_string(),
-        })
-        .collect();
+    let sessions: Vec<Conversation> = (0..SESSIONS).map(|_| Conversation::new()).collect();
     // Seeded bursts: a session, 1 to 4 messages 0-40 ms apart, 0-100 ms between bursts.
     let mut plan: Vec<(Duration, usize)> = Vec::new();
     let mut at = Duration::ZERO;
@@ -445,7 +258,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
                         w.signal("-STOP");
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    read_stream(&backend, &seen).await;
+                    checker.read_now().await;
                     loss_at = Some(Instant::now());
                     tokio::task::block_in_place(|| redis.restart());
                     for w in &workers {
@@ -478,7 +291,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
         }
         let wait = offset.saturating_sub(t0.elapsed());
         tokio::time::sleep(wait).await;
-        let input = sessions[session].says(n);
+        let input = sessions[session].message(&format!("message {n}"));
         n += 1;
         submitted.push((input.message_id.parse().unwrap(), session));
         // Each message is submitted on its own, as concurrent users would: a slow intake never delays the next.
@@ -490,7 +303,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     // The rest of a long outage: messages keep arriving while no worker runs.
     if let Some(when) = outage_ends {
         for (i, s) in sessions.iter().enumerate().take(3) {
-            let input = s.says(n + i);
+            let input = s.message(&format!("message {}", n + i));
             submit(&backend, &client, &input).await;
             submitted.push((input.message_id.parse().unwrap(), i));
         }
@@ -507,38 +320,21 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     eprintln!("seed {seed}: sending done at {:?}", t0.elapsed());
     // A message arriving after the outage, on sessions that just went through it.
     for (i, s) in sessions.iter().enumerate().skip(3).take(3) {
-        let input = s.says(n + 10 + i);
+        let input = s.message(&format!("message {}", n + 10 + i));
         submit(&backend, &client, &input).await;
         submitted.push((input.message_id.parse().unwrap(), i + 3));
     }
 
-    // Drain: every message delivered, then a little longer to catch late duplicates.
-    // Generous: on a loaded machine the engine and the workers crawl; only a failure ever waits this long.
-    let drain_deadline = Instant::now() + Duration::from_secs(150);
-    loop {
-        let missing = {
-            let seen = seen.lock().unwrap();
-            submitted
-                .iter()
-                .filter(|(id, _)| !seen.deliveries.contains_key(id))
-                .count()
-        };
-        if missing == 0 {
-            eprintln!("seed {seed}: all delivered at {:?}", t0.elapsed());
-            break;
-        }
-        if Instant::now() > drain_deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    stop_reading.store(true, Ordering::Relaxed);
-    reader.await.unwrap();
-    read_stream(&backend, &seen).await;
-
+    // Drain: every message delivered, then a little longer to catch late duplicates. Generous: on a loaded
+    // machine the engine and the workers crawl; only a failure ever waits this long.
+    let seen = checker
+        .finish(
+            submitted.iter().map(|(id, _)| *id),
+            Duration::from_secs(150),
+            Duration::from_millis(1_500),
+        )
+        .await;
     // The verdict.
-    let seen = std::mem::take(&mut *seen.lock().unwrap());
     let loss_at = loss_at.expect("the Redis restart happened");
     let mut problems: Vec<String> = Vec::new();
     let mut failed = 0;
@@ -565,7 +361,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     }
     let mut open = 0;
     for (i, s) in sessions.iter().enumerate() {
-        let key = s.says(0).session_key();
+        let key = s.session_key();
         let left = backend.stores.messages.open_messages(&key).await.unwrap();
         if !left.is_empty() {
             open += left.len();

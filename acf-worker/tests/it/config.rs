@@ -81,15 +81,16 @@ fn defaults_have_the_documented_values() {
     assert!(s.jobs.hatchet.enabled);
     assert_eq!(s.jobs.hatchet.server_url, "http://localhost:7077");
     assert_eq!(s.jobs.hatchet.api_key, None);
+    // Unset: the workflow's `#[step]` declarations stand (see `workflow_definition`).
     assert_eq!(
         (
             s.jobs.hatchet.retry_max_attempts,
-            s.jobs.hatchet.retry_backoff_seconds
+            s.jobs.hatchet.retry_backoff_seconds,
+            s.jobs.hatchet.session_concurrency
         ),
-        (3, 60)
+        (None, None, None)
     );
-    assert_eq!(s.jobs.hatchet.retries(), 2);
-    assert_eq!(s.jobs.hatchet.retry_backoff().as_secs(), 60);
+    assert_eq!(s.jobs.hatchet.retries(), None);
     assert_eq!(
         s.storage.session.connection_url.expose(),
         "redis://127.0.0.1:6379"
@@ -131,7 +132,7 @@ fn env_file_overrides_default_and_keeps_siblings() {
         .settings;
     assert_eq!(s.jobs.hatchet.server_url, "http://overlay:7077");
     assert_eq!(s.jobs.hatchet.worker_concurrency, 6);
-    assert_eq!(s.jobs.hatchet.retry_max_attempts, 2);
+    assert_eq!(s.jobs.hatchet.retry_max_attempts, Some(2));
     assert_eq!(s.storage.session.key_prefix, "overlay");
     assert_eq!(s.storage.session.pool_size, 3);
 }
@@ -152,7 +153,7 @@ fn variables_override_both_files_leaf_by_leaf() {
     let s = loaded.settings;
     assert_eq!(s.jobs.hatchet.worker_concurrency, 8);
     assert_eq!(s.jobs.hatchet.server_url, "http://overlay:7077");
-    assert_eq!(s.jobs.hatchet.retry_max_attempts, 2);
+    assert_eq!(s.jobs.hatchet.retry_max_attempts, Some(2));
     assert_eq!(s.storage.session.pool_size, 5);
     assert_eq!(s.storage.session.key_prefix, "overlay");
     assert_eq!(
@@ -176,7 +177,7 @@ fn a_json_variable_sets_a_section_and_a_leaf_variable_beats_it() {
     .unwrap();
     assert_eq!(s.jobs.hatchet.server_url, "http://json:7077");
     assert_eq!(s.jobs.hatchet.worker_concurrency, 9);
-    assert_eq!(s.jobs.hatchet.retry_max_attempts, 3);
+    assert_eq!(s.jobs.hatchet.retry_max_attempts, None);
 }
 
 #[test]
@@ -186,9 +187,13 @@ fn variables_are_parsed_laxly() {
         ("RUCHE_OBSERVABILITY__LOGGING__LEVEL", "ERROR"),
         ("RUCHE_ACCUMULATION__CHANNEL_DEFAULTS__KIOSK", "450"),
         ("RUCHE_SESSION__LOCK__BLOCKING_TIMEOUT_MS", "0"),
+        ("RUCHE_JOBS__HATCHET__SESSION_CONCURRENCY", "false"),
+        ("RUCHE_JOBS__HATCHET__RETRY_MAX_ATTEMPTS", "4"),
     ])
     .unwrap();
     assert!(!s.jobs.hatchet.enabled);
+    assert_eq!(s.jobs.hatchet.session_concurrency, Some(false));
+    assert_eq!(s.jobs.hatchet.retries(), Some(3));
     assert_eq!(s.observability.logging.level, LogLevel::Error);
     assert_eq!(s.accumulation.channel_defaults.get("kiosk"), Some(&450));
     assert_eq!(s.session.lock.blocking_timeout_ms, 0);
@@ -307,6 +312,27 @@ fn http_brain_requires_a_url() {
 }
 
 #[test]
+fn a_redis_cluster_url_is_accepted_and_its_nodes_checked() {
+    for url in [
+        "redis+cluster://10.0.0.1:7000,10.0.0.2:7001",
+        "redis://10.0.0.1:7000,redis://10.0.0.2:7001",
+        "rediss://u:pw@10.0.0.1:7000,10.0.0.2:7001",
+    ] {
+        let s = load_shipped(&[("RUCHE_STORAGE__SESSION__CONNECTION_URL", url)]).unwrap();
+        assert_eq!(s.storage.session.connection_url.expose(), url);
+    }
+    let text = error_text(&[(
+        "RUCHE_STORAGE__SESSION__CONNECTION_URL",
+        "redis://:pw@10.0.0.1:7000,http://10.0.0.2:7001",
+    )]);
+    assert!(
+        text.contains("storage.session.connection_url") && text.contains("redis+cluster://"),
+        "{text}"
+    );
+    assert!(!text.contains(":pw@"), "{text}");
+}
+
+#[test]
 fn missing_default_file_is_an_error() {
     let dir = dir_with(&[("development.toml", "")]);
     let err = load_from(dir.path(), &vars(&[])).unwrap_err();
@@ -389,6 +415,19 @@ fn url_redaction_rules() {
     );
     assert_eq!(redact_url_password("redis://h:6379"), "redis://h:6379");
     assert_eq!(redact_url_password("redis://user@h"), "redis://user@h");
+    // A Redis Cluster's nodes: every password goes, a comma inside a password does not split the URL.
+    assert_eq!(
+        redact_url_password("redis://:pw1@a:7000,redis://u:pw2@b:7001/0"),
+        "redis://:[REDACTED]@a:7000,redis://u:[REDACTED]@b:7001/0"
+    );
+    assert_eq!(
+        redact_url_password("redis+cluster://u:p,w@a:7000,b:7001"),
+        "redis+cluster://u:[REDACTED]@a:7000,b:7001"
+    );
+    assert_eq!(
+        redact_url_password("redis://:pw@a:7000,b:7001"),
+        "redis://:[REDACTED]@a:7000,b:7001"
+    );
     assert_eq!(
         ConnectionUrl::new("rediss://a:b@c").to_string(),
         "rediss://a:[REDACTED]@c"

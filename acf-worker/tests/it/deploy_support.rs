@@ -14,9 +14,8 @@ use acf_worker::brain::Brain;
 use acf_worker::config::{EnvVars, Settings, load_from};
 use acf_worker::intake;
 use acf_worker::models::{WorkflowInput, WorkflowOutput};
-use acf_worker::run::{RunningWorker, start_worker, workflow_on};
+use acf_worker::run::{RunningWorker, start_worker, workflow_on, workflow_with_brain};
 use acf_worker::stores::Backend;
-use acf_worker::workflow::{LogicalTurnWorkflow, TurnSettings};
 use uuid::Uuid;
 
 /// Settings from the shipped `config/` (environment `test` is not used: it selects the memory backend) with
@@ -101,11 +100,8 @@ impl Deployed {
             .expect("the shared Redis at 127.0.0.1:6379");
         let workflow = match brain {
             None => workflow_on(&backend, &settings).expect("the configured brain builds"),
-            Some(brain) => Arc::new(LogicalTurnWorkflow::new(
-                &backend,
-                brain,
-                TurnSettings::from_settings(&settings),
-            )),
+            Some(brain) => workflow_with_brain(&backend, &settings, brain)
+                .expect("the configured events router builds"),
         };
         let worker = start_worker(&client, workflow, &settings)
             .await
@@ -178,40 +174,6 @@ pub fn client_with(engine: &EngineHandle, extra: &[(&str, String)]) -> Client {
         .map_err(acf_sdk::Error::from)
         .and_then(Client::new)
         .expect("a client on the embedded engine")
-}
-
-/// One conversation's ids, unique per call, on channel `web`.
-#[derive(Debug, Clone)]
-pub struct Conversation {
-    pub tenant_id: Uuid,
-    pub agent_id: Uuid,
-    pub interlocutor_id: Uuid,
-}
-
-impl Conversation {
-    pub fn new() -> Self {
-        Self {
-            tenant_id: Uuid::new_v4(),
-            agent_id: Uuid::new_v4(),
-            interlocutor_id: Uuid::new_v4(),
-        }
-    }
-
-    pub fn message(&self, content: &str) -> WorkflowInput {
-        WorkflowInput {
-            tenant_id: self.tenant_id.to_string(),
-            agent_id: self.agent_id.to_string(),
-            interlocutor_id: self.interlocutor_id.to_string(),
-            channel: "web".to_owned(),
-            message_id: Uuid::new_v4().to_string(),
-            message_content: content.to_owned(),
-            session_key: None,
-        }
-    }
-
-    pub fn session_key(&self) -> String {
-        self.message("").session_key()
-    }
 }
 
 /// A TCP port that was free a moment ago.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acf_worker::mutex::{
-    LockOptions, LockOutcome, MemorySessionMutex, MutexError, RedisSessionMutex, SessionMutex,
-    lock_key, session_key,
+    KeyLayout, LockOptions, LockOutcome, MemorySessionMutex, MutexError, RedisSessionMutex,
+    SessionMutex, lock_key, session_key,
 };
 use support::{RedisServer, SHARED_REDIS_URL, free_port, raw_connection, unique_session};
 
@@ -30,7 +30,8 @@ fn opts(ttl_ms: u64, wait_ms: u64) -> LockOptions {
     )
 }
 
-/// Declares one test per backend for a shared async body `fn(Arc<dyn SessionMutex>)`.
+/// Declares one test per backend for a shared async body `fn(Arc<dyn SessionMutex>)`, and one running every body on
+/// a Redis Cluster.
 macro_rules! both_backends {
     ($($body:ident),* $(,)?) => {
         mod on_redis {
@@ -47,6 +48,20 @@ macro_rules! both_backends {
                 async fn $body() {
                     super::$body(super::memory_mutex()).await;
                 }
+            )*
+        }
+        /// Every body in turn on one private three-master Redis Cluster (hash-tagged lock and fence keys).
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn on_a_redis_cluster() {
+            let cluster = support::cluster::RedisCluster::start();
+            let mutex: Arc<dyn SessionMutex> = Arc::new(
+                RedisSessionMutex::connect(&cluster.url())
+                    .await
+                    .expect("the cluster answers"),
+            );
+            $(
+                eprintln!("on a Redis Cluster: {}", stringify!($body));
+                $body(Arc::clone(&mutex)).await;
             )*
         }
     };
@@ -210,13 +225,18 @@ async fn contention_is_a_typed_error_after_the_wait(mutex: Arc<dyn SessionMutex>
     );
     match err {
         MutexError::Contended { key, waited_ms } => {
-            assert_eq!(key, lock_key(&session));
+            assert!(is_lock_key_of(&key, &session), "{key}");
             assert!(waited_ms >= 300);
         }
         other => panic!("expected Contended, got {other:?}"),
     }
     assert!(err_is_retryable(&session, &mutex).await);
     mutex.release(&holder).await.unwrap();
+}
+
+/// The lock key of `session` in one of the two layouts (one server, or a cluster's hash tag).
+fn is_lock_key_of(key: &str, session: &str) -> bool {
+    key == lock_key(session) || key == KeyLayout::Cluster.lock_key(session)
 }
 
 async fn err_is_retryable(session: &str, mutex: &Arc<dyn SessionMutex>) -> bool {
@@ -287,7 +307,7 @@ async fn fences_increase_and_track_currency(mutex: Arc<dyn SessionMutex>) {
         first.fence
     );
     assert_eq!(mutex.current_fence(&session).await.unwrap(), first.fence);
-    assert_eq!(first.key, lock_key(&session));
+    assert!(is_lock_key_of(&first.key, &session), "{}", first.key);
     assert_eq!(first.session_key, session);
     assert_eq!(first.ttl_ms, 10_000);
     assert!(mutex.is_current(&first).await.unwrap());
@@ -329,6 +349,15 @@ fn keys_match_the_python_worker() {
     assert_eq!(
         acf_worker::mutex::fence_key(&session),
         "sessfence:tenant-123:agent-456:customer-789:whatsapp"
+    );
+    // On a Redis Cluster the session key is a hash tag, so the lock, the fence and the session's data share a slot.
+    assert_eq!(
+        KeyLayout::Cluster.lock_key(&session),
+        "sesslock:{tenant-123:agent-456:customer-789:whatsapp}"
+    );
+    assert_eq!(
+        KeyLayout::Cluster.fence_key(&session),
+        "sessfence:{tenant-123:agent-456:customer-789:whatsapp}"
     );
     for channel in ["web", "whatsapp", "sms", "email", "api", "slack"] {
         let key = session_key(

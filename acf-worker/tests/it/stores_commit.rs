@@ -1,6 +1,6 @@
 //! Turn commit: atomic, idempotent by turn id, fenced; audit records and the response stream.
 
-use crate::on_both_backends;
+use crate::on_every_backend;
 use crate::support;
 
 use std::sync::Arc;
@@ -53,6 +53,7 @@ fn record(session: &str, ids: &[Uuid], outcome: TurnOutcome) -> TurnRecord {
         fence: 0,
         started_at: now_utc(),
         committed_at: now_utc(),
+        side_effects: Vec::new(),
     }
 }
 
@@ -76,7 +77,7 @@ async fn stream(b: &Backend) -> Vec<(String, ResponseEntry)> {
     b.stores.responses.read_after("0", 1_000).await.unwrap()
 }
 
-on_both_backends!(
+on_every_backend!(
     a_complete_commit_writes_everything_once,
     a_retried_commit_delivers_nothing_again,
     concurrent_retries_commit_exactly_once,
@@ -121,7 +122,7 @@ async fn a_complete_commit_writes_everything_once(b: Backend) {
     let stored = b
         .stores
         .audit
-        .get_turn(turn.turn_id)
+        .get_turn(&session, turn.turn_id)
         .await
         .unwrap()
         .expect("audit record");
@@ -144,7 +145,13 @@ async fn a_complete_commit_writes_everything_once(b: Backend) {
 
     for id in &ids {
         assert_eq!(
-            b.stores.messages.get(*id).await.unwrap().unwrap().status,
+            b.stores
+                .messages
+                .get(&session, *id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
             MessageStatus::Processed {
                 turn_id: turn.turn_id
             }
@@ -174,7 +181,7 @@ async fn a_complete_commit_writes_everything_once(b: Backend) {
     assert_eq!(
         b.stores
             .commits
-            .receipt(turn.turn_id)
+            .receipt(&session, turn.turn_id)
             .await
             .unwrap()
             .map(|r| r.turn_number),
@@ -274,7 +281,7 @@ async fn a_stale_holder_cannot_commit(b: Backend) {
     assert_eq!(
         b.stores
             .audit
-            .get_turn(commit.record.turn_id)
+            .get_turn(&session, commit.record.turn_id)
             .await
             .unwrap(),
         None
@@ -282,7 +289,7 @@ async fn a_stale_holder_cannot_commit(b: Backend) {
     assert_eq!(
         b.stores
             .commits
-            .receipt(commit.record.turn_id)
+            .receipt(&session, commit.record.turn_id)
             .await
             .unwrap(),
         None
@@ -332,7 +339,13 @@ async fn a_failed_turn_marks_messages_failed_and_keeps_the_hint(b: Backend) {
     assert_eq!(entry.message_ids, ids);
     assert_eq!(entry.error.as_deref(), Some("brain exploded"));
     assert_eq!(
-        b.stores.messages.get(ids[0]).await.unwrap().unwrap().status,
+        b.stores
+            .messages
+            .get(&session, ids[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         MessageStatus::Failed {
             turn_id: failed.record.turn_id,
             reason: "brain exploded".into()
@@ -348,7 +361,7 @@ async fn a_failed_turn_marks_messages_failed_and_keeps_the_hint(b: Backend) {
     let record = b
         .stores
         .audit
-        .get_turn(failed.record.turn_id)
+        .get_turn(&session, failed.record.turn_id)
         .await
         .unwrap()
         .unwrap();
@@ -493,7 +506,7 @@ async fn a_failure_record_is_kept_and_leaves_messages_pending(b: Backend) {
     assert_eq!(
         b.stores
             .messages
-            .release_absorbed(turn_id, &ids)
+            .release_absorbed(&session, turn_id, &ids)
             .await
             .unwrap(),
         2
@@ -514,7 +527,7 @@ async fn a_failure_record_is_kept_and_leaves_messages_pending(b: Backend) {
     b.stores.audit.record_failure(&earlier).await.unwrap();
 
     assert_eq!(
-        b.stores.audit.get_failure(turn_id).await.unwrap(),
+        b.stores.audit.get_failure(&session, turn_id).await.unwrap(),
         Some(later.clone())
     );
     assert_eq!(
@@ -531,11 +544,18 @@ async fn a_failure_record_is_kept_and_leaves_messages_pending(b: Backend) {
             .is_empty()
     );
     assert_eq!(
-        b.stores.audit.get_failure(Uuid::new_v4()).await.unwrap(),
+        b.stores
+            .audit
+            .get_failure(&session, Uuid::new_v4())
+            .await
+            .unwrap(),
         None
     );
     // A failure is not a committed turn: no turn record, no receipt, no response.
-    assert_eq!(b.stores.audit.get_turn(turn_id).await.unwrap(), None);
+    assert_eq!(
+        b.stores.audit.get_turn(&session, turn_id).await.unwrap(),
+        None
+    );
     assert!(
         b.stores
             .audit
@@ -544,7 +564,10 @@ async fn a_failure_record_is_kept_and_leaves_messages_pending(b: Backend) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(b.stores.commits.receipt(turn_id).await.unwrap(), None);
+    assert_eq!(
+        b.stores.commits.receipt(&session, turn_id).await.unwrap(),
+        None
+    );
     assert!(
         stream(&b)
             .await
@@ -572,7 +595,11 @@ async fn a_rerecorded_failure_replaces_the_earlier_one(b: Backend) {
     };
     b.stores.audit.record_failure(&again).await.unwrap();
     assert_eq!(
-        b.stores.audit.get_failure(first.turn_id).await.unwrap(),
+        b.stores
+            .audit
+            .get_failure(&session, first.turn_id)
+            .await
+            .unwrap(),
         Some(again.clone())
     );
     assert_eq!(

@@ -103,6 +103,7 @@ async fn stores_fail_clearly_while_redis_is_down_and_recover_after_a_restart() {
         fence: lease.fence,
         started_at: now_utc(),
         committed_at: now_utc(),
+        side_effects: Vec::new(),
     };
     let commit = TurnCommit {
         record,

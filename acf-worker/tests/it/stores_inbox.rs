@@ -1,6 +1,6 @@
 //! Session inbox: FIFO, prompt wake-up, locally timed deadlines, and no entry lost to a timed-out wait.
 
-use crate::on_both_backends;
+use crate::on_every_backend;
 use crate::support;
 
 use std::time::Duration;
@@ -19,7 +19,7 @@ fn entry() -> InboxEntry {
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     entries_come_out_in_order_and_per_session,
     a_push_wakes_a_waiting_reader_promptly,
     deadlines_are_kept_to_within_milliseconds,

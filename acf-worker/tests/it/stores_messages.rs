@@ -1,6 +1,6 @@
 //! Message store and session state, on Redis and in memory with shared test bodies.
 
-use crate::on_both_backends;
+use crate::on_every_backend;
 use crate::support;
 
 use std::time::Duration;
@@ -28,7 +28,7 @@ fn lock(ttl_ms: u64) -> LockOptions {
     LockOptions::new(Duration::from_millis(ttl_ms), Duration::from_secs(5))
 }
 
-on_both_backends!(
+on_every_backend!(
     insert_is_idempotent_and_round_trips,
     open_messages_are_ordered_by_arrival_and_per_session,
     absorb_is_fenced_and_skips_closed_messages,
@@ -52,10 +52,17 @@ async fn insert_is_idempotent_and_round_trips(b: Backend) {
         "a re-delivered id is accepted once"
     );
     assert_eq!(
-        b.stores.messages.get(original.id).await.unwrap(),
+        b.stores.messages.get(&session, original.id).await.unwrap(),
         Some(original.clone())
     );
-    assert_eq!(b.stores.messages.get(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(
+        b.stores
+            .messages
+            .get(&session, Uuid::new_v4())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn open_messages_are_ordered_by_arrival_and_per_session(b: Backend) {
@@ -105,7 +112,13 @@ async fn absorb_is_fenced_and_skips_closed_messages(b: Backend) {
         "got {err:?}"
     );
     assert_eq!(
-        b.stores.messages.get(m1.id).await.unwrap().unwrap().status,
+        b.stores
+            .messages
+            .get(&session, m1.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         MessageStatus::Pending,
         "refused write changed nothing"
     );
@@ -118,7 +131,7 @@ async fn absorb_is_fenced_and_skips_closed_messages(b: Backend) {
         .unwrap();
     assert_eq!(absorbed, [m2.id, m1.id]);
     for id in [m1.id, m2.id] {
-        let stored = b.stores.messages.get(id).await.unwrap().unwrap();
+        let stored = b.stores.messages.get(&session, id).await.unwrap().unwrap();
         assert_eq!(stored.status, MessageStatus::Absorbed { turn_id: turn });
         assert!(stored.updated_at >= stored.received_at);
     }
@@ -157,7 +170,7 @@ async fn release_absorbed_only_touches_the_turns_own_messages(b: Backend) {
     assert_eq!(
         b.stores
             .messages
-            .release_absorbed(my_turn, &[mine.id, theirs.id])
+            .release_absorbed(&session, my_turn, &[mine.id, theirs.id])
             .await
             .unwrap(),
         1
@@ -165,7 +178,7 @@ async fn release_absorbed_only_touches_the_turns_own_messages(b: Backend) {
     assert_eq!(
         b.stores
             .messages
-            .get(mine.id)
+            .get(&session, mine.id)
             .await
             .unwrap()
             .unwrap()
@@ -175,7 +188,7 @@ async fn release_absorbed_only_touches_the_turns_own_messages(b: Backend) {
     assert_eq!(
         b.stores
             .messages
-            .get(theirs.id)
+            .get(&session, theirs.id)
             .await
             .unwrap()
             .unwrap()
@@ -187,7 +200,7 @@ async fn release_absorbed_only_touches_the_turns_own_messages(b: Backend) {
     assert_eq!(
         b.stores
             .messages
-            .release_absorbed(my_turn, &[])
+            .release_absorbed(&session, my_turn, &[])
             .await
             .unwrap(),
         0
@@ -225,7 +238,13 @@ async fn a_dead_turns_absorbed_messages_pass_to_the_next_holder(b: Backend) {
         [m.id]
     );
     assert_eq!(
-        b.stores.messages.get(m.id).await.unwrap().unwrap().status,
+        b.stores
+            .messages
+            .get(&session, m.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         MessageStatus::Absorbed { turn_id: new_turn }
     );
     // The dead turn can no longer claim it, nor put it back.
@@ -239,7 +258,7 @@ async fn a_dead_turns_absorbed_messages_pass_to_the_next_holder(b: Backend) {
     assert_eq!(
         b.stores
             .messages
-            .release_absorbed(dead_turn, &[m.id])
+            .release_absorbed(&session, dead_turn, &[m.id])
             .await
             .unwrap(),
         0

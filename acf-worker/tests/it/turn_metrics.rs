@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
+use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use async_trait::async_trait;
-use deploy_support::{Conversation, Deployed, series, settings};
+use deploy_support::{Deployed, series, settings};
 use tokio::sync::Notify;
 
 /// Echoes; fails (non-retryably) on `fail`; on `hold` waits for the test's go-ahead the first time it sees the

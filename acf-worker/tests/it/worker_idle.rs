@@ -100,3 +100,52 @@ fn an_idle_ruche_worker_is_ready_then_exits_0_promptly_on_sigterm() {
         seen.join("\n")
     );
 }
+
+/// `start_worker` registers each of its workflows once (its own early `PutWorkflow`, which names the engine on
+/// failure; the SDK worker sends no second one), is ready while idle, and stops promptly after `Unsubscribe`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_worker_registers_each_workflow_once_and_unsubscribes_on_stop() {
+    use acf_worker::config::{Settings, StoreBackend};
+
+    let engine = acf_sdk::engine::Engine::builder()
+        .record_requests(true)
+        .start()
+        .await
+        .unwrap();
+    let env: std::collections::HashMap<String, String> = engine.client_env().into_iter().collect();
+    let client =
+        acf_sdk::Client::new(acf_sdk::ClientConfig::from_lookup(|k| env.get(k).cloned()).unwrap())
+            .unwrap();
+    let mut settings = Settings::default();
+    settings.storage.session.backend = StoreBackend::Memory;
+    let (_backend, workflow) = acf_worker::run::open_workflow(&settings).await.unwrap();
+    let running = acf_worker::run::start_worker(&client, workflow, &settings)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running.handle().ready())
+        .await
+        .expect("an idle worker is ready");
+    let puts = engine
+        .requests()
+        .iter()
+        .filter(|r| r.rpc == "v1.AdminService/PutWorkflow")
+        .count();
+    let registered = engine.registered_workflows().len();
+    assert_eq!(registered, 2, "logical-turn and new-message-intake");
+    assert_eq!(puts, registered, "one PutWorkflow per workflow per start");
+    let stopping = Instant::now();
+    running.stop().await.unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(1),
+        "an idle worker stops promptly: {:?}",
+        stopping.elapsed()
+    );
+    assert!(
+        engine
+            .requests()
+            .iter()
+            .any(|r| r.rpc == "Dispatcher/Unsubscribe"),
+        "the worker says goodbye"
+    );
+    engine.shutdown().await;
+}

@@ -13,32 +13,21 @@ use acf_sdk::testing::TestContext;
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
 use acf_worker::config::LivenessSettings;
 use acf_worker::liveness::{RunTrigger, Sweeper, metrics};
-use acf_worker::models::{TurnOutcome, WorkflowOutput, now_utc};
+use acf_worker::models::{TurnOutcome, now_utc};
 use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{
     Backend, MessageStatus, RedisConnectOptions, StoreSettings, StoredMessage,
 };
-use acf_worker::workflow::direct::run_direct;
-use acf_worker::workflow::{ConfiguredWorkflow, LogicalTurnWorkflow, TurnInput, WorkflowOptions};
+use acf_worker::workflow::{LogicalTurnWorkflow, TurnInput, WorkflowOptions};
 use async_trait::async_trait;
-use serde_json::Value;
 use support::RedisServer;
 use uuid::Uuid;
 use workflow_support::{
-    Behaviour, Conversation, Kind, TestBrain, accept, backend, payload, settings, stored_message,
-    workflow,
+    Behaviour, Conversation, Kind, Steps, TestBrain, accept, backend, payload, responses_of,
+    run_turn, settings, stored_message, workflow,
 };
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Memory).await } )*
-        }
-        mod redis {
-            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Redis).await } )*
-        }
-    };
-}
+use workflow_support::on_both_backends;
 
 on_both_backends!(
     a_stale_recovery_includes_the_triggering_message,
@@ -49,65 +38,6 @@ on_both_backends!(
     a_hung_custom_brain_is_bounded_by_the_brain_timeout,
 );
 
-/// Steps dispatched one by one, as the engine would, on `input`.
-struct Steps<'a> {
-    wf: &'a LogicalTurnWorkflow,
-    base: TestContext,
-}
-
-impl<'a> Steps<'a> {
-    fn new(wf: &'a LogicalTurnWorkflow, input: &TurnInput) -> Self {
-        Self {
-            wf,
-            base: TestContext::new(input.as_json()),
-        }
-    }
-
-    async fn step(&self, name: &str, parent: Option<(&str, &Value)>) -> Result<Value, String> {
-        let mut ctx = self.base.clone().step(name);
-        if let Some((parent, output)) = parent {
-            ctx = ctx.parent_output(parent, output);
-        }
-        acf_sdk::Workflow::dispatch(self.wf, name, ctx.build())
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Runs `acquire_mutex`, `accumulate`, `run_agent`, `commit_and_respond`; `between` runs after the step named.
-    async fn all(&self, after: &str, between: impl AsyncFnOnce()) -> WorkflowOutput {
-        let mut between = Some(between);
-        let mut last: Option<(&str, Value)> = None;
-        for name in [
-            "acquire_mutex",
-            "accumulate",
-            "run_agent",
-            "commit_and_respond",
-        ] {
-            let parent = last.as_ref().map(|(n, v)| (*n, v));
-            // Retried like the engine does: the first command after a Redis restart fails while reconnecting.
-            let mut attempt = 0;
-            let output = loop {
-                match self.step(name, parent).await {
-                    Ok(output) => break output,
-                    Err(error) if attempt < 10 => {
-                        attempt += 1;
-                        eprintln!("{name} attempt {attempt} failed: {error}");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    Err(error) => panic!("{name}: {error}"),
-                }
-            };
-            if name == after
-                && let Some(f) = between.take()
-            {
-                f().await;
-            }
-            last = Some((name, output));
-        }
-        serde_json::from_value(last.unwrap().1).unwrap()
-    }
-}
-
 async fn redis_on(server: &RedisServer) -> Backend {
     Backend::redis(
         &server.url(),
@@ -116,19 +46,6 @@ async fn redis_on(server: &RedisServer) -> Backend {
     )
     .await
     .expect("private redis")
-}
-
-async fn responses_of(backend: &Backend, session: &str) -> Vec<acf_worker::stores::ResponseEntry> {
-    backend
-        .stores
-        .responses
-        .read_after("0", 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, e)| e)
-        .filter(|e| e.session_key == session)
-        .collect()
 }
 
 // ---- 1. Redis data loss ----------------------------------------------------------------------------------------
@@ -183,7 +100,7 @@ async fn a_run_past_accumulate_delivers_its_answer_after_a_data_loss() {
     let session = conversation.session_key();
     assert_eq!(responses_of(&backend, &session).await.len(), 1);
     // Both messages are re-recorded as answered, so the second message's own run does not answer it again.
-    let second_run = run_direct(&wf, &payload(&second)).await.result.unwrap();
+    let second_run = run_turn(&wf, &payload(&second)).await.result.unwrap();
     assert_eq!(second_run.status, TurnOutcome::Absorbed);
     assert_eq!(responses_of(&backend, &session).await.len(), 1);
     assert_eq!(brain.calls(), 1);
@@ -232,7 +149,7 @@ async fn a_stale_recovery_includes_the_triggering_message(kind: Kind) {
     );
     assert!(backend.stores.accept_message(&stale).await.unwrap());
     let new = conversation.message("new question");
-    let output = run_direct(&wf, &payload(&new)).await.result.unwrap();
+    let output = run_turn(&wf, &payload(&new)).await.result.unwrap();
     assert_eq!(output.status, TurnOutcome::Complete);
     assert_eq!(
         output.response.as_deref(),
@@ -279,7 +196,7 @@ impl RunTrigger for DirectTrigger {
         self.triggered.lock().unwrap().push(input.clone());
         let wf = Arc::clone(&self.wf);
         let input = input.clone();
-        tokio::spawn(async move { run_direct(wf.as_ref(), &input).await });
+        tokio::spawn(async move { run_turn(wf.as_ref(), &input).await });
         Ok(Uuid::new_v4().to_string())
     }
 }
@@ -306,7 +223,7 @@ async fn a_message_left_pending_is_retriggered_by_the_sweep_within_the_bound(kin
     // stays pending, with its session marked due a grace period ahead.
     let steps = Steps::new(&wf, &payload(&input));
     let acquired: acf_worker::workflow::Acquired =
-        serde_json::from_value(steps.step("acquire_mutex", None).await.unwrap()).unwrap();
+        serde_json::from_value(steps.step("acquire_mutex", &[]).await.unwrap()).unwrap();
     backend
         .mutex
         .release(acquired.lease.as_ref().unwrap())
@@ -349,13 +266,11 @@ async fn a_message_left_pending_is_retriggered_by_the_sweep_within_the_bound(kin
 async fn a_run_that_cannot_get_the_lock_hands_its_message_on(kind: Kind) {
     let backend = backend(kind).await;
     let brain = TestBrain::new(Behaviour::Echo(Duration::ZERO));
-    let wf = ConfiguredWorkflow::new(
-        Arc::new(workflow(&backend, brain.clone(), 100)),
-        WorkflowOptions {
-            retries: 0,
-            ..WorkflowOptions::default()
-        },
-    );
+    let wf = WorkflowOptions {
+        retries: Some(0),
+        ..WorkflowOptions::default()
+    }
+    .configure(workflow(&backend, brain.clone(), 100));
     let conversation = Conversation::new();
     let session = conversation.session_key();
     let holder = backend
@@ -367,7 +282,7 @@ async fn a_run_that_cannot_get_the_lock_hands_its_message_on(kind: Kind) {
         .await
         .unwrap();
     let input = conversation.message("blocked");
-    let failure = run_direct(&wf, &payload(&input)).await.result.unwrap_err();
+    let failure = run_turn(&wf, &payload(&input)).await.result.unwrap_err();
     assert_eq!(failure.step, "acquire_mutex");
     failure.report.expect("on_failure ran");
     let message = stored_message(&backend, &input).await;
@@ -389,16 +304,16 @@ async fn a_step_failing_after_reacquiring_the_lock_releases_it(kind: Kind) {
     let conversation = Conversation::new();
     let input = conversation.message("hello");
     let steps = Steps::new(&wf, &payload(&input));
-    let acquired = steps.step("acquire_mutex", None).await.unwrap();
+    let acquired = steps.step("acquire_mutex", &[]).await.unwrap();
     let accumulated = steps
-        .step("accumulate", Some(("acquire_mutex", &acquired)))
+        .step("accumulate", &[("acquire_mutex", &acquired)])
         .await
         .unwrap();
     // The lease expires while the run is away; `run_agent` re-acquires, then the brain fails retryably.
     let session = conversation.session_key();
     backend.mutex.force_release(&session).await.unwrap();
     let error = steps
-        .step("run_agent", Some(("accumulate", &accumulated)))
+        .step("run_agent", &[("accumulate", &accumulated)])
         .await
         .unwrap_err();
     assert!(error.contains("brain_failed"), "{error}");
@@ -409,7 +324,7 @@ async fn a_step_failing_after_reacquiring_the_lock_releases_it(kind: Kind) {
     // The retry takes the lock again at once (no wait for a TTL).
     let started = Instant::now();
     let _ = steps
-        .step("run_agent", Some(("accumulate", &accumulated)))
+        .step("run_agent", &[("accumulate", &accumulated)])
         .await;
     assert!(started.elapsed() < Duration::from_millis(400));
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
@@ -422,7 +337,7 @@ async fn on_failure_fails_the_runs_own_message_visibly(kind: Kind) {
     let conversation = Conversation::new();
     let input = conversation.message("lost in accumulate");
     let steps = Steps::new(&wf, &payload(&input));
-    let acquired = steps.step("acquire_mutex", None).await.unwrap();
+    let acquired = steps.step("acquire_mutex", &[]).await.unwrap();
     // `accumulate` failed for good before absorbing anything: the own message is still pending.
     let handler = acf_sdk::Workflow::definition(&wf).on_failure.unwrap().name;
     let ctx = TestContext::new(payload(&input).as_json())
@@ -444,12 +359,12 @@ async fn on_failure_fails_the_runs_own_message_visibly(kind: Kind) {
     let session = conversation.session_key();
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].status, TurnOutcome::Failed);
-    assert_eq!(entries[0].message_ids, vec![message.id]);
+    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
+    assert_eq!(entries[0].1.message_ids, vec![message.id]);
     let record = backend
         .stores
         .audit
-        .get_failure(report.turn_id.unwrap())
+        .get_failure(&session, report.turn_id.unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -477,21 +392,19 @@ async fn a_hung_custom_brain_is_bounded_by_the_brain_timeout(kind: Kind) {
     let backend = backend(kind).await;
     let mut turn_settings = settings(50);
     turn_settings.brain_timeout = Duration::from_millis(300);
-    let wf = ConfiguredWorkflow::new(
-        Arc::new(LogicalTurnWorkflow::new(
-            &backend,
-            Arc::new(Hung),
-            turn_settings,
-        )),
-        WorkflowOptions {
-            retries: 1,
-            ..WorkflowOptions::default()
-        },
-    );
+    let wf = WorkflowOptions {
+        retries: Some(1),
+        ..WorkflowOptions::default()
+    }
+    .configure(LogicalTurnWorkflow::new(
+        &backend,
+        Arc::new(Hung),
+        turn_settings,
+    ));
     let conversation = Conversation::new();
     let input = conversation.message("hello?");
     let started = Instant::now();
-    let run = run_direct(&wf, &payload(&input)).await;
+    let run = run_turn(&wf, &payload(&input)).await;
     let failure = run.result.expect_err("the brain never answers");
     assert_eq!(failure.step, "run_agent");
     assert_eq!(run.attempts["run_agent"], 2, "a timeout is retryable");
@@ -505,5 +418,5 @@ async fn a_hung_custom_brain_is_bounded_by_the_brain_timeout(kind: Kind) {
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
     let entries = responses_of(&backend, &session).await;
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].status, TurnOutcome::Failed);
+    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
 }

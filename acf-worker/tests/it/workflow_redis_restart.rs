@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::{Backend, MessageStatus, RedisConnectOptions, StoreSettings};
-use acf_worker::workflow::direct::run_direct;
-use workflow_support::{Behaviour, Conversation, TestBrain, accept, payload, workflow};
+use workflow_support::{Behaviour, Conversation, TestBrain, accept, payload, run_turn, workflow};
 
 /// A private `redis-server` persisting every write to its append-only file, restartable on the same port and data.
 struct PersistentRedis {
@@ -95,7 +94,7 @@ async fn a_turn_survives_a_redis_restart_while_the_brain_runs() {
     accept(&backend, &input).await;
     let run = {
         let input = input.clone();
-        tokio::spawn(async move { run_direct(&wf, &payload(&input)).await })
+        tokio::spawn(async move { run_turn(&wf, &payload(&input)).await })
     };
     // The window (200 ms) has closed and the brain is thinking when Redis goes away for half a second.
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -121,7 +120,7 @@ async fn a_turn_survives_a_redis_restart_while_the_brain_runs() {
     let message = backend
         .stores
         .messages
-        .get(input.message_id.parse().unwrap())
+        .get(&session, input.message_id.parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -135,7 +134,7 @@ async fn a_turn_survives_a_redis_restart_while_the_brain_runs() {
 
     // The next message after the restart is a normal turn.
     let next = conversation.message("and now?");
-    let output = run_direct(&workflow(&backend, brain.clone(), 200), &payload(&next))
+    let output = run_turn(&workflow(&backend, brain.clone(), 200), &payload(&next))
         .await
         .result
         .expect("run");

@@ -62,6 +62,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, description)
     }
 
+    /// `409`.
+    pub(crate) fn conflict(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, description)
+    }
+
     /// `404`.
     pub(crate) fn not_found(what: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))

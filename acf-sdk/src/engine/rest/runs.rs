@@ -5,7 +5,7 @@ use super::query::{Query, TASK_STATUSES, parse_time};
 use super::views::{self, child_counts};
 use super::{ApiError, ApiResult, Ctx, body, check_tenant, parse_uuid};
 use crate::engine::Shared;
-use crate::engine::lifecycle::TriggerSpec;
+use crate::engine::lifecycle::{TriggerError, TriggerSpec};
 use crate::engine::queries::RunFilter;
 use crate::engine::state::{RunOrigin, State, TaskStatus};
 use axum::Json;
@@ -127,7 +127,7 @@ async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery
     let state = ctx.0.lock();
     let ran_on = |task: Uuid, worker: Uuid| {
         state.tasks.get(&task).is_some_and(|t| {
-            matches!(&t.status, TaskStatus::Running(a) if a.worker == worker)
+            matches!(t.status(), TaskStatus::Running(a) if a.worker == worker)
                 || t.history.iter().any(|e| e.worker == Some(worker))
         })
     };
@@ -235,7 +235,13 @@ async fn trigger(ctx: Ctx, Path(tenant): Path<String>, bytes: Bytes) -> ApiResul
     let id = ctx
         .0
         .mutate(|state, now| state.trigger(spec, now))
-        .map_err(|e| ApiError::field("workflowName", e))?;
+        .map_err(|e| match e {
+            TriggerError::IdempotencyCollision { existing, .. } => {
+                ApiError::conflict(format!("idempotency key collision with run {existing}"))
+            }
+            TriggerError::IdempotencyKey(_) => ApiError::bad_request(e.to_string()),
+            TriggerError::UnknownWorkflow(_) => ApiError::field("workflowName", e),
+        })?;
     let state = ctx.0.lock();
     let run = state
         .runs

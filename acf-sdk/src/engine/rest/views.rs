@@ -65,7 +65,7 @@ pub(crate) fn task_times(task: &Task) -> (Option<SystemTime>, Option<SystemTime>
         .rev()
         .find(|e| e.kind == "ASSIGNED")
         .map(|e| e.at);
-    let finished = if task.status.is_final() {
+    let finished = if task.status().is_final() {
         task.history.last().map(|e| e.at)
     } else {
         None
@@ -107,7 +107,7 @@ pub(crate) fn task_summary(
     let Some(run) = state.runs.get(&task.run_id) else {
         return Value::Null;
     };
-    let status = task_status(&task.status);
+    let status = task_status(task.status());
     let (started, finished) = task_times(task);
     let def = state.task_def(task);
     let mut out = json!({
@@ -130,7 +130,7 @@ pub(crate) fn task_summary(
         "numSpawnedChildren": children.get(&task.id).copied().unwrap_or(0),
         "additionalMetadata": run.metadata,
         "isDurable": def.is_some_and(|d| d.is_durable),
-        "isEvicted": task.status == TaskStatus::Evicted,
+        "isEvicted": *task.status() == TaskStatus::Evicted,
         "input": if payloads { object_or_empty(&run.input) } else { json!({}) },
         "output": if payloads { task.output.clone().unwrap_or_else(|| json!({})) } else { json!({}) },
     });
@@ -192,7 +192,7 @@ fn run_output(state: &State, run: &Run) -> Value {
 
 fn run_error(state: &State, run: &Run) -> Option<String> {
     run_tasks(state, run)
-        .filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::Cancelled))
+        .filter(|t| matches!(t.status(), TaskStatus::Failed | TaskStatus::Cancelled))
         .find_map(|t| t.error.clone())
 }
 
@@ -375,7 +375,7 @@ pub(crate) fn legacy_shape(state: &State, run: &Run) -> Value {
         .filter_map(|(i, id)| {
             let t = state.tasks.get(id)?;
             let def = run.workflow.tasks.get(i)?;
-            let ts = task_status(&t.status);
+            let ts = task_status(t.status());
             let mut sr = json!({
                 "metadata": meta(t.id, t.created, t.created),
                 "tenantId": tenant,
@@ -451,7 +451,7 @@ pub(crate) fn worker(state: &State, id: Uuid, w: &Worker) -> Value {
     let running: Vec<Value> = state
         .tasks
         .values()
-        .filter(|t| matches!(&t.status, TaskStatus::Running(a) if a.worker == id))
+        .filter(|t| matches!(t.status(), TaskStatus::Running(a) if a.worker == id))
         .map(|t| {
             let mut slot = json!({
                 "stepRunId": t.id.to_string(),

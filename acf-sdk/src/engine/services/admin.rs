@@ -177,7 +177,7 @@ impl AdminService for AdminSvc {
             .chain(&run.on_failure)
             .filter_map(|t| state.tasks.get(t))
             .map(|t| {
-                let status = task_status(&t.status);
+                let status = task_status(t.status());
                 let detail = TaskRunDetail {
                     external_id: t.id.to_string(),
                     status: status as i32,

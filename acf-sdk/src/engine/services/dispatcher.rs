@@ -70,7 +70,7 @@ fn apply_step_event(
             "task run {task_id} not found"
         )));
     };
-    let current = matches!(task.status, TaskStatus::Running(_))
+    let current = matches!(task.status(), TaskStatus::Running(_))
         && retry_count.is_none_or(|r| r == task.retry_count);
     match StepActionEventType::try_from(kind).unwrap_or(StepActionEventType::StepEventTypeUnknown) {
         StepActionEventType::StepEventTypeStarted if current => {
@@ -473,18 +473,14 @@ impl Dispatcher for DispatcherSvc {
                 .tasks
                 .get_mut(&task)
                 .ok_or_else(|| Status::not_found("task run not found"))?;
-            let TaskStatus::Running(a) = &mut t.status else {
-                return Err(Status::not_found("task run is not running"));
-            };
-            a.timeout_at += by;
-            let deadline = a.timeout_at;
-            t.generation += 1;
-            let generation = t.generation;
+            let (deadline, generation) = t
+                .extend_deadline(by)
+                .ok_or_else(|| Status::not_found("task run is not running"))?;
             state.timers.arm(
                 deadline,
                 crate::engine::timers::TimerKind::ExecTimeout { task, generation },
             );
-            Ok(SystemTime::now() + deadline.saturating_duration_since(now))
+            Ok::<_, Status>(SystemTime::now() + deadline.saturating_duration_since(now))
         })?;
         Ok(Response::new(RefreshTimeoutResponse {
             timeout_at: Some(timestamp(at)),
@@ -522,7 +518,7 @@ impl Dispatcher for DispatcherSvc {
                 .tasks
                 .get_mut(&task)
                 .ok_or_else(|| Status::not_found("task run not found"))?;
-            if t.status != TaskStatus::Evicted {
+            if *t.status() != TaskStatus::Evicted {
                 return Ok(false);
             }
             t.invocation += 1;

@@ -2,7 +2,7 @@
 
 mod admin;
 mod dispatcher;
-mod durable;
+mod durable_task;
 mod events;
 mod workflows;
 
@@ -86,7 +86,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
         .accept_compressed(gz)
         .send_compressed(gz)
         .max_decoding_message_size(TRANSPORT_MAX);
-    let durable = V1DispatcherServer::new(durable::DurableSvc(shared.clone()))
+    let durable = V1DispatcherServer::new(durable_task::DurableSvc(shared.clone()))
         .accept_compressed(gz)
         .send_compressed(gz)
         .max_decoding_message_size(TRANSPORT_MAX);
@@ -137,16 +137,7 @@ pub(crate) fn drop_worker_streams(shared: &Shared) {
             let _ = tx.send(WorkerMsg::Close);
         }
     }
-    for (_, stream) in state.durable_streams.drain() {
-        let _ = stream
-            .tx
-            .send(Err(Status::unavailable("stream closed by the engine")));
-    }
-    for (_, listener) in state.legacy_listeners.drain() {
-        let _ = listener
-            .tx
-            .send(Err(Status::unavailable("stream closed by the engine")));
-    }
+    state.durable.close_all();
 }
 
 /// `RESOURCE_EXHAUSTED` for messages above Hatchet's 4 MiB limit (grpc-go's wording).

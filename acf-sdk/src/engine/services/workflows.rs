@@ -23,11 +23,24 @@ const MAX_BULK: usize = 1000;
 pub(crate) struct WorkflowSvc(pub(crate) Arc<Shared>);
 
 pub(crate) fn trigger_status(e: &TriggerError) -> Status {
-    Status::invalid_argument(e.to_string())
+    match e {
+        TriggerError::IdempotencyCollision {
+            existing,
+            colliding,
+        } => crate::engine::idempotency::collision_status(*existing, *colliding),
+        TriggerError::UnknownWorkflow(_) | TriggerError::IdempotencyKey(_) => {
+            Status::invalid_argument(e.to_string())
+        }
+    }
 }
 
 impl WorkflowSvc {
-    fn trigger_all(&self, reqs: &[TriggerWorkflowRequest]) -> Result<Vec<String>, Status> {
+    /// Triggers `reqs`; `bulk` selects the collision detail (`BulkTriggerIdempotencyCollisionError`).
+    fn trigger_all(
+        &self,
+        reqs: &[TriggerWorkflowRequest],
+        bulk: bool,
+    ) -> Result<Vec<String>, Status> {
         let specs = reqs
             .iter()
             .map(trigger_spec)
@@ -41,15 +54,29 @@ impl WorkflowSvc {
                     missing.workflow.clone(),
                 )));
             }
-            specs
-                .into_iter()
-                .map(|spec| {
-                    state
-                        .trigger(spec, now)
-                        .map(|id| id.to_string())
-                        .map_err(|e| trigger_status(&e))
-                })
-                .collect()
+            // As Hatchet: the runs that could be created are, and collisions are reported together.
+            let mut created = Vec::with_capacity(specs.len());
+            let mut collisions = Vec::new();
+            for spec in specs {
+                match state.trigger(spec, now) {
+                    Ok(id) => created.push(id.to_string()),
+                    Err(TriggerError::IdempotencyCollision {
+                        existing,
+                        colliding,
+                    }) => collisions.push((existing, colliding)),
+                    Err(e) => return Err(trigger_status(&e)),
+                }
+            }
+            match (collisions.len(), bulk) {
+                (0, _) => Ok(created),
+                (_, false) => Err(crate::engine::idempotency::collision_status(
+                    collisions[0].0,
+                    collisions[0].1,
+                )),
+                _ => Err(crate::engine::idempotency::bulk_collision_status(
+                    created, collisions,
+                )),
+            }
         })
     }
 }
@@ -133,7 +160,7 @@ impl WorkflowService for WorkflowSvc {
         let req = request.into_inner();
         self.0.record("WorkflowService/TriggerWorkflow", &req);
         check_size(&req)?;
-        let mut ids = self.trigger_all(std::slice::from_ref(&req))?;
+        let mut ids = self.trigger_all(std::slice::from_ref(&req), false)?;
         Ok(Response::new(TriggerWorkflowResponse {
             workflow_run_id: ids.pop().unwrap_or_default(),
         }))
@@ -151,7 +178,7 @@ impl WorkflowService for WorkflowSvc {
                 "Invalid request: workflows must hold 1..{MAX_BULK} entries"
             )));
         }
-        let workflow_run_ids = self.trigger_all(&req.workflows)?;
+        let workflow_run_ids = self.trigger_all(&req.workflows, true)?;
         Ok(Response::new(BulkTriggerWorkflowResponse {
             workflow_run_ids,
         }))
@@ -173,8 +200,8 @@ impl WorkflowService for WorkflowSvc {
         let window = crate::engine::model::rate_window(req.duration);
         self.0.mutate(|state, _| {
             state
-                .static_limits
-                .insert(req.key.clone(), (i64::from(req.limit), window));
+                .rate_limits
+                .declare(req.key.clone(), i64::from(req.limit), window);
         });
         Ok(Response::new(PutRateLimitResponse {}))
     }

@@ -27,7 +27,7 @@ impl MessageStore for MemoryStores {
         Ok(true)
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
+    async fn get(&self, _session_key: &str, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
         Ok(self.data().messages.get(&id).cloned())
     }
 
@@ -66,7 +66,12 @@ impl MessageStore for MemoryStores {
         })
     }
 
-    async fn release_absorbed(&self, turn_id: Uuid, ids: &[Uuid]) -> Result<usize, StoreError> {
+    async fn release_absorbed(
+        &self,
+        _session_key: &str,
+        turn_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<usize, StoreError> {
         let now = now_utc();
         let mut data = self.data();
         let mut released = 0;

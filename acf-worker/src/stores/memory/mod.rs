@@ -4,6 +4,7 @@
 //! [`crate::mutex::MemorySessionMutex`]) and commit idempotency. TTLs do not apply: data lives as long as the
 //! process, which is what a single-process run needs.
 
+mod effects;
 mod messages;
 mod pending;
 mod records;
@@ -51,6 +52,12 @@ struct Data {
     due: HashMap<String, (i64, String)>,
     /// The data epoch.
     epoch: Option<String>,
+    /// Side effects of turns in progress, by turn id.
+    effects: HashMap<Uuid, Vec<crate::models::SideEffect>>,
+    /// The events stream: (id, event), oldest first, trimmed to the length asked by the last append.
+    events: VecDeque<(String, crate::events::AcfEvent)>,
+    /// Sequence of the last event id handed out.
+    events_seq: u64,
 }
 
 impl MemoryStores {

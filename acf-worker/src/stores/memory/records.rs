@@ -32,7 +32,11 @@ impl Stream {
 
 #[async_trait]
 impl AuditStore for MemoryStores {
-    async fn get_turn(&self, turn_id: Uuid) -> Result<Option<TurnRecord>, StoreError> {
+    async fn get_turn(
+        &self,
+        _session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<TurnRecord>, StoreError> {
         Ok(self.data().records.get(&turn_id).cloned())
     }
 
@@ -75,7 +79,11 @@ impl AuditStore for MemoryStores {
         Ok(())
     }
 
-    async fn get_failure(&self, turn_id: Uuid) -> Result<Option<FailureRecord>, StoreError> {
+    async fn get_failure(
+        &self,
+        _session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<FailureRecord>, StoreError> {
         Ok(self.data().failures.get(&turn_id).cloned())
     }
 
@@ -209,7 +217,11 @@ impl TurnCommitter for MemoryStores {
         })
     }
 
-    async fn receipt(&self, turn_id: Uuid) -> Result<Option<CommitReceipt>, StoreError> {
+    async fn receipt(
+        &self,
+        _session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<CommitReceipt>, StoreError> {
         Ok(self.data().receipts.get(&turn_id).cloned())
     }
 }

@@ -3,7 +3,7 @@
 //! (`{prefix}:turns:{session_key}`). A failure record is a JSON string (`{prefix}:failure:{turn_id}`); a session's
 //! failures are a sorted set of turn ids scored by `failed_at` in milliseconds (`{prefix}:failures:{session_key}`).
 //! Both kinds of record and their indexes expire after the record TTL. Responses go to the stream
-//! `{prefix}:{response_stream}`.
+//! `{prefix}:{response_stream}`. (Key names on a Redis Cluster: see `Keys` in `stores::settings`.)
 
 use std::collections::HashMap;
 
@@ -39,12 +39,54 @@ fn parse_record(mut fields: HashMap<String, String>) -> Result<Option<TurnRecord
 /// `XRANGE` rows: `[id, [field, value, ...]]`.
 type StreamRows = Vec<(String, Vec<String>)>;
 
+impl RedisStores {
+    /// Up to `count` entries of the stream `key` with ids greater than `after_id` (`"0"` reads from the start),
+    /// oldest first, each as its id and fields.
+    pub(super) async fn read_stream(
+        &self,
+        key: &str,
+        after_id: &str,
+        count: usize,
+        operation: &'static str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
+        // `(id` makes the start exclusive (Redis 6.2+); "0" is not a valid exclusive start, and means "from the start".
+        let start = if after_id == "0" || after_id == "0-0" {
+            "-".to_owned()
+        } else {
+            format!("({after_id}")
+        };
+        let rows: StreamRows = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable(operation))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, flat)| {
+                let fields = flat
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect();
+                (id, fields)
+            })
+            .collect())
+    }
+}
+
 #[async_trait]
 impl AuditStore for RedisStores {
-    async fn get_turn(&self, turn_id: Uuid) -> Result<Option<TurnRecord>, StoreError> {
+    async fn get_turn(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<TurnRecord>, StoreError> {
         let fields: HashMap<String, String> = self
             .conn()
-            .hgetall(self.keys.turn(turn_id))
+            .hgetall(self.keys.turn(session_key, turn_id))
             .await
             .map_err(StoreError::unavailable("get turn record"))?;
         parse_record(fields)
@@ -64,7 +106,7 @@ impl AuditStore for RedisStores {
             let id: Uuid = id.parse().map_err(|err| {
                 StoreError::corrupt("session turn index", format!("`{id}`: {err}"))
             })?;
-            pipe.hgetall(self.keys.turn(id));
+            pipe.hgetall(self.keys.turn(session_key, id));
         }
         let rows: Vec<HashMap<String, String>> = pipe
             .query_async(&mut self.conn())
@@ -84,7 +126,7 @@ impl AuditStore for RedisStores {
         let _: () = redis::pipe()
             .atomic()
             .cmd("SET")
-            .arg(self.keys.failure(failure.turn_id))
+            .arg(self.keys.failure(&failure.session_key, failure.turn_id))
             .arg(json)
             .arg("PX")
             .arg(ttl_ms)
@@ -105,10 +147,14 @@ impl AuditStore for RedisStores {
         Ok(())
     }
 
-    async fn get_failure(&self, turn_id: Uuid) -> Result<Option<FailureRecord>, StoreError> {
+    async fn get_failure(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+    ) -> Result<Option<FailureRecord>, StoreError> {
         let json: Option<String> = self
             .conn()
-            .get(self.keys.failure(turn_id))
+            .get(self.keys.failure(session_key, turn_id))
             .await
             .map_err(StoreError::unavailable("get failure record"))?;
         json.as_deref().map(parse_failure).transpose()
@@ -128,7 +174,7 @@ impl AuditStore for RedisStores {
             let id: Uuid = id.parse().map_err(|err| {
                 StoreError::corrupt("session failure index", format!("`{id}`: {err}"))
             })?;
-            pipe.get(self.keys.failure(id));
+            pipe.get(self.keys.failure(session_key, id));
         }
         let rows: Vec<Option<String>> = pipe
             .query_async(&mut self.conn())
@@ -164,29 +210,12 @@ impl ResponseSink for RedisStores {
         after_id: &str,
         count: usize,
     ) -> Result<Vec<(String, ResponseEntry)>, StoreError> {
-        // `(id` makes the start exclusive (Redis 6.2+); "0" is not a valid exclusive start, and means "from the start".
-        let start = if after_id == "0" || after_id == "0-0" {
-            "-".to_owned()
-        } else {
-            format!("({after_id}")
-        };
-        let rows: StreamRows = redis::cmd("XRANGE")
-            .arg(self.keys.response_stream())
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(StoreError::unavailable("read responses"))?;
+        let key = self.keys.response_stream();
+        let rows = self
+            .read_stream(key, after_id, count, "read responses")
+            .await?;
         rows.into_iter()
-            .map(|(id, flat)| {
-                let fields: HashMap<String, String> = flat
-                    .chunks_exact(2)
-                    .map(|pair| (pair[0].clone(), pair[1].clone()))
-                    .collect();
-                Ok((id, stream_fields::parse(&fields)?))
-            })
+            .map(|(id, fields)| Ok((id, stream_fields::parse(&fields)?)))
             .collect()
     }
 }

@@ -22,11 +22,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use super::RedisStores;
+use super::{RedisConnection, RedisStores};
 use crate::stores::settings::millis;
 use crate::stores::{InboxEntry, SessionInbox, StoreError};
 
@@ -47,7 +46,7 @@ fn blocking_client_name(key_prefix: &str) -> String {
 
 /// A dedicated connection checked out for one wait, with the permit that counts it against the cap.
 struct Checkout {
-    conn: MultiplexedConnection,
+    conn: RedisConnection,
     permit: OwnedSemaphorePermit,
     /// Taken from the idle connections (it may have died since), rather than opened for this wait.
     pooled: bool,
@@ -77,12 +76,9 @@ impl RedisStores {
             }));
         }
         // No response timeout: a blocking read legitimately waits for the whole window.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(None);
         let mut conn = self
             .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .blocking_connection()
             .await
             .map_err(StoreError::unavailable("inbox wait"))?;
         // The name only helps operators (`CLIENT LIST`); a server refusing it does not stop the wait.
@@ -93,7 +89,7 @@ impl RedisStores {
             .query_async::<()>(&mut conn)
             .await
         {
-            tracing::warn!(client_name = %name, %error, "inbox_wait_client_name_refused");
+            tracing::warn!(client_name = %name, error = %acf_sdk::error::Report(&error), "inbox_wait_client_name_refused");
         }
         Ok(Some(Checkout {
             conn,
@@ -102,7 +98,7 @@ impl RedisStores {
         }))
     }
 
-    fn idle_blocking(&self) -> std::sync::MutexGuard<'_, Vec<MultiplexedConnection>> {
+    fn idle_blocking(&self) -> std::sync::MutexGuard<'_, Vec<RedisConnection>> {
         self.blocking
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -111,8 +107,8 @@ impl RedisStores {
     /// Keeps `conn` for the next wait, then frees its permit. Idle connections never outnumber the permits: each
     /// was opened under a permit while none was idle.
     fn recycle(
-        blocking: &Mutex<Vec<MultiplexedConnection>>,
-        conn: MultiplexedConnection,
+        blocking: &Mutex<Vec<RedisConnection>>,
+        conn: RedisConnection,
         permit: OwnedSemaphorePermit,
     ) {
         blocking
@@ -171,12 +167,12 @@ impl RedisStores {
                         Ok(Some((_, text))) => {
                             // Popped after the caller stopped waiting: put it back where it was.
                             if let Err(error) = shared.lpush::<_, _, i64>(&key, &text).await {
-                                tracing::error!(inbox = %key, %error, "inbox_entry_requeue_failed");
+                                tracing::error!(inbox = %key, error = %acf_sdk::error::Report(&error), "inbox_entry_requeue_failed");
                             }
                             Self::recycle(&blocking, conn, permit);
                         }
                         Ok(None) => Self::recycle(&blocking, conn, permit),
-                        Err(error) => tracing::warn!(inbox = %key, %error, "inbox_wait_connection_dropped"),
+                        Err(error) => tracing::warn!(inbox = %key, error = %acf_sdk::error::Report(&error), "inbox_wait_connection_dropped"),
                     }
                 });
                 Ok(None)

@@ -89,10 +89,14 @@ fn from_fields(mut fields: HashMap<String, String>) -> Result<StoredMessage, Sto
 }
 
 impl RedisStores {
-    async fn load_message(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
+    async fn load_message(
+        &self,
+        session_key: &str,
+        id: Uuid,
+    ) -> Result<Option<StoredMessage>, StoreError> {
         let fields: HashMap<String, String> = self
             .conn()
-            .hgetall(self.keys.message(id))
+            .hgetall(self.keys.message(session_key, id))
             .await
             .map_err(StoreError::unavailable("get message"))?;
         if fields.is_empty() {
@@ -110,7 +114,7 @@ impl MessageStore for RedisStores {
         let mut invocation = self
             .scripts
             .insert_message
-            .key(self.keys.message(message.id));
+            .key(self.keys.message(&message.session_key, message.id));
         invocation
             .key(self.keys.open_messages(&message.session_key))
             .arg(millis(self.settings.message_ttl))
@@ -126,8 +130,8 @@ impl MessageStore for RedisStores {
         Ok(stored == 1)
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
-        self.load_message(id).await
+    async fn get(&self, session_key: &str, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
+        self.load_message(session_key, id).await
     }
 
     async fn open_messages(&self, session_key: &str) -> Result<Vec<StoredMessage>, StoreError> {
@@ -145,7 +149,7 @@ impl MessageStore for RedisStores {
             let id: Uuid = id.parse().map_err(|err| {
                 StoreError::corrupt("open message index", format!("`{id}`: {err}"))
             })?;
-            pipe.hgetall(self.keys.message(id));
+            pipe.hgetall(self.keys.message(session_key, id));
         }
         let rows: Vec<HashMap<String, String>> = pipe
             .query_async(&mut self.conn())
@@ -186,7 +190,7 @@ impl MessageStore for RedisStores {
         let mut invocation = self.scripts.absorb.key(&lease.key);
         invocation.key(lease.fence_key());
         for id in ids {
-            invocation.key(self.keys.message(*id));
+            invocation.key(self.keys.message(&lease.session_key, *id));
         }
         invocation
             .arg(&lease.token)
@@ -209,13 +213,18 @@ impl MessageStore for RedisStores {
             .collect())
     }
 
-    async fn release_absorbed(&self, turn_id: Uuid, ids: &[Uuid]) -> Result<usize, StoreError> {
+    async fn release_absorbed(
+        &self,
+        session_key: &str,
+        turn_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<usize, StoreError> {
         if ids.is_empty() {
             return Ok(0);
         }
         let mut invocation = self.scripts.release_absorbed.prepare_invoke();
         for id in ids {
-            invocation.key(self.keys.message(*id));
+            invocation.key(self.keys.message(session_key, *id));
         }
         invocation
             .arg(turn_id.to_string())

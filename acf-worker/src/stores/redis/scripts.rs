@@ -74,10 +74,12 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 ";
 
 /// The turn commit. KEYS: 1 lock, 2 fence, 3 commit marker, 4 state hash, 5 turn record, 6 session turn index,
-/// 7 open-message index, 8 response stream, 9.. message hashes.
+/// 7 open-message index, 8 response stream (or, on a cluster, the turn's outbox hash), 9.. message hashes.
 /// ARGV: 1 token, 2 fence, 3 turn id, 4 record JSON, 5 message status, 6 failure reason, 7 updated_at,
 /// 8 hint mode (`set`/`clear`/`keep`), 9 hint JSON, 10 record ttl ms, 11 session ttl ms, 12 stream max length,
-/// 13 publish (`1`/`0`), 14.. stream body field/value pairs.
+/// 13 publish (`1`: to the stream, `2`: to the outbox, `0`: nothing), 14.. stream body field/value pairs.
+/// On a cluster the stream lives in another slot than the session, so the entry waits in the session's outbox
+/// (with its `turn_number`) and [`PUBLISH_OUTBOX`] then [`FINISH_OUTBOX`] move it to the stream.
 /// Returns {0, marker} when already committed, {-1, ''} for a stale lease, {1, marker} after committing, where
 /// marker is `{turn_number}|{stream entry id or empty}`.
 pub(super) fn commit() -> String {
@@ -107,11 +109,14 @@ for i = 9, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('HSET', KEYS[i], 'status', ARGV[5], 'turn_id', ARGV[3], 'reason', ARGV[6], 'updated_at', ARGV[7])
   end
-  redis.call('ZREM', KEYS[7], string.match(KEYS[i], '.*:msg:(.*)$'))
+  redis.call('ZREM', KEYS[7], string.match(KEYS[i], ':([^:]*)$'))
 end
 local entry = ''
 if ARGV[13] == '1' then
   entry = redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*', 'turn_id', ARGV[3], 'turn_number', n, unpack(ARGV, 14))
+elseif ARGV[13] == '2' then
+  redis.call('HSET', KEYS[8], 'turn_number', n, unpack(ARGV, 14))
+  redis.call('PEXPIRE', KEYS[8], ARGV[10])
 end
 local marker = n .. '|' .. entry
 redis.call('SET', KEYS[3], marker, 'PX', ARGV[10])
@@ -119,3 +124,29 @@ return {1, marker}
 "
     )
 }
+
+/// Cluster only, in the response stream's slot. KEYS: 1 stream, 2 the turn's sent marker. ARGV: 1 ttl ms,
+/// 2 stream max length, 3 turn id, 4 turn number, 5.. body field/value pairs. Appends the entry unless the
+/// marker shows it was appended already; returns the entry id either way, so a turn is on the stream once.
+pub(super) const PUBLISH_OUTBOX: &str = r"
+local sent = redis.call('GET', KEYS[2])
+if sent then
+  return sent
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'turn_id', ARGV[3], 'turn_number', ARGV[4], unpack(ARGV, 5))
+redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
+return id
+";
+
+/// Cluster only, in the session's slot. KEYS: 1 commit marker, 2 outbox. ARGV: 1 stream entry id. Records the
+/// entry id in the marker and drops the outbox. Returns the new marker ('' when the marker is gone).
+pub(super) const FINISH_OUTBOX: &str = r"
+local marker = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[2])
+if not marker then
+  return ''
+end
+local updated = string.match(marker, '^([^|]*)|') .. '|' .. ARGV[1]
+redis.call('SET', KEYS[1], updated, 'KEEPTTL')
+return updated
+";

@@ -50,9 +50,11 @@ pub fn memory() -> Backend {
     }
 }
 
-/// Declares one test per backend for shared async bodies `fn(Backend)`.
+/// Declares tests for shared async bodies `fn(Backend)`: one per body on the shared Redis and in memory, and one
+/// running every body in turn on a private three-master Redis Cluster (hash-tagged keys), each with its own key
+/// prefix: one cluster per module rather than one per body.
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_every_backend {
     ($($body:ident),* $(,)?) => {
         mod on_redis {
             $(
@@ -68,6 +70,21 @@ macro_rules! on_both_backends {
                 async fn $body() {
                     super::$body(super::support::backends::memory()).await;
                 }
+            )*
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn on_a_redis_cluster() {
+            let cluster = super::support::cluster::RedisCluster::start();
+            $(
+                eprintln!("on a Redis Cluster: {}", stringify!($body));
+                $body(
+                    super::support::backends::redis_at(
+                        &cluster.url(),
+                        super::support::backends::unique_settings(),
+                    )
+                    .await,
+                )
+                .await;
             )*
         }
     };

@@ -66,16 +66,25 @@ pub struct HttpServer {
 impl HttpServer {
     /// Serves `reply` to every request on `127.0.0.1:{free port}/brain`.
     pub async fn start(reply: Reply) -> Self {
+        Self::start_sequence(vec![reply]).await
+    }
+
+    /// Serves `replies` in order, one per request (in arrival order); the last one answers every later request.
+    pub async fn start_sequence(replies: Vec<Reply>) -> Self {
+        assert!(!replies.is_empty(), "at least one reply");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/brain", listener.local_addr().expect("addr"));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
         let task = tokio::spawn(async move {
+            let mut served = 0usize;
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (reply, recorded) = (reply.clone(), recorded.clone());
+                let reply = replies[served.min(replies.len() - 1)].clone();
+                served += 1;
+                let recorded = recorded.clone();
                 tokio::spawn(async move {
                     if let Some(request) = read_request(stream, &reply).await {
                         recorded.lock().unwrap().push(request);

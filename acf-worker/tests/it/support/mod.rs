@@ -104,4 +104,6 @@ pub async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
 }
 
 pub mod backends;
+pub mod cluster;
+pub mod fleet;
 pub mod http;

@@ -5,14 +5,34 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use acf_sdk::testing::{TestContext, TestRunFailure, run_workflow};
+use acf_sdk::{StepError, Workflow};
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
+pub use acf_worker::models::Conversation;
+use acf_worker::models::WorkflowOutput;
 use acf_worker::models::{TurnLimits, WorkflowInput, now_utc};
 use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings, StoredMessage};
 use acf_worker::turn_manager::TurnManager;
-use acf_worker::workflow::{LogicalTurnWorkflow, TurnInput, TurnSettings};
+use acf_worker::workflow::{FailureReport, LogicalTurnWorkflow, TurnInput, TurnSettings};
 use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::BTreeMap;
 use uuid::Uuid;
+
+/// Declares `memory::$case` and `redis::$case` tests running `$case(kind)` on each backend (the calling module
+/// imports `Kind`).
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Memory).await } )*
+        }
+        mod redis {
+            $( #[tokio::test] async fn $case() { super::$case(super::Kind::Redis).await } )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
 
 /// The Redis every test may use, with unique key prefixes.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -123,41 +143,6 @@ pub fn workflow(backend: &Backend, brain: Arc<TestBrain>, window_ms: u64) -> Log
     LogicalTurnWorkflow::new(backend, brain, settings(window_ms))
 }
 
-/// A conversation: fixed tenant/agent/interlocutor (unique per call), channel `web`.
-#[derive(Debug, Clone)]
-pub struct Conversation {
-    pub tenant_id: String,
-    pub agent_id: String,
-    pub interlocutor_id: String,
-}
-
-impl Conversation {
-    pub fn new() -> Self {
-        Self {
-            tenant_id: Uuid::new_v4().to_string(),
-            agent_id: Uuid::new_v4().to_string(),
-            interlocutor_id: Uuid::new_v4().to_string(),
-        }
-    }
-
-    /// The payload of a new message.
-    pub fn message(&self, text: &str) -> WorkflowInput {
-        WorkflowInput {
-            tenant_id: self.tenant_id.clone(),
-            agent_id: self.agent_id.clone(),
-            interlocutor_id: self.interlocutor_id.clone(),
-            channel: "web".into(),
-            message_id: Uuid::new_v4().to_string(),
-            message_content: text.into(),
-            session_key: None,
-        }
-    }
-
-    pub fn session_key(&self) -> String {
-        self.message("").session_key()
-    }
-}
-
 /// Intake without a trigger: stores the message and signals the inbox, as `intake::submit` does before triggering.
 pub async fn accept(backend: &Backend, input: &WorkflowInput) {
     let message = StoredMessage::pending(
@@ -181,7 +166,10 @@ pub async fn stored_message(backend: &Backend, input: &WorkflowInput) -> StoredM
     backend
         .stores
         .messages
-        .get(input.message_id.parse().expect("uuid"))
+        .get(
+            &input.session_key(),
+            input.message_id.parse().expect("uuid"),
+        )
         .await
         .expect("message store")
         .expect("the message is stored")
@@ -189,4 +177,140 @@ pub async fn stored_message(backend: &Backend, input: &WorkflowInput) -> StoredM
 
 pub fn payload(input: &WorkflowInput) -> TurnInput {
     TurnInput::new(input)
+}
+
+/// A turn run in-process by the SDK's harness ([`run_workflow`]), its outputs decoded.
+#[derive(Debug)]
+pub struct TurnRun {
+    /// The final output, or the failure.
+    pub result: Result<WorkflowOutput, TurnFailure>,
+    /// Every completed step's output, by step name.
+    pub outputs: BTreeMap<String, Value>,
+    /// Attempts per step that ran, by step name (the harness reports them for a failed run; empty otherwise).
+    pub attempts: BTreeMap<String, i32>,
+}
+
+/// A turn that failed for good.
+#[derive(Debug)]
+pub struct TurnFailure {
+    /// The step that failed.
+    pub step: String,
+    /// Its last error.
+    pub error: StepError,
+    /// What `recover` returned (its error if it failed).
+    pub report: Result<FailureReport, StepError>,
+}
+
+/// Runs one logical turn for `input` on `workflow` (as declared, or [`acf_sdk::Workflow::configured`]), without
+/// an engine.
+pub async fn run_turn<W: Workflow + ?Sized>(workflow: &W, input: &TurnInput) -> TurnRun {
+    match run_workflow(workflow, TestContext::new(input.as_json())).await {
+        Ok(outputs) => TurnRun {
+            result: Ok(decode(&outputs[LogicalTurnWorkflow::COMMIT_AND_RESPOND])),
+            attempts: BTreeMap::new(),
+            outputs,
+        },
+        Err(failure) => {
+            let TestRunFailure {
+                step,
+                error,
+                on_failure,
+                outputs,
+                attempts,
+                ..
+            } = *failure;
+            let report = on_failure
+                .expect("the workflow has an on-failure handler")
+                .map(|value| decode(&value));
+            TurnRun {
+                result: Err(TurnFailure {
+                    step,
+                    error,
+                    report,
+                }),
+                outputs,
+                attempts,
+            }
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: &Value) -> T {
+    serde_json::from_value(value.clone()).expect("a step output of the declared type")
+}
+
+/// Steps dispatched one by one, as the engine would, on `input`.
+pub struct Steps<'a> {
+    wf: &'a LogicalTurnWorkflow,
+    base: TestContext,
+}
+
+impl<'a> Steps<'a> {
+    pub fn new(wf: &'a LogicalTurnWorkflow, input: &TurnInput) -> Self {
+        Self {
+            wf,
+            base: TestContext::new(input.as_json()),
+        }
+    }
+
+    pub async fn step(&self, name: &str, parents: &[(&str, &Value)]) -> Result<Value, String> {
+        let mut ctx = self.base.clone().step(name);
+        for (parent, output) in parents {
+            ctx = ctx.parent_output(parent, output);
+        }
+        Workflow::dispatch(self.wf, name, ctx.build())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs the steps in their declared (dependency) order, each with its parents' outputs; `between` runs after
+    /// the step named.
+    pub async fn all(&self, after: &str, between: impl AsyncFnOnce()) -> WorkflowOutput {
+        let mut between = Some(between);
+        let mut outputs: BTreeMap<String, Value> = BTreeMap::new();
+        for task in Workflow::definition(self.wf).tasks {
+            let name = task.name.as_str();
+            let parents: Vec<(&str, &Value)> = task
+                .parents
+                .iter()
+                .map(|p| (p.as_str(), &outputs[p]))
+                .collect();
+            // Retried like the engine does: the first command after a Redis restart fails while reconnecting.
+            let mut attempt = 0;
+            let output = loop {
+                match self.step(name, &parents).await {
+                    Ok(output) => break output,
+                    Err(error) if attempt < 10 => {
+                        attempt += 1;
+                        eprintln!("{name} attempt {attempt} failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(error) => panic!("{name}: {error}"),
+                }
+            };
+            if name == after
+                && let Some(f) = between.take()
+            {
+                f().await;
+            }
+            outputs.insert(task.name, output);
+        }
+        serde_json::from_value(outputs[LogicalTurnWorkflow::COMMIT_AND_RESPOND].clone()).unwrap()
+    }
+}
+
+/// The response stream's entries (id, entry) for `session`, oldest first.
+pub async fn responses_of(
+    backend: &Backend,
+    session: &str,
+) -> Vec<(String, acf_worker::stores::ResponseEntry)> {
+    backend
+        .stores
+        .responses
+        .read_after("0", 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.session_key == session)
+        .collect()
 }

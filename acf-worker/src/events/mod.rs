@@ -1,5 +1,20 @@
 //! ACF events: the typed notifications a turn emits (`turn.started`, `turn.message_absorbed`, ...), with the
-//! original string values and JSON shape.
+//! original string values and JSON shape, and their routing: an [`EventRouter`] hands each event to the listeners
+//! whose pattern matches (`*`, `category.*`, an exact type), and the built-in sinks ([`LogSink`], [`StreamSink`],
+//! [`HatchetStreamSink`]) are chosen by `[events] sinks` ([`router_from_settings`]).
+//!
+//! Independently of listeners, the workflow records the side effect of every `tool.executed` event on its turn
+//! before routing it (see the README's "Events and side effects").
+
+mod router;
+mod sinks;
+pub(crate) mod step;
+
+pub use self::router::{
+    EventListener, EventRouter, EventScope, ListenerError, PatternError, validate_pattern,
+};
+pub(crate) use self::sinks::log_event;
+pub use self::sinks::{HatchetStreamSink, LogSink, StreamSink};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,6 +23,47 @@ use uuid::Uuid;
 
 use crate::models::time::{now_utc, serde_timestamp};
 use crate::models::{SideEffect, SideEffectPolicy};
+
+/// Why an emitted event did not take full effect. Routing itself never fails (listeners are isolated); recording
+/// a `tool.executed` side effect can.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The side effect could not be recorded on the turn (the store is unreachable, or the lease is no longer
+    /// current). The step fails and is retried; the retry does not see this effect.
+    // The cause is printed here: a brain error reaches the turn's failure text through `Display`.
+    #[error(
+        "the side effect of this tool.executed event could not be recorded on the turn: {error}"
+    )]
+    SideEffectNotRecorded {
+        /// The store's error.
+        error: crate::stores::StoreError,
+    },
+}
+
+/// Builds the router `[events]` describes: each configured sink registered on each configured pattern. The events
+/// stream sink appends to `stores.events`.
+pub fn router_from_settings(
+    settings: &crate::config::EventsSettings,
+    stores: &crate::stores::Stores,
+) -> Result<EventRouter, PatternError> {
+    use crate::config::EventSink;
+    use std::sync::Arc;
+    let router = EventRouter::new();
+    for sink in &settings.sinks {
+        let listener: Arc<dyn EventListener> = match sink {
+            EventSink::Log => Arc::new(LogSink),
+            EventSink::RedisStream => Arc::new(StreamSink::new(
+                Arc::clone(&stores.events),
+                settings.stream_max_len,
+            )),
+            EventSink::HatchetStream => Arc::new(HatchetStreamSink),
+        };
+        for pattern in &settings.patterns {
+            router.register(pattern, Arc::clone(&listener))?;
+        }
+    }
+    Ok(router)
+}
 
 /// Every event type, serialised as its dotted value (`category.name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -287,6 +343,16 @@ impl AcfEvent {
         Self::new(AcfEventType::TurnFailed, turn_id, session_key)
             .with_routing(routing)
             .with_payload(json!({ "error": error, "error_type": error_type }))
+    }
+
+    /// `commit.reached`: the turn recorded its first irreversible side effect (`effect`): from now on it is
+    /// neither superseded nor extended with new messages. Payload: `effect_type`, `tool_name`, `idempotency_key`.
+    pub fn commit_reached(turn_id: Uuid, session_key: &str, effect: &SideEffect) -> Self {
+        Self::new(AcfEventType::CommitPointReached, turn_id, session_key).with_payload(json!({
+            "effect_type": effect.effect_type,
+            "tool_name": effect.tool_name,
+            "idempotency_key": effect.idempotency_key,
+        }))
     }
 
     /// The side effect a `tool.executed` event records on its turn (`None` for any other type): effect type

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Context, WaitResult};
+use crate::error::{Error, Result};
 use crate::model::{Condition, ConditionGroup};
-use crate::sdk_error::{Error, Result};
 
 impl Context {
     fn ensure_durable(&self) -> Result<()> {

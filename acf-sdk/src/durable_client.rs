@@ -6,7 +6,7 @@
 //! reconnect only the 1 s `worker_status` poll delivers them, so the poll runs whenever a wait is pending.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,7 +16,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::client::Client;
 use crate::context::{RunInfo, WaitResult, decode_wait_payload};
+use crate::error::{Error, Result};
 use crate::model::{ConditionGroup, push_condition};
 use crate::proto::v1::{
     self, DurableEventListenerConditions, DurableTaskAwaitedCompletedEntry, DurableTaskRequest,
@@ -24,7 +26,6 @@ use crate::proto::v1::{
     ListenForDurableEventRequest, RegisterDurableEventRequest, durable_task_request,
     durable_task_response,
 };
-use crate::sdk_error::{Error, Result};
 use crate::worker::Shared;
 
 type EntryKey = (String, i32, i64, i64);
@@ -44,9 +45,12 @@ struct State {
     legacy_outbound: Option<mpsc::UnboundedSender<ListenForDurableEventRequest>>,
 }
 
-/// The worker's durable-wait client.
+/// The worker's durable-wait client. It holds what it needs from the worker (the Hatchet client and a
+/// watch on the worker's registration id) rather than a pointer back into the worker's state.
 pub(crate) struct DurableClient {
-    shared: Weak<Shared>,
+    client: Client,
+    /// The worker's current registration id (it changes when the worker re-registers).
+    worker_id: tokio::sync::watch::Receiver<Option<String>>,
     legacy: bool,
     /// Fired when the worker stops: ends the stream tasks, even while an open is still unanswered.
     closed: CancellationToken,
@@ -101,7 +105,8 @@ impl DurableClient {
             .get_or_init(|| async {
                 let legacy = !shared.engine_version().supports_durable_stream();
                 Arc::new(Self {
-                    shared: Arc::downgrade(shared),
+                    client: shared.client.clone(),
+                    worker_id: shared.worker_id.subscribe(),
                     legacy,
                     closed: CancellationToken::new(),
                     state: Mutex::new(State::default()),
@@ -116,10 +121,8 @@ impl DurableClient {
         self.closed.cancel();
     }
 
-    fn shared(&self) -> Result<Arc<Shared>> {
-        self.shared
-            .upgrade()
-            .ok_or_else(|| Error::Closed("the worker stopped".into()))
+    fn worker_id(&self) -> String {
+        self.worker_id.borrow().clone().unwrap_or_default()
     }
 
     /// Registers the wait and resolves with the condition that fired.
@@ -191,7 +194,7 @@ impl DurableClient {
                 return early;
             }
             state.completions.insert(entry.clone(), done_tx);
-            let status = self.status_request(&state)?;
+            let status = self.status_request(&state);
             self.send(&mut state, &status);
         }
         done_rx
@@ -199,9 +202,9 @@ impl DurableClient {
             .map_err(|_| Error::Closed("the durable stream stopped".into()))?
     }
 
-    fn status_request(&self, state: &State) -> Result<DurableTaskRequest> {
-        let worker_id = self.shared()?.worker_id().unwrap_or_default();
-        Ok(DurableTaskRequest {
+    fn status_request(&self, state: &State) -> DurableTaskRequest {
+        let worker_id = self.worker_id();
+        DurableTaskRequest {
             message: Some(durable_task_request::Message::WorkerStatus(
                 DurableTaskWorkerStatusRequest {
                     worker_id,
@@ -220,16 +223,18 @@ impl DurableClient {
                     received_satisfied_orders: Vec::new(),
                 },
             )),
-        })
+        }
     }
 
     /// Keeps one `DurableTask` stream open while waits are pending; reconnects after errors.
     async fn run_stream(self: Arc<Self>) {
         let mut failures = 0u32;
         loop {
-            let Ok(shared) = self.shared() else { return };
+            if self.closed.is_cancelled() {
+                return;
+            }
             let (tx, rx) = mpsc::unbounded_channel();
-            let worker_id = shared.worker_id().unwrap_or_default();
+            let worker_id = self.worker_id();
             let register = DurableTaskRequest {
                 message: Some(durable_task_request::Message::RegisterWorker(
                     DurableTaskRequestRegisterWorker { worker_id },
@@ -241,9 +246,7 @@ impl DurableClient {
                 for (_, request) in &state.unacked {
                     let _ = tx.send(request.clone());
                 }
-                if let Ok(status) = self.status_request(&state) {
-                    let _ = tx.send(status);
-                }
+                let _ = tx.send(self.status_request(&state));
                 state.outbound = Some(tx.clone());
             }
             let poller = {
@@ -257,17 +260,13 @@ impl DurableClient {
                         if state.completions.is_empty() {
                             continue;
                         }
-                        let Ok(status) = this.status_request(&state) else {
-                            return;
-                        };
-                        if tx.send(status).is_err() {
+                        if tx.send(this.status_request(&state)).is_err() {
                             return;
                         }
                     }
                 })
             };
-            let mut client = shared.client.connection().dedicated().v1_dispatcher();
-            drop(shared);
+            let mut client = self.client.connection().dedicated().v1_dispatcher();
             // Raced against the worker stopping: a grpc-go engine sends the response headers only with its
             // first message.
             let opened = tokio::select! {
@@ -415,9 +414,8 @@ impl DurableClient {
         conditions: DurableEventListenerConditions,
         seq: u32,
     ) -> Result<Value> {
-        let shared = self.shared()?;
         let signal_key = format!("acf-wait-{seq}");
-        let mut client = shared.client.connection().v1_dispatcher();
+        let mut client = self.client.connection().v1_dispatcher();
         let mut request = tonic::Request::new(RegisterDurableEventRequest {
             task_id: info.task_run_external_id.clone(),
             signal_key: signal_key.clone(),
@@ -427,10 +425,7 @@ impl DurableClient {
         client
             .register_durable_event(request)
             .await
-            .map_err(|status| Error::Status {
-                rpc: "v1.V1Dispatcher/RegisterDurableEvent",
-                status,
-            })?;
+            .map_err(Error::rpc("v1.V1Dispatcher/RegisterDurableEvent"))?;
         let (tx, rx) = oneshot::channel();
         {
             let mut state = lock(&self.state);
@@ -457,7 +452,9 @@ impl DurableClient {
 
     async fn run_legacy_stream(self: Arc<Self>) {
         loop {
-            let Ok(shared) = self.shared() else { return };
+            if self.closed.is_cancelled() {
+                return;
+            }
             let (tx, rx) = mpsc::unbounded_channel();
             {
                 let mut state = lock(&self.state);
@@ -469,8 +466,7 @@ impl DurableClient {
                 }
                 state.legacy_outbound = Some(tx);
             }
-            let mut client = shared.client.connection().dedicated().v1_dispatcher();
-            drop(shared);
+            let mut client = self.client.connection().dedicated().v1_dispatcher();
             let opened = tokio::select! {
                 () = self.closed.cancelled() => return,
                 opened = client.listen_for_durable_event(UnboundedReceiverStream::new(rx)) => opened,

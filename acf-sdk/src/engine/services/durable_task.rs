@@ -2,7 +2,7 @@
 
 use super::{BoxStream, Guarded, lazy_headers, parse_id, trigger_spec};
 use crate::engine::Shared;
-use crate::engine::durable::{DurableStream, LegacyListener};
+use crate::engine::durable_log::{DurableStream, LegacyListener};
 use crate::engine::validation::durable_conditions;
 use crate::proto::v1::durable_task_request::Message as In;
 use crate::proto::v1::durable_task_response::Message as Out;
@@ -131,7 +131,8 @@ impl V1Dispatcher for DurableSvc {
         let stream = self.0.next_stream_id();
         self.0
             .lock()
-            .durable_streams
+            .durable
+            .streams
             .insert(stream, DurableStream { worker: None, tx });
         let shared = self.0.clone();
         tokio::spawn(async move {
@@ -143,7 +144,7 @@ impl V1Dispatcher for DurableSvc {
         });
         let shared = self.0.clone();
         let out = Guarded::new(UnboundedReceiverStream::new(rx), move || {
-            shared.lock().durable_streams.remove(&stream);
+            shared.lock().durable.streams.remove(&stream);
         });
         lazy_headers(Box::pin(
             out.take_until(self.0.shutdown.clone().cancelled_owned()),
@@ -178,7 +179,7 @@ impl V1Dispatcher for DurableSvc {
         let mut inbound = request.into_inner();
         let (tx, rx) = unbounded_channel();
         let id = self.0.next_stream_id();
-        self.0.lock().legacy_listeners.insert(
+        self.0.lock().durable.legacy_listeners.insert(
             id,
             LegacyListener {
                 tx,
@@ -197,7 +198,7 @@ impl V1Dispatcher for DurableSvc {
         });
         let shared = self.0.clone();
         let out = Guarded::new(UnboundedReceiverStream::new(rx), move || {
-            shared.lock().legacy_listeners.remove(&id);
+            shared.lock().durable.legacy_listeners.remove(&id);
         });
         lazy_headers(Box::pin(
             out.take_until(self.0.shutdown.clone().cancelled_owned()),

@@ -25,7 +25,7 @@ const BRANCH: i64 = 1;
 
 /// What a log node records.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
+pub(crate) enum EntryKind {
     /// A `wait_for`.
     Wait,
     /// A memo with its key.
@@ -46,51 +46,51 @@ impl EntryKind {
 
 /// Result of a completed node.
 #[derive(Debug, Clone)]
-pub struct EntryResult {
+pub(crate) struct EntryResult {
     /// JSON payload.
-    pub payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
     /// Error text when the node failed (failed child run).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// One log node.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Node id (1-based).
-    pub node_id: i64,
+    pub(crate) node_id: i64,
     /// Kind.
-    pub kind: EntryKind,
+    pub(crate) kind: EntryKind,
     /// Result once completed.
-    pub result: Option<EntryResult>,
+    pub(crate) result: Option<EntryResult>,
 }
 
 /// A task's durable log.
 #[derive(Debug, Default)]
-pub struct DurableLog {
+pub(crate) struct DurableLog {
     /// Nodes in call order.
-    pub entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
     /// Next call index per invocation.
-    pub cursors: HashMap<i32, usize>,
+    pub(crate) cursors: HashMap<i32, usize>,
     /// Stream that last carried a call for this task (completions are pushed there).
-    pub stream: Option<u64>,
+    pub(crate) stream: Option<u64>,
 }
 
 /// An open `DurableTask` stream.
 #[derive(Debug)]
-pub struct DurableStream {
+pub(crate) struct DurableStream {
     /// Worker registered on it.
-    pub worker: Option<Uuid>,
+    pub(crate) worker: Option<Uuid>,
     /// Sink.
-    pub tx: UnboundedSender<Result<DurableTaskResponse, tonic::Status>>,
+    pub(crate) tx: UnboundedSender<Result<DurableTaskResponse, tonic::Status>>,
 }
 
 /// An open legacy `ListenForDurableEvent` stream.
 #[derive(Debug)]
-pub struct LegacyListener {
+pub(crate) struct LegacyListener {
     /// Sink.
-    pub tx: UnboundedSender<Result<DurableEvent, tonic::Status>>,
+    pub(crate) tx: UnboundedSender<Result<DurableEvent, tonic::Status>>,
     /// Awaited (task, signal key) pairs not yet delivered.
-    pub awaited: HashSet<(Uuid, String)>,
+    pub(crate) awaited: HashSet<(Uuid, String)>,
 }
 
 fn entry_ref(task: Uuid, invocation: i32, node_id: i64) -> DurableEventLogEntryRef {
@@ -118,24 +118,52 @@ enum Claim {
     Existing(Entry),
 }
 
+/// The durable side's connections: open `DurableTask` streams, legacy listeners and the legacy results
+/// they wait for.
+#[derive(Debug, Default)]
+pub(crate) struct DurableChannels {
+    /// Open `DurableTask` streams by stream id.
+    pub(crate) streams: HashMap<u64, DurableStream>,
+    /// Legacy durable results by (task, signal key).
+    pub(crate) legacy_results: HashMap<(Uuid, String), Vec<u8>>,
+    /// Legacy durable listeners: stream id → sink and awaited keys.
+    pub(crate) legacy_listeners: HashMap<u64, LegacyListener>,
+}
+
+impl DurableChannels {
+    /// Ends every stream and listener with `UNAVAILABLE` (engine shutdown).
+    pub(crate) fn close_all(&mut self) {
+        for (_, stream) in self.streams.drain() {
+            let _ = stream.tx.send(Err(tonic::Status::unavailable(
+                "stream closed by the engine",
+            )));
+        }
+        for (_, listener) in self.legacy_listeners.drain() {
+            let _ = listener.tx.send(Err(tonic::Status::unavailable(
+                "stream closed by the engine",
+            )));
+        }
+    }
+}
+
 impl State {
     /// Sends a message on a durable stream (dropping the stream if it is gone).
-    pub fn durable_send(&mut self, stream: u64, message: Out) {
-        let gone = self.durable_streams.get(&stream).is_some_and(|s| {
+    pub(crate) fn durable_send(&mut self, stream: u64, message: Out) {
+        let gone = self.durable.streams.get(&stream).is_some_and(|s| {
             s.tx.send(Ok(DurableTaskResponse {
                 message: Some(message),
             }))
             .is_err()
         });
         if gone {
-            self.durable_streams.remove(&stream);
+            self.durable.streams.remove(&stream);
         }
     }
 
     /// `register_worker`.
-    pub fn durable_register(&mut self, stream: u64, worker_id: String) {
+    pub(crate) fn durable_register(&mut self, stream: u64, worker_id: String) {
         if let (Some(s), Ok(id)) = (
-            self.durable_streams.get_mut(&stream),
+            self.durable.streams.get_mut(&stream),
             Uuid::parse_str(&worker_id),
         ) {
             s.worker = Some(id);
@@ -237,7 +265,7 @@ impl State {
     }
 
     /// `wait_for`: acks with the node, completes it when the conditions fire.
-    pub fn durable_wait_for(
+    pub(crate) fn durable_wait_for(
         &mut self,
         stream: u64,
         task: &str,
@@ -275,7 +303,7 @@ impl State {
     }
 
     /// `memo`: acks whether the key already has a result.
-    pub fn durable_memo(
+    pub(crate) fn durable_memo(
         &mut self,
         stream: u64,
         task: &str,
@@ -319,14 +347,14 @@ impl State {
     }
 
     /// `complete_memo`: stores the computed memo value.
-    pub fn durable_complete_memo(&mut self, task: &str, node: i64, payload: Vec<u8>) {
+    pub(crate) fn durable_complete_memo(&mut self, task: &str, node: i64, payload: Vec<u8>) {
         if let Ok(task) = Uuid::parse_str(task) {
             self.complete_durable_entry(task, node, payload, None);
         }
     }
 
     /// `trigger_runs`: spawns (or finds, on replay) the children and acks their nodes.
-    pub fn durable_trigger_runs(
+    pub(crate) fn durable_trigger_runs(
         &mut self,
         stream: u64,
         task: &str,
@@ -408,7 +436,7 @@ impl State {
     }
 
     /// `worker_status`: re-delivers completed nodes the worker still awaits; evicts stale invocations.
-    pub fn durable_worker_status(&mut self, stream: u64, waiting: Vec<(String, i32, i64)>) {
+    pub(crate) fn durable_worker_status(&mut self, stream: u64, waiting: Vec<(String, i32, i64)>) {
         for (task, invocation, node) in waiting {
             let Some(id) = Uuid::parse_str(&task).ok() else {
                 continue;
@@ -444,16 +472,15 @@ impl State {
 
     /// `evict_invocation`: frees the slot of a waiting durable task; it is re-queued (next
     /// invocation) when one of its nodes completes.
-    pub fn durable_evict(&mut self, stream: u64, task: &str, invocation: i32) {
+    pub(crate) fn durable_evict(&mut self, stream: u64, task: &str, invocation: i32) {
         if let Ok(id) = Uuid::parse_str(task)
             && self.tasks.get(&id).is_some_and(|t| {
-                t.invocation == invocation.max(1) && matches!(t.status, TaskStatus::Running(_))
+                t.invocation == invocation.max(1) && matches!(t.status(), TaskStatus::Running(_))
             })
         {
             self.release_slots(id);
             if let Some(t) = self.tasks.get_mut(&id) {
-                t.status = TaskStatus::Evicted;
-                t.generation += 1;
+                t.set_status(TaskStatus::Evicted);
             }
         }
         self.durable_send(
@@ -466,7 +493,7 @@ impl State {
     }
 
     /// Completes a log node and pushes `entry_completed` to the task's stream.
-    pub fn complete_durable_entry(
+    pub(crate) fn complete_durable_entry(
         &mut self,
         task: Uuid,
         node: i64,
@@ -487,7 +514,7 @@ impl State {
         let (invocation, stream, evicted) = (
             t.invocation,
             t.durable.stream,
-            t.status == TaskStatus::Evicted,
+            *t.status() == TaskStatus::Evicted,
         );
         if evicted {
             if let Some(t) = self.tasks.get_mut(&task) {
@@ -502,7 +529,7 @@ impl State {
     }
 
     /// Legacy: registers a signal's conditions.
-    pub fn legacy_register(
+    pub(crate) fn legacy_register(
         &mut self,
         task: Uuid,
         signal_key: String,
@@ -510,6 +537,7 @@ impl State {
         now: Instant,
     ) {
         if self
+            .durable
             .legacy_results
             .contains_key(&(task, signal_key.clone()))
         {
@@ -525,12 +553,13 @@ impl State {
     }
 
     /// Legacy: a listener awaits a signal.
-    pub fn legacy_listen(&mut self, listener: u64, task: Uuid, signal_key: String) {
+    pub(crate) fn legacy_listen(&mut self, listener: u64, task: Uuid, signal_key: String) {
         let data = self
+            .durable
             .legacy_results
             .get(&(task, signal_key.clone()))
             .cloned();
-        let Some(l) = self.legacy_listeners.get_mut(&listener) else {
+        let Some(l) = self.durable.legacy_listeners.get_mut(&listener) else {
             return;
         };
         match data {
@@ -548,9 +577,9 @@ impl State {
     }
 
     /// Legacy: a signal's conditions fired.
-    pub fn legacy_completed(&mut self, task: Uuid, signal_key: &str, data: Vec<u8>) {
+    pub(crate) fn legacy_completed(&mut self, task: Uuid, signal_key: &str, data: Vec<u8>) {
         let key = (task, signal_key.to_owned());
-        for l in self.legacy_listeners.values_mut() {
+        for l in self.durable.legacy_listeners.values_mut() {
             if l.awaited.remove(&key) {
                 let _ = l.tx.send(Ok(DurableEvent {
                     task_id: task.to_string(),
@@ -559,12 +588,12 @@ impl State {
                 }));
             }
         }
-        self.legacy_results.insert(key, data);
+        self.durable.legacy_results.insert(key, data);
     }
 }
 
 /// `{task: output}` of a finished child run.
-pub fn child_payload(outcome: &crate::proto::WorkflowRunEvent) -> Vec<u8> {
+pub(crate) fn child_payload(outcome: &crate::proto::WorkflowRunEvent) -> Vec<u8> {
     let mut map = serde_json::Map::new();
     for r in &outcome.results {
         let value = r
