@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use acf_worker::workflow::{Accumulated, AgentOutcome};
 use acf_worker::models::Conversation;
+use acf_worker::workflow::{Accumulated, AgentOutcome};
 use e2e_support::{Harness, Mode};
 
 /// Fixed accumulation window, ms.
