@@ -173,9 +173,15 @@ pub(crate) fn trace_headers() -> Vec<(String, String)> {
     }
 }
 
-/// A span for one workflow step, child of the trace its run's metadata carries.
+/// A span for one workflow step, child of the trace its run's metadata carries. It names the run's message (the
+/// `message_id` intake puts in the metadata; empty for a run triggered otherwise), so a step's log lines and timing
+/// can be tied to the message they serve.
 pub(crate) fn step_span(step: &'static str, metadata: &Map<String, Value>) -> tracing::Span {
-    let span = tracing::info_span!("ruche.step", otel.name = %format!("ruche.step {step}"), step);
+    let message_id = metadata
+        .get("message_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let span = tracing::info_span!("ruche.step", otel.name = %format!("ruche.step {step}"), step, message_id);
     continue_trace(&span, metadata);
     span
 }

@@ -1,25 +1,17 @@
-//! Benchmarks of the logical-turn worker on the embedded engine and the shared Redis (ignored by default; see
-//! BENCHMARKS.md):
+//! Benchmark of the session mutex on the shared Redis (ignored by default; see BENCHMARKS.md): acquire+release pairs
+//! per second, compared with `redis-benchmark` at the same concurrency. The turns benchmark is `scripts/bench turns`
+//! (`tests/benches/turns.rs`).
 //!
-//! `cargo test --release -p acf-tests --test it e2e_bench:: -- --ignored --nocapture --test-threads 1`
+//! `cargo test --release -p acf-tests --test it e2e_bench::mutex -- --ignored --nocapture --test-threads 1`
 //!
-//! * turns per second, and the latency a turn adds beyond its accumulation window and brain time (p50, p99);
-//! * session mutex acquire+release pairs per second, to compare with `redis-benchmark` at the same concurrency.
-//!
-//! Knobs: `ACF_BENCH_SESSIONS` (20), `ACF_BENCH_MESSAGES` (25), `ACF_BENCH_CONCURRENCY` (50), `ACF_BENCH_PAIRS` (400).
+//! Knobs: `ACF_BENCH_CONCURRENCY` (50), `ACF_BENCH_PAIRS` (400).
 
 use acf_tests::e2e_support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use acf_worker::models::Conversation;
 use acf_worker::mutex::LockOptions;
-use acf_worker::workflow::{Accumulated, AgentOutcome};
-use e2e_support::{Harness, Mode, redis_backend};
-
-/// Fixed accumulation window, ms.
-const WINDOW_MS: u64 = 200;
+use e2e_support::redis_backend;
 
 /// A positive integer from the environment, or `default`.
 fn env_or(name: &str, default: usize) -> usize {
@@ -28,57 +20,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "benchmark: run explicitly with --ignored --nocapture"]
-async fn turns_per_second_and_overhead_beyond_window_and_brain() {
-    // Sessions talking at once; each sends its next message when the previous one was answered.
-    let sessions = env_or("ACF_BENCH_SESSIONS", 20);
-    let messages = env_or("ACF_BENCH_MESSAGES", 25);
-    let h = Arc::new(Harness::start(Mode::Echo(Duration::ZERO), WINDOW_MS, 100).await);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..sessions {
-        let h = h.clone();
-        tasks.push(tokio::spawn(async move {
-            let user = Conversation::new();
-            let mut overheads = Vec::new();
-            for n in 0..messages {
-                let sent = Instant::now();
-                let submitted = h.send(&user.message(&format!("message {n}"))).await;
-                let out = submitted.run.result().await.expect("run");
-                let total = sent.elapsed().as_secs_f64() * 1000.0;
-                let accumulated: Accumulated = out.step("accumulate").unwrap();
-                let agent: AgentOutcome = out.step("run_agent").unwrap();
-                overheads.push(total - accumulated.waited_ms as f64 - agent.brain_ms as f64);
-            }
-            overheads
-        }));
-    }
-    let mut overheads = Vec::new();
-    for task in tasks {
-        overheads.extend(task.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    overheads.sort_by(f64::total_cmp);
-    let turns = overheads.len();
-    println!(
-        "BENCH turns: {turns} turns ({sessions} sessions x {messages}), window {WINDOW_MS} ms, echo brain: {:.1} turns/s; \
-         overhead beyond window+brain p50 {:.1} ms, p99 {:.1} ms",
-        turns as f64 / elapsed,
-        percentile(&overheads, 50.0),
-        percentile(&overheads, 99.0),
-    );
-    match Arc::try_unwrap(h) {
-        Ok(h) => h.stop().await,
-        Err(_) => panic!("harness still shared"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,10 +1,12 @@
 //! CEL evaluation for concurrency keys, event filters and condition expressions.
 //!
-//! Expressions are compiled per evaluation (they are short) and both compilation and execution run
-//! under `catch_unwind`, so no client-supplied expression can take the engine down.
+//! Expressions are compiled once and kept (see [`compile`]); both compilation and execution run under
+//! `catch_unwind`, so no client-supplied expression can take the engine down.
 
 use serde_json::Value;
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 /// Why an expression could not be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,16 +42,34 @@ pub(crate) fn check(expr: &str) -> Result<(), ExprError> {
     compile(expr).map(|_| ())
 }
 
-fn compile(expr: &str) -> Result<cel::Program, ExprError> {
+/// Compiled programs by expression text. Workflows evaluate the same few expressions (concurrency keys, filters)
+/// on every run, and parsing dominates their cost; the cache is emptied when it reaches [`CACHE_CAP`] entries.
+static PROGRAMS: LazyLock<Mutex<HashMap<String, Arc<cel::Program>>>> =
+    LazyLock::new(Default::default);
+
+/// Most distinct expressions kept compiled.
+const CACHE_CAP: usize = 1024;
+
+fn compile(expr: &str) -> Result<Arc<cel::Program>, ExprError> {
+    let cache = || PROGRAMS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(program) = cache().get(expr) {
+        return Ok(Arc::clone(program));
+    }
     let parse_err = |message: String| ExprError::Parse {
         expr: expr.to_owned(),
         message,
     };
-    match catch_unwind(|| cel::Program::compile(expr)) {
-        Ok(Ok(program)) => Ok(program),
-        Ok(Err(e)) => Err(parse_err(e.to_string())),
-        Err(_) => Err(parse_err("parser panicked".to_owned())),
+    let program = match catch_unwind(|| cel::Program::compile(expr)) {
+        Ok(Ok(program)) => Arc::new(program),
+        Ok(Err(e)) => return Err(parse_err(e.to_string())),
+        Err(_) => return Err(parse_err("parser panicked".to_owned())),
+    };
+    let mut cache = cache();
+    if cache.len() >= CACHE_CAP {
+        cache.clear();
     }
+    cache.insert(expr.to_owned(), Arc::clone(&program));
+    Ok(program)
 }
 
 /// Evaluates `expr` with the given JSON variables.

@@ -31,6 +31,8 @@ pub(super) async fn run(
             messages: Vec::new(),
             lease: None,
             waited_ms: 0,
+            waited_us: 0,
+            window_late_us: 0,
         });
     };
     // The run now works on the session: a sweep need not look at it for a grace period (and will, should the run
@@ -65,6 +67,8 @@ async fn accumulate(
         messages: Vec::new(),
         lease: Some(lease.clone()),
         waited_ms: 0,
+        waited_us: 0,
+        window_late_us: 0,
     };
     if wf.is_committed(input, turn_id).await? {
         tracing::info!(%turn_id, session_key = %input.session_key, "turn_already_committed");
@@ -80,7 +84,7 @@ async fn accumulate(
         // Another holder may have taken the session's messages; the retry re-validates the lock and gathers again.
         return Err(StepError::msg("session lock lost while accumulating"));
     }
-    let Some((turn, messages, waited)) = gathered? else {
+    let Some((turn, messages, waited, late)) = gathered? else {
         // The run's own message was open a moment ago and the run holds the lock: only a store that lost its data
         // again can get here. Never end without the message: retry.
         return Err(StepError::msg(
@@ -94,6 +98,8 @@ async fn accumulate(
         messages,
         lease: Some(lease.clone()),
         waited_ms: millis(waited),
+        waited_us: micros(waited),
+        window_late_us: micros(late),
     })
 }
 
@@ -119,7 +125,12 @@ async fn answered_elsewhere(
     Ok(true)
 }
 
-type Gather = Option<(LogicalTurn, Vec<TurnMessage>, Duration)>;
+/// The closed turn, its messages, the time spent waiting, and how late the window closed after its deadline.
+type Gather = Option<(LogicalTurn, Vec<TurnMessage>, Duration, Duration)>;
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
 
 async fn gather(
     wf: &LogicalTurnWorkflow,
@@ -149,6 +160,8 @@ async fn gather(
     let started = Instant::now();
     let last = messages.last().map_or("", |m| m.content.as_str());
     let mut wait = window(last, messages.len());
+    // When the window closed later than the deadline it was waiting for (timer and wake-up latency).
+    let mut late = Duration::ZERO;
     let reason = loop {
         let window_left = window_left(&turn, wf);
         if messages.len() >= wf.settings.limits.max_messages {
@@ -166,6 +179,7 @@ async fn gather(
             }
         };
         let Some(entry) = woken else {
+            late = Instant::now().saturating_duration_since(deadline);
             break if capped {
                 CompletionReason::MaxWindow
             } else {
@@ -228,9 +242,10 @@ async fn gather(
         message_count = messages.len(),
         reason = reason_name(reason),
         waited_ms = millis(waited),
+        window_late_us = micros(late),
         "accumulation_complete"
     );
-    Ok(Some((turn, messages, waited)))
+    Ok(Some((turn, messages, waited, late)))
 }
 
 /// Starts the turn with the session's open messages, oldest first, as far as the turn's caps allow, and claims

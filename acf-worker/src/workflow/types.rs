@@ -49,6 +49,13 @@ pub struct Accumulated {
     pub lease: Option<Lease>,
     /// Milliseconds spent waiting for more messages.
     pub waited_ms: u64,
+    /// The same wait in microseconds (benchmarks subtract it from a turn's latency; 0 from older workers).
+    #[serde(default)]
+    pub waited_us: u64,
+    /// How late the window closed after its TurnManager deadline, in microseconds (0 when it closed early: the
+    /// message cap, or no window at all). Benchmarks report its distribution.
+    #[serde(default)]
+    pub window_late_us: u64,
 }
 
 /// How the brain's part ended.

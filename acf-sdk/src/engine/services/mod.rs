@@ -57,16 +57,16 @@ pub(crate) async fn lazy_headers<T: Send + 'static>(
 
 pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
     let keys = shared.keys.clone();
-    let auth = move |req: Request<()>| -> Result<Request<()>, Status> {
+    let auth = move |mut req: Request<()>| -> Result<Request<()>, Status> {
         let header = req
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        if keys.check_header(header) {
-            Ok(req)
-        } else {
-            Err(Status::unauthenticated("invalid auth token"))
+        if !keys.check_header(header) {
+            return Err(Status::unauthenticated("invalid auth token"));
         }
+        mirror_request_compression(&mut req);
+        Ok(req)
     };
     let gz = CompressionEncoding::Gzip;
     let dispatcher = DispatcherServer::new(dispatcher::DispatcherSvc(shared.clone()))
@@ -111,6 +111,21 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
         .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "engine server stopped with an error");
+    }
+}
+
+/// Answers compressed only a request that came compressed, as Hatchet's grpc-go server does (it replies with
+/// the compressor of the request, and uncompressed to an uncompressed one). tonic would otherwise gzip every
+/// response and streamed message for any client that merely accepts gzip, which costs far more CPU than the
+/// small messages it saves on.
+fn mirror_request_compression(req: &mut Request<()>) {
+    let compressed = req
+        .metadata()
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|encoding| !encoding.is_empty() && encoding != "identity");
+    if !compressed {
+        req.metadata_mut().remove("grpc-accept-encoding");
     }
 }
 
