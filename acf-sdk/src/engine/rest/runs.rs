@@ -140,7 +140,7 @@ async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery
         .collect();
     runs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
     let children = child_counts(&state);
-    let (rows, total): (Vec<Value>, usize) = if only_tasks {
+    let page = if only_tasks {
         let mut tasks: Vec<_> = runs
             .iter()
             .flat_map(|r| r.tasks.iter().chain(&r.on_failure))
@@ -148,26 +148,16 @@ async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery
             .filter_map(|t| state.tasks.get(t))
             .collect();
         tasks.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-        let rows = tasks
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|t| views::task_summary(&state, t, &children, payloads))
-            .collect();
-        (rows, tasks.len())
+        views::page(&tasks, offset, limit, |t| {
+            views::task_summary(&state, t, &children, payloads)
+        })
     } else {
         runs.retain(|r| worker.is_none_or(|w| r.tasks.iter().any(|t| ran_on(*t, w))));
-        let rows = runs
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|r| views::run_summary(&state, r, &children, payloads))
-            .collect();
-        (rows, runs.len())
+        views::page(&runs, offset, limit, |r| {
+            views::run_summary(&state, r, &children, payloads)
+        })
     };
-    Ok(Json(
-        json!({ "rows": rows, "pagination": views::pagination(total, offset, limit) }),
-    ))
+    Ok(Json(page))
 }
 
 async fn list_external_ids(

@@ -209,15 +209,9 @@ async fn list_scheduled(
     if desc {
         rows.reverse();
     }
-    let out: Vec<Value> = rows
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|s| views::scheduled(&state, s))
-        .collect();
-    Ok(Json(
-        json!({ "rows": out, "pagination": views::pagination(rows.len(), offset, limit) }),
-    ))
+    Ok(Json(views::page(&rows, offset, limit, |s| {
+        views::scheduled(&state, s)
+    })))
 }
 
 fn scheduled_id(shared: &Shared, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {
@@ -400,15 +394,9 @@ async fn list_crons(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuer
     if desc {
         rows.reverse();
     }
-    let out: Vec<Value> = rows
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|c| views::cron(&state, c))
-        .collect();
-    Ok(Json(
-        json!({ "rows": out, "pagination": views::pagination(rows.len(), offset, limit) }),
-    ))
+    Ok(Json(views::page(&rows, offset, limit, |c| {
+        views::cron(&state, c)
+    })))
 }
 
 fn cron_id(shared: &Shared, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {
