@@ -112,18 +112,9 @@ async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery
     q.bool("include_num_pages", true)?;
     let offset = q.usize("offset", 0)?;
     let limit = q.usize("limit", 50)?;
-    let worker = q
-        .one("worker_id")
-        .map(|v| parse_uuid("worker_id", v))
-        .transpose()?;
-    let parent = q
-        .one("parent_task_external_id")
-        .map(|v| parse_uuid("parent_task_external_id", v))
-        .transpose()?;
-    let event = q
-        .one("triggering_event_external_id")
-        .map(|v| parse_uuid("triggering_event_external_id", v))
-        .transpose()?;
+    let worker = q.uuid("worker_id")?;
+    let parent = q.uuid("parent_task_external_id")?;
+    let event = q.uuid("triggering_event_external_id")?;
     let state = ctx.0.lock();
     let ran_on = |task: Uuid, worker: Uuid| {
         state.tasks.get(&task).is_some_and(|t| {
