@@ -5,14 +5,12 @@
 //! JSON schema differs in spelling (schemars vs pydantic), so it is compared by meaning: the same
 //! properties, each with the same JSON type, and the same required set.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use acf_sdk::engine::Engine;
-use acf_sdk::proto::v1::CreateWorkflowVersionRequest;
 use acf_sdk::{Client, ClientConfig, Context, StepError, step, workflow};
-use acf_tests::macros_fixtures::{Order, OrderPipeline};
+use acf_tests::macros_fixtures::{Order, OrderPipeline, registered_pair};
 use acf_tests::python::{PythonScript, script};
-use serde_json::Value;
 
 struct ParityLimits;
 
@@ -25,56 +23,6 @@ impl ParityLimits {
     async fn only(&self, _ctx: &Context, _input: &Order) -> Result<(), StepError> {
         Ok(())
     }
-}
-
-/// Property name -> JSON type, and the required names: what both schema generators must agree on.
-fn schema_meaning(schema: &[u8]) -> (BTreeMap<String, Value>, BTreeSet<String>) {
-    let schema: Value = serde_json::from_slice(schema).expect("the schema is JSON");
-    let properties = schema["properties"]
-        .as_object()
-        .expect("the schema lists properties")
-        .iter()
-        .map(|(name, property)| (name.clone(), property["type"].clone()))
-        .collect();
-    let required = schema["required"]
-        .as_array()
-        .expect("the schema lists required properties")
-        .iter()
-        .map(|name| {
-            name.as_str()
-                .expect("property names are strings")
-                .to_owned()
-        })
-        .collect();
-    (properties, required)
-}
-
-/// The Rust and Python requests registered under `name`, input schemas compared by meaning and removed.
-fn registered_pair(
-    requests: &[CreateWorkflowVersionRequest],
-    name: &str,
-) -> (CreateWorkflowVersionRequest, CreateWorkflowVersionRequest) {
-    let mut matching = requests.iter().filter(|r| r.name == name).cloned();
-    let mut rust = matching.next().expect("the Rust request was captured");
-    let mut python = matching.next().expect("the Python request was captured");
-    assert!(
-        matching.next().is_none(),
-        "exactly two registrations of {name}"
-    );
-    let rust_schema = rust
-        .input_json_schema
-        .take()
-        .expect("Rust sends the input schema");
-    let python_schema = python
-        .input_json_schema
-        .take()
-        .expect("Python sends the input schema");
-    assert_eq!(
-        schema_meaning(&rust_schema),
-        schema_meaning(&python_schema),
-        "{name}: input schema"
-    );
-    (rust, python)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,13 +6,14 @@
 //! deterministic here) by which conditions share a group, and the input JSON schema (pydantic vs schemars) by
 //! its properties and required set.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use acf_sdk::engine::Engine;
 use acf_sdk::proto::v1::{CreateWorkflowVersionRequest, TaskConditions};
 use acf_sdk::{
     Client, ClientConfig, Context, StepError, on_failure, on_success, step, task, workflow,
 };
+use acf_tests::macros_fixtures::registered_pair;
 use acf_tests::python::{PythonScript, script};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -122,24 +123,6 @@ async fn archive_order(_ctx: &Context, _input: &Order) -> Result<(), StepError> 
     Ok(())
 }
 
-/// Property name -> JSON type, and the required names: what both schema generators must agree on.
-fn schema_meaning(schema: &[u8]) -> (BTreeMap<String, Value>, BTreeSet<String>) {
-    let schema: Value = serde_json::from_slice(schema).expect("the schema is JSON");
-    let properties = schema["properties"]
-        .as_object()
-        .expect("the schema lists properties")
-        .iter()
-        .map(|(name, property)| (name.clone(), property["type"].clone()))
-        .collect();
-    let required = schema["required"]
-        .as_array()
-        .expect("the schema lists required properties")
-        .iter()
-        .map(|name| name.as_str().expect("names are strings").to_owned())
-        .collect();
-    (properties, required)
-}
-
 /// Replaces each or-group id by the order in which the task first uses it, so two requests compare equal
 /// exactly when the same conditions share a group.
 fn normalize_or_groups(conditions: &mut TaskConditions) {
@@ -183,31 +166,12 @@ fn normalized(mut request: CreateWorkflowVersionRequest) -> CreateWorkflowVersio
     request
 }
 
-/// The Rust and Python requests registered under `name`, with the input schemas compared and removed.
-fn registered_pair(
+/// The Rust and Python requests registered under `name` ([`registered_pair`]), or-groups normalized.
+fn normalized_pair(
     requests: &[CreateWorkflowVersionRequest],
     name: &str,
 ) -> (CreateWorkflowVersionRequest, CreateWorkflowVersionRequest) {
-    let mut matching = requests.iter().filter(|r| r.name == name).cloned();
-    let mut rust = matching.next().expect("the Rust request was captured");
-    let mut python = matching.next().expect("the Python request was captured");
-    assert!(
-        matching.next().is_none(),
-        "exactly two registrations of {name}"
-    );
-    let rust_schema = rust
-        .input_json_schema
-        .take()
-        .expect("Rust sends the input schema");
-    let python_schema = python
-        .input_json_schema
-        .take()
-        .expect("Python sends the input schema");
-    assert_eq!(
-        schema_meaning(&rust_schema),
-        schema_meaning(&python_schema),
-        "{name}: input schema"
-    );
+    let (rust, python) = registered_pair(requests, name);
     (normalized(rust), normalized(python))
 }
 
@@ -240,11 +204,11 @@ async fn conditions_options_and_standalone_tasks_register_like_python() {
 
     let requests = engine.registered_workflows();
     for name in ["parity-conditions", "greet-user", "archive_order"] {
-        let (rust, python) = registered_pair(&requests, name);
+        let (rust, python) = normalized_pair(&requests, name);
         assert_eq!(rust, python, "{name}");
     }
     // The step constants name what was registered.
-    let (rust, _) = registered_pair(&requests, "parity-conditions");
+    let (rust, _) = normalized_pair(&requests, "parity-conditions");
     let ids: Vec<&str> = rust.tasks.iter().map(|t| t.readable_id.as_str()).collect();
     assert_eq!(
         ids,

@@ -1,10 +1,15 @@
 //! One `#[workflow]` using every option the macros accept on a DAG: `macros_definition` checks it registers what
 //! the macro-free API builds and dispatches with typed decoding, `macros_parity` that it registers what the same
-//! declaration in the official Python SDK registers (`tests/python/macros_parity.py`).
+//! declaration in the official Python SDK registers (`tests/python/macros_parity.py`). [`registered_pair`] is how
+//! both parity tests take the two captured requests apart.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use acf_sdk::proto::v1::CreateWorkflowVersionRequest;
 use acf_sdk::{Context, StepError, on_failure, step, workflow};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The workflow input.
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -111,4 +116,59 @@ impl OrderPipeline {
     async fn cleanup(&self, _ctx: &Context, _input: &Order) -> Result<(), StepError> {
         Ok(())
     }
+}
+
+/// Property name -> JSON type, and the required names: what both schema generators must agree on.
+fn schema_meaning(schema: &[u8]) -> (BTreeMap<String, Value>, BTreeSet<String>) {
+    let schema: Value = serde_json::from_slice(schema).expect("the schema is JSON");
+    let properties = schema["properties"]
+        .as_object()
+        .expect("the schema lists properties")
+        .iter()
+        .map(|(name, property)| (name.clone(), property["type"].clone()))
+        .collect();
+    let required = schema["required"]
+        .as_array()
+        .expect("the schema lists required properties")
+        .iter()
+        .map(|name| {
+            name.as_str()
+                .expect("property names are strings")
+                .to_owned()
+        })
+        .collect();
+    (properties, required)
+}
+
+/// The Rust and Python requests registered under `name` (the Rust one first), their input schemas
+/// compared by meaning and removed: schemars and pydantic spell the same schema differently.
+///
+/// # Panics
+///
+/// Unless exactly two requests are named `name`, both with an input schema of the same meaning.
+pub fn registered_pair(
+    requests: &[CreateWorkflowVersionRequest],
+    name: &str,
+) -> (CreateWorkflowVersionRequest, CreateWorkflowVersionRequest) {
+    let mut matching = requests.iter().filter(|r| r.name == name).cloned();
+    let mut rust = matching.next().expect("the Rust request was captured");
+    let mut python = matching.next().expect("the Python request was captured");
+    assert!(
+        matching.next().is_none(),
+        "exactly two registrations of {name}"
+    );
+    let rust_schema = rust
+        .input_json_schema
+        .take()
+        .expect("Rust sends the input schema");
+    let python_schema = python
+        .input_json_schema
+        .take()
+        .expect("Python sends the input schema");
+    assert_eq!(
+        schema_meaning(&rust_schema),
+        schema_meaning(&python_schema),
+        "{name}: input schema"
+    );
+    (rust, python)
 }

@@ -7,11 +7,11 @@
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::python::{ScriptOutput, drain, join, wait_with_deadline};
+use crate::python::{ScriptOutput, run_to_completion};
 use crate::workspace_root;
 
 /// The SDK version pinned in `tests/ts/package.json` (and its lockfile).
@@ -113,29 +113,6 @@ impl NodeScript {
     ///
     /// When node cannot be spawned or the script outlives its deadline (its group is killed).
     pub fn run(mut self) -> ScriptOutput {
-        let mut child = self
-            .command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot spawn {:?}: {err}", self.command));
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
-        let status = wait_with_deadline(&mut child, self.timeout);
-        let output = ScriptOutput {
-            status: status.unwrap_or_else(|| child.wait().expect("reap the killed script")),
-            stdout: join(stdout),
-            stderr: join(stderr),
-        };
-        assert!(
-            status.is_some(),
-            "node script {:?} did not finish within {:?}; killed.\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.command,
-            self.timeout,
-            output.stdout,
-            output.stderr
-        );
-        output
+        run_to_completion(&mut self.command, self.timeout, "node")
     }
 }

@@ -186,39 +186,51 @@ impl PythonScript {
     /// When the interpreter cannot be spawned, or when the script outlives its deadline; the
     /// script's process group is then killed and the output so far is shown.
     pub fn run(mut self) -> ScriptOutput {
-        let mut child = self
-            .command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot spawn {:?}: {err}", self.command));
-        // Drain both pipes concurrently so a chatty script cannot block on a full pipe.
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
-        let status = wait_with_deadline(&mut child, self.timeout);
-        let output = ScriptOutput {
-            status: status.unwrap_or_else(|| child.wait().expect("reap the killed script")),
-            stdout: join(stdout),
-            stderr: join(stderr),
-        };
-        assert!(
-            status.is_some(),
-            "Python script {:?} did not finish within {:?}; killed.\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.command,
-            self.timeout,
-            output.stdout,
-            output.stderr
-        );
-        output
+        run_to_completion(&mut self.command, self.timeout, "Python")
     }
 }
 
+/// Runs `command` (which leads its own process group) with stdin closed, capturing both streams,
+/// until it exits or `timeout` passes; shared by the Python and TypeScript peers.
+///
+/// # Panics
+///
+/// When the command cannot be spawned, or when it outlives `timeout`; its process group is then
+/// killed and the output so far is shown, naming the `peer` language.
+pub(crate) fn run_to_completion(
+    command: &mut Command,
+    timeout: Duration,
+    peer: &str,
+) -> ScriptOutput {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot spawn {command:?}: {err}"));
+    // Drain both pipes concurrently so a chatty script cannot block on a full pipe.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = wait_with_deadline(&mut child, timeout);
+    let output = ScriptOutput {
+        status: status.unwrap_or_else(|| child.wait().expect("reap the killed script")),
+        stdout: join(stdout),
+        stderr: join(stderr),
+    };
+    assert!(
+        status.is_some(),
+        "{peer} script {command:?} did not finish within {timeout:?}; killed.\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.stdout,
+        output.stderr
+    );
+    output
+}
+
 /// Waits for `child` until `timeout`; on expiry kills its whole process group and returns `None`.
-pub(crate) fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(status) = child.try_wait().expect("poll the Python script") {
+        if let Some(status) = child.try_wait().expect("poll the script") {
             return Some(status);
         }
         if Instant::now() >= deadline {
@@ -236,7 +248,7 @@ pub(crate) fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option
 }
 
 /// Reads a pipe to its end on a helper thread.
-pub(crate) fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
+fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(mut pipe) = pipe {
@@ -248,7 +260,7 @@ pub(crate) fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Stri
 }
 
 /// Collects a drained pipe.
-pub(crate) fn join(handle: JoinHandle<String>) -> String {
+fn join(handle: JoinHandle<String>) -> String {
     handle.join().expect("pipe reader thread panicked")
 }
 

@@ -10,8 +10,8 @@ use acf_worker::workflow::{Accumulated, Acquired, WorkflowOptions};
 use serde_json::json;
 use uuid::Uuid;
 use workflow_support::{
-    Behaviour, Conversation, Kind, TestBrain, accept, backend, payload, run_turn, stored_message,
-    workflow,
+    Behaviour, Conversation, Kind, TestBrain, accept, backend, hold_lock, payload, run_turn,
+    stored_message, workflow,
 };
 
 use workflow_support::on_both_backends;
@@ -419,14 +419,7 @@ async fn a_run_waits_for_the_lock_and_fails_retryably_when_it_stays_taken(kind: 
     .configure(workflow(&backend, brain.clone(), 200));
     let conversation = Conversation::new();
     let session = conversation.session_key();
-    let holder = backend
-        .mutex
-        .acquire(
-            &session,
-            acf_worker::mutex::LockOptions::new(Duration::from_secs(30), Duration::ZERO),
-        )
-        .await
-        .unwrap();
+    let holder = hold_lock(&backend, &session).await;
     let input = conversation.message("blocked");
     let run = run_turn(&wf, &payload(&input)).await;
     let failure = run.result.expect_err("the lock stays taken");

@@ -14,7 +14,6 @@ use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
 use acf_worker::config::LivenessSettings;
 use acf_worker::liveness::{RunTrigger, Sweeper, metrics};
 use acf_worker::models::{TurnOutcome, now_utc};
-use acf_worker::mutex::LockOptions;
 use acf_worker::stores::{
     Backend, MessageStatus, RedisConnectOptions, StoreSettings, StoredMessage,
 };
@@ -23,8 +22,8 @@ use async_trait::async_trait;
 use support::RedisServer;
 use uuid::Uuid;
 use workflow_support::{
-    Behaviour, Conversation, Kind, Steps, TestBrain, accept, backend, payload, responses_of,
-    run_turn, settings, stored_message, workflow,
+    Behaviour, Conversation, Kind, Steps, TestBrain, accept, backend, hold_lock, payload,
+    responses_of, run_turn, settings, stored_message, workflow,
 };
 
 use workflow_support::on_both_backends;
@@ -273,14 +272,7 @@ async fn a_run_that_cannot_get_the_lock_hands_its_message_on(kind: Kind) {
     .configure(workflow(&backend, brain.clone(), 100));
     let conversation = Conversation::new();
     let session = conversation.session_key();
-    let holder = backend
-        .mutex
-        .acquire(
-            &session,
-            LockOptions::new(Duration::from_secs(30), Duration::ZERO),
-        )
-        .await
-        .unwrap();
+    let holder = hold_lock(&backend, &session).await;
     let input = conversation.message("blocked");
     let failure = run_turn(&wf, &payload(&input)).await.result.unwrap_err();
     assert_eq!(failure.step, "acquire_mutex");

@@ -1,8 +1,9 @@
 //! Query strings as Hatchet's clients send them: repeated keys for lists (`statuses=A&statuses=B`,
 //! or `statuses[]=A` from some serializers), RFC 3339 times, `key:value` metadata pairs.
 
-use super::ApiError;
+use super::{ApiError, parse_uuid};
 use std::time::SystemTime;
+use uuid::Uuid;
 
 /// The decoded pairs of a query string.
 #[derive(Debug, Default)]
@@ -56,6 +57,11 @@ impl Query {
                 format!("must be true or false, got {v:?}"),
             )),
         }
+    }
+
+    /// The optional UUID value of `key`; a malformed one is an error naming `key`.
+    pub(crate) fn uuid(&self, key: &str) -> Result<Option<Uuid>, ApiError> {
+        self.one(key).map(|v| parse_uuid(key, v)).transpose()
     }
 
     /// An RFC 3339 time.

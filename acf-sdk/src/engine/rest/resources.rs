@@ -114,15 +114,9 @@ async fn list_workflows(
         })
         .collect();
     defs.sort_by(|a, b| a.name.cmp(&b.name));
-    let rows: Vec<Value> = defs
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|d| views::workflow(&state, d))
-        .collect();
-    Ok(Json(
-        json!({ "rows": rows, "pagination": views::pagination(defs.len(), offset, limit) }),
-    ))
+    Ok(Json(views::page(&defs, offset, limit, |d| {
+        views::workflow(&state, d)
+    })))
 }
 
 async fn get_workflow(ctx: Ctx, Path(workflow): Path<String>) -> ApiResult {
@@ -210,15 +204,9 @@ async fn list_events(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQue
                     }))
         })
         .collect();
-    let rows: Vec<Value> = events
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|e| views::event(&state, e, by_event.get(&e.id).unwrap_or(&no_runs)))
-        .collect();
-    Ok(Json(
-        json!({ "rows": rows, "pagination": views::pagination(events.len(), offset, limit) }),
-    ))
+    Ok(Json(views::page(&events, offset, limit, |e| {
+        views::event(&state, e, by_event.get(&e.id).unwrap_or(&no_runs))
+    })))
 }
 
 async fn get_event(ctx: Ctx, Path((tenant, event)): Path<(String, String)>) -> ApiResult {
@@ -254,15 +242,9 @@ async fn list_filters(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQu
         .filter(|f| scopes.is_empty() || scopes.contains(&f.scope))
         .collect();
     filters.sort_by_key(|f| std::cmp::Reverse(f.created));
-    let rows: Vec<Value> = filters
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|f| views::filter(&state, f))
-        .collect();
-    Ok(Json(
-        json!({ "rows": rows, "pagination": views::pagination(filters.len(), offset, limit) }),
-    ))
+    Ok(Json(views::page(&filters, offset, limit, |f| {
+        views::filter(&state, f)
+    })))
 }
 
 /// `V1CreateFilterRequest`.

@@ -112,18 +112,9 @@ async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery
     q.bool("include_num_pages", true)?;
     let offset = q.usize("offset", 0)?;
     let limit = q.usize("limit", 50)?;
-    let worker = q
-        .one("worker_id")
-        .map(|v| parse_uuid("worker_id", v))
-        .transpose()?;
-    let parent = q
-        .one("parent_task_external_id")
-        .map(|v| parse_uuid("parent_task_external_id", v))
-        .transpose()?;
-    let event = q
-        .one("triggering_event_external_id")
-        .map(|v| parse_uuid("triggering_event_external_id", v))
-        .transpose()?;
+    let worker = q.uuid("worker_id")?;
+    let parent = q.uuid("parent_task_external_id")?;
+    let event = q.uuid("triggering_event_external_id")?;
     let state = ctx.0.lock();
     let ran_on = |task: Uuid, worker: Uuid| {
         state.tasks.get(&task).is_some_and(|t| {
@@ -140,7 +131,7 @@ async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery
         .collect();
     runs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
     let children = child_counts(&state);
-    let (rows, total): (Vec<Value>, usize) = if only_tasks {
+    let page = if only_tasks {
         let mut tasks: Vec<_> = runs
             .iter()
             .flat_map(|r| r.tasks.iter().chain(&r.on_failure))
@@ -148,26 +139,16 @@ async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery
             .filter_map(|t| state.tasks.get(t))
             .collect();
         tasks.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-        let rows = tasks
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|t| views::task_summary(&state, t, &children, payloads))
-            .collect();
-        (rows, tasks.len())
+        views::page(&tasks, offset, limit, |t| {
+            views::task_summary(&state, t, &children, payloads)
+        })
     } else {
         runs.retain(|r| worker.is_none_or(|w| r.tasks.iter().any(|t| ran_on(*t, w))));
-        let rows = runs
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|r| views::run_summary(&state, r, &children, payloads))
-            .collect();
-        (rows, runs.len())
+        views::page(&runs, offset, limit, |r| {
+            views::run_summary(&state, r, &children, payloads)
+        })
     };
-    Ok(Json(
-        json!({ "rows": rows, "pagination": views::pagination(total, offset, limit) }),
-    ))
+    Ok(Json(page))
 }
 
 async fn list_external_ids(

@@ -173,15 +173,9 @@ async fn list_scheduled(
     let desc = sort_direction(&q)?;
     let statuses = q.enums("statuses", SCHEDULED_STATUSES)?;
     let metadata = q.metadata("additionalMetadata")?;
-    let workflow_id = q
-        .one("workflowId")
-        .map(|v| parse_uuid("workflowId", v))
-        .transpose()?;
+    let workflow_id = q.uuid("workflowId")?;
     let parent_run = q.one("parentWorkflowRunId").map(str::to_owned);
-    let parent_task = q
-        .one("parentStepRunId")
-        .map(|v| parse_uuid("parentStepRunId", v))
-        .transpose()?;
+    let parent_task = q.uuid("parentStepRunId")?;
     let state = ctx.0.lock();
     let mut rows: Vec<&ScheduledRun> = state
         .scheduled
@@ -209,15 +203,9 @@ async fn list_scheduled(
     if desc {
         rows.reverse();
     }
-    let out: Vec<Value> = rows
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|s| views::scheduled(&state, s))
-        .collect();
-    Ok(Json(
-        json!({ "rows": out, "pagination": views::pagination(rows.len(), offset, limit) }),
-    ))
+    Ok(Json(views::page(&rows, offset, limit, |s| {
+        views::scheduled(&state, s)
+    })))
 }
 
 fn scheduled_id(shared: &Shared, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {
@@ -370,10 +358,7 @@ async fn list_crons(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuer
     let by_name = q.one("orderByField") == Some("name");
     let desc = sort_direction(&q)?;
     let metadata = q.metadata("additionalMetadata")?;
-    let workflow_id = q
-        .one("workflowId")
-        .map(|v| parse_uuid("workflowId", v))
-        .transpose()?;
+    let workflow_id = q.uuid("workflowId")?;
     let workflow_name = q.one("workflowName");
     let cron_name = q.one("cronName");
     let state = ctx.0.lock();
@@ -400,15 +385,9 @@ async fn list_crons(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuer
     if desc {
         rows.reverse();
     }
-    let out: Vec<Value> = rows
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|c| views::cron(&state, c))
-        .collect();
-    Ok(Json(
-        json!({ "rows": out, "pagination": views::pagination(rows.len(), offset, limit) }),
-    ))
+    Ok(Json(views::page(&rows, offset, limit, |c| {
+        views::cron(&state, c)
+    })))
 }
 
 fn cron_id(shared: &Shared, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {

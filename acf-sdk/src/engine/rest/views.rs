@@ -35,6 +35,18 @@ pub(crate) fn pagination(total: usize, offset: usize, limit: usize) -> Value {
     json!({ "current_page": current, "next_page": (current + 1).min(pages), "num_pages": pages })
 }
 
+/// One page of a listing: `rows[offset..offset + limit]` rendered by `view`, with the pagination
+/// of the whole list (`{"rows": [...], "pagination": {...}}`).
+pub(crate) fn page<T>(
+    rows: &[T],
+    offset: usize,
+    limit: usize,
+    view: impl FnMut(&T) -> Value,
+) -> Value {
+    let out: Vec<Value> = rows.iter().skip(offset).take(limit).map(view).collect();
+    json!({ "rows": out, "pagination": pagination(rows.len(), offset, limit) })
+}
+
 /// `V1TaskStatus` name (the engine's `EVICTED` is a waiting durable task: `RUNNING`).
 pub(crate) fn v1_status(status: RunStatus) -> &'static str {
     match status {

@@ -11,7 +11,7 @@ use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
 pub use acf_worker::models::Conversation;
 use acf_worker::models::WorkflowOutput;
 use acf_worker::models::{TurnLimits, WorkflowInput, now_utc};
-use acf_worker::mutex::LockOptions;
+use acf_worker::mutex::{Lease, LockOptions};
 use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings, StoredMessage};
 use acf_worker::turn_manager::TurnManager;
 use acf_worker::workflow::{FailureReport, LogicalTurnWorkflow, TurnInput, TurnSettings};
@@ -159,6 +159,18 @@ pub async fn accept(backend: &Backend, input: &WorkflowInput) {
             .await
             .expect("accept")
     );
+}
+
+/// Takes `session`'s lock for another holder (30 s lease, no waiting), as a concurrent run would.
+pub async fn hold_lock(backend: &Backend, session: &str) -> Lease {
+    backend
+        .mutex
+        .acquire(
+            session,
+            LockOptions::new(Duration::from_secs(30), Duration::ZERO),
+        )
+        .await
+        .unwrap()
 }
 
 /// The stored copy of `input`'s message (it must exist).
