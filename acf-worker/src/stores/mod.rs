@@ -64,6 +64,19 @@ pub trait MessageStore: Send + Sync {
     /// session's keys in one slot); single-node Redis and memory find the message by id alone.
     async fn get(&self, session_key: &str, id: Uuid) -> Result<Option<StoredMessage>, StoreError>;
 
+    /// The status of one message of `session_key` (addressed as for [`MessageStore::get`]); `None` when the
+    /// message is not stored.
+    async fn status(
+        &self,
+        session_key: &str,
+        id: Uuid,
+    ) -> Result<Option<MessageStatus>, StoreError> {
+        Ok(self
+            .get(session_key, id)
+            .await?
+            .map(|message| message.status))
+    }
+
     /// The session's open messages (pending, or absorbed by a turn that has not committed), oldest first.
     async fn open_messages(&self, session_key: &str) -> Result<Vec<StoredMessage>, StoreError>;
 

@@ -11,13 +11,10 @@ use acf_worker::brain::{
     ResponseSegment, StorePendingMessages, TurnContext, TurnMessage,
 };
 use acf_worker::events::{AcfEvent, AcfEventType};
-use acf_worker::models::TurnOutcome;
 use acf_worker::models::time::now_utc;
 use acf_worker::models::{AccumulationHint, LogicalTurn, TurnLimits};
 use acf_worker::mutex::MemorySessionMutex;
-use acf_worker::stores::{
-    MemoryStores, MessageStore, StoreSettings, StoredMessage, TurnCommit, TurnCommitter, TurnRecord,
-};
+use acf_worker::stores::{MemoryStores, MessageStore, StoreSettings, StoredMessage, TurnCommitter};
 use serde_json::json;
 use support::http::{HttpServer, Reply};
 use support::{free_port, unique_session};
@@ -123,31 +120,8 @@ async fn has_pending_messages_reads_the_store_and_stays_true() {
     .await
     .unwrap();
     // Another turn answers the second message, so the store no longer has it open.
-    let record = TurnRecord {
-        turn_id: Uuid::new_v4(),
-        session_key: session.clone(),
-        channel: "sms".into(),
-        turn_number: 0,
-        outcome: TurnOutcome::Complete,
-        message_ids: vec![second.id],
-        response: Some("answered".into()),
-        segments: vec![],
-        error: None,
-        fence: lease.fence,
-        started_at: now_utc(),
-        committed_at: now_utc(),
-        side_effects: Vec::new(),
-    };
-    stores
-        .commit(
-            &lease,
-            &TurnCommit {
-                record,
-                next_hint: None,
-            },
-        )
-        .await
-        .unwrap();
+    let commit = support::answer_commit(&lease, Uuid::new_v4(), "sms", &[second.id], "answered");
+    stores.commit(&lease, &commit).await.unwrap();
     let fresh = StorePendingMessages::new(stores.clone(), session.clone(), [first.id]);
     assert!(
         !fresh.has_pending().await,

@@ -11,13 +11,13 @@ use std::time::Duration;
 use acf_worker::models::TurnOutcome;
 use acf_worker::mutex::KeyLayout;
 use acf_worker::stores::{
-    Backend, MessageStatus, RedisConnectOptions, RedisStores, StoreError, StoreSettings,
-    cluster_nodes,
+    Backend, RedisConnectOptions, RedisStores, StoreError, StoreSettings, cluster_nodes,
 };
 use support::backends::unique_settings;
 use support::cluster::RedisCluster;
 use workflow_support::{
-    Behaviour, Conversation, Steps, TestBrain, accept, payload, responses_of, run_turn, workflow,
+    Behaviour, Conversation, Steps, TestBrain, accept, assert_processed_by, payload, responses_of,
+    run_turn, workflow,
 };
 
 async fn backend_on(cluster: &RedisCluster, settings: StoreSettings) -> Backend {
@@ -234,19 +234,7 @@ async fn a_turn_is_answered_once_when_its_master_restarts_mid_run() {
     assert_eq!(responses_of(&backend, &session).await.len(), 1);
     // The run re-recorded both messages as answered on the restarted master: the second message's own run finds
     // it answered and delivers nothing again.
-    let stored = backend
-        .stores
-        .messages
-        .get(&session, second.message_id.parse().unwrap())
-        .await
-        .unwrap()
-        .expect("re-recorded");
-    assert_eq!(
-        stored.status,
-        MessageStatus::Processed {
-            turn_id: output.turn_id
-        }
-    );
+    assert_processed_by(&backend, &second, output.turn_id).await;
     let second_run = run_turn(&wf, &payload(&second)).await.result.unwrap();
     assert_eq!(second_run.status, TurnOutcome::Absorbed);
     assert_eq!(brain.calls(), 1);

@@ -145,26 +145,13 @@ async fn a_complete_commit_writes_everything_once(b: Backend) {
 
     for id in &ids {
         assert_eq!(
-            b.stores
-                .messages
-                .get(&session, *id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
-            MessageStatus::Processed {
+            b.stores.messages.status(&session, *id).await.unwrap(),
+            Some(MessageStatus::Processed {
                 turn_id: turn.turn_id
-            }
+            })
         );
     }
-    assert!(
-        b.stores
-            .messages
-            .open_messages(&session)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(b.open_count(&session).await, 0);
 
     let entries = stream(&b).await;
     assert_eq!(entries.len(), 1);
@@ -296,12 +283,7 @@ async fn a_stale_holder_cannot_commit(b: Backend) {
     );
     assert_eq!(b.stores.sessions.get(&session).await.unwrap().turn_count, 0);
     assert_eq!(
-        b.stores
-            .messages
-            .open_messages(&session)
-            .await
-            .unwrap()
-            .len(),
+        b.open_count(&session).await,
         1,
         "the message is still open for the new holder"
     );
@@ -339,17 +321,11 @@ async fn a_failed_turn_marks_messages_failed_and_keeps_the_hint(b: Backend) {
     assert_eq!(entry.message_ids, ids);
     assert_eq!(entry.error.as_deref(), Some("brain exploded"));
     assert_eq!(
-        b.stores
-            .messages
-            .get(&session, ids[0])
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        MessageStatus::Failed {
+        b.stores.messages.status(&session, ids[0]).await.unwrap(),
+        Some(MessageStatus::Failed {
             turn_id: failed.record.turn_id,
             reason: "brain exploded".into()
-        }
+        })
     );
     let state = b.stores.sessions.get(&session).await.unwrap();
     assert_eq!(state.turn_count, 2);

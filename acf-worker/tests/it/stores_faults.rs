@@ -5,10 +5,9 @@ use crate::support;
 use std::future::Future;
 use std::time::Duration;
 
-use acf_worker::models::TurnOutcome;
 use acf_worker::models::time::now_utc;
 use acf_worker::mutex::LockOptions;
-use acf_worker::stores::{InboxEntry, StoreError, StoredMessage, TurnCommit, TurnRecord};
+use acf_worker::stores::{InboxEntry, StoreError, StoredMessage};
 use support::backends::{redis_at, unique_settings};
 use support::{RedisServer, unique_session};
 use tokio::time::Instant;
@@ -90,25 +89,7 @@ async fn stores_fail_clearly_while_redis_is_down_and_recover_after_a_restart() {
             .await,
         "inbox wait",
     );
-    let record = TurnRecord {
-        turn_id: Uuid::new_v4(),
-        session_key: session.clone(),
-        channel: "sms".into(),
-        turn_number: 0,
-        outcome: TurnOutcome::Complete,
-        message_ids: vec![before.id],
-        response: Some("hi".into()),
-        segments: vec![],
-        error: None,
-        fence: lease.fence,
-        started_at: now_utc(),
-        committed_at: now_utc(),
-        side_effects: Vec::new(),
-    };
-    let commit = TurnCommit {
-        record,
-        next_hint: None,
-    };
+    let commit = support::answer_commit(&lease, Uuid::new_v4(), "sms", &[before.id], "hi");
     assert_unavailable(
         b.stores.commits.commit(&lease, &commit).await,
         "commit turn",

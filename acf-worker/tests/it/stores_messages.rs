@@ -63,6 +63,12 @@ async fn insert_is_idempotent_and_round_trips(b: Backend) {
             .unwrap(),
         None
     );
+    let unknown = Uuid::new_v4();
+    assert_eq!(
+        b.stores.messages.status(&session, unknown).await.unwrap(),
+        None,
+        "an unknown message has no status"
+    );
 }
 
 async fn open_messages_are_ordered_by_arrival_and_per_session(b: Backend) {
@@ -82,10 +88,7 @@ async fn open_messages_are_ordered_by_arrival_and_per_session(b: Backend) {
     let open = b.stores.messages.open_messages(&session).await.unwrap();
     let contents: Vec<&str> = open.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(contents, ["first", "second", "third"]);
-    assert_eq!(
-        b.stores.messages.open_messages(&other).await.unwrap().len(),
-        1
-    );
+    assert_eq!(b.open_count(&other).await, 1);
 }
 
 async fn absorb_is_fenced_and_skips_closed_messages(b: Backend) {
@@ -112,14 +115,8 @@ async fn absorb_is_fenced_and_skips_closed_messages(b: Backend) {
         "got {err:?}"
     );
     assert_eq!(
-        b.stores
-            .messages
-            .get(&session, m1.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        MessageStatus::Pending,
+        b.stores.messages.status(&session, m1.id).await.unwrap(),
+        Some(MessageStatus::Pending),
         "refused write changed nothing"
     );
 
@@ -136,15 +133,7 @@ async fn absorb_is_fenced_and_skips_closed_messages(b: Backend) {
         assert!(stored.updated_at >= stored.received_at);
     }
     // Absorbed messages are still open until their turn commits.
-    assert_eq!(
-        b.stores
-            .messages
-            .open_messages(&session)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(b.open_count(&session).await, 2);
     b.mutex.release(&lease).await.unwrap();
 }
 
@@ -176,26 +165,14 @@ async fn release_absorbed_only_touches_the_turns_own_messages(b: Backend) {
         1
     );
     assert_eq!(
-        b.stores
-            .messages
-            .get(&session, mine.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        MessageStatus::Pending
+        b.stores.messages.status(&session, mine.id).await.unwrap(),
+        Some(MessageStatus::Pending)
     );
     assert_eq!(
-        b.stores
-            .messages
-            .get(&session, theirs.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        MessageStatus::Absorbed {
+        b.stores.messages.status(&session, theirs.id).await.unwrap(),
+        Some(MessageStatus::Absorbed {
             turn_id: their_turn
-        }
+        })
     );
     assert_eq!(
         b.stores
@@ -238,14 +215,8 @@ async fn a_dead_turns_absorbed_messages_pass_to_the_next_holder(b: Backend) {
         [m.id]
     );
     assert_eq!(
-        b.stores
-            .messages
-            .get(&session, m.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        MessageStatus::Absorbed { turn_id: new_turn }
+        b.stores.messages.status(&session, m.id).await.unwrap(),
+        Some(MessageStatus::Absorbed { turn_id: new_turn })
     );
     // The dead turn can no longer claim it, nor put it back.
     assert!(
@@ -318,14 +289,7 @@ async fn unknown_session_has_default_state(b: Backend) {
         .await
         .unwrap();
     assert_eq!(state, Default::default());
-    assert!(
-        b.stores
-            .messages
-            .open_messages(&unique_session("unknown"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(b.open_count(&unique_session("unknown")).await, 0);
 }
 
 async fn accept_message_stores_learns_and_signals_once(b: Backend) {

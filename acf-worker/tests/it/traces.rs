@@ -8,7 +8,7 @@ use crate::support;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -21,10 +21,9 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::json;
+use support::cli::{Running, send_args, sigterm, worker};
 use support::http::{HttpServer, Reply};
 use tokio_stream::wrappers::TcpListenerStream;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ruche-worker");
 
 /// A span as received, with the service that exported it.
 #[derive(Debug, Clone)]
@@ -85,20 +84,11 @@ async fn start_receiver() -> (SocketAddr, Receiver) {
     (addr, receiver)
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// A worker command (see [`worker`]) with the HTTP brain at `brain_url`, exporting its spans as `service` to the
+/// OTLP receiver at `otlp` quickly (100 ms batches) and compressed.
 fn command(otlp: SocketAddr, service: &str, brain_url: &str) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = worker();
     command
-        .env("RUCHE_ENV", "test")
-        .env("RUCHE_OBSERVABILITY__LOGGING__LEVEL", "info")
         .env("RUCHE_BRAIN__KIND", "http")
         .env("RUCHE_BRAIN__URL", brain_url)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
@@ -108,11 +98,7 @@ fn command(otlp: SocketAddr, service: &str, brain_url: &str) -> Command {
         .env_remove("OTEL_SDK_DISABLED")
         .env_remove("OTEL_TRACES_EXPORTER")
         .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .env_remove("HATCHET_CLIENT_TOKEN")
-        .env_remove("HATCHET_CLIENT_HOST_PORT")
-        .env_remove("RUCHE_CONFIG_DIR")
-        .stdin(Stdio::null());
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     command
 }
 
@@ -130,11 +116,7 @@ async fn one_turn_is_one_trace_across_the_gateway_and_the_worker() {
     let (otlp, receiver) = start_receiver().await;
     let brain = HttpServer::start(Reply::json(200, &json!({"response": "traced"}))).await;
 
-    let bind = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let bind = support::free_addr();
     let mut worker = command(otlp, "ruche-worker-under-test", &brain.url);
     worker
         .args(["run", "--embedded", "--bind", &bind])
@@ -172,20 +154,7 @@ async fn one_turn_is_one_trace_across_the_gateway_and_the_worker() {
     }
 
     let mut send = command(otlp, "gateway", &brain.url);
-    send.envs(exports).args([
-        "send",
-        "--tenant-id",
-        "6f1c2a56-0a43-4f7e-9d3a-1b2c3d4e5f60",
-        "--agent-id",
-        "7a1c2a56-0a43-4f7e-9d3a-1b2c3d4e5f61",
-        "--interlocutor-id",
-        "8b1c2a56-0a43-4f7e-9d3a-1b2c3d4e5f62",
-        "--channel",
-        "web",
-        "--message",
-        "trace me",
-        "--wait",
-    ]);
+    send.envs(exports).args(send_args("trace me"));
     let out = tokio::task::spawn_blocking(move || send.output().unwrap())
         .await
         .unwrap();
@@ -198,14 +167,7 @@ async fn one_turn_is_one_trace_across_the_gateway_and_the_worker() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("traced"));
 
     // SIGTERM drains the worker, which flushes its spans before exiting.
-    let pid = running.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&running.0);
     let mut child = std::mem::replace(&mut running.0, Command::new("true").spawn().unwrap());
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await

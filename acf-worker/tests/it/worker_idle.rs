@@ -2,62 +2,27 @@
 //! and SIGTERM stops the idle worker promptly with exit 0 (the embedded engine, like Hatchet, sends no
 //! stream headers before the first action, so this is the path an idle worker takes against Hatchet).
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use crate::support;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ruche-worker");
-
-/// Kills the child on drop, so a failed assertion leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::cli::{Running, lines, sigterm, until, worker};
 
 #[test]
 fn an_idle_ruche_worker_is_ready_then_exits_0_promptly_on_sigterm() {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
-    let child = Command::new(BIN)
-        .env("RUCHE_ENV", "test")
-        .env("RUCHE_OBSERVABILITY__LOGGING__LEVEL", "info")
-        .env_remove("HATCHET_CLIENT_TOKEN")
-        .env_remove("HATCHET_CLIENT_HOST_PORT")
-        .env_remove("RUCHE_CONFIG_DIR")
-        .args(["run", "--embedded", "--bind", &addr])
-        .stdin(Stdio::null())
+    let child = worker()
+        .args(["run", "--embedded", "--bind", &support::free_addr()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut running = Running(child);
-    let stdout = running.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines(&mut running.0);
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !seen.iter().any(|l: &String| l.contains("acf_worker_ready")) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("never ready; output:\n{}", seen.join("\n")),
-        }
-    }
+    until(&rx, &mut seen, Duration::from_secs(60), |l| {
+        l.contains("acf_worker_ready")
+    });
     let registered = seen
         .iter()
         .position(|l| l.contains("workflow_registered"))
@@ -69,11 +34,7 @@ fn an_idle_ruche_worker_is_ready_then_exits_0_promptly_on_sigterm() {
     assert!(registered < ready, "{}", seen.join("\n"));
 
     let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &running.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    sigterm(&running.0);
     let status = loop {
         if let Some(status) = running.0.try_wait().unwrap() {
             break status;

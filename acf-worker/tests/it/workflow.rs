@@ -1,5 +1,6 @@
 //! The logical-turn workflow run directly (no engine), on the in-memory stores and on the shared Redis.
 
+use crate::support;
 use crate::workflow_support;
 
 use std::time::{Duration, Instant};
@@ -10,8 +11,8 @@ use acf_worker::workflow::{Accumulated, Acquired, WorkflowOptions};
 use serde_json::json;
 use uuid::Uuid;
 use workflow_support::{
-    Behaviour, Conversation, Kind, TestBrain, accept, backend, hold_lock, payload, run_turn,
-    stored_message, workflow,
+    Behaviour, Conversation, Kind, TestBrain, accept, assert_failed_by, assert_processed_by,
+    backend, failure_record, hold_lock, payload, responses_of, run_turn, stored_message, workflow,
 };
 
 use workflow_support::on_both_backends;
@@ -60,24 +61,8 @@ async fn single_message_is_answered_committed_and_unlocked(kind: Kind) {
         record.message_ids,
         vec![input.message_id.parse::<Uuid>().unwrap()]
     );
-    let message = backend
-        .stores
-        .messages
-        .get(&session, record.message_ids[0])
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        message.status,
-        MessageStatus::Processed {
-            turn_id: output.turn_id
-        }
-    );
-    let responses = backend.stores.responses.read_after("0", 100).await.unwrap();
-    let ours: Vec<_> = responses
-        .iter()
-        .filter(|(_, e)| e.session_key == session)
-        .collect();
+    assert_processed_by(&backend, &input, output.turn_id).await;
+    let ours = responses_of(&backend, &session).await;
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0].1.response, "Echo: hello");
     assert_eq!(ours[0].1.turn_id, output.turn_id);
@@ -189,14 +174,7 @@ async fn a_retried_commit_sends_nothing_twice(kind: Kind) {
     let replay: acf_worker::models::WorkflowOutput = serde_json::from_value(replay).unwrap();
     assert_eq!(replay, first);
     let session = conversation.session_key();
-    let responses = backend.stores.responses.read_after("0", 100).await.unwrap();
-    assert_eq!(
-        responses
-            .iter()
-            .filter(|(_, e)| e.session_key == session)
-            .count(),
-        1
-    );
+    assert_eq!(responses_of(&backend, &session).await.len(), 1);
     assert_eq!(
         backend
             .stores
@@ -230,27 +208,14 @@ async fn a_failing_brain_commits_a_failed_turn(kind: Kind) {
     );
     assert_eq!(output.response, None);
     assert_eq!(brain.calls(), 1, "a non-retryable failure is not retried");
-    let message = stored_message(&backend, &input).await;
+    let entry = assert_failed_by(&backend, &input, output.turn_id).await;
     assert!(
-        matches!(message.status, MessageStatus::Failed { .. }),
-        "{message:?}"
-    );
-    let session = conversation.session_key();
-    let responses = backend.stores.responses.read_after("0", 100).await.unwrap();
-    let entries: Vec<_> = responses
-        .iter()
-        .filter(|(_, e)| e.session_key == session)
-        .collect();
-    assert_eq!(entries.len(), 1, "one failure entry for the gateway");
-    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
-    assert_eq!(entries[0].1.message_ids, vec![message.id]);
-    assert!(
-        entries[0]
-            .1
+        entry
             .error
             .as_deref()
             .is_some_and(|e| e.contains("the agent refused"))
     );
+    let session = conversation.session_key();
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
 }
 
@@ -273,25 +238,12 @@ async fn a_retryable_brain_failure_ends_in_on_failure_with_a_failure_entry(kind:
     assert!(report.error.contains("brain_failed"), "{report:?}");
     let session = conversation.session_key();
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
-    let message = stored_message(&backend, &input).await;
     let turn_id = report.turn_id.expect("the run had a turn");
-    assert!(
-        matches!(&message.status, MessageStatus::Failed { turn_id: t, .. } if *t == turn_id),
-        "the message is closed as failed: {message:?}"
-    );
     // The failure is visible: one failure entry on the response stream, and the durable record.
-    let entries = workflow_support::responses_of(&backend, &session).await;
-    assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
-    assert_eq!(entries[0].1.message_ids, vec![message.id]);
-    assert_eq!(entries[0].1.error.as_deref(), Some(report.error.as_str()));
-    let record = backend
-        .stores
-        .audit
-        .get_failure(&session, turn_id)
-        .await
-        .unwrap()
-        .expect("a failure record");
+    let entry = assert_failed_by(&backend, &input, turn_id).await;
+    assert_eq!(entry.error.as_deref(), Some(report.error.as_str()));
+    let message = stored_message(&backend, &input).await;
+    let record = failure_record(&backend, &input, turn_id).await;
     assert_eq!(record.session_key, session);
     assert_eq!(record.message_ids, vec![message.id]);
     assert_eq!(record.reason, report.error);
@@ -500,31 +452,11 @@ async fn a_turn_whose_messages_were_taken_over_sends_no_response(kind: Kind) {
         vec![id]
     );
     // The other turn commits its answer: the message is closed by it.
-    let record = acf_worker::stores::TurnRecord {
-        turn_id: other_turn,
-        session_key: session.clone(),
-        channel: "web".into(),
-        turn_number: 0,
-        outcome: TurnOutcome::Complete,
-        message_ids: vec![id],
-        response: Some("the other answer".into()),
-        segments: Vec::new(),
-        error: None,
-        fence: other.fence,
-        started_at: acf_worker::models::now_utc(),
-        committed_at: acf_worker::models::now_utc(),
-        side_effects: Vec::new(),
-    };
+    let commit = support::answer_commit(&other, other_turn, "web", &[id], "the other answer");
     backend
         .stores
         .commits
-        .commit(
-            &other,
-            &acf_worker::stores::TurnCommit {
-                record,
-                next_hint: None,
-            },
-        )
+        .commit(&other, &commit)
         .await
         .unwrap();
     backend.mutex.release(&other).await.unwrap();
@@ -537,11 +469,7 @@ async fn a_turn_whose_messages_were_taken_over_sends_no_response(kind: Kind) {
     .unwrap();
     let output: acf_worker::models::WorkflowOutput = serde_json::from_value(output).unwrap();
     assert_eq!(output.status, TurnOutcome::Superseded);
-    let responses = backend.stores.responses.read_after("0", 100).await.unwrap();
-    let responses: Vec<_> = responses
-        .iter()
-        .filter(|(_, e)| e.session_key == session)
-        .collect();
+    let responses = responses_of(&backend, &session).await;
     assert_eq!(responses.len(), 1, "only the other turn's answer");
     assert_eq!(responses[0].1.turn_id, other_turn);
     assert!(!backend.mutex.is_locked(&session).await.unwrap());

@@ -1,80 +1,14 @@
 //! The `ruche-worker` binary: exit codes, JSON log events, `run --embedded` + `send --wait` across processes, and a
 //! drained exit 0 on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use crate::support;
+
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ruche-worker");
-
-/// A worker command on the self-contained `test` configuration (in-memory stores) with info logs.
-fn worker() -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .env("RUCHE_ENV", "test")
-        .env("RUCHE_OBSERVABILITY__LOGGING__LEVEL", "info")
-        .env_remove("HATCHET_CLIENT_TOKEN")
-        .env_remove("HATCHET_CLIENT_HOST_PORT")
-        .env_remove("RUCHE_CONFIG_DIR")
-        .stdin(Stdio::null());
-    command
-}
-
-fn free_addr() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-/// Kills the child on drop, so a failed assertion leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Streams the child's stdout lines into a channel.
-fn lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Collects lines until one satisfies `done`, or panics after `limit`.
-fn until(
-    rx: &mpsc::Receiver<String>,
-    seen: &mut Vec<String>,
-    limit: Duration,
-    done: impl Fn(&str) -> bool,
-) {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = done(&line);
-                seen.push(line);
-                if hit {
-                    return;
-                }
-            }
-            Err(_) => panic!("timed out; output so far:\n{}", seen.join("\n")),
-        }
-    }
-}
+use support::cli::{BIN, Running, lines, send_args, sigterm, until, worker};
+use support::free_addr;
 
 fn events(lines: &[String]) -> Vec<String> {
     lines
@@ -186,20 +120,8 @@ fn an_embedded_worker_answers_send_and_drains_on_sigterm() {
     );
 
     let mut send = worker();
-    send.envs(exports.iter().cloned()).args([
-        "send",
-        "--tenant-id",
-        "6f1c2a56-0a43-4f7e-9d3a-1b2c3d4e5f60",
-        "--agent-id",
-        "7a1c2a56-0a43-4f7e-9d3a-1b2c3d4e5f61",
-        "--interlocutor-id",
-        "8b1c2a56-0a43-4f7e-9d3a-1b2c3d4e5f62",
-        "--channel",
-        "web",
-        "--message",
-        "hello from the cli",
-        "--wait",
-    ]);
+    send.envs(exports.iter().cloned())
+        .args(send_args("hello from the cli"));
     let out = run_to_end(send);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -218,11 +140,7 @@ fn an_embedded_worker_answers_send_and_drains_on_sigterm() {
     until(&rx, &mut seen, Duration::from_secs(30), |l| {
         l.contains("mutex_released")
     });
-    let status = Command::new("kill")
-        .args(["-TERM", &running.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&running.0);
     until(&rx, &mut seen, Duration::from_secs(60), |l| {
         l.contains("acf_worker_stopped")
     });

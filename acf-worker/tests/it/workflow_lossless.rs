@@ -22,8 +22,9 @@ use async_trait::async_trait;
 use support::RedisServer;
 use uuid::Uuid;
 use workflow_support::{
-    Behaviour, Conversation, Kind, Steps, TestBrain, accept, backend, hold_lock, payload,
-    responses_of, run_turn, settings, stored_message, workflow,
+    Behaviour, Conversation, Kind, Steps, TestBrain, accept, assert_failed_by, assert_processed_by,
+    backend, failure_record, hold_lock, payload, responses_of, run_turn, settings, stored_message,
+    workflow,
 };
 
 use workflow_support::on_both_backends;
@@ -65,13 +66,7 @@ async fn a_run_past_acquire_re_records_its_message_after_a_data_loss_and_answers
     assert_eq!(output.status, TurnOutcome::Complete, "{output:?}");
     assert_eq!(output.response.as_deref(), Some("Echo: still there?"));
     assert!(metrics().messages_re_recorded.load(Ordering::Relaxed) > before);
-    let message = stored_message(&backend, &input).await;
-    assert_eq!(
-        message.status,
-        MessageStatus::Processed {
-            turn_id: output.turn_id
-        }
-    );
+    assert_processed_by(&backend, &input, output.turn_id).await;
     assert_eq!(
         responses_of(&backend, &conversation.session_key())
             .await
@@ -155,12 +150,7 @@ async fn a_stale_recovery_includes_the_triggering_message(kind: Kind) {
         Some("Echo: old question / new question")
     );
     for input in [&old, &new] {
-        assert_eq!(
-            stored_message(&backend, input).await.status,
-            MessageStatus::Processed {
-                turn_id: output.turn_id
-            }
-        );
+        assert_processed_by(&backend, input, output.turn_id).await;
     }
 }
 
@@ -343,24 +333,11 @@ async fn on_failure_fails_the_runs_own_message_visibly(kind: Kind) {
     )
     .unwrap();
     assert_eq!(report.messages_recovered, 1);
-    let message = stored_message(&backend, &input).await;
-    assert!(
-        matches!(message.status, MessageStatus::Failed { .. }),
-        "{message:?}"
-    );
+    let turn_id = report.turn_id.unwrap();
+    let entry = assert_failed_by(&backend, &input, turn_id).await;
     let session = conversation.session_key();
-    let entries = responses_of(&backend, &session).await;
-    assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].1.status, TurnOutcome::Failed);
-    assert_eq!(entries[0].1.message_ids, vec![message.id]);
-    let record = backend
-        .stores
-        .audit
-        .get_failure(&session, report.turn_id.unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(record.message_ids, vec![message.id]);
+    let record = failure_record(&backend, &input, turn_id).await;
+    assert_eq!(record.message_ids, entry.message_ids);
     assert!(!backend.mutex.is_locked(&session).await.unwrap());
 }
 

@@ -12,6 +12,14 @@ pub struct Backend {
     pub settings: StoreSettings,
 }
 
+impl Backend {
+    /// How many messages of `session` are open (pending, or absorbed by an uncommitted turn).
+    pub async fn open_count(&self, session: &str) -> usize {
+        let open = self.stores.messages.open_messages(session).await;
+        open.expect("open messages").len()
+    }
+}
+
 /// Settings with a key prefix unique to this test.
 pub fn unique_settings() -> StoreSettings {
     StoreSettings {

@@ -16,8 +16,7 @@ use acf_worker::models::{TurnOutcome, WorkflowInput};
 use acf_worker::stores::{Backend, ResponseEntry};
 use uuid::Uuid;
 
-/// The worker binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_ruche-worker");
+use super::cli::BIN;
 
 /// The environment of a `ruche-worker run` on `engine`, with Redis at `redis_url` under `key_prefix`, the test
 /// configuration and JSON logs at `info`. Callers add their own settings (later entries win).

@@ -18,6 +18,37 @@ pub fn unique_session(label: &str) -> String {
     acf_worker::mutex::session_key(&unique(label), "agent", "user", "webchat")
 }
 
+/// The commit of turn `turn_id` under `lease` (its session and fence): complete, answering `message_ids` on
+/// `channel` with `response` alone (no segments, side effects or next hint), as a concurrent turn would commit it.
+pub fn answer_commit(
+    lease: &acf_worker::mutex::Lease,
+    turn_id: uuid::Uuid,
+    channel: &str,
+    message_ids: &[uuid::Uuid],
+    response: &str,
+) -> acf_worker::stores::TurnCommit {
+    let now = acf_worker::models::now_utc();
+    let record = acf_worker::stores::TurnRecord {
+        turn_id,
+        session_key: lease.session_key.clone(),
+        channel: channel.to_owned(),
+        turn_number: 0,
+        outcome: acf_worker::models::TurnOutcome::Complete,
+        message_ids: message_ids.to_vec(),
+        response: Some(response.to_owned()),
+        segments: Vec::new(),
+        error: None,
+        fence: lease.fence,
+        started_at: now,
+        committed_at: now,
+        side_effects: Vec::new(),
+    };
+    acf_worker::stores::TurnCommit {
+        record,
+        next_hint: None,
+    }
+}
+
 /// A TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -27,17 +58,37 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A private, non-persistent `redis-server` on its own port, killed on drop.
+/// `127.0.0.1:{port}` on a port that was free a moment ago.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// A private `redis-server` on its own port, killed on drop: non-persistent ([`RedisServer::start`]), or
+/// persisting every write to its append-only file ([`RedisServer::persistent`]).
 pub struct RedisServer {
     port: u16,
+    /// The data directory of a persistent server, kept across restarts.
+    dir: Option<tempfile::TempDir>,
     child: Option<Child>,
 }
 
 impl RedisServer {
-    /// Starts a server on a free port and waits until it accepts connections.
+    /// Starts a non-persistent server (a restart loses its data) on a free port and waits until it accepts
+    /// connections.
     pub fn start() -> Self {
+        Self::launch(None)
+    }
+
+    /// Starts a server with an append-only file synced on every write (a restart keeps its data) on a free port
+    /// and waits until it accepts connections.
+    pub fn persistent() -> Self {
+        Self::launch(Some(tempfile::tempdir().expect("a data directory")))
+    }
+
+    fn launch(dir: Option<tempfile::TempDir>) -> Self {
         let mut server = Self {
             port: free_port(),
+            dir,
             child: None,
         };
         server.restart();
@@ -49,7 +100,7 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server (its data is lost: it never saves).
+    /// Kills the server (a non-persistent one loses its data: it never saves).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -57,20 +108,26 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port (stopping it first if needed).
+    /// Starts the server again on the same port (stopping it first if needed), on the same data when persistent.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ])
+        let mut command = Command::new("redis-server");
+        command.args([
+            "--port",
+            &self.port.to_string(),
+            "--save",
+            "",
+            "--bind",
+            "127.0.0.1",
+        ]);
+        match &self.dir {
+            Some(dir) => command
+                .args(["--appendonly", "yes", "--appendfsync", "always"])
+                .arg("--dir")
+                .arg(dir.path()),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -104,6 +161,7 @@ pub async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
 }
 
 pub mod backends;
+pub mod cli;
 pub mod cluster;
 pub mod fleet;
 pub mod http;

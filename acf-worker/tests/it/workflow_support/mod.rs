@@ -9,10 +9,13 @@ use acf_sdk::testing::{TestContext, TestRunFailure, run_workflow};
 use acf_sdk::{StepError, Workflow};
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
 pub use acf_worker::models::Conversation;
-use acf_worker::models::WorkflowOutput;
 use acf_worker::models::{TurnLimits, WorkflowInput, now_utc};
+use acf_worker::models::{TurnOutcome, WorkflowOutput};
 use acf_worker::mutex::{Lease, LockOptions};
-use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings, StoredMessage};
+use acf_worker::stores::{
+    Backend, FailureRecord, MessageStatus, RedisConnectOptions, ResponseEntry, StoreSettings,
+    StoredMessage,
+};
 use acf_worker::turn_manager::TurnManager;
 use acf_worker::workflow::{FailureReport, LogicalTurnWorkflow, TurnInput, TurnSettings};
 use async_trait::async_trait;
@@ -187,6 +190,51 @@ pub async fn stored_message(backend: &Backend, input: &WorkflowInput) -> StoredM
         .expect("the message is stored")
 }
 
+/// Asserts that `input`'s message is stored as answered by `turn_id` (processed by that turn's commit).
+pub async fn assert_processed_by(backend: &Backend, input: &WorkflowInput, turn_id: Uuid) {
+    let message = stored_message(backend, input).await;
+    assert_eq!(
+        message.status,
+        MessageStatus::Processed { turn_id },
+        "{message:?}"
+    );
+}
+
+/// Asserts that `input`'s message is closed as failed by `turn_id` and that the gateway got exactly one entry on
+/// its session's stream: the failure entry for that message. Returns the entry, for checks of its error.
+pub async fn assert_failed_by(
+    backend: &Backend,
+    input: &WorkflowInput,
+    turn_id: Uuid,
+) -> ResponseEntry {
+    let message = stored_message(backend, input).await;
+    assert!(
+        matches!(&message.status, MessageStatus::Failed { turn_id: t, .. } if *t == turn_id),
+        "the message is closed as failed by {turn_id}: {message:?}"
+    );
+    let mut entries = responses_of(backend, &input.session_key()).await;
+    assert_eq!(entries.len(), 1, "one failure entry: {entries:?}");
+    let (_, entry) = entries.remove(0);
+    assert_eq!(entry.status, TurnOutcome::Failed);
+    assert_eq!(entry.message_ids, vec![message.id]);
+    entry
+}
+
+/// The durable failure record of `turn_id`, a turn of `input`'s session (it must exist).
+pub async fn failure_record(
+    backend: &Backend,
+    input: &WorkflowInput,
+    turn_id: Uuid,
+) -> FailureRecord {
+    backend
+        .stores
+        .audit
+        .get_failure(&input.session_key(), turn_id)
+        .await
+        .expect("audit store")
+        .expect("a failure record")
+}
+
 pub fn payload(input: &WorkflowInput) -> TurnInput {
     TurnInput::new(input)
 }
@@ -312,10 +360,7 @@ impl<'a> Steps<'a> {
 }
 
 /// The response stream's entries (id, entry) for `session`, oldest first.
-pub async fn responses_of(
-    backend: &Backend,
-    session: &str,
-) -> Vec<(String, acf_worker::stores::ResponseEntry)> {
+pub async fn responses_of(backend: &Backend, session: &str) -> Vec<(String, ResponseEntry)> {
     backend
         .stores
         .responses
