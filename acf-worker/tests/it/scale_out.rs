@@ -100,6 +100,12 @@ async fn three_workers_lose_one(redis_url: &str) {
     let mut killed_with = None;
     for n in 0..total {
         if n == total / 3 {
+            // The kill must find worker a mid-work, with turns of its own committed: on a loaded machine its first
+            // commits can lag the sends, so wait for one (bounded) rather than kill an idle worker.
+            let busy_by = Instant::now() + Duration::from_secs(20);
+            while first_commits(&workers[0].log()) == 0 && Instant::now() < busy_by {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             killed_with = Some(first_commits(&workers[0].log()));
             workers[0].kill();
             eprintln!("worker a killed at {:?} after {n} messages", t0.elapsed());
