@@ -60,6 +60,26 @@ fn workflow(tasks: Vec<CreateTaskOpts>) -> CreateWorkflowVersionRequest {
     }
 }
 
+/// Task `a`, retried `retries` times with exponential backoff by `backoff_factor`.
+fn retried_task(retries: i32, backoff_factor: f32) -> CreateTaskOpts {
+    CreateTaskOpts {
+        retries,
+        backoff_factor: Some(backoff_factor),
+        ..task("a", &[])
+    }
+}
+
+/// Registers `wf` with `task` (task `a`) as its only task and adds a 5-slot worker for it;
+/// returns that worker's messages.
+fn serve_one_task(
+    state: &mut State,
+    now: Instant,
+    task: CreateTaskOpts,
+) -> UnboundedReceiver<WorkerMsg> {
+    register(state, &workflow(vec![task]));
+    add_worker(state, now, &["wf:a"], 5).1
+}
+
 fn add_worker(
     state: &mut State,
     now: Instant,
@@ -89,17 +109,30 @@ fn add_worker(
     (id, rx)
 }
 
-fn trigger(state: &mut State, now: Instant, input: Value, priority: Option<i32>) -> Uuid {
-    let spec = TriggerSpec {
-        workflow: "wf".into(),
+/// A trigger of `workflow` with `input`: no metadata, priority or origin.
+fn trigger_spec(workflow: &str, input: Value) -> TriggerSpec {
+    TriggerSpec {
+        workflow: workflow.into(),
         input,
         metadata: json!({}),
-        priority,
+        priority: None,
         origin: RunOrigin::default(),
-    };
+    }
+}
+
+/// Triggers the run and schedules at once, as the engine's services do.
+fn start(state: &mut State, now: Instant, spec: TriggerSpec) -> Uuid {
     let id = state.trigger(spec, now).expect("trigger");
     state.schedule(now);
     id
+}
+
+fn trigger(state: &mut State, now: Instant, input: Value, priority: Option<i32>) -> Uuid {
+    let spec = TriggerSpec {
+        priority,
+        ..trigger_spec("wf", input)
+    };
+    start(state, now, spec)
 }
 
 fn drain(rx: &mut UnboundedReceiver<WorkerMsg>) -> Vec<AssignedAction> {
@@ -237,12 +270,9 @@ fn stale_heartbeat_gets_no_work_and_silent_worker_loses_its_tasks() {
 #[test]
 fn retries_back_off_and_should_not_retry_is_final() {
     let (now, mut s) = fresh();
-    let mut t = task("a", &[]);
-    t.retries = 2;
-    t.backoff_factor = Some(2.0);
+    let mut t = retried_task(2, 2.0);
     t.backoff_max_seconds = Some(60);
-    register(&mut s, &workflow(vec![t]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, t);
     let run = trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
     s.fail_attempt(task_id(&a), "boom".into(), false, now);
@@ -263,8 +293,7 @@ fn execution_timeout_cancels_on_the_worker_then_retries() {
     let mut t = task("a", &[]);
     t.timeout = "2s".into();
     t.retries = 1;
-    register(&mut s, &workflow(vec![t]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, t);
     trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
     s.tick(now + Duration::from_millis(1950));
@@ -362,8 +391,7 @@ fn sleeping_task(name: &str) -> CreateTaskOpts {
 #[test]
 fn sleep_condition_queues_the_task_when_it_fires() {
     let (now, mut s) = fresh();
-    register(&mut s, &workflow(vec![sleeping_task("a")]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, sleeping_task("a"));
     trigger(&mut s, now, json!({}), None);
     assert!(drain(&mut rx).is_empty());
     s.tick(now + Duration::from_millis(1030));
@@ -379,8 +407,7 @@ fn every_status_transition_bumps_the_generation() {
     // Waiting and Blocked used to be set without a bump; each transition now moves the generation on,
     // so a timer armed for any earlier state is recognisably stale.
     let (now, mut s) = fresh();
-    register(&mut s, &workflow(vec![sleeping_task("a")]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, sleeping_task("a"));
     let run = trigger(&mut s, now, json!({}), None);
     let id = s.runs[&run].tasks[0];
     assert_eq!(*s.tasks[&id].status(), TaskStatus::Waiting);
@@ -570,8 +597,7 @@ fn oversized_run_results_are_trimmed_for_the_stream() {
 #[test]
 fn a_payload_too_large_for_workers_fails_the_task() {
     let (now, mut s) = fresh();
-    register(&mut s, &workflow(vec![task("a", &[])]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, task("a", &[]));
     let run = trigger(&mut s, now, json!({"blob": "x".repeat(5 << 20)}), None);
     assert!(drain(&mut rx).is_empty());
     assert_eq!(s.runs[&run].state, RunState::Failed);
@@ -619,10 +645,6 @@ fn worker_labels_route_tasks_and_triggers_override_them() {
     assert_eq!(drain(&mut fancy_rx).len(), 3);
     // A trigger's desired label for the same key replaces the task's.
     let spec = TriggerSpec {
-        workflow: "wf".into(),
-        input: json!({}),
-        metadata: json!({}),
-        priority: None,
         origin: RunOrigin {
             desired_labels: validation::desired_labels(&HashMap::from([(
                 "model".to_owned(),
@@ -634,9 +656,9 @@ fn worker_labels_route_tasks_and_triggers_override_them() {
             )])),
             ..RunOrigin::default()
         },
+        ..trigger_spec("wf", json!({}))
     };
-    s.trigger(spec, now).unwrap();
-    s.schedule(now);
+    start(&mut s, now, spec);
     assert_eq!(drain(&mut plain_rx).len(), 1);
     assert!(drain(&mut fancy_rx).is_empty());
 }
@@ -645,12 +667,8 @@ fn worker_labels_route_tasks_and_triggers_override_them() {
 fn a_task_no_worker_can_take_does_not_block_others_of_its_action() {
     use crate::proto::v1::DesiredWorkerLabels;
     let (now, mut s) = fresh();
-    register(&mut s, &workflow(vec![task("a", &[])]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, task("a", &[]));
     let picky = TriggerSpec {
-        workflow: "wf".into(),
-        input: json!({}),
-        metadata: json!({}),
         priority: Some(3),
         origin: RunOrigin {
             desired_labels: validation::desired_labels(&HashMap::from([(
@@ -663,6 +681,7 @@ fn a_task_no_worker_can_take_does_not_block_others_of_its_action() {
             )])),
             ..RunOrigin::default()
         },
+        ..trigger_spec("wf", json!({}))
     };
     s.trigger(picky, now).unwrap();
     let plain = trigger(&mut s, now, json!({}), Some(1));
@@ -679,8 +698,7 @@ fn a_replay_issuing_a_different_call_is_non_deterministic() {
     let (now, mut s) = fresh();
     let mut t = task("a", &[]);
     t.is_durable = true;
-    register(&mut s, &workflow(vec![t]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, t);
     s.workers.values_mut().for_each(|w| {
         w.slots.insert("durable".into(), 5);
     });
@@ -722,11 +740,7 @@ fn a_replay_issuing_a_different_call_is_non_deterministic() {
 #[test]
 fn retry_after_from_the_worker_replaces_the_backoff() {
     let (now, mut s) = fresh();
-    let mut t = task("a", &[]);
-    t.retries = 1;
-    t.backoff_factor = Some(10.0);
-    register(&mut s, &workflow(vec![t]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, retried_task(1, 10.0));
     trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
     s.fail_attempt_after(
@@ -815,16 +829,7 @@ fn register_checked(
 }
 
 fn trigger_named(state: &mut State, now: Instant, workflow: &str, input: Value) -> Uuid {
-    let spec = TriggerSpec {
-        workflow: workflow.into(),
-        input,
-        metadata: json!({}),
-        priority: None,
-        origin: RunOrigin::default(),
-    };
-    let id = state.trigger(spec, now).expect("trigger");
-    state.schedule(now);
-    id
+    start(state, now, trigger_spec(workflow, input))
 }
 
 fn limited(name: &str, limit: Concurrency) -> CreateWorkflowVersionRequest {
@@ -1012,17 +1017,13 @@ fn sticky_strategies_decide_how_the_desired_worker_counts() {
         let (busy, _busy_rx) = add_worker(&mut s, now, &["wf:a"], 0);
         let (_free, mut free_rx) = add_worker(&mut s, now, &["wf:a"], 5);
         let spec = TriggerSpec {
-            workflow: "wf".into(),
-            input: json!({}),
-            metadata: json!({}),
-            priority: None,
             origin: RunOrigin {
                 desired_worker: Some(busy),
                 ..Default::default()
             },
+            ..trigger_spec("wf", json!({}))
         };
-        s.trigger(spec, now).unwrap();
-        s.schedule(now);
+        start(&mut s, now, spec);
         let assigned = drain(&mut free_rx).len();
         // HARD waits for the (full) desired worker; SOFT and none fall back to a free one.
         assert_eq!(assigned == 0, expect_pinned, "sticky {sticky:?}");
@@ -1041,13 +1042,7 @@ fn an_idempotency_key_refuses_a_second_trigger_until_its_run_fails() {
         method: Some(1),
     });
     register(&mut state, &r);
-    let spec = |id: Value| TriggerSpec {
-        workflow: "wf".into(),
-        input: json!({ "id": id }),
-        metadata: json!({}),
-        priority: None,
-        origin: RunOrigin::default(),
-    };
+    let spec = |id: Value| trigger_spec("wf", json!({ "id": id }));
     let first = state.trigger(spec(json!("order-1")), now).unwrap();
     match state.trigger(spec(json!("order-1")), now) {
         Err(TriggerError::IdempotencyCollision { existing, .. }) => assert_eq!(existing, first),
