@@ -98,7 +98,7 @@ async fn list_workflows(
     check_tenant(&ctx.0, &tenant)?;
     let q = Query::parse(raw.as_deref());
     q.only(&["offset", "limit", "name"])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     let name = q.one("name").map(str::to_lowercase);
     let state = ctx.0.lock();
     let mut defs: Vec<_> = state
@@ -152,7 +152,7 @@ async fn list_events(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQue
         "additionalMetadata",
         "scopes",
     ])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     let (since, until) = (q.time("since")?, q.time("until")?);
     let keys = q.all("keys");
     let scopes = q.all("scopes");
@@ -226,7 +226,7 @@ async fn list_filters(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQu
     check_tenant(&ctx.0, &tenant)?;
     let q = Query::parse(raw.as_deref());
     q.only(&["offset", "limit", "workflowIds", "scopes"])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     let workflow_ids = q.all("workflowIds");
     let scopes = q.all("scopes");
     let state = ctx.0.lock();

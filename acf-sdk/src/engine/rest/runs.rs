@@ -120,8 +120,7 @@ async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery
     let only_tasks = q.bool("only_tasks", false)?;
     let payloads = q.bool("include_payloads", true)?;
     q.bool("include_num_pages", true)?;
-    let offset = q.usize("offset", 0)?;
-    let limit = q.usize("limit", 50)?;
+    let (offset, limit) = q.page()?;
     let worker = q.uuid("worker_id")?;
     let parent = q.uuid("parent_task_external_id")?;
     let event = q.uuid("triggering_event_external_id")?;

@@ -166,7 +166,7 @@ async fn list_scheduled(
         "additionalMetadata",
         "statuses",
     ])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     let by_created = q
         .enums("orderByField", &["triggerAt", "createdAt"])?
         .first()
@@ -350,7 +350,7 @@ async fn list_crons(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuer
         "orderByField",
         "orderByDirection",
     ])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     q.enums("orderByField", &["createdAt", "name"])?;
     let by_name = q.one("orderByField") == Some("name");
     let desc = sort_direction(&q)?;
