@@ -18,8 +18,7 @@ pub(crate) fn check(cx: &Ctxt, wf: &Workflow<'_>) {
     check_event_keys(cx, wf);
     check_cron(cx, wf);
     check_workflow_ranges(cx, wf);
-    check_single_on_failure(cx, wf);
-    check_single_on_success(cx, wf);
+    check_single_handlers(cx, wf);
     check_workflow_cel(cx, wf);
     check_cron_input(cx, wf);
     check_default_filters(cx, wf);
@@ -132,28 +131,22 @@ fn check_max_runs(cx: &Ctxt, limits: &[crate::model::Concurrency]) {
     }
 }
 
-/// A workflow has at most one failure handler.
-fn check_single_on_failure(cx: &Ctxt, wf: &Workflow<'_>) {
-    let Some((first, rest)) = wf.on_failure.split_first() else {
-        return;
-    };
-    for extra in rest {
-        cx.error_spanned_by(
-            extra.attr,
-            format!("only one `#[on_failure]` method is allowed per workflow; `{}` is already the failure handler", first.ident()),
-        );
-    }
+/// A workflow has at most one failure handler and one success handler (Python: "Only one
+/// on-success task is allowed").
+fn check_single_handlers(cx: &Ctxt, wf: &Workflow<'_>) {
+    check_single_handler(cx, &wf.on_failure, "on_failure", "failure");
+    check_single_handler(cx, &wf.on_success, "on_success", "success");
 }
 
-/// A workflow has at most one success handler (Python: "Only one on-success task is allowed").
-fn check_single_on_success(cx: &Ctxt, wf: &Workflow<'_>) {
-    let Some((first, rest)) = wf.on_success.split_first() else {
+/// Every `#[attribute]` handler after the first is an error naming the first.
+fn check_single_handler(cx: &Ctxt, handlers: &[Step<'_>], attribute: &str, role: &str) {
+    let Some((first, rest)) = handlers.split_first() else {
         return;
     };
     for extra in rest {
         cx.error_spanned_by(
             extra.attr,
-            format!("only one `#[on_success]` method is allowed per workflow; `{}` is already the success handler", first.ident()),
+            format!("only one `#[{attribute}]` method is allowed per workflow; `{}` is already the {role} handler", first.ident()),
         );
     }
 }
@@ -421,31 +414,22 @@ fn check_condition_parents(cx: &Ctxt, wf: &Workflow<'_>) {
                     step.ident()
                 )
             } else {
+                let names = names(parents);
                 format!(
                     "unknown parent `{name}` in a parent condition: it must name one of `{}`'s parents ({}){}",
                     step.ident(),
-                    crate::suggest::one_of(
-                        parents
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .iter()
-                            .map(String::as_str)
-                    ),
-                    did_you_mean(
-                        &name,
-                        parents
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .iter()
-                            .map(String::as_str)
-                    )
+                    crate::suggest::one_of(names.iter().map(String::as_str)),
+                    did_you_mean(&name, names.iter().map(String::as_str))
                 )
             };
             cx.error_spanned_by(parent, message);
         }
     }
+}
+
+/// The names of `idents` (parents), for [`crate::suggest::one_of`] and [`did_you_mean`].
+fn names(idents: &[syn::Ident]) -> Vec<String> {
+    idents.iter().map(ToString::to_string).collect()
 }
 
 /// Steps run on the async worker runtime: they must be `async fn`.
@@ -704,14 +688,7 @@ fn check_parent_arguments(cx: &Ctxt, wf: &Workflow<'_>) {
                     "unexpected argument: `{}` has {} parent(s) ({}), so it takes {} argument(s) after `input`",
                     step.ident(),
                     parents.len(),
-                    crate::suggest::one_of(
-                        parents
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .iter()
-                            .map(String::as_str)
-                    ),
+                    crate::suggest::one_of(names(parents).iter().map(String::as_str)),
                     parents.len()
                 )
             };

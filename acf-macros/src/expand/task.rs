@@ -157,50 +157,44 @@ fn wrapper(function: &ItemFn) -> TokenStream {
 /// The function's own shape: async, free (no receiver), not generic, `(ctx, input)`, with a return type.
 fn check_signature(function: &ItemFn) -> Result<(), syn::Error> {
     let sig = &function.sig;
-    let mut errors: Vec<syn::Error> = Vec::new();
+    // The same accumulator as parsing, so every problem of the signature shows in one compile.
+    let cx = Ctxt::new();
     if sig.asyncness.is_none() {
-        errors.push(syn::Error::new_spanned(
+        cx.error_spanned_by(
             sig.fn_token,
             "`#[task]` functions must be `async fn`; add `async` before `fn`",
-        ));
+        );
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.push(syn::Error::new_spanned(
+        cx.error_spanned_by(
             &sig.generics,
             "tasks cannot be generic: the worker calls them with a concrete input type",
-        ));
+        );
     }
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
-        errors.push(syn::Error::new_spanned(
+        cx.error_spanned_by(
             receiver,
             "`#[task]` goes on a free function; for a method, use `#[step]` inside a `#[workflow]` impl block",
-        ));
+        );
     } else if sig.inputs.len() != 2 {
         let message = format!(
             "a task takes `ctx: &Context, input: &Input`; `{}` takes {} argument(s)",
             sig.ident,
             sig.inputs.len()
         );
-        errors.push(match sig.inputs.iter().nth(2) {
-            Some(extra) => syn::Error::new_spanned(extra, message),
-            None => syn::Error::new(sig.paren_token.span.join(), message),
-        });
+        match sig.inputs.iter().nth(2) {
+            Some(extra) => cx.error_spanned_by(extra, message),
+            None => cx.error_at(sig.paren_token.span.join(), message),
+        }
     }
     if let ReturnType::Default = sig.output {
-        errors.push(syn::Error::new_spanned(
+        cx.error_spanned_by(
             &sig.ident,
             format!(
                 "`{}` has no return type; tasks return `Result<Output, Error>`, e.g. `-> Result<Greeting, StepError>`",
                 sig.ident
             ),
-        ));
+        );
     }
-    let mut iter = errors.into_iter();
-    let Some(mut combined) = iter.next() else {
-        return Ok(());
-    };
-    for err in iter {
-        combined.combine(err);
-    }
-    Err(combined)
+    cx.check()
 }

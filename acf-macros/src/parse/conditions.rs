@@ -13,7 +13,7 @@ use proc_macro2::Span;
 use syn::spanned::Spanned as _;
 use syn::{Expr, ExprCall, ExprLit, Lit, LitStr};
 
-use super::duration;
+use super::{duration, options};
 use crate::ctxt::Ctxt;
 use crate::model::{Condition, ConditionAction, ConditionClause, ConditionKind, DurationLit};
 use crate::suggest::{did_you_mean, one_of};
@@ -190,15 +190,7 @@ impl<'e> Args<'e> {
 }
 
 fn lit_str(cx: &Ctxt, expr: &Expr, what: &str) -> Option<LitStr> {
-    if let Expr::Lit(ExprLit {
-        lit: Lit::Str(s), ..
-    }) = expr
-    {
-        Some(s.clone())
-    } else {
-        cx.error_spanned_by(expr, format!("`{what}` takes a string literal"));
-        None
-    }
+    options::lit_str_or(cx, expr, || format!("`{what}` takes a string literal"))
 }
 
 fn sleep(cx: &Ctxt, call: &ExprCall, args: &Args<'_>) -> Option<ConditionKind> {
@@ -256,13 +248,7 @@ fn parent(cx: &Ctxt, call: &ExprCall, args: &Args<'_>) -> Option<ConditionKind> 
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
         }) => {
-            cx.error_spanned_by(
-                s,
-                format!(
-                    "parents are method names, not strings: write `{}` without quotes",
-                    s.value()
-                ),
-            );
+            options::quoted_parent(cx, s);
             return None;
         }
         other => {

@@ -147,23 +147,31 @@ pub(crate) fn flag(cx: &Ctxt, meta: &Meta) -> Option<Span> {
 
 /// A string literal.
 pub(crate) fn lit_str(cx: &Ctxt, expr: &Expr, example: &str) -> Option<LitStr> {
+    lit_str_or(cx, expr, || {
+        format!("expected a string literal, e.g. `{example}`")
+    })
+}
+
+/// A string literal; anything else records the error `message` on `expr`.
+pub(crate) fn lit_str_or(
+    cx: &Ctxt,
+    expr: &Expr,
+    message: impl FnOnce() -> String,
+) -> Option<LitStr> {
     if let Expr::Lit(ExprLit {
         lit: Lit::Str(s), ..
     }) = expr
     {
         Some(s.clone())
     } else {
-        cx.error_spanned_by(expr, format!("expected a string literal, e.g. `{example}`"));
+        cx.error_spanned_by(expr, message());
         None
     }
 }
 
 /// An integer literal, possibly negative (range checks happen in validation, with better messages).
 pub(crate) fn lit_int(cx: &Ctxt, expr: &Expr, example: &str) -> Option<Spanned<i32>> {
-    let (negative, inner) = match expr {
-        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => (true, &*unary.expr),
-        _ => (false, expr),
-    };
+    let (negative, inner) = strip_minus(expr);
     let Expr::Lit(ExprLit {
         lit: Lit::Int(int), ..
     }) = inner
@@ -174,24 +182,12 @@ pub(crate) fn lit_int(cx: &Ctxt, expr: &Expr, example: &str) -> Option<Spanned<i
         );
         return None;
     };
-    match int.base10_parse::<i32>() {
-        Ok(v) => Some(Spanned {
-            value: if negative { -v } else { v },
-            span: expr.span(),
-        }),
-        Err(err) => {
-            cx.syn_error(err);
-            None
-        }
-    }
+    signed(cx, expr, negative, int.base10_parse())
 }
 
 /// A float or integer literal.
 pub(crate) fn lit_float(cx: &Ctxt, expr: &Expr, example: &str) -> Option<Spanned<f64>> {
-    let (negative, inner) = match expr {
-        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => (true, &*unary.expr),
-        _ => (false, expr),
-    };
+    let (negative, inner) = strip_minus(expr);
     let parsed = match inner {
         Expr::Lit(ExprLit {
             lit: Lit::Float(f), ..
@@ -204,6 +200,25 @@ pub(crate) fn lit_float(cx: &Ctxt, expr: &Expr, example: &str) -> Option<Spanned
             return None;
         }
     };
+    signed(cx, expr, negative, parsed)
+}
+
+/// `expr` without its leading `-`, and whether it had one (a negative literal is a unary expression).
+fn strip_minus(expr: &Expr) -> (bool, &Expr) {
+    match expr {
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => (true, &*unary.expr),
+        _ => (false, expr),
+    }
+}
+
+/// The parsed number, negated back when the literal had a `-`, spanned on the whole of `expr`;
+/// a parse error (e.g. out of range) is recorded.
+fn signed<T: std::ops::Neg<Output = T>>(
+    cx: &Ctxt,
+    expr: &Expr,
+    negative: bool,
+    parsed: syn::Result<T>,
+) -> Option<Spanned<T>> {
     match parsed {
         Ok(v) => Some(Spanned {
             value: if negative { -v } else { v },
@@ -234,17 +249,8 @@ pub(crate) fn ident_list(cx: &Ctxt, expr: &Expr, example: &str) -> Vec<Ident> {
             Expr::Lit(ExprLit {
                 lit: Lit::Str(s), ..
             }) => {
-                cx.error_spanned_by(
-                    s,
-                    format!(
-                        "parents are method names, not strings: write `{}` without quotes",
-                        s.value()
-                    ),
-                );
                 // Keep the parent so the argument-count check does not add a second, misleading error.
-                if let Ok(ident) = s.parse::<Ident>() {
-                    out.push(ident);
-                }
+                out.extend(quoted_parent(cx, s));
             }
             other => {
                 cx.error_spanned_by(other, format!("expected a method name, e.g. `{example}`"));
@@ -252,6 +258,19 @@ pub(crate) fn ident_list(cx: &Ctxt, expr: &Expr, example: &str) -> Vec<Ident> {
         }
     }
     out
+}
+
+/// A parent written as a string: records that parents are method names and returns the name as
+/// an identifier when it is one.
+pub(crate) fn quoted_parent(cx: &Ctxt, s: &LitStr) -> Option<Ident> {
+    cx.error_spanned_by(
+        s,
+        format!(
+            "parents are method names, not strings: write `{}` without quotes",
+            s.value()
+        ),
+    );
+    s.parse::<Ident>().ok()
 }
 
 /// `["a", "b"]`: a list of string literals.

@@ -300,15 +300,27 @@ fn read_rl_duration(cx: &Ctxt, r: &mut RateLimit, meta: &Meta) {
 
 /// An integer literal, or a string literal holding a CEL expression.
 fn int_or_expr(cx: &Ctxt, expr: &Expr, example: &str) -> Option<Spanned<IntOrExpr>> {
+    str_or_int(cx, expr, example, IntOrExpr::Expr, IntOrExpr::Int)
+}
+
+/// A string literal or an integer literal, wrapped in the matching variant of `T`; anything else is
+/// reported as not an integer (the string form is the less common one).
+fn str_or_int<T>(
+    cx: &Ctxt,
+    expr: &Expr,
+    example: &str,
+    string: fn(String) -> T,
+    int: fn(i32) -> T,
+) -> Option<Spanned<T>> {
     match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
         }) => Some(Spanned {
-            value: IntOrExpr::Expr(s.value()),
+            value: string(s.value()),
             span: s.span(),
         }),
         _ => options::lit_int(cx, expr, example).map(|i| Spanned {
-            value: IntOrExpr::Int(i.value),
+            value: int(i.value),
             span: i.span,
         }),
     }
@@ -341,21 +353,8 @@ fn read_wl_key(cx: &Ctxt, l: &mut WorkerLabel, meta: &Meta) {
 
 fn read_wl_value(cx: &Ctxt, l: &mut WorkerLabel, meta: &Meta) {
     const EXAMPLE: &str = r#"value = "a100"` or `value = 4"#;
-    let Some(v) = options::value(cx, meta, EXAMPLE) else {
-        return;
-    };
-    l.value = match v {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        }) => Some(Spanned {
-            value: LabelValue::Str(s.value()),
-            span: s.span(),
-        }),
-        _ => options::lit_int(cx, v, EXAMPLE).map(|i| Spanned {
-            value: LabelValue::Int(i.value),
-            span: i.span,
-        }),
-    };
+    l.value = options::value(cx, meta, EXAMPLE)
+        .and_then(|v| str_or_int(cx, v, EXAMPLE, LabelValue::Str, LabelValue::Int));
 }
 
 fn read_wl_required(cx: &Ctxt, l: &mut WorkerLabel, meta: &Meta) {

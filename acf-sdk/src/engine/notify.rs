@@ -15,6 +15,29 @@ pub(crate) fn json_matches_text(value: &serde_json::Value, text: &str) -> bool {
     }
 }
 
+/// An event of run `run_id` about `resource_id` (the run itself or one of its tasks), stamped now;
+/// the task-only fields are unset and it does not end the subscription.
+fn workflow_event(
+    run_id: Uuid,
+    resource_type: ResourceType,
+    resource_id: Uuid,
+    kind: ResourceEventType,
+    payload: String,
+) -> WorkflowEvent {
+    WorkflowEvent {
+        workflow_run_id: run_id.to_string(),
+        resource_type: resource_type as i32,
+        event_type: kind as i32,
+        resource_id: resource_id.to_string(),
+        event_timestamp: Some(timestamp(SystemTime::now())),
+        event_payload: payload,
+        hangup: false,
+        task_retries: None,
+        retry_count: None,
+        event_index: None,
+    }
+}
+
 impl State {
     fn matches(&self, filter: &EventFilter, run_id: Uuid) -> bool {
         match filter {
@@ -64,16 +87,10 @@ impl State {
         };
         let retries = self.task_def(task).map(|d| d.retries);
         let event = WorkflowEvent {
-            workflow_run_id: task.run_id.to_string(),
-            resource_type: ResourceType::StepRun as i32,
-            event_type: kind as i32,
-            resource_id: task_id.to_string(),
-            event_timestamp: Some(timestamp(SystemTime::now())),
-            event_payload: payload,
-            hangup: false,
             task_retries: retries,
             retry_count: Some(task.retry_count),
             event_index: index,
+            ..workflow_event(task.run_id, ResourceType::StepRun, task_id, kind, payload)
         };
         let run_id = task.run_id;
         self.publish(run_id, &event);
@@ -116,16 +133,8 @@ impl State {
             })
             .unwrap_or_default();
         Some(WorkflowEvent {
-            workflow_run_id: run_id.to_string(),
-            resource_type: ResourceType::WorkflowRun as i32,
-            event_type: kind as i32,
-            resource_id: run_id.to_string(),
-            event_timestamp: Some(timestamp(SystemTime::now())),
-            event_payload: payload,
             hangup: true,
-            task_retries: None,
-            retry_count: None,
-            event_index: None,
+            ..workflow_event(run_id, ResourceType::WorkflowRun, run_id, kind, payload)
         })
     }
 }

@@ -16,6 +16,27 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use uuid::Uuid;
 
+/// An empty engine state and the instant the test starts at.
+fn fresh() -> (Instant, State) {
+    (
+        Instant::now(),
+        State::new(Uuid::new_v4(), Timing::default()),
+    )
+}
+
+/// Registers `wf`, one task `a`, limited to one run per value of `expression` with the proto's
+/// `limit_strategy`.
+fn register_one_run_per_key(state: &mut State, expression: &str, limit_strategy: i32) {
+    let mut req = workflow(vec![task("a", &[])]);
+    req.concurrency = Some(Concurrency {
+        expression: expression.into(),
+        max_runs: Some(1),
+        limit_strategy: Some(limit_strategy),
+        ..Default::default()
+    });
+    register(state, &req);
+}
+
 fn task(name: &str, parents: &[&str]) -> CreateTaskOpts {
     CreateTaskOpts {
         readable_id: name.into(),
@@ -37,6 +58,26 @@ fn workflow(tasks: Vec<CreateTaskOpts>) -> CreateWorkflowVersionRequest {
         tasks,
         ..Default::default()
     }
+}
+
+/// Task `a`, retried `retries` times with exponential backoff by `backoff_factor`.
+fn retried_task(retries: i32, backoff_factor: f32) -> CreateTaskOpts {
+    CreateTaskOpts {
+        retries,
+        backoff_factor: Some(backoff_factor),
+        ..task("a", &[])
+    }
+}
+
+/// Registers `wf` with `task` (task `a`) as its only task and adds a 5-slot worker for it;
+/// returns that worker's messages.
+fn serve_one_task(
+    state: &mut State,
+    now: Instant,
+    task: CreateTaskOpts,
+) -> UnboundedReceiver<WorkerMsg> {
+    register(state, &workflow(vec![task]));
+    add_worker(state, now, &["wf:a"], 5).1
 }
 
 fn add_worker(
@@ -68,17 +109,30 @@ fn add_worker(
     (id, rx)
 }
 
-fn trigger(state: &mut State, now: Instant, input: Value, priority: Option<i32>) -> Uuid {
-    let spec = TriggerSpec {
-        workflow: "wf".into(),
+/// A trigger of `workflow` with `input`: no metadata, priority or origin.
+fn trigger_spec(workflow: &str, input: Value) -> TriggerSpec {
+    TriggerSpec {
+        workflow: workflow.into(),
         input,
         metadata: json!({}),
-        priority,
+        priority: None,
         origin: RunOrigin::default(),
-    };
+    }
+}
+
+/// Triggers the run and schedules at once, as the engine's services do.
+fn start(state: &mut State, now: Instant, spec: TriggerSpec) -> Uuid {
     let id = state.trigger(spec, now).expect("trigger");
     state.schedule(now);
     id
+}
+
+fn trigger(state: &mut State, now: Instant, input: Value, priority: Option<i32>) -> Uuid {
+    let spec = TriggerSpec {
+        priority,
+        ..trigger_spec("wf", input)
+    };
+    start(state, now, spec)
 }
 
 fn drain(rx: &mut UnboundedReceiver<WorkerMsg>) -> Vec<AssignedAction> {
@@ -99,8 +153,7 @@ fn payload(a: &AssignedAction) -> Value {
 
 #[test]
 fn dag_children_wait_for_every_parent_and_see_their_outputs() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     register(
         &mut s,
         &workflow(vec![
@@ -157,8 +210,7 @@ fn dag_children_wait_for_every_parent_and_see_their_outputs() {
 
 #[test]
 fn slots_bound_concurrent_assignments() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     register(&mut s, &workflow(vec![task("a", &[])]));
     let (worker, mut rx) = add_worker(&mut s, now, &["wf:a"], 2);
     for _ in 0..3 {
@@ -174,8 +226,7 @@ fn slots_bound_concurrent_assignments() {
 
 #[test]
 fn higher_priority_is_assigned_first() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     register(&mut s, &workflow(vec![task("a", &[])]));
     let low = trigger(&mut s, now, json!({}), Some(1));
     let high = trigger(&mut s, now, json!({}), Some(3));
@@ -190,8 +241,7 @@ fn higher_priority_is_assigned_first() {
 
 #[test]
 fn stale_heartbeat_gets_no_work_and_silent_worker_loses_its_tasks() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let mut t = task("a", &[]);
     t.timeout = "5m".into();
     register(&mut s, &workflow(vec![t]));
@@ -219,14 +269,10 @@ fn stale_heartbeat_gets_no_work_and_silent_worker_loses_its_tasks() {
 
 #[test]
 fn retries_back_off_and_should_not_retry_is_final() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    let mut t = task("a", &[]);
-    t.retries = 2;
-    t.backoff_factor = Some(2.0);
+    let (now, mut s) = fresh();
+    let mut t = retried_task(2, 2.0);
     t.backoff_max_seconds = Some(60);
-    register(&mut s, &workflow(vec![t]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, t);
     let run = trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
     s.fail_attempt(task_id(&a), "boom".into(), false, now);
@@ -243,13 +289,11 @@ fn retries_back_off_and_should_not_retry_is_final() {
 
 #[test]
 fn execution_timeout_cancels_on_the_worker_then_retries() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let mut t = task("a", &[]);
     t.timeout = "2s".into();
     t.retries = 1;
-    register(&mut s, &workflow(vec![t]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, t);
     trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
     s.tick(now + Duration::from_millis(1950));
@@ -267,8 +311,7 @@ fn execution_timeout_cancels_on_the_worker_then_retries() {
 
 #[test]
 fn schedule_timeout_cancels_unassigned_tasks() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let mut t = task("a", &[]);
     t.schedule_timeout = Some("1s".into());
     register(&mut s, &workflow(vec![t]));
@@ -280,8 +323,7 @@ fn schedule_timeout_cancels_unassigned_tasks() {
 
 #[test]
 fn on_failure_task_receives_step_run_errors() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let mut req = workflow(vec![task("a", &[]), task("b", &["a"])]);
     req.on_failure_task = Some(task("cleanup", &[]));
     register(&mut s, &req);
@@ -304,16 +346,8 @@ fn on_failure_task_receives_step_run_errors() {
 
 #[test]
 fn cancel_newest_rejects_runs_over_the_limit_per_key() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    let mut req = workflow(vec![task("a", &[])]);
-    req.concurrency = Some(Concurrency {
-        expression: "input.k".into(),
-        max_runs: Some(1),
-        limit_strategy: Some(4),
-        ..Default::default()
-    });
-    register(&mut s, &req);
+    let (now, mut s) = fresh();
+    register_one_run_per_key(&mut s, "input.k", 4);
     let first = trigger(&mut s, now, json!({"k": "x"}), None);
     let second = trigger(&mut s, now, json!({"k": "x"}), None);
     let other = trigger(&mut s, now, json!({"k": "y"}), None);
@@ -324,16 +358,8 @@ fn cancel_newest_rejects_runs_over_the_limit_per_key() {
 
 #[test]
 fn cancel_in_progress_cancels_the_running_holder() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    let mut req = workflow(vec![task("a", &[])]);
-    req.concurrency = Some(Concurrency {
-        expression: "'all'".into(),
-        max_runs: Some(1),
-        limit_strategy: Some(0),
-        ..Default::default()
-    });
-    register(&mut s, &req);
+    let (now, mut s) = fresh();
+    register_one_run_per_key(&mut s, "'all'", 0);
     let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
     let first = trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
@@ -364,10 +390,8 @@ fn sleeping_task(name: &str) -> CreateTaskOpts {
 
 #[test]
 fn sleep_condition_queues_the_task_when_it_fires() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    register(&mut s, &workflow(vec![sleeping_task("a")]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let (now, mut s) = fresh();
+    let mut rx = serve_one_task(&mut s, now, sleeping_task("a"));
     trigger(&mut s, now, json!({}), None);
     assert!(drain(&mut rx).is_empty());
     s.tick(now + Duration::from_millis(1030));
@@ -382,10 +406,8 @@ fn sleep_condition_queues_the_task_when_it_fires() {
 fn every_status_transition_bumps_the_generation() {
     // Waiting and Blocked used to be set without a bump; each transition now moves the generation on,
     // so a timer armed for any earlier state is recognisably stale.
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    register(&mut s, &workflow(vec![sleeping_task("a")]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let (now, mut s) = fresh();
+    let mut rx = serve_one_task(&mut s, now, sleeping_task("a"));
     let run = trigger(&mut s, now, json!({}), None);
     let id = s.runs[&run].tasks[0];
     assert_eq!(*s.tasks[&id].status(), TaskStatus::Waiting);
@@ -413,8 +435,7 @@ fn event(key: &str, scope: Option<&str>, payload: Value) -> crate::engine::state
 
 #[test]
 fn event_filters_decide_which_pushes_trigger_and_set_filter_payload() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let mut req = workflow(vec![task("a", &[])]);
     req.event_triggers = vec!["order".into()];
     req.default_filters = vec![crate::proto::v1::DefaultFilter {
@@ -424,35 +445,14 @@ fn event_filters_decide_which_pushes_trigger_and_set_filter_payload() {
     }];
     register(&mut s, &req);
     let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
-    assert_eq!(
-        s.push_event(
-            &event("order", Some("tenant-1"), json!({"x": 1})),
-            None,
-            now
-        )
-        .len(),
-        1
-    );
-    assert!(
-        s.push_event(
-            &event("order", Some("tenant-1"), json!({"x": 2})),
-            None,
-            now
-        )
-        .is_empty()
-    );
-    assert!(
-        s.push_event(&event("order", None, json!({"x": 1})), None, now)
-            .is_empty()
-    );
-    assert!(
-        s.push_event(
-            &event("other", Some("tenant-1"), json!({"x": 1})),
-            None,
-            now
-        )
-        .is_empty()
-    );
+    // How many runs a push triggers.
+    let mut push = |key: &str, scope: Option<&str>, input: Value| {
+        s.push_event(&event(key, scope, input), None, now).len()
+    };
+    assert_eq!(push("order", Some("tenant-1"), json!({"x": 1})), 1);
+    assert_eq!(push("order", Some("tenant-1"), json!({"x": 2})), 0);
+    assert_eq!(push("order", None, json!({"x": 1})), 0);
+    assert_eq!(push("other", Some("tenant-1"), json!({"x": 1})), 0);
     s.schedule(now);
     let a = drain(&mut rx).remove(0);
     assert_eq!(payload(&a)["triggers"]["filter_payload"], json!({"p": 1}));
@@ -464,8 +464,7 @@ fn event_filters_decide_which_pushes_trigger_and_set_filter_payload() {
 fn lookback_satisfies_a_scoped_wait_with_an_earlier_event() {
     use crate::engine::conditions::WaitOwner;
     use crate::engine::model::{CondAction, CondKind, ConditionDef};
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let since = std::time::SystemTime::now() - Duration::from_secs(5);
     s.push_event(&event("msg", Some("conv"), json!({"n": 1})), None, now);
     let cond = |scope: Option<&str>, since: Option<std::time::SystemTime>| ConditionDef {
@@ -527,8 +526,7 @@ fn lookback_satisfies_a_scoped_wait_with_an_earlier_event() {
 
 #[test]
 fn cancelled_waiting_and_pending_tasks_finish_the_run() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     register(&mut s, &workflow(vec![task("a", &[]), task("b", &["a"])]));
     let (worker, mut rx) = add_worker(&mut s, now, &["wf:a", "wf:b"], 5);
     let run = trigger(&mut s, now, json!({}), None);
@@ -545,8 +543,7 @@ fn cancelled_waiting_and_pending_tasks_finish_the_run() {
 
 #[test]
 fn only_the_most_recent_finished_runs_are_retained() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     s.retained_runs = 2;
     register(&mut s, &workflow(vec![task("a", &[])]));
     let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 10);
@@ -599,10 +596,8 @@ fn oversized_run_results_are_trimmed_for_the_stream() {
 
 #[test]
 fn a_payload_too_large_for_workers_fails_the_task() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    register(&mut s, &workflow(vec![task("a", &[])]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let (now, mut s) = fresh();
+    let mut rx = serve_one_task(&mut s, now, task("a", &[]));
     let run = trigger(&mut s, now, json!({"blob": "x".repeat(5 << 20)}), None);
     assert!(drain(&mut rx).is_empty());
     assert_eq!(s.runs[&run].state, RunState::Failed);
@@ -617,8 +612,7 @@ fn a_payload_too_large_for_workers_fails_the_task() {
 fn worker_labels_route_tasks_and_triggers_override_them() {
     use crate::engine::model::LabelValue;
     use crate::proto::v1::DesiredWorkerLabels;
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let mut t = task("a", &[]);
     t.worker_labels = HashMap::from([(
         "model".to_owned(),
@@ -651,10 +645,6 @@ fn worker_labels_route_tasks_and_triggers_override_them() {
     assert_eq!(drain(&mut fancy_rx).len(), 3);
     // A trigger's desired label for the same key replaces the task's.
     let spec = TriggerSpec {
-        workflow: "wf".into(),
-        input: json!({}),
-        metadata: json!({}),
-        priority: None,
         origin: RunOrigin {
             desired_labels: validation::desired_labels(&HashMap::from([(
                 "model".to_owned(),
@@ -666,9 +656,9 @@ fn worker_labels_route_tasks_and_triggers_override_them() {
             )])),
             ..RunOrigin::default()
         },
+        ..trigger_spec("wf", json!({}))
     };
-    s.trigger(spec, now).unwrap();
-    s.schedule(now);
+    start(&mut s, now, spec);
     assert_eq!(drain(&mut plain_rx).len(), 1);
     assert!(drain(&mut fancy_rx).is_empty());
 }
@@ -676,14 +666,9 @@ fn worker_labels_route_tasks_and_triggers_override_them() {
 #[test]
 fn a_task_no_worker_can_take_does_not_block_others_of_its_action() {
     use crate::proto::v1::DesiredWorkerLabels;
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    register(&mut s, &workflow(vec![task("a", &[])]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let (now, mut s) = fresh();
+    let mut rx = serve_one_task(&mut s, now, task("a", &[]));
     let picky = TriggerSpec {
-        workflow: "wf".into(),
-        input: json!({}),
-        metadata: json!({}),
         priority: Some(3),
         origin: RunOrigin {
             desired_labels: validation::desired_labels(&HashMap::from([(
@@ -696,6 +681,7 @@ fn a_task_no_worker_can_take_does_not_block_others_of_its_action() {
             )])),
             ..RunOrigin::default()
         },
+        ..trigger_spec("wf", json!({}))
     };
     s.trigger(picky, now).unwrap();
     let plain = trigger(&mut s, now, json!({}), Some(1));
@@ -709,12 +695,10 @@ fn a_replay_issuing_a_different_call_is_non_deterministic() {
     use crate::engine::durable_log::DurableStream;
     use crate::proto::v1::DurableTaskErrorType;
     use crate::proto::v1::durable_task_response::Message as Out;
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let mut t = task("a", &[]);
     t.is_durable = true;
-    register(&mut s, &workflow(vec![t]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let mut rx = serve_one_task(&mut s, now, t);
     s.workers.values_mut().for_each(|w| {
         w.slots.insert("durable".into(), 5);
     });
@@ -755,13 +739,8 @@ fn a_replay_issuing_a_different_call_is_non_deterministic() {
 
 #[test]
 fn retry_after_from_the_worker_replaces_the_backoff() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
-    let mut t = task("a", &[]);
-    t.retries = 1;
-    t.backoff_factor = Some(10.0);
-    register(&mut s, &workflow(vec![t]));
-    let (_, mut rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    let (now, mut s) = fresh();
+    let mut rx = serve_one_task(&mut s, now, retried_task(1, 10.0));
     trigger(&mut s, now, json!({}), None);
     let a = drain(&mut rx).remove(0);
     s.fail_attempt_after(
@@ -784,8 +763,7 @@ fn retry_after_from_the_worker_replaces_the_backoff() {
 #[test]
 fn static_rate_limits_hold_tasks_until_the_window_resets() {
     use crate::proto::v1::CreateTaskRateLimit;
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     s.rate_limits
         .declare("api".into(), 2, Duration::from_secs(1));
     let mut t = task("a", &[]);
@@ -810,8 +788,7 @@ fn static_rate_limits_hold_tasks_until_the_window_resets() {
 #[test]
 fn dynamic_rate_limits_are_keyed_by_cel() {
     use crate::proto::v1::CreateTaskRateLimit;
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let mut t = task("a", &[]);
     t.rate_limits = vec![CreateTaskRateLimit {
         key: "input.user".into(),
@@ -852,16 +829,7 @@ fn register_checked(
 }
 
 fn trigger_named(state: &mut State, now: Instant, workflow: &str, input: Value) -> Uuid {
-    let spec = TriggerSpec {
-        workflow: workflow.into(),
-        input,
-        metadata: json!({}),
-        priority: None,
-        origin: RunOrigin::default(),
-    };
-    let id = state.trigger(spec, now).expect("trigger");
-    state.schedule(now);
-    id
+    start(state, now, trigger_spec(workflow, input))
 }
 
 fn limited(name: &str, limit: Concurrency) -> CreateWorkflowVersionRequest {
@@ -889,8 +857,7 @@ fn run_task(s: &State, run: Uuid) -> Uuid {
 
 #[test]
 fn max_runs_expression_sets_the_limit_per_key_and_bad_results_fail_the_task() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let req = limited(
         "Dyn",
         Concurrency {
@@ -951,8 +918,7 @@ fn max_runs_expression_sets_the_limit_per_key_and_bad_results_fail_the_task() {
 
 #[test]
 fn a_tenant_scoped_limit_is_shared_by_every_workflow_naming_it_and_updated_in_place() {
-    let now = Instant::now();
-    let mut s = State::new(Uuid::new_v4(), Timing::default());
+    let (now, mut s) = fresh();
     let shared = |max: i32| Concurrency {
         expression: "'all'".into(),
         max_runs: Some(max),
@@ -1051,17 +1017,13 @@ fn sticky_strategies_decide_how_the_desired_worker_counts() {
         let (busy, _busy_rx) = add_worker(&mut s, now, &["wf:a"], 0);
         let (_free, mut free_rx) = add_worker(&mut s, now, &["wf:a"], 5);
         let spec = TriggerSpec {
-            workflow: "wf".into(),
-            input: json!({}),
-            metadata: json!({}),
-            priority: None,
             origin: RunOrigin {
                 desired_worker: Some(busy),
                 ..Default::default()
             },
+            ..trigger_spec("wf", json!({}))
         };
-        s.trigger(spec, now).unwrap();
-        s.schedule(now);
+        start(&mut s, now, spec);
         let assigned = drain(&mut free_rx).len();
         // HARD waits for the (full) desired worker; SOFT and none fall back to a free one.
         assert_eq!(assigned == 0, expect_pinned, "sticky {sticky:?}");
@@ -1080,13 +1042,7 @@ fn an_idempotency_key_refuses_a_second_trigger_until_its_run_fails() {
         method: Some(1),
     });
     register(&mut state, &r);
-    let spec = |id: Value| TriggerSpec {
-        workflow: "wf".into(),
-        input: json!({ "id": id }),
-        metadata: json!({}),
-        priority: None,
-        origin: RunOrigin::default(),
-    };
+    let spec = |id: Value| trigger_spec("wf", json!({ "id": id }));
     let first = state.trigger(spec(json!("order-1")), now).unwrap();
     match state.trigger(spec(json!("order-1")), now) {
         Err(TriggerError::IdempotencyCollision { existing, .. }) => assert_eq!(existing, first),

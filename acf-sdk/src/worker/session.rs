@@ -263,6 +263,48 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, signals: Arc<Signals>, stop: 
     }
 }
 
+/// Why a listening session ends.
+enum Ended {
+    /// The worker stops.
+    Stop,
+    /// The heartbeat asked this session to reconnect: the engine rejected its heartbeat.
+    Reconnect,
+    /// The engine ended or failed the stream, for this reason.
+    Lost(String),
+}
+
+/// Resolves when the worker stops or the heartbeat asks session `session` to reconnect; requests for
+/// other (older) sessions are skipped. In both phases of a session, opening and streaming, these
+/// end it.
+async fn interrupted(
+    stop: &CancellationToken,
+    reconnect: &mut watch::Receiver<u64>,
+    session: u64,
+) -> Ended {
+    let requested = async {
+        while reconnect.changed().await.is_ok() {
+            if *reconnect.borrow_and_update() == session {
+                return;
+            }
+        }
+        // The sender lives in `Signals`, which the listener holds: this is never reached.
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = stop.cancelled() => Ended::Stop,
+        () = requested => Ended::Reconnect,
+    }
+}
+
+/// The reason a stream call failed. `NOT_FOUND` means the engine forgot the worker (it restarted):
+/// the next attempt registers again.
+fn lost(signals: &Signals, call: &str, status: &tonic::Status) -> String {
+    if status.code() == Code::NotFound {
+        signals.reregister.store(true, Ordering::SeqCst);
+    }
+    format!("{call}: {} {}", status.code(), status.message())
+}
+
 /// Keeps the worker registered and listening until `stop` (returns `Ok`) or until the consecutive failure
 /// budget is exhausted (returns an error).
 pub(crate) async fn supervise(
@@ -345,28 +387,11 @@ pub(crate) async fn supervise(
         let mut open = Box::pin(client.listen_v2(request));
         // A grpc-go engine answers the open only with the first action, so an idle worker stays in this
         // phase: it must still stop, reconnect and count as listening.
-        let opening = loop {
-            tokio::select! {
-                () = stop.cancelled() => {
-                    signals.set_listening(None);
-                    shared.set_status(|s| s.stream_connected = false);
-                    return Ok(());
-                }
-                changed = reconnect_rx.changed() => {
-                    if changed.is_ok() && *reconnect_rx.borrow_and_update() == session {
-                        break Err("heartbeat rejected (stream not active)".to_owned());
-                    }
-                }
-                opened = &mut open => break match opened {
-                    Ok(response) => Ok(response.into_inner()),
-                    Err(status) => {
-                        if status.code() == Code::NotFound {
-                            signals.reregister.store(true, Ordering::SeqCst);
-                        }
-                        Err(format!("ListenV2: {} {}", status.code(), status.message()))
-                    }
-                },
-            }
+        let opening = tokio::select! {
+            ended = interrupted(&stop, &mut reconnect_rx, session) => Err(ended),
+            opened = &mut open => opened
+                .map(tonic::Response::into_inner)
+                .map_err(|status| Ended::Lost(lost(&signals, "ListenV2", &status))),
         };
         drop(open);
         let ended = match opening {
@@ -374,33 +399,30 @@ pub(crate) async fn supervise(
                 tracing::debug!(session, "action stream open");
                 loop {
                     tokio::select! {
-                        () = stop.cancelled() => {
-                            signals.set_listening(None);
-                            shared.set_status(|s| s.stream_connected = false);
-                            return Ok(());
-                        }
-                        changed = reconnect_rx.changed() => {
-                            if changed.is_ok() && *reconnect_rx.borrow_and_update() == session {
-                                break "heartbeat rejected (stream not active)".to_owned();
-                            }
-                        }
+                        ended = interrupted(&stop, &mut reconnect_rx, session) => break ended,
                         item = stream.next() => match item {
                             Some(Ok(action)) => {
                                 failures = 0;
                                 dispatch::handle(&shared, action);
                             }
                             Some(Err(status)) => {
-                                if status.code() == Code::NotFound {
-                                    signals.reregister.store(true, Ordering::SeqCst);
-                                }
-                                break format!("stream error: {} {}", status.code(), status.message());
+                                break Ended::Lost(lost(&signals, "stream error", &status));
                             }
-                            None => break "stream ended by the engine".to_owned(),
+                            None => break Ended::Lost("stream ended by the engine".to_owned()),
                         },
                     }
                 }
             }
-            Err(reason) => reason,
+            Err(ended) => ended,
+        };
+        let ended = match ended {
+            Ended::Stop => {
+                signals.set_listening(None);
+                shared.set_status(|s| s.stream_connected = false);
+                return Ok(());
+            }
+            Ended::Reconnect => "heartbeat rejected (stream not active)".to_owned(),
+            Ended::Lost(reason) => reason,
         };
         signals.set_listening(None);
         tracing::warn!(reason = %ended, "action stream lost; reconnecting");

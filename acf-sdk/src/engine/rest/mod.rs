@@ -98,6 +98,29 @@ pub(crate) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
+/// Checks the path's tenant and parses the id of a resource under it (`field` names the id in errors).
+pub(crate) fn tenant_resource_id(
+    shared: &Shared,
+    tenant: &str,
+    field: &str,
+    raw: &str,
+) -> Result<Uuid, ApiError> {
+    check_tenant(shared, tenant)?;
+    parse_uuid(field, raw)
+}
+
+/// A lookup in the engine's state whose miss is the REST API's `404`.
+trait OrNotFound<T> {
+    /// The found value, or `404` with `"{what} {id} not found"`.
+    fn or_not_found(self, what: &str, id: impl std::fmt::Display) -> Result<T, ApiError>;
+}
+
+impl<T> OrNotFound<T> for Option<T> {
+    fn or_not_found(self, what: &str, id: impl std::fmt::Display) -> Result<T, ApiError> {
+        self.ok_or_else(|| ApiError::not_found(format!("{what} {id}")))
+    }
+}
+
 /// Checks that the path's tenant is the engine's tenant.
 pub(crate) fn check_tenant(shared: &Shared, tenant: &str) -> Result<(), ApiError> {
     let id = parse_uuid("tenant", tenant)?;

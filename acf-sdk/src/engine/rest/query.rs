@@ -36,6 +36,11 @@ impl Query {
             .collect()
     }
 
+    /// `offset` and `limit` of a list, with Hatchet's defaults (from the start, 50 rows).
+    pub(crate) fn page(&self) -> Result<(usize, usize), ApiError> {
+        Ok((self.usize("offset", 0)?, self.usize("limit", 50)?))
+    }
+
     /// A non-negative integer.
     pub(crate) fn usize(&self, key: &str, default: usize) -> Result<usize, ApiError> {
         match self.one(key) {

@@ -2,7 +2,9 @@
 
 use super::query::Query;
 use super::views;
-use super::{ApiError, ApiResult, Ctx, body, check_tenant, parse_uuid};
+use super::{
+    ApiError, ApiResult, Ctx, OrNotFound, body, check_tenant, parse_uuid, tenant_resource_id,
+};
 use crate::engine::Shared;
 use crate::engine::schedules::ApiFilter;
 use crate::engine::state::State;
@@ -60,10 +62,7 @@ async fn list_workers(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQu
 
 fn worker_json(state: &State, raw: &str) -> ApiResult {
     let id = parse_uuid("worker", raw)?;
-    let w = state
-        .workers
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found(format!("worker {id}")))?;
+    let w = state.workers.get(&id).or_not_found("worker", id)?;
     Ok(Json(views::worker(state, id, w)))
 }
 
@@ -82,10 +81,7 @@ async fn update_worker(ctx: Ctx, Path(worker): Path<String>, bytes: Bytes) -> Ap
     let req: UpdateWorker = body(&bytes)?;
     let id = parse_uuid("worker", &worker)?;
     ctx.0.mutate(|state, _| {
-        let w = state
-            .workers
-            .get_mut(&id)
-            .ok_or_else(|| ApiError::not_found(format!("worker {id}")))?;
+        let w = state.workers.get_mut(&id).or_not_found("worker", id)?;
         if let Some(paused) = req.is_paused {
             w.paused = paused;
             tracing::info!(worker = %id, paused, "worker_pause_updated");
@@ -102,7 +98,7 @@ async fn list_workflows(
     check_tenant(&ctx.0, &tenant)?;
     let q = Query::parse(raw.as_deref());
     q.only(&["offset", "limit", "name"])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     let name = q.one("name").map(str::to_lowercase);
     let state = ctx.0.lock();
     let mut defs: Vec<_> = state
@@ -126,7 +122,7 @@ async fn get_workflow(ctx: Ctx, Path(workflow): Path<String>) -> ApiResult {
         .workflows
         .values()
         .find(|w| w.workflow_id == id)
-        .ok_or_else(|| ApiError::not_found(format!("workflow {id}")))?;
+        .or_not_found("workflow", id)?;
     Ok(Json(views::workflow(&state, def)))
 }
 
@@ -156,7 +152,7 @@ async fn list_events(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQue
         "additionalMetadata",
         "scopes",
     ])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     let (since, until) = (q.time("since")?, q.time("until")?);
     let keys = q.all("keys");
     let scopes = q.all("scopes");
@@ -210,14 +206,13 @@ async fn list_events(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQue
 }
 
 async fn get_event(ctx: Ctx, Path((tenant, event)): Path<(String, String)>) -> ApiResult {
-    check_tenant(&ctx.0, &tenant)?;
-    let id = parse_uuid("v1-event", &event)?;
+    let id = tenant_resource_id(&ctx.0, &tenant, "v1-event", &event)?;
     let state = ctx.0.lock();
     let e = state
         .events
         .iter()
         .find(|e| e.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("event {id}")))?;
+        .or_not_found("event", id)?;
     let runs: Vec<Uuid> = state
         .runs
         .values()
@@ -231,7 +226,7 @@ async fn list_filters(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQu
     check_tenant(&ctx.0, &tenant)?;
     let q = Query::parse(raw.as_deref());
     q.only(&["offset", "limit", "workflowIds", "scopes"])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     let workflow_ids = q.all("workflowIds");
     let scopes = q.all("scopes");
     let state = ctx.0.lock();
@@ -304,18 +299,13 @@ async fn create_filter(ctx: Ctx, Path(tenant): Path<String>, bytes: Bytes) -> Ap
     Ok(Json(out))
 }
 
-fn filter_id(shared: &Shared, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {
-    check_tenant(shared, tenant)?;
-    parse_uuid("v1-filter", raw)
-}
+/// The path id of filters, as Hatchet names it in errors.
+const FILTER_ID: &str = "v1-filter";
 
 async fn get_filter(ctx: Ctx, Path((tenant, filter)): Path<(String, String)>) -> ApiResult {
-    let id = filter_id(&ctx.0, &tenant, &filter)?;
+    let id = tenant_resource_id(&ctx.0, &tenant, FILTER_ID, &filter)?;
     let state = ctx.0.lock();
-    let f = state
-        .api_filters
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found(format!("filter {id}")))?;
+    let f = state.api_filters.get(&id).or_not_found("filter", id)?;
     Ok(Json(views::filter(&state, f)))
 }
 
@@ -324,7 +314,7 @@ async fn update_filter(
     Path((tenant, filter)): Path<(String, String)>,
     bytes: Bytes,
 ) -> ApiResult {
-    let id = filter_id(&ctx.0, &tenant, &filter)?;
+    let id = tenant_resource_id(&ctx.0, &tenant, FILTER_ID, &filter)?;
     let req: UpdateFilter = body(&bytes)?;
     if let Some(e) = &req.expression {
         check_expression(e)?;
@@ -333,10 +323,7 @@ async fn update_filter(
         return Err(ApiError::field("scope", "must not be empty"));
     }
     let mut state = ctx.0.lock();
-    let f = state
-        .api_filters
-        .get_mut(&id)
-        .ok_or_else(|| ApiError::not_found(format!("filter {id}")))?;
+    let f = state.api_filters.get_mut(&id).or_not_found("filter", id)?;
     if let Some(e) = req.expression {
         f.expression = e;
     }
@@ -352,11 +339,8 @@ async fn update_filter(
 }
 
 async fn delete_filter(ctx: Ctx, Path((tenant, filter)): Path<(String, String)>) -> ApiResult {
-    let id = filter_id(&ctx.0, &tenant, &filter)?;
+    let id = tenant_resource_id(&ctx.0, &tenant, FILTER_ID, &filter)?;
     let mut state = ctx.0.lock();
-    let f = state
-        .api_filters
-        .remove(&id)
-        .ok_or_else(|| ApiError::not_found(format!("filter {id}")))?;
+    let f = state.api_filters.remove(&id).or_not_found("filter", id)?;
     Ok(Json(views::filter(&state, &f)))
 }

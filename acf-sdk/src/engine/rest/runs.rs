@@ -3,7 +3,7 @@
 
 use super::query::{Query, TASK_STATUSES, parse_time};
 use super::views::{self, child_counts};
-use super::{ApiError, ApiResult, Ctx, body, check_tenant, parse_uuid};
+use super::{ApiError, ApiResult, Ctx, OrNotFound, body, check_tenant, parse_uuid};
 use crate::engine::Shared;
 use crate::engine::lifecycle::{TriggerError, TriggerSpec};
 use crate::engine::queries::RunFilter;
@@ -45,11 +45,11 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
 
 fn run_id(state: &State, raw: &str) -> Result<Uuid, ApiError> {
     let id = parse_uuid("v1-workflow-run", raw)?;
-    if state.runs.contains_key(&id) {
-        Ok(id)
-    } else {
-        Err(ApiError::not_found(format!("workflow run {id}")))
-    }
+    state
+        .runs
+        .contains_key(&id)
+        .then_some(id)
+        .or_not_found("workflow run", id)
 }
 
 async fn get_run(ctx: Ctx, Path(run): Path<String>) -> ApiResult {
@@ -74,6 +74,15 @@ async fn get_shape(ctx: Ctx, Path((tenant, run)): Path<(String, String)>) -> Api
     Ok(Json(views::legacy_shape(&state, &state.runs[&id])))
 }
 
+/// The query parameters [`run_filter`] reads.
+const RUN_FILTER_PARAMS: &[&str] = &[
+    "since",
+    "until",
+    "statuses",
+    "additional_metadata",
+    "workflow_ids",
+];
+
 /// The run filter of a list / external-ids query (`since` is required, as in Hatchet).
 fn run_filter(q: &Query) -> Result<RunFilter, ApiError> {
     let since = q
@@ -91,27 +100,27 @@ fn run_filter(q: &Query) -> Result<RunFilter, ApiError> {
 async fn list_runs(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
     check_tenant(&ctx.0, &tenant)?;
     let q = Query::parse(raw.as_deref());
-    q.only(&[
-        "since",
-        "until",
-        "statuses",
-        "additional_metadata",
-        "workflow_ids",
-        "worker_id",
-        "only_tasks",
-        "parent_task_external_id",
-        "triggering_event_external_id",
-        "include_payloads",
-        "include_num_pages",
-        "offset",
-        "limit",
-    ])?;
+    q.only(
+        &[
+            RUN_FILTER_PARAMS,
+            &[
+                "worker_id",
+                "only_tasks",
+                "parent_task_external_id",
+                "triggering_event_external_id",
+                "include_payloads",
+                "include_num_pages",
+                "offset",
+                "limit",
+            ],
+        ]
+        .concat(),
+    )?;
     let filter = run_filter(&q)?;
     let only_tasks = q.bool("only_tasks", false)?;
     let payloads = q.bool("include_payloads", true)?;
     q.bool("include_num_pages", true)?;
-    let offset = q.usize("offset", 0)?;
-    let limit = q.usize("limit", 50)?;
+    let (offset, limit) = q.page()?;
     let worker = q.uuid("worker_id")?;
     let parent = q.uuid("parent_task_external_id")?;
     let event = q.uuid("triggering_event_external_id")?;
@@ -158,13 +167,7 @@ async fn list_external_ids(
 ) -> ApiResult {
     check_tenant(&ctx.0, &tenant)?;
     let q = Query::parse(raw.as_deref());
-    q.only(&[
-        "since",
-        "until",
-        "statuses",
-        "additional_metadata",
-        "workflow_ids",
-    ])?;
+    q.only(RUN_FILTER_PARAMS)?;
     let filter = run_filter(&q)?;
     let state = ctx.0.lock();
     let mut runs: Vec<_> = state
@@ -224,10 +227,7 @@ async fn trigger(ctx: Ctx, Path(tenant): Path<String>, bytes: Bytes) -> ApiResul
             TriggerError::UnknownWorkflow(_) => ApiError::field("workflowName", e),
         })?;
     let state = ctx.0.lock();
-    let run = state
-        .runs
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found(format!("workflow run {id}")))?;
+    let run = state.runs.get(&id).or_not_found("workflow run", id)?;
     Ok(Json(views::run_details(&state, run)))
 }
 
@@ -318,10 +318,7 @@ async fn get_task(ctx: Ctx, Path(task): Path<String>, RawQuery(raw): RawQuery) -
         .get(&id)
         .and_then(|r| r.tasks.first().copied())
         .unwrap_or(id);
-    let t = state
-        .tasks
-        .get(&task_id)
-        .ok_or_else(|| ApiError::not_found(format!("task {id}")))?;
+    let t = state.tasks.get(&task_id).or_not_found("task", id)?;
     if let Some(attempt) = q.one("attempt") {
         let current = (t.retry_count + 1).to_string();
         if attempt != current {

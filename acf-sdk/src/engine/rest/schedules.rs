@@ -4,7 +4,9 @@
 use super::query::{Query, parse_time};
 use super::runs::check_priority;
 use super::views;
-use super::{ApiError, ApiResult, Ctx, body, check_tenant, parse_uuid};
+use super::{
+    ApiError, ApiResult, Ctx, OrNotFound, body, check_tenant, parse_uuid, tenant_resource_id,
+};
 use crate::engine::Shared;
 use crate::engine::schedules::{CronSchedule, Method, ScheduledRun, parse_cron};
 use crate::engine::state::{RunOrigin, State};
@@ -164,7 +166,7 @@ async fn list_scheduled(
         "additionalMetadata",
         "statuses",
     ])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     let by_created = q
         .enums("orderByField", &["triggerAt", "createdAt"])?
         .first()
@@ -208,18 +210,13 @@ async fn list_scheduled(
     })))
 }
 
-fn scheduled_id(shared: &Shared, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {
-    check_tenant(shared, tenant)?;
-    parse_uuid("scheduled-workflow-run", raw)
-}
+/// The path id of scheduled runs, as Hatchet names it in errors.
+const SCHEDULED_ID: &str = "scheduled-workflow-run";
 
 async fn get_scheduled(ctx: Ctx, Path((tenant, id)): Path<(String, String)>) -> ApiResult {
-    let id = scheduled_id(&ctx.0, &tenant, &id)?;
+    let id = tenant_resource_id(&ctx.0, &tenant, SCHEDULED_ID, &id)?;
     let state = ctx.0.lock();
-    let s = state
-        .scheduled
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found(format!("scheduled run {id}")))?;
+    let s = state.scheduled.get(&id).or_not_found("scheduled run", id)?;
     Ok(Json(views::scheduled(&state, s)))
 }
 
@@ -235,14 +232,14 @@ async fn update_scheduled(
     Path((tenant, id)): Path<(String, String)>,
     bytes: Bytes,
 ) -> ApiResult {
-    let id = scheduled_id(&ctx.0, &tenant, &id)?;
+    let id = tenant_resource_id(&ctx.0, &tenant, SCHEDULED_ID, &id)?;
     let req: UpdateScheduled = body(&bytes)?;
     let trigger_at = parse_time("triggerAt", &req.trigger_at)?;
     let mut state = ctx.0.lock();
     let s = state
         .scheduled
         .get_mut(&id)
-        .ok_or_else(|| ApiError::not_found(format!("scheduled run {id}")))?;
+        .or_not_found("scheduled run", id)?;
     if s.fired {
         return Err(ApiError::bad_request(format!(
             "scheduled run {id} has already been triggered"
@@ -257,12 +254,12 @@ async fn delete_scheduled(
     ctx: Ctx,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let id = scheduled_id(&ctx.0, &tenant, &id)?;
+    let id = tenant_resource_id(&ctx.0, &tenant, SCHEDULED_ID, &id)?;
     ctx.0
         .lock()
         .scheduled
         .remove(&id)
-        .ok_or_else(|| ApiError::not_found(format!("scheduled run {id}")))?;
+        .or_not_found("scheduled run", id)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -353,7 +350,7 @@ async fn list_crons(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuer
         "orderByField",
         "orderByDirection",
     ])?;
-    let (offset, limit) = (q.usize("offset", 0)?, q.usize("limit", 50)?);
+    let (offset, limit) = q.page()?;
     q.enums("orderByField", &["createdAt", "name"])?;
     let by_name = q.one("orderByField") == Some("name");
     let desc = sort_direction(&q)?;
@@ -390,18 +387,13 @@ async fn list_crons(ctx: Ctx, Path(tenant): Path<String>, RawQuery(raw): RawQuer
     })))
 }
 
-fn cron_id(shared: &Shared, tenant: &str, raw: &str) -> Result<Uuid, ApiError> {
-    check_tenant(shared, tenant)?;
-    parse_uuid("cron-workflow", raw)
-}
+/// The path id of crons, as Hatchet names it in errors.
+const CRON_ID: &str = "cron-workflow";
 
 async fn get_cron(ctx: Ctx, Path((tenant, id)): Path<(String, String)>) -> ApiResult {
-    let id = cron_id(&ctx.0, &tenant, &id)?;
+    let id = tenant_resource_id(&ctx.0, &tenant, CRON_ID, &id)?;
     let state = ctx.0.lock();
-    let c = state
-        .crons
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found(format!("cron {id}")))?;
+    let c = state.crons.get(&id).or_not_found("cron", id)?;
     Ok(Json(views::cron(&state, c)))
 }
 
@@ -409,11 +401,7 @@ async fn delete_cron(
     ctx: Ctx,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let id = cron_id(&ctx.0, &tenant, &id)?;
-    ctx.0
-        .lock()
-        .crons
-        .remove(&id)
-        .ok_or_else(|| ApiError::not_found(format!("cron {id}")))?;
+    let id = tenant_resource_id(&ctx.0, &tenant, CRON_ID, &id)?;
+    ctx.0.lock().crons.remove(&id).or_not_found("cron", id)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -90,6 +90,31 @@ fn duration_ms(started: Option<SystemTime>, finished: Option<SystemTime>) -> Opt
     Some(f.duration_since(s).unwrap_or_default().as_millis() as u64)
 }
 
+/// The optional fields a task or run summary ends with, each present only when known: when it
+/// started and finished, how long it took, why it failed and the task that spawned it.
+fn insert_outcome(
+    obj: &mut Map<String, Value>,
+    (started, finished): (Option<SystemTime>, Option<SystemTime>),
+    error: Option<String>,
+    parent: Option<Uuid>,
+) {
+    if let Some(s) = started {
+        obj.insert("startedAt".into(), json!(time(s)));
+    }
+    if let Some(f) = finished {
+        obj.insert("finishedAt".into(), json!(time(f)));
+    }
+    if let Some(d) = duration_ms(started, finished) {
+        obj.insert("duration".into(), json!(d));
+    }
+    if let Some(e) = error {
+        obj.insert("errorMessage".into(), json!(e));
+    }
+    if let Some(parent) = parent {
+        obj.insert("parentTaskExternalId".into(), json!(parent.to_string()));
+    }
+}
+
 fn object_or_empty(value: &Value) -> Value {
     if value.is_null() {
         json!({})
@@ -150,23 +175,11 @@ pub(crate) fn task_summary(
     if let Some(def) = def {
         obj.insert("stepId".into(), json!(def.step_id.to_string()));
     }
-    if let Some(s) = started {
-        obj.insert("startedAt".into(), json!(time(s)));
-    }
-    if let Some(f) = finished {
-        obj.insert("finishedAt".into(), json!(time(f)));
-    }
-    if let Some(d) = duration_ms(started, finished) {
-        obj.insert("duration".into(), json!(d));
-    }
-    if matches!(status, RunStatus::Failed | RunStatus::Cancelled)
-        && let Some(e) = &task.error
-    {
-        obj.insert("errorMessage".into(), json!(e));
-    }
-    if let Some(parent) = run.origin.parent_task {
-        obj.insert("parentTaskExternalId".into(), json!(parent.to_string()));
-    }
+    let error = task
+        .error
+        .clone()
+        .filter(|_| matches!(status, RunStatus::Failed | RunStatus::Cancelled));
+    insert_outcome(obj, (started, finished), error, run.origin.parent_task);
     out
 }
 
@@ -208,6 +221,13 @@ fn run_error(state: &State, run: &Run) -> Option<String> {
         .find_map(|t| t.error.clone())
 }
 
+/// [`insert_outcome`] for a whole run: its first assignment, its end and its first failed task's
+/// error.
+fn insert_run_outcome(obj: &mut Map<String, Value>, state: &State, run: &Run) {
+    let error = run_error(state, run);
+    insert_outcome(obj, run_times(state, run), error, run.origin.parent_task);
+}
+
 /// `V1TaskSummary` of a whole run (a row of the runs list when `only_tasks` is false).
 pub(crate) fn run_summary(
     state: &State,
@@ -216,7 +236,6 @@ pub(crate) fn run_summary(
     payloads: bool,
 ) -> Value {
     let status = state.run_status(run.id).unwrap_or(RunStatus::Queued);
-    let (started, finished) = run_times(state, run);
     let single = (run.workflow.tasks.len() == 1)
         .then(|| run.tasks.first().and_then(|t| state.tasks.get(t)))
         .flatten();
@@ -246,28 +265,13 @@ pub(crate) fn run_summary(
         obj.insert("retryCount".into(), json!(t.retry_count));
         obj.insert("attempt".into(), json!(t.retry_count + 1));
     }
-    if let Some(s) = started {
-        obj.insert("startedAt".into(), json!(time(s)));
-    }
-    if let Some(f) = finished {
-        obj.insert("finishedAt".into(), json!(time(f)));
-    }
-    if let Some(d) = duration_ms(started, finished) {
-        obj.insert("duration".into(), json!(d));
-    }
-    if let Some(e) = run_error(state, run) {
-        obj.insert("errorMessage".into(), json!(e));
-    }
-    if let Some(parent) = run.origin.parent_task {
-        obj.insert("parentTaskExternalId".into(), json!(parent.to_string()));
-    }
+    insert_run_outcome(obj, state, run);
     out
 }
 
 /// `V1WorkflowRun`.
 fn workflow_run(state: &State, run: &Run) -> Value {
     let status = state.run_status(run.id).unwrap_or(RunStatus::Queued);
-    let (started, finished) = run_times(state, run);
     let mut out = json!({
         "metadata": meta(run.id, run.created, run.finished.unwrap_or(run.created)),
         "status": v1_status(status),
@@ -281,21 +285,7 @@ fn workflow_run(state: &State, run: &Run) -> Value {
         "output": run_output(state, run),
     });
     let obj = out.as_object_mut().expect("json! object");
-    if let Some(s) = started {
-        obj.insert("startedAt".into(), json!(time(s)));
-    }
-    if let Some(f) = finished {
-        obj.insert("finishedAt".into(), json!(time(f)));
-    }
-    if let Some(d) = duration_ms(started, finished) {
-        obj.insert("duration".into(), json!(d));
-    }
-    if let Some(e) = run_error(state, run) {
-        obj.insert("errorMessage".into(), json!(e));
-    }
-    if let Some(parent) = run.origin.parent_task {
-        obj.insert("parentTaskExternalId".into(), json!(parent.to_string()));
-    }
+    insert_run_outcome(obj, state, run);
     out
 }
 
