@@ -112,7 +112,11 @@ async fn run(
         return;
     };
     let permits = acquire(shared, &entry.slot_requests).await;
-    let started = shared.options.send_started.then(|| {
+    if shared.options.send_started {
+        // STARTED goes out beside the step and is never awaited, not even by the final report: like the Python
+        // SDK (whose action listener sends every event as its own task), the two calls race. Hatchet records
+        // STARTED for observability and ignores it once the attempt is finished, so waiting for it would only
+        // add a round trip to every step.
         let shared = Arc::clone(shared);
         let action = action.clone();
         tokio::spawn(async move {
@@ -127,8 +131,8 @@ async fn run(
                 RetryPolicy::once(),
             )
             .await;
-        })
-    });
+        });
+    }
 
     let metadata: Map<String, Value> = action
         .additional_metadata
@@ -201,10 +205,6 @@ async fn run(
             }
         }
     };
-    if let Some(started) = started {
-        // STARTED goes out concurrently with the step, but always before the final report.
-        let _ = started.await;
-    }
     if cancelled.load(Ordering::SeqCst) {
         // The engine already finalised a cancelled run: report nothing.
         shared

@@ -70,11 +70,16 @@ async fn accumulate(
         waited_us: 0,
         window_late_us: 0,
     };
-    if wf.is_committed(input, turn_id).await? {
+    // Both reads go out together: one round trip on the shared connection instead of two.
+    let (committed, stored) = tokio::join!(
+        wf.is_committed(input, turn_id),
+        wf.stores.messages.get(&input.session_key, input.message_id)
+    );
+    if committed? {
         tracing::info!(%turn_id, session_key = %input.session_key, "turn_already_committed");
         return Ok(nothing_to_do(Gathered::Committed));
     }
-    if answered_elsewhere(wf, input, turn_id).await? {
+    if answered_elsewhere(wf, input, turn_id, stored?).await? {
         return Ok(nothing_to_do(Gathered::Absorbed));
     }
 
@@ -103,15 +108,19 @@ async fn accumulate(
     })
 }
 
-/// True when an earlier turn already answered (or failed) the run's message, so the run has nothing to do. A
-/// message the store no longer has is recorded again from the input first: a missing record is never a reason to
-/// drop it.
+/// True when an earlier turn already answered (or failed) the run's message (`stored`, as just read), so the run
+/// has nothing to do. A message the store no longer has is recorded again from the input first: a missing record
+/// is never a reason to drop it.
 async fn answered_elsewhere(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
     turn_id: Uuid,
+    stored: Option<StoredMessage>,
 ) -> Result<bool, StepError> {
-    let message = wf.own_message(input).await?;
+    let message = match stored {
+        Some(message) => message,
+        None => wf.own_message(input).await?,
+    };
     if message.status.is_open() || message.status.turn_id() == Some(turn_id) {
         return Ok(false);
     }
@@ -141,13 +150,19 @@ async fn gather(
 ) -> Result<Gather, StepError> {
     let session_key = input.session_key.as_str();
     // Wake-ups queued before now are for messages the open list below already contains.
-    wf.stores.inbox.drain(session_key).await?;
-    let open = wf.stores.messages.open_messages(session_key).await?;
+    // The three reads go out together, in this order, on the shared connection (one round trip). The session
+    // state cannot change meanwhile: only the lock holder (this run) writes it.
+    let (drained, open, state) = tokio::join!(
+        wf.stores.inbox.drain(session_key),
+        wf.stores.messages.open_messages(session_key),
+        wf.stores.sessions.get(session_key)
+    );
+    drained?;
+    let (open, state) = (open?, state?);
     let Some((mut turn, mut messages)) = take_open(wf, lease, turn_id, input, &open).await? else {
         return Ok(None);
     };
     let routing = routing(input);
-    let state = wf.stores.sessions.get(session_key).await?;
     let window = |content: &str, count: usize| {
         Duration::from_millis(wf.settings.turn_manager.suggest_wait_ms(
             content,

@@ -75,21 +75,25 @@ async fn think(
         brain = wf.brain.name(),
         "brain_starting"
     );
-    wf.route(
-        ctx,
-        AcfEvent::turn_started(
-            turn_id,
-            session_key,
-            &routing,
-            turn.message_count(),
-            &input.channel,
+    // The event and the two reads the brain needs go out together (one round trip, not three). What earlier
+    // attempts of this turn already did (a crash, a lost lock or a transient error after a tool ran): the brain
+    // sees it, and an irreversible effect puts the turn past its commit point. The commit numbers the turn
+    // `turn_count + 1` under the same lock, so the brain is told that number now.
+    let (_routed, effects, state) = tokio::join!(
+        wf.route(
+            ctx,
+            AcfEvent::turn_started(
+                turn_id,
+                session_key,
+                &routing,
+                turn.message_count(),
+                &input.channel,
+            ),
         ),
-    )
-    .await;
-
-    // What earlier attempts of this turn already did (a crash, a lost lock or a transient error after a tool ran):
-    // the brain sees it, and an irreversible effect puts the turn past its commit point.
-    for effect in wf.stores.side_effects.effects(session_key, turn_id).await? {
+        wf.stores.side_effects.effects(session_key, turn_id),
+        wf.stores.sessions.get(session_key)
+    );
+    for effect in effects? {
         turn.record_side_effect(effect)?;
     }
     if !turn.side_effects().is_empty() {
@@ -102,9 +106,7 @@ async fn think(
             "side_effects_replayed"
         );
     }
-
-    // The commit numbers the turn `turn_count + 1` under the same lock, so the brain is told that number now.
-    let turn_number = wf.stores.sessions.get(session_key).await?.turn_count + 1;
+    let turn_number = state?.turn_count + 1;
     let pending = StorePendingMessages::new(
         Arc::clone(&wf.stores.messages),
         session_key,

@@ -46,10 +46,18 @@ pub(super) async fn run(
     };
     let lease = wf.revalidate(lease).await?;
     let result = commit(wf, input, turn, &accumulated.messages, &outcome, &lease).await;
-    wf.unlock(&lease).await;
+    // The release and the end-of-run check go out together: the check reads the run's own message, which the
+    // commit (done) settled and the lock no longer guards.
+    let settle = async {
+        match &result {
+            // A turn capped by `max_messages_per_turn` may have left the run's own message for the next turn.
+            Ok(output) => wf.settle_own_message(input, output.status.as_str()).await,
+            Err(_) => Ok(()),
+        }
+    };
+    let (_released, settled) = tokio::join!(wf.unlock(&lease), settle);
     let output = result?;
-    // A turn capped by `max_messages_per_turn` may have left the run's own message for the next turn.
-    wf.settle_own_message(input, output.status.as_str()).await?;
+    settled?;
     Ok(output)
 }
 
@@ -119,14 +127,15 @@ async fn claim_messages(
     messages: &[TurnMessage],
     lease: &Lease,
 ) -> Result<bool, StepError> {
-    for message in messages {
-        if wf
-            .stores
-            .messages
-            .get(&input.session_key, message.id)
-            .await?
-            .is_none()
-        {
+    // One read per message, all sent at once (one round trip on the shared connection).
+    let stored = futures::future::try_join_all(
+        messages
+            .iter()
+            .map(|message| wf.stores.messages.get(&input.session_key, message.id)),
+    )
+    .await?;
+    for (message, stored) in messages.iter().zip(stored) {
+        if stored.is_none() {
             let restored = StoredMessage::pending(
                 message.id,
                 input.session_key.clone(),
