@@ -18,14 +18,12 @@ use uuid::Uuid;
 
 /// Pushes one `new_message` event with the official Python SDK.
 async fn push(h: &Harness, payload: &Value, metadata: &Value) {
-    let mut py = PythonScript::new(script("push_new_message.py"))
-        .timeout(Duration::from_secs(120))
+    let out = PythonScript::new(script("push_new_message.py"))
         .arg(payload.to_string())
-        .arg(metadata.to_string());
-    for (k, v) in h.engine.client_env() {
-        py = py.env(k, v);
-    }
-    let out = tokio::task::spawn_blocking(move || py.run()).await.unwrap();
+        .arg(metadata.to_string())
+        .envs(h.engine.client_env())
+        .run_async()
+        .await;
     out.assert_success();
     assert!(out.stdout.contains("PUSHED"), "{}", out.stdout);
 }
@@ -38,14 +36,12 @@ struct Gateway {
 
 impl Gateway {
     async fn ready(h: &Harness, payload: &Value, metadata: &Value) -> Self {
-        let mut py = PythonScript::new(script("push_new_message.py"))
+        let mut command = PythonScript::new(script("push_new_message.py"))
             .arg(payload.to_string())
             .arg(metadata.to_string())
-            .arg("--on-stdin");
-        for (k, v) in h.engine.client_env() {
-            py = py.env(k, v);
-        }
-        let mut command = py.into_command();
+            .arg("--on-stdin")
+            .envs(h.engine.client_env())
+            .into_command();
         command.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = command.spawn().expect("the Python interpreter starts");
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();

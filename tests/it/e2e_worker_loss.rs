@@ -3,6 +3,7 @@
 //! redone under the same turn id, nothing is lost and nothing is answered twice.
 
 use acf_tests::e2e_support;
+use acf_tests::sdk_support::client_from_env;
 
 use std::time::Duration;
 
@@ -43,11 +44,7 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let env: std::collections::HashMap<_, _> = env.into_iter().collect();
-            let client = acf_sdk::Client::new(
-                acf_sdk::ClientConfig::from_lookup(|k| env.get(k).cloned()).unwrap(),
-            )
-            .unwrap();
+            let client = client_from_env(env);
             // The Redis stores are runtime-bound too: open a second backend on the same keys.
             let a_backend = redis_backend_at(&prefix).await;
             let _running = start_worker(&client, &a_backend, a_brain.clone(), 100, 10).await;
