@@ -12,7 +12,7 @@ use acf_tests::python::{PythonScript, script};
 use acf_worker::models::Conversation;
 use acf_worker::models::{TurnOutcome, format_timestamp, now_utc};
 use acf_worker::stores::{MessageStatus, ResponseEntry};
-use e2e_support::{Harness, Mode, output, responses_of};
+use e2e_support::{Harness, Mode, output, responses_of, stored_message};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -130,14 +130,9 @@ async fn a_new_message_event_is_taken_like_send() {
         turn.response.as_deref(),
         Some("Echo: hello / I need help with my order")
     );
-    let stored = h
-        .backend
-        .stores
-        .messages
-        .get(&user.session_key(), follow_up)
+    let stored = stored_message(&h.backend, &user.session_key(), follow_up)
         .await
-        .unwrap()
-        .unwrap();
+        .expect("the follow-up was stored");
     assert_eq!(stored.session_key, user.session_key());
     assert!(
         matches!(stored.status, MessageStatus::Processed { .. }),
@@ -176,12 +171,8 @@ async fn a_new_message_event_is_taken_like_send() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        h.backend
-            .stores
-            .messages
-            .get(&user.session_key(), unroutable)
+        stored_message(&h.backend, &user.session_key(), unroutable)
             .await
-            .unwrap()
             .is_none()
     );
     assert_eq!(responses_of(&h.backend, &user.session_key()).await.len(), 1);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use acf_tests::python::{PythonScript, script};
 use acf_worker::models::Conversation;
 use acf_worker::stores::MessageStatus;
-use e2e_support::{Harness, Mode, responses_of};
+use e2e_support::{Harness, Mode, responses_of, stored_message};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,14 +33,9 @@ async fn the_python_sdk_triggers_a_turn_the_rust_worker_answers() {
     assert_eq!(commit["message_count"], 1);
 
     // The run recorded the message itself (no intake was involved) and answered it on the response stream.
-    let message = h
-        .backend
-        .stores
-        .messages
-        .get(&user.session_key(), message_id)
+    let message = stored_message(&h.backend, &user.session_key(), message_id)
         .await
-        .unwrap()
-        .unwrap();
+        .expect("the run stored the message");
     assert!(
         matches!(message.status, MessageStatus::Processed { .. }),
         "{message:?}"

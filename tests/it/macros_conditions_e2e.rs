@@ -9,19 +9,9 @@ use std::time::{Duration, Instant};
 use acf_sdk::client::PushOptions;
 use acf_sdk::proto::v1::RunStatus;
 use acf_sdk::{Client, Context, StepError, TriggerOptions, on_success, step, task, workflow};
+use acf_tests::macros_fixtures::{In, Num};
 use sdk_support::{client, engine, eventually, ready, spawn, within};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-
-#[derive(Serialize, Deserialize, schemars::JsonSchema)]
-struct In {
-    n: i64,
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
-struct Num {
-    v: i64,
-}
 
 /// The steps that ran, in order.
 type Ran = Arc<Mutex<Vec<&'static str>>>;

@@ -7,18 +7,9 @@ use acf_tests::sdk_support;
 use std::sync::{Arc, Mutex};
 
 use acf_sdk::{Context, StepError, on_failure, step, workflow};
+use acf_tests::macros_fixtures::{In, Num};
 use sdk_support::{client, engine, ready, spawn, within};
 use serde::{Deserialize, Serialize};
-
-#[derive(Serialize, Deserialize, schemars::JsonSchema)]
-struct In {
-    n: i64,
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
-struct Num {
-    v: i64,
-}
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 struct Label {

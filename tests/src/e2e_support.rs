@@ -241,3 +241,26 @@ pub async fn responses_of(
         .filter(|entry| entry.session_key == session_key)
         .collect()
 }
+
+/// The message `id` of `session_key` as the message store holds it (`None` when it was never stored).
+pub async fn stored_message(
+    backend: &Backend,
+    session_key: &str,
+    id: Uuid,
+) -> Option<acf_worker::stores::StoredMessage> {
+    backend
+        .stores
+        .messages
+        .get(session_key, id)
+        .await
+        .expect("the message store answers")
+}
+
+/// Whether the session lock of `session_key` is held.
+pub async fn is_locked(backend: &Backend, session_key: &str) -> bool {
+    backend
+        .mutex
+        .is_locked(session_key)
+        .await
+        .expect("the mutex answers")
+}

@@ -1,7 +1,8 @@
 //! One `#[workflow]` using every option the macros accept on a DAG: `macros_definition` checks it registers what
 //! the macro-free API builds and dispatches with typed decoding, `macros_parity` that it registers what the same
 //! declaration in the official Python SDK registers (`tests/python/macros_parity.py`). [`registered_with_python`]
-//! captures both sides' requests for the parity tests and [`registered_pair`] takes them apart.
+//! captures both sides' requests for the parity tests and [`registered_pair`] takes them apart. [`In`] and [`Num`]
+//! are the data of the workflows the `macros_*e2e` tests serve.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +14,20 @@ use serde_json::Value;
 
 use crate::python::{PythonScript, script};
 use crate::sdk_support;
+
+/// The input of the workflows the `macros_*e2e` tests serve.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct In {
+    /// The number the steps compute with.
+    pub n: i64,
+}
+
+/// A number a step of the `macros_*e2e` workflows returns.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub struct Num {
+    /// The value.
+    pub v: i64,
+}
 
 /// The workflow input.
 #[derive(Serialize, Deserialize, JsonSchema)]
