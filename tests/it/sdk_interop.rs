@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use acf_sdk::{Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
 use acf_tests::python::PythonScript;
-use sdk_support::{client, engine, ready, spawn, within};
+use sdk_support::{client, engine, serve};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -108,8 +108,7 @@ async fn python_client_runs_a_rust_workers_workflow() {
         )
         .build()
         .unwrap();
-    let (handle, join) = spawn(client.worker("rs-worker").workflow(wf));
-    ready(&handle).await;
+    let worker = serve(client.worker("rs-worker").workflow(wf)).await;
 
     let dir = tempfile::tempdir().unwrap();
     let result = PythonScript::inline(&dir, "py_client.py", PY_CLIENT)
@@ -121,6 +120,5 @@ async fn python_client_runs_a_rust_workers_workflow() {
     assert_eq!(result["double"], json!({"v": 40, "sdk": "rust"}));
     assert_eq!(result["plus_one"], json!({"v": 41}));
 
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }

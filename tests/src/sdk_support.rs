@@ -54,6 +54,35 @@ pub fn spawn(
     (handle, tokio::spawn(worker.run()))
 }
 
+/// A worker running in the background (see [`serve`]).
+pub struct ServedWorker {
+    /// The running worker's handle (status, shutdown).
+    pub handle: WorkerHandle,
+    join: tokio::task::JoinHandle<acf_sdk::Result<()>>,
+}
+
+impl ServedWorker {
+    /// Shuts the worker down and waits (30 s at most) for it to exit cleanly.
+    ///
+    /// # Panics
+    ///
+    /// When it does not exit in time or exits with an error.
+    pub async fn stop(self) {
+        self.handle.shutdown();
+        within(30, self.join)
+            .await
+            .expect("the worker task")
+            .expect("a clean exit");
+    }
+}
+
+/// Runs the worker in the background (signals off, see [`spawn`]) and waits until it is [`ready`].
+pub async fn serve(builder: WorkerBuilder) -> ServedWorker {
+    let (handle, join) = spawn(builder);
+    ready(&handle).await;
+    ServedWorker { handle, join }
+}
+
 /// Waits until the worker is ready (registered, stream connected).
 pub async fn ready(handle: &WorkerHandle) {
     eventually(Duration::from_secs(20), || async {
