@@ -227,9 +227,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     handle.shutdown();
 
     // Rust worker, tuned: no gzip on tiny messages, no STARTED report.
-    let env: std::collections::HashMap<String, String> = engine.client_env().into_iter().collect();
-    let tuned_client =
-        Client::new(acf_sdk::ClientConfig::from_lookup(|k| env.get(k).cloned())?.with_gzip(false))?;
+    let tuned_client = Client::new(acf_examples::client_config(&engine)?.with_gzip(false))?;
     let handle = start_rust_worker(&tuned_client, true).await?;
     rows.push((
         "Rust worker, no-op (no gzip, no STARTED)",

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use acf_sdk::config::ConfigError;
 use acf_sdk::engine::{Engine, EngineHandle};
 use acf_sdk::{Client, ClientConfig};
 
@@ -10,9 +11,15 @@ use acf_sdk::{Client, ClientConfig};
 /// `HATCHET_CLIENT_*` variables a real deployment would set).
 pub async fn local_engine() -> Result<(EngineHandle, Client), Box<dyn std::error::Error>> {
     let engine = Engine::builder().start().await?;
-    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
-    let config = ClientConfig::from_lookup(|k| env.get(k).cloned())?;
+    let config = client_config(&engine)?;
     Ok((engine, Client::new(config)?))
+}
+
+/// The client configuration for `engine`, read from the `HATCHET_CLIENT_*` variables it hands out, for an
+/// example that tunes it before building its client.
+pub fn client_config(engine: &EngineHandle) -> Result<ClientConfig, ConfigError> {
+    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
+    ClientConfig::from_lookup(|k| env.get(k).cloned())
 }
 
 pub mod macro_dag;

@@ -19,21 +19,15 @@ use acf_sdk::proto::v1::admin_service_client::AdminServiceClient;
 use acf_sdk::proto::workflow_service_client::WorkflowServiceClient;
 use acf_sdk::proto::{
     HeartbeatRequest, StepActionEvent, StepActionEventType, SubscribeToWorkflowRunsRequest,
-    WorkerListenRequest, WorkerRegisterRequest,
+    WorkerListenRequest,
 };
-use engine_support::{Authed, Harness, connect};
+use acf_tests::env_or;
+use engine_support::{Authed, Harness, connect, register_worker};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Triggers `n` runs in bulk (chunks of 500) and waits for all of them; returns the elapsed time.
 async fn run_batch(ch: &Authed, n: usize) -> Duration {
@@ -98,19 +92,13 @@ async fn run_batch(ch: &Authed, n: usize) -> Duration {
 /// A minimal worker on raw gRPC: registers, heartbeats, and completes every action with `{}`.
 async fn raw_worker(ch: Authed, slots: i32) {
     let mut client = DispatcherClient::new(ch);
-    let req = WorkerRegisterRequest {
-        worker_name: "raw-bench".into(),
-        actions: vec!["benchnoop:benchnoop".into()],
-        services: vec!["default".into()],
-        slot_config: [("default".to_owned(), slots)].into_iter().collect(),
-        ..Default::default()
-    };
-    let id = client
-        .register(req)
-        .await
-        .expect("register")
-        .into_inner()
-        .worker_id;
+    let id = register_worker(
+        &mut client,
+        "raw-bench",
+        &["benchnoop:benchnoop"],
+        &[("default", slots)],
+    )
+    .await;
     // Heartbeats first: the engine answers the ListenV2 open only with the first action.
     let mut heartbeat = client.clone();
     let hb_id = id.clone();

@@ -11,7 +11,7 @@
 //! window_error_p99_ms=<x> cpu_ms_per_turn=<x> answered_once=<true|false>`. Knob: `ACF_BENCH_SLOTS` (worker
 //! slots, 4 × max(sessions, 100)).
 
-use acf_tests::e2e_support;
+use acf_tests::{e2e_support, env_count};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,15 +23,6 @@ use e2e_support::{Harness, Mode};
 
 /// Fixed accumulation window, ms.
 const WINDOW_MS: u64 = 200;
-
-/// A positive integer from the environment, or `default`.
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
@@ -267,7 +258,8 @@ fn main() {
 
 /// Sessions talking at once; each sends its next message when the previous one was answered.
 async fn turns(sessions: usize, messages: usize) {
-    let slots = u32::try_from(env_or("ACF_BENCH_SLOTS", sessions.max(100) * 4)).unwrap_or(u32::MAX);
+    let slots =
+        u32::try_from(env_count("ACF_BENCH_SLOTS", sessions.max(100) * 4)).unwrap_or(u32::MAX);
     let step_times = StepTimes::install();
     let h = Arc::new(Harness::start(Mode::Echo(Duration::ZERO), WINDOW_MS, slots).await);
     let cpu_before = process_cpu_ms();

@@ -6,27 +6,18 @@
 //!
 //! Knobs: `ACF_BENCH_CONCURRENCY` (50), `ACF_BENCH_PAIRS` (400).
 
-use acf_tests::e2e_support;
+use acf_tests::{e2e_support, env_count};
 
 use std::time::{Duration, Instant};
 
 use acf_worker::mutex::LockOptions;
 use e2e_support::redis_backend;
 
-/// A positive integer from the environment, or `default`.
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: run explicitly with --ignored --nocapture"]
 async fn mutex_acquire_release_pairs_per_second() {
-    let concurrency = env_or("ACF_BENCH_CONCURRENCY", 50);
-    let pairs_each = env_or("ACF_BENCH_PAIRS", 400);
+    let concurrency = env_count("ACF_BENCH_CONCURRENCY", 50);
+    let pairs_each = env_count("ACF_BENCH_PAIRS", 400);
     let backend = redis_backend().await;
     let options = LockOptions::new(Duration::from_secs(5), Duration::ZERO);
     let started = Instant::now();
@@ -52,36 +43,23 @@ async fn mutex_acquire_release_pairs_per_second() {
     );
 
     // The floor, in the same run: `redis-benchmark` at the same concurrency, one command per round trip.
-    let requests = (concurrency * pairs_each * 2).to_string();
-    let set = redis_benchmark_rate(&[
-        "-c",
-        &concurrency.to_string(),
-        "-n",
-        &requests,
-        "-q",
-        "-r",
-        "100000",
-        "SET",
-        "lock:__rand_int__",
-        "tok",
-        "NX",
-        "PX",
-        "5000",
-    ]);
-    let release = redis_benchmark_rate(&[
-        "-c",
-        &concurrency.to_string(),
-        "-n",
-        &requests,
-        "-q",
-        "-r",
-        "100000",
-        "EVAL",
-        "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end",
-        "1",
-        "lock:__rand_int__",
-        "tok",
-    ]);
+    let requests = concurrency * pairs_each * 2;
+    let set = redis_benchmark_rate(
+        concurrency,
+        requests,
+        &["SET", "lock:__rand_int__", "tok", "NX", "PX", "5000"],
+    );
+    let release = redis_benchmark_rate(
+        concurrency,
+        requests,
+        &[
+            "EVAL",
+            "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end",
+            "1",
+            "lock:__rand_int__",
+            "tok",
+        ],
+    );
     // One pair costs one SET and one release: the pair rate is the harmonic combination of the two.
     let floor = 1.0 / (1.0 / set + 1.0 / release);
     println!(
@@ -91,11 +69,14 @@ async fn mutex_acquire_release_pairs_per_second() {
     );
 }
 
-/// Runs `redis-benchmark -h 127.0.0.1 -p 6379 <args>` and returns its requests per second.
-fn redis_benchmark_rate(args: &[&str]) -> f64 {
+/// Runs `command` `requests` times from `concurrency` clients with `redis-benchmark` (quiet, keys drawn
+/// from 100 000 random ones) and returns its requests per second.
+fn redis_benchmark_rate(concurrency: usize, requests: usize, command: &[&str]) -> f64 {
     let output = std::process::Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", "6379"])
-        .args(args)
+        .args(["-c", &concurrency.to_string(), "-n", &requests.to_string()])
+        .args(["-q", "-r", "100000"])
+        .args(command)
         .output()
         .expect("redis-benchmark (Debian package redis-tools) must be installed");
     let text = String::from_utf8_lossy(&output.stdout);

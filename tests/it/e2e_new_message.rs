@@ -12,20 +12,18 @@ use acf_tests::python::{PythonScript, script};
 use acf_worker::models::Conversation;
 use acf_worker::models::{TurnOutcome, format_timestamp, now_utc};
 use acf_worker::stores::{MessageStatus, ResponseEntry};
-use e2e_support::{Harness, Mode, output, responses_of};
+use e2e_support::{Harness, Mode, output, responses_of, stored_message};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// Pushes one `new_message` event with the official Python SDK.
 async fn push(h: &Harness, payload: &Value, metadata: &Value) {
-    let mut py = PythonScript::new(script("push_new_message.py"))
-        .timeout(Duration::from_secs(120))
+    let out = PythonScript::new(script("push_new_message.py"))
         .arg(payload.to_string())
-        .arg(metadata.to_string());
-    for (k, v) in h.engine.client_env() {
-        py = py.env(k, v);
-    }
-    let out = tokio::task::spawn_blocking(move || py.run()).await.unwrap();
+        .arg(metadata.to_string())
+        .envs(h.engine.client_env())
+        .run_async()
+        .await;
     out.assert_success();
     assert!(out.stdout.contains("PUSHED"), "{}", out.stdout);
 }
@@ -38,14 +36,12 @@ struct Gateway {
 
 impl Gateway {
     async fn ready(h: &Harness, payload: &Value, metadata: &Value) -> Self {
-        let mut py = PythonScript::new(script("push_new_message.py"))
+        let mut command = PythonScript::new(script("push_new_message.py"))
             .arg(payload.to_string())
             .arg(metadata.to_string())
-            .arg("--on-stdin");
-        for (k, v) in h.engine.client_env() {
-            py = py.env(k, v);
-        }
-        let mut command = py.into_command();
+            .arg("--on-stdin")
+            .envs(h.engine.client_env())
+            .into_command();
         command.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = command.spawn().expect("the Python interpreter starts");
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -134,14 +130,9 @@ async fn a_new_message_event_is_taken_like_send() {
         turn.response.as_deref(),
         Some("Echo: hello / I need help with my order")
     );
-    let stored = h
-        .backend
-        .stores
-        .messages
-        .get(&user.session_key(), follow_up)
+    let stored = stored_message(&h.backend, &user.session_key(), follow_up)
         .await
-        .unwrap()
-        .unwrap();
+        .expect("the follow-up was stored");
     assert_eq!(stored.session_key, user.session_key());
     assert!(
         matches!(stored.status, MessageStatus::Processed { .. }),
@@ -180,12 +171,8 @@ async fn a_new_message_event_is_taken_like_send() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        h.backend
-            .stores
-            .messages
-            .get(&user.session_key(), unroutable)
+        stored_message(&h.backend, &user.session_key(), unroutable)
             .await
-            .unwrap()
             .is_none()
     );
     assert_eq!(responses_of(&h.backend, &user.session_key()).await.len(), 1);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::MessageStatus;
-use e2e_support::{Harness, Mode, output, responses_of};
+use e2e_support::{Harness, Mode, is_locked, output, responses_of, stored_message};
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -38,13 +38,7 @@ async fn a_single_message_is_answered_on_the_response_stream() {
             turn_id: out.turn_id
         }
     );
-    assert!(
-        !h.backend
-            .mutex
-            .is_locked(&user.session_key())
-            .await
-            .unwrap()
-    );
+    assert!(!is_locked(&h.backend, &user.session_key()).await);
     h.stop().await;
 }
 
@@ -118,25 +112,14 @@ async fn a_brain_failure_is_committed_as_a_failed_turn() {
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].status, TurnOutcome::Failed);
     assert_eq!(responses[0].message_ids, vec![submitted.message_id]);
-    let message = h
-        .backend
-        .stores
-        .messages
-        .get(&user.session_key(), submitted.message_id)
+    let message = stored_message(&h.backend, &user.session_key(), submitted.message_id)
         .await
-        .unwrap()
-        .unwrap();
+        .expect("intake stored the message");
     assert!(
         matches!(message.status, MessageStatus::Failed { .. }),
         "{message:?}"
     );
-    assert!(
-        !h.backend
-            .mutex
-            .is_locked(&user.session_key())
-            .await
-            .unwrap()
-    );
+    assert!(!is_locked(&h.backend, &user.session_key()).await);
     h.stop().await;
 }
 

@@ -3,6 +3,7 @@
 //! redone under the same turn id, nothing is lost and nothing is answered twice.
 
 use acf_tests::e2e_support;
+use acf_tests::sdk_support::client_from_env;
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::MessageStatus;
 use e2e_support::{
-    Mode, RecordingBrain, client, output, redis_backend_at, responses_of, start_worker,
+    Mode, RecordingBrain, client, is_locked, output, redis_backend_at, responses_of, start_worker,
     unique_prefix,
 };
 
@@ -43,11 +44,7 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let env: std::collections::HashMap<_, _> = env.into_iter().collect();
-            let client = acf_sdk::Client::new(
-                acf_sdk::ClientConfig::from_lookup(|k| env.get(k).cloned()).unwrap(),
-            )
-            .unwrap();
+            let client = client_from_env(env);
             // The Redis stores are runtime-bound too: open a second backend on the same keys.
             let a_backend = redis_backend_at(&prefix).await;
             let _running = start_worker(&client, &a_backend, a_brain.clone(), 100, 10).await;
@@ -73,7 +70,7 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
     kill_tx.send(()).unwrap();
     worker_a.join().unwrap();
     assert!(
-        backend.mutex.is_locked(&user.session_key()).await.unwrap(),
+        is_locked(&backend, &user.session_key()).await,
         "the dead worker still holds the session lock"
     );
 
@@ -108,7 +105,7 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
             turn_id: out.turn_id
         }
     );
-    assert!(!backend.mutex.is_locked(&user.session_key()).await.unwrap());
+    assert!(!is_locked(&backend, &user.session_key()).await);
 
     worker_b.stop().await.unwrap();
     engine.shutdown().await;
@@ -159,7 +156,7 @@ async fn a_rolling_restart_drains_the_running_step_and_the_next_worker_finishes_
         "the answer drained from the old worker is the one committed"
     );
     assert_eq!(responses_of(&backend, &user.session_key()).await.len(), 1);
-    assert!(!backend.mutex.is_locked(&user.session_key()).await.unwrap());
+    assert!(!is_locked(&backend, &user.session_key()).await);
     worker_b.stop().await.unwrap();
     engine.shutdown().await;
 }

@@ -6,27 +6,15 @@
 //! Chromium and chromedriver come from `scripts/ensure-chromium` (called by `scripts/test`); when
 //! they are missing the test fails, it never skips.
 
-use acf_tests::python::{PythonScript, script};
-use acf_tests::workspace_root;
+use acf_tests::engine_support::rest_api_script;
+use acf_tests::peer::Background;
+use acf_tests::{sdk_support, workspace_root};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const FIX: &str = "run `scripts/ensure-chromium` (apt-get install chromium chromium-driver)";
-
-/// Kills a spawned process (its whole group) when the test ends.
-struct Group(Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pid = self.0.id();
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .status();
-        let _ = self.0.wait();
-    }
-}
 
 fn require(binary: &str) -> String {
     let found = std::env::var_os("PATH")
@@ -139,40 +127,19 @@ fn free_port() -> u16 {
 async fn dashboard_shows_a_run_completing_and_its_dag() {
     let chromium = require("chromium");
     let chromedriver = require("chromedriver");
-    let engine = acf_sdk::engine::Engine::builder()
-        .start()
-        .await
-        .expect("engine starts");
+    let engine = sdk_support::engine().await;
     let dir = tempfile::tempdir().expect("temp dir");
 
     // A Python SDK worker serving the RestDag workflow (start -> finish).
-    let mut worker = PythonScript::new(script("rest_api.py"))
-        .env("ACF_TEST_DIR", dir.path())
-        .arg("worker")
-        .arg("dashboard-worker");
-    for (k, v) in engine.client_env() {
-        worker = worker.env(k, v);
-    }
-    let log = std::fs::File::create(dir.path().join("worker.log")).expect("log");
-    let mut cmd = worker.into_command();
-    cmd.stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-    let _worker = Group(cmd.spawn().expect("worker spawns"));
+    let _worker = rest_api_script(&engine, dir.path(), "worker", "dashboard-worker")
+        .spawn(dir.path().join("worker.log"));
 
     // chromedriver in its own process group.
     let port = free_port();
     let mut driver_cmd = Command::new(&chromedriver);
-    driver_cmd
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    std::os::unix::process::CommandExt::process_group(&mut driver_cmd, 0);
-    let _chromedriver = Group(
-        driver_cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}\nFix: {FIX}")),
-    );
+    driver_cmd.arg(format!("--port={port}"));
+    let _chromedriver = Background::spawn(driver_cmd, None)
+        .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}\nFix: {FIX}"));
     let driver = Driver {
         http: reqwest::Client::new(),
         base: format!("http://127.0.0.1:{port}"),

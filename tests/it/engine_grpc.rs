@@ -26,7 +26,7 @@ use acf_sdk::proto::{
     ResourceType, StepActionEvent, StepActionEventType, SubscribeToWorkflowEventsRequest,
     SubscribeToWorkflowRunsRequest, WorkerListenRequest, WorkerRegisterRequest,
 };
-use engine_support::{Authed, connect, connect_with};
+use engine_support::{Authed, connect, connect_with, register_worker};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -138,19 +138,7 @@ struct Worker {
 impl Worker {
     async fn start(ch: &Authed, actions: &[&str], slots: &[(&str, i32)]) -> Self {
         let mut client = DispatcherClient::new(ch.clone());
-        let req = WorkerRegisterRequest {
-            worker_name: "rust-test-worker".into(),
-            actions: actions.iter().map(|a| (*a).to_string()).collect(),
-            services: vec!["default".into()],
-            slot_config: slots.iter().map(|(k, v)| ((*k).to_string(), *v)).collect(),
-            ..Default::default()
-        };
-        let id = client
-            .register(req)
-            .await
-            .expect("register")
-            .into_inner()
-            .worker_id;
+        let id = register_worker(&mut client, "rust-test-worker", actions, slots).await;
         let mut listener = client.clone();
         let request = WorkerListenRequest {
             worker_id: id.clone(),

@@ -3,24 +3,13 @@
 //! runs. The checks live in `tests/ts-rest/rest_api.mjs`; its pinned dependencies are installed
 //! with `npm ci` on first use. Without `node`/`npm` the test fails, it never skips.
 
-use acf_tests::python::{PythonScript, script};
-use acf_tests::workspace_root;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use acf_tests::engine_support::rest_api_script;
+use acf_tests::node::NodeScript;
+use acf_tests::{sdk_support, workspace_root};
+use std::process::Command;
+use std::time::Duration;
 
 const FIX: &str = "install Node.js 20+ with npm (the test runs `npm ci` in tests/ts-rest)";
-
-struct Group(std::process::Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pid = self.0.id();
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .status();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_rest_calls_work_against_the_engine() {
@@ -42,54 +31,24 @@ async fn typescript_sdk_rest_calls_work_against_the_engine() {
             dir_ts.display()
         );
     }
-    let engine = acf_sdk::engine::Engine::builder()
-        .start()
-        .await
-        .expect("engine starts");
+    let engine = sdk_support::engine().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut worker = PythonScript::new(script("rest_api.py"))
-        .env("ACF_TEST_DIR", dir.path())
-        .arg("worker")
-        .arg("ts-rest-worker");
-    for (k, v) in engine.client_env() {
-        worker = worker.env(k, v);
-    }
-    let log = std::fs::File::create(dir.path().join("worker.log")).expect("log");
-    let mut cmd = worker.into_command();
-    cmd.stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-    let _worker = Group(cmd.spawn().expect("python worker spawns"));
-
-    let mut node = Command::new("node");
-    node.arg("rest_api.mjs")
+    let worker = rest_api_script(&engine, dir.path(), "worker", "ts-rest-worker")
+        .spawn(dir.path().join("worker.log"));
+    // Run by node from the project directory; `npm ci` above made sure its SDK is installed.
+    let output = NodeScript::in_dir(&dir_ts, "rest_api.mjs")
         .arg("ts-rest-worker")
-        .current_dir(&dir_ts)
         .envs(engine.client_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    std::os::unix::process::CommandExt::process_group(&mut node, 0);
-    let child = node.spawn().unwrap_or_else(|e| {
-        panic!("\n==== TS INTEROP UNAVAILABLE ====\ncannot run node: {e}\nFix: {FIX}\n")
-    });
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(150);
-    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output());
-    let output = tokio::select! {
-        out = waiter => out.expect("join").expect("node output"),
-        () = tokio::time::sleep_until(deadline.into()) => {
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
-            let worker_log = std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
-            panic!("rest_api.mjs timed out\n--- worker log ---\n{worker_log}");
-        }
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .timeout(Duration::from_secs(150))
+        .run_async()
+        .await;
     assert!(
-        output.status.success() && stdout.lines().any(|l| l == "TS OK"),
-        "rest_api.mjs failed ({}).\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        output.status
+        output.success() && output.stdout.lines().any(|l| l == "TS OK"),
+        "rest_api.mjs failed ({}).\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- worker log ---\n{}",
+        output.status,
+        output.stdout,
+        output.stderr,
+        worker.log()
     );
     engine.shutdown().await;
 }

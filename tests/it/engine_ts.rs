@@ -20,54 +20,23 @@
 //! The TypeScript SDK lower-cases workflow names when it registers and triggers them, so the Rust
 //! workflow it triggers has a lower-case name.
 
-use acf_tests::engine_support;
+use acf_tests::{engine_support, sdk_support};
 
 use acf_sdk::proto::v1::{ConcurrencyLimitStrategy, RunStatus};
-use acf_sdk::{Client, ClientConfig, Context, StepError, TaskDefinition, WorkflowBuilder};
+use acf_sdk::{Context, StepError, TaskDefinition, WorkflowBuilder};
 use acf_tests::node::NodeScript;
+use acf_tests::peer::Background;
 use engine_support::{Harness, status};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-/// The TypeScript worker process; its process group is SIGKILLed on drop.
-struct TsWorker {
-    child: Child,
-    log: PathBuf,
-}
-
-impl TsWorker {
-    fn spawn(h: &Harness) -> Self {
-        let log = h.dir.path().join("ts-worker.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut script = NodeScript::new("worker.mjs").env("ACF_TEST_DIR", h.dir.path());
-        for (k, v) in h.engine.client_env() {
-            script = script.env(k, v);
-        }
-        let mut cmd = script.into_command();
-        cmd.stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log handle"))
-            .stderr(file);
-        let child = cmd.spawn().expect("node worker spawns");
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for TsWorker {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .status();
-        let _ = self.child.wait();
-    }
+/// The TypeScript worker process (`tests/ts/worker.mjs`); its process group is SIGKILLed on drop.
+fn ts_worker(h: &Harness) -> Background {
+    NodeScript::new("worker.mjs")
+        .env("ACF_TEST_DIR", h.dir.path())
+        .envs(h.engine.client_env())
+        .spawn(h.dir.path().join("ts-worker.log"))
 }
 
 #[derive(Deserialize)]
@@ -79,12 +48,6 @@ struct EchoIn {
 struct EchoOut {
     echo: String,
     from: &'static str,
-}
-
-fn rust_client(h: &Harness) -> Client {
-    let env: HashMap<String, String> = h.engine.client_env().into_iter().collect();
-    Client::new(ClientConfig::from_lookup(|k| env.get(k).cloned()).expect("config"))
-        .expect("client")
 }
 
 /// `[start, end]` windows of the records whose `field` equals `value`.
@@ -148,7 +111,7 @@ async fn typescript_sdk_as_worker_and_client_against_the_embedded_engine() {
         )
         .build()
         .expect("workflow");
-    let rust_worker = rust_client(&h)
+    let rust_worker = sdk_support::client(&h.engine)
         .worker("rust-echo-worker")
         .slots(2)
         .workflow(echo)
@@ -158,17 +121,15 @@ async fn typescript_sdk_as_worker_and_client_against_the_embedded_engine() {
     let rust_handle = rust_worker.handle();
     let rust_join = tokio::spawn(rust_worker.run());
 
-    let ts = TsWorker::spawn(&h);
+    let ts = ts_worker(&h);
     h.wait_registered("ts-schedule-timeout").await;
     h.wait_registered("rust-echo").await;
 
     // The client runs every scenario while this test cancels a TypeScript task over gRPC.
-    let mut client = NodeScript::new("client.mjs")
+    let client = NodeScript::new("client.mjs")
         .env("ACF_TEST_DIR", h.dir.path())
+        .envs(h.engine.client_env())
         .timeout(Duration::from_secs(90));
-    for (k, v) in h.engine.client_env() {
-        client = client.env(k, v);
-    }
     let client = tokio::task::spawn_blocking(move || client.run());
 
     let run = h.trigger("ts-cancellable", json!({})).await;
@@ -196,9 +157,7 @@ async fn typescript_sdk_as_worker_and_client_against_the_embedded_engine() {
         ts.log()
     );
     let line = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
+        .result_line()
         .unwrap_or_else(|| panic!("no RESULT line\n{}\n{}", out.stdout, ts.log()));
     let results: Value = serde_json::from_str(line).expect("RESULT is JSON");
     eprintln!("scenario results: {results}");

@@ -9,19 +9,9 @@ use std::time::{Duration, Instant};
 use acf_sdk::client::PushOptions;
 use acf_sdk::proto::v1::RunStatus;
 use acf_sdk::{Client, Context, StepError, TriggerOptions, on_success, step, task, workflow};
-use sdk_support::{client, engine, eventually, ready, spawn, within};
-use serde::{Deserialize, Serialize};
+use acf_tests::macros_fixtures::{In, Num};
+use sdk_support::{client, engine, eventually, serve, within};
 use serde_json::{Value, json};
-
-#[derive(Serialize, Deserialize, schemars::JsonSchema)]
-struct In {
-    n: i64,
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
-struct Num {
-    v: i64,
-}
 
 /// The steps that ran, in order.
 type Ran = Arc<Mutex<Vec<&'static str>>>;
@@ -180,8 +170,7 @@ async fn every_condition_kind_runs_on_the_embedded_engine() {
         .workflow(Cancellable { ran: ran.clone() })
         .workflow(Finale)
         .workflow(Triple);
-    let (handle, join) = spawn(worker);
-    ready(&handle).await;
+    let worker = serve(worker).await;
 
     // Sleep: the step is queued only after the duration.
     let started = Instant::now();
@@ -290,9 +279,5 @@ async fn every_condition_kind_runs_on_the_embedded_engine() {
         .expect("the standalone task runs");
     assert_eq!(tripled, Num { v: 15 });
 
-    handle.shutdown();
-    within(30, join)
-        .await
-        .expect("worker task joins")
-        .expect("worker exits cleanly");
+    worker.stop().await;
 }

@@ -7,18 +7,9 @@ use acf_tests::sdk_support;
 use std::sync::{Arc, Mutex};
 
 use acf_sdk::{Context, StepError, on_failure, step, workflow};
-use sdk_support::{client, engine, ready, spawn, within};
+use acf_tests::macros_fixtures::{In, Num};
+use sdk_support::{client, engine, serve, within};
 use serde::{Deserialize, Serialize};
-
-#[derive(Serialize, Deserialize, schemars::JsonSchema)]
-struct In {
-    n: i64,
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
-struct Num {
-    v: i64,
-}
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 struct Label {
@@ -102,8 +93,7 @@ async fn typed_clients_run_macro_workflows_on_a_worker() {
         .workflow(Failing {
             seen: Arc::clone(&seen),
         });
-    let (handle, join) = spawn(worker);
-    ready(&handle).await;
+    let worker = serve(worker).await;
 
     let added: Num = within(30, Pipeline::client(&client).run(In { n: 20 }))
         .await
@@ -135,9 +125,5 @@ async fn typed_clients_run_macro_workflows_on_a_worker() {
         "{seen:?}"
     );
 
-    handle.shutdown();
-    within(30, join)
-        .await
-        .expect("worker task joins")
-        .expect("worker exits cleanly");
+    worker.stop().await;
 }

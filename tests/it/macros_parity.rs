@@ -5,12 +5,8 @@
 //! JSON schema differs in spelling (schemars vs pydantic), so it is compared by meaning: the same
 //! properties, each with the same JSON type, and the same required set.
 
-use std::collections::HashMap;
-
-use acf_sdk::engine::Engine;
-use acf_sdk::{Client, ClientConfig, Context, StepError, step, workflow};
-use acf_tests::macros_fixtures::{Order, OrderPipeline, registered_pair};
-use acf_tests::python::{PythonScript, script};
+use acf_sdk::{Context, StepError, step, workflow};
+use acf_tests::macros_fixtures::{Order, OrderPipeline, registered_pair, registered_with_python};
 
 struct ParityLimits;
 
@@ -27,28 +23,17 @@ impl ParityLimits {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn macro_registration_matches_the_python_sdk() {
-    let engine = Engine::builder().start().await.expect("engine starts");
-    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
-    let client = Client::new(ClientConfig::from_lookup(|k| env.get(k).cloned()).expect("config"))
-        .expect("client");
-    client
-        .register(&OrderPipeline { cents_per_item: 5 })
-        .await
-        .expect("the DAG workflow registers");
-    client
-        .register(&ParityLimits)
-        .await
-        .expect("the limits workflow registers");
-
-    let mut python = PythonScript::new(script("macros_parity.py"));
-    for (key, value) in &env {
-        python = python.env(key, value);
-    }
-    tokio::task::spawn_blocking(move || python.run().assert_success().stdout.clone())
-        .await
-        .expect("the Python script ran");
-
-    let requests = engine.registered_workflows();
+    let requests = registered_with_python("macros_parity.py", async |client| {
+        client
+            .register(&OrderPipeline { cents_per_item: 5 })
+            .await
+            .expect("the DAG workflow registers");
+        client
+            .register(&ParityLimits)
+            .await
+            .expect("the limits workflow registers");
+    })
+    .await;
     let (rust, python) = registered_pair(&requests, "order-pipeline");
     assert_eq!(rust, python);
     let (rust, python) = registered_pair(&requests, "parity-limits");

@@ -6,15 +6,9 @@
 //! deterministic here) by which conditions share a group, and the input JSON schema (pydantic vs schemars) by
 //! its properties and required set.
 
-use std::collections::HashMap;
-
-use acf_sdk::engine::Engine;
 use acf_sdk::proto::v1::{CreateWorkflowVersionRequest, TaskConditions};
-use acf_sdk::{
-    Client, ClientConfig, Context, StepError, on_failure, on_success, step, task, workflow,
-};
-use acf_tests::macros_fixtures::registered_pair;
-use acf_tests::python::{PythonScript, script};
+use acf_sdk::{Context, StepError, on_failure, on_success, step, task, workflow};
+use acf_tests::macros_fixtures::{registered_pair, registered_with_python};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -177,32 +171,21 @@ fn normalized_pair(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conditions_options_and_standalone_tasks_register_like_python() {
-    let engine = Engine::builder().start().await.expect("engine starts");
-    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
-    let client = Client::new(ClientConfig::from_lookup(|k| env.get(k).cloned()).expect("config"))
-        .expect("client");
-    client
-        .register(&ParityConditions)
-        .await
-        .expect("the conditions workflow registers");
-    client
-        .register(&Greet)
-        .await
-        .expect("the standalone task registers");
-    client
-        .register(&ArchiveOrder)
-        .await
-        .expect("the durable standalone task registers");
-
-    let mut python = PythonScript::new(script("macros_parity_conditions.py"));
-    for (key, value) in &env {
-        python = python.env(key, value);
-    }
-    tokio::task::spawn_blocking(move || python.run().assert_success().stdout.clone())
-        .await
-        .expect("the Python script ran");
-
-    let requests = engine.registered_workflows();
+    let requests = registered_with_python("macros_parity_conditions.py", async |client| {
+        client
+            .register(&ParityConditions)
+            .await
+            .expect("the conditions workflow registers");
+        client
+            .register(&Greet)
+            .await
+            .expect("the standalone task registers");
+        client
+            .register(&ArchiveOrder)
+            .await
+            .expect("the durable standalone task registers");
+    })
+    .await;
     for name in ["parity-conditions", "greet-user", "archive_order"] {
         let (rust, python) = normalized_pair(&requests, name);
         assert_eq!(rust, python, "{name}");

@@ -13,7 +13,7 @@ use acf_sdk::{
     Context, PushOptions, StepError, TaskDefinition, TriggerOptions, TypedWorkflowClient,
     WorkflowBuilder,
 };
-use sdk_support::{client, client_with, engine, eventually, ready, spawn, within};
+use sdk_support::{client, client_with, engine, eventually, ready, serve, spawn, within};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -54,7 +54,7 @@ async fn bulk_schedule_details_events_and_typed_client() {
         Arc::new(AtomicU32::new(0)),
         Arc::new(AtomicU32::new(0)),
     );
-    let (handle, join) = spawn(
+    let worker = serve(
         client
             .worker("client-worker")
             .workflow(counting("counted", None, Arc::clone(&runs)))
@@ -64,8 +64,8 @@ async fn bulk_schedule_details_events_and_typed_client() {
                 Arc::clone(&events),
             ))
             .workflow(counting("scheduled", None, Arc::clone(&scheduled))),
-    );
-    ready(&handle).await;
+    )
+    .await;
 
     // Bulk trigger: ids in input order, each awaited.
     let refs = client
@@ -162,8 +162,7 @@ async fn bulk_schedule_details_events_and_typed_client() {
         .await;
     assert!(out.is_ok());
 
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,12 +170,12 @@ async fn namespace_prefixes_workflows_events_and_worker() {
     let engine = engine().await;
     let client = client_with(&engine, &[("HATCHET_CLIENT_NAMESPACE", "Team")]);
     let events = Arc::new(AtomicU32::new(0));
-    let (handle, join) = spawn(client.worker("ns-worker").workflow(counting(
+    let worker = serve(client.worker("ns-worker").workflow(counting(
         "Greeter",
         Some("hello"),
         Arc::clone(&events),
-    )));
-    ready(&handle).await;
+    )))
+    .await;
     let registered = engine.registered_workflows();
     let req = registered
         .iter()
@@ -201,8 +200,7 @@ async fn namespace_prefixes_workflows_events_and_worker() {
         events.load(Ordering::SeqCst) == 2
     })
     .await;
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,12 +251,12 @@ async fn steps_spawn_and_await_child_runs() {
         )
         .build()
         .unwrap();
-    let (handle, join) = spawn(client.worker("family").workflow(parent).workflow(counting(
+    let worker = serve(client.worker("family").workflow(parent).workflow(counting(
         "child",
         None,
         Arc::clone(&children),
-    )));
-    ready(&handle).await;
+    )))
+    .await;
     let out = within(
         60,
         client.run(
@@ -271,6 +269,5 @@ async fn steps_spawn_and_await_child_runs() {
     .unwrap();
     assert_eq!(out.outputs["fan_out"], json!({ "sum": 6 }));
     assert_eq!(children.load(Ordering::SeqCst), 2);
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }

@@ -9,7 +9,7 @@ use acf_sdk::{
     Client, Context, PushOptions, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder,
     WorkflowRunRef,
 };
-use sdk_support::{client, engine, ready, spawn, within};
+use sdk_support::{client, engine, serve, within};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -88,13 +88,13 @@ async fn push_reply(client: &Client, text: &str, scope: &str) {
 async fn durable_wait_by_event_by_timeout_and_scope_isolation() {
     let engine = engine().await;
     let client = client(&engine);
-    let (handle, join) = spawn(
+    let worker = serve(
         client
             .worker("durable-worker")
             .workflow(workflow())
             .workflow(nap()),
-    );
-    ready(&handle).await;
+    )
+    .await;
 
     // 1. Satisfied by an event of its scope; an event of another scope pushed first does not wake it.
     let run = trigger_wait(&client, "s1", 60_000).await;
@@ -132,6 +132,5 @@ async fn durable_wait_by_event_by_timeout_and_scope_isolation() {
         out.outputs
     );
 
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }

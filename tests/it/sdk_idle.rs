@@ -9,23 +9,15 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use acf_sdk::engine::{Engine, EngineHandle, RecordedRequest};
+use acf_sdk::engine::RecordedRequest;
 use acf_sdk::proto::{WorkerListenRequest, WorkerUnsubscribeRequest};
 use acf_sdk::{Context, StepError, TaskDefinition, WorkflowBuilder};
-use sdk_support::{client, spawn, within};
+use sdk_support::{client, recording_engine, spawn, within};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the issue demands ("ready within 1 s", "exits within 1 s of SIGTERM").
 const BOUND: Duration = Duration::from_secs(1);
-
-async fn recording_engine() -> EngineHandle {
-    Engine::builder()
-        .record_requests(true)
-        .start()
-        .await
-        .expect("engine starts")
-}
 
 fn idle_workflow() -> acf_sdk::FnWorkflow {
     WorkflowBuilder::new("idle-wf")

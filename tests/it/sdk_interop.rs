@@ -3,13 +3,11 @@
 
 use acf_tests::sdk_support;
 
-use std::io::Write as _;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use acf_sdk::{Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
 use acf_tests::python::PythonScript;
-use sdk_support::{client, engine, ready, spawn, within};
+use sdk_support::{client, engine, serve};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -52,46 +50,14 @@ result = wf.run(In(n=20))
 print("RESULT " + json.dumps(result))
 "#;
 
-fn write_script(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.path().join(name);
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    path
-}
-
-/// A Python worker process, killed (with its process group) on drop.
-struct PyWorker(Child);
-
-impl Drop for PyWorker {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_client_runs_a_python_workers_workflow() {
     let engine = engine().await;
     let client = client(&engine);
     let dir = tempfile::tempdir().unwrap();
-    let script = write_script(&dir, "py_worker.py", PY_WORKER);
-    let mut command = PythonScript::new(&script).into_command();
-    for (k, v) in engine.client_env() {
-        command.env(k, v);
-    }
-    let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
-    let _worker = PyWorker(
-        command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("python worker starts"),
-    );
+    let worker = PythonScript::inline(&dir, "py_worker.py", PY_WORKER)
+        .envs(engine.client_env())
+        .spawn(dir.path().join("worker.log"));
 
     // The Python worker registers "py-math" when it starts: retry until it exists and a run completes.
     let start = Instant::now();
@@ -104,11 +70,10 @@ async fn rust_client_runs_a_python_workers_workflow() {
         {
             Ok(Ok(out)) => break out,
             other => {
-                let log =
-                    std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
                 assert!(
                     start.elapsed() < Duration::from_secs(90),
-                    "no result: {other:?}\n--- python ---\n{log}"
+                    "no result: {other:?}\n--- python ---\n{}",
+                    worker.log()
                 );
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -143,26 +108,17 @@ async fn python_client_runs_a_rust_workers_workflow() {
         )
         .build()
         .unwrap();
-    let (handle, join) = spawn(client.worker("rs-worker").workflow(wf));
-    ready(&handle).await;
+    let worker = serve(client.worker("rs-worker").workflow(wf)).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let script = write_script(&dir, "py_client.py", PY_CLIENT);
-    let mut py = PythonScript::new(&script).timeout(Duration::from_secs(120));
-    for (k, v) in engine.client_env() {
-        py = py.env(k, v);
-    }
-    let output = tokio::task::spawn_blocking(move || py.run()).await.unwrap();
-    output.assert_success();
-    let line = output
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .expect("a RESULT line");
-    let result: Value = serde_json::from_str(line).unwrap();
+    let result = PythonScript::inline(&dir, "py_client.py", PY_CLIENT)
+        .envs(engine.client_env())
+        .run_async()
+        .await
+        .assert_success()
+        .result();
     assert_eq!(result["double"], json!({"v": 40, "sdk": "rust"}));
     assert_eq!(result["plus_one"], json!({"v": 41}));
 
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }

@@ -13,7 +13,7 @@ use acf_sdk::{
     WorkflowBuilder, WorkflowRunRef,
 };
 use futures::StreamExt;
-use sdk_support::{client, engine, eventually, ready, spawn, within};
+use sdk_support::{client, engine, eventually, ready, serve, spawn, within};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -128,13 +128,13 @@ async fn panics_fail_the_run_and_cancellation_reports_nothing() {
         )
         .build()
         .unwrap();
-    let (handle, join) = spawn(
+    let worker = serve(
         client
             .worker("edge-cases")
             .workflow(panicky)
             .workflow(cancellable),
-    );
-    ready(&handle).await;
+    )
+    .await;
 
     let err = within(
         60,
@@ -150,7 +150,11 @@ async fn panics_fail_the_run_and_cancellation_reports_nothing() {
     }
     // A panic is an ordinary (retryable) failure: 1 attempt + 3 retries.
     eventually(Duration::from_secs(10), || async {
-        handle.metrics().outcomes("panicky:boom", Outcome::Failed) == 4
+        worker
+            .handle
+            .metrics()
+            .outcomes("panicky:boom", Outcome::Failed)
+            == 4
     })
     .await;
 
@@ -159,7 +163,7 @@ async fn panics_fail_the_run_and_cancellation_reports_nothing() {
         .await
         .unwrap();
     eventually(Duration::from_secs(20), || async {
-        handle.status().running == 1
+        worker.handle.status().running == 1
     })
     .await;
     client.cancel(&[&run.run_id]).await.unwrap();
@@ -168,14 +172,16 @@ async fn panics_fail_the_run_and_cancellation_reports_nothing() {
     })
     .await;
     eventually(Duration::from_secs(20), || async {
-        handle
+        worker
+            .handle
             .metrics()
             .outcomes("cancellable:wait", Outcome::Cancelled)
             == 1
     })
     .await;
     assert_eq!(
-        handle
+        worker
+            .handle
             .metrics()
             .outcomes("cancellable:wait", Outcome::Completed),
         0,
@@ -187,8 +193,7 @@ async fn panics_fail_the_run_and_cancellation_reports_nothing() {
         "a cancelled run has no successful result: {result:?}"
     );
 
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,8 +233,7 @@ async fn context_engine_calls_and_metadata() {
         )
         .build()
         .unwrap();
-    let (handle, join) = spawn(client.worker("ctx-worker").workflow(wf));
-    ready(&handle).await;
+    let worker = serve(client.worker("ctx-worker").workflow(wf)).await;
     let run = client
         .trigger(
             "ctx-calls",
@@ -261,8 +265,7 @@ async fn context_engine_calls_and_metadata() {
     assert_eq!(out.outputs["calls"]["deadline_in_future"], json!(true));
     assert_eq!(out.outputs["calls"]["tenant"], json!("acme"));
     assert_eq!(out.outputs["calls"]["run"], json!(run.run_id));
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,8 +290,7 @@ async fn slots_bound_concurrency() {
         )
         .build()
         .unwrap();
-    let (handle, join) = spawn(client.worker("bounded-worker").slots(2).workflow(wf));
-    ready(&handle).await;
+    let worker = serve(client.worker("bounded-worker").slots(2).workflow(wf)).await;
     let runs: Vec<_> = (0..8)
         .map(|_| client.run("bounded", json!({}), TriggerOptions::default()))
         .collect();
@@ -301,14 +303,14 @@ async fn slots_bound_concurrency() {
         peak.load(Ordering::SeqCst)
     );
     eventually(Duration::from_secs(10), || async {
-        handle
+        worker
+            .handle
             .metrics()
             .outcomes("bounded:work", Outcome::Completed)
             == 8
     })
     .await;
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

@@ -9,15 +9,14 @@
 use acf_tests::sdk_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use acf_sdk::engine::{Engine, EngineHandle, RecordedRequest};
+use acf_sdk::engine::RecordedRequest;
 use acf_sdk::proto::FILE_DESCRIPTOR_SET;
 use acf_sdk::{Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
 use acf_tests::python::PythonScript;
 use prost_reflect::{DescriptorPool, DynamicMessage, MapKey, ReflectMessage, Value as Field};
-use sdk_support::{client, eventually, ready, spawn, within};
+use sdk_support::{client, eventually, ready, recording_engine, spawn, within};
 use serde_json::{Value, json};
 
 const PY_WORKER: &str = r#"
@@ -149,24 +148,6 @@ const EXPECTED: &[&str] = &[
     "Dispatcher/SendStepActionEvent COMPLETED",
 ];
 
-/// A Python worker process, killed (with its process group) on drop.
-struct PyWorker(Child);
-
-impl Drop for PyWorker {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn write_script(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// The workflow names differ only so that neither SDK's worker can take the other's run; they are
 /// mapped to one name before comparing.
 fn normalize(text: &str) -> String {
@@ -277,14 +258,6 @@ fn allowed(label: &str, path: &str) -> bool {
     })
 }
 
-async fn recording_engine() -> EngineHandle {
-    Engine::builder()
-        .record_requests(true)
-        .start()
-        .await
-        .expect("engine starts")
-}
-
 /// The input, as Python's pydantic model declares it (only its schema is used here).
 #[derive(schemars::JsonSchema)]
 #[allow(dead_code)]
@@ -298,29 +271,19 @@ async fn our_requests_match_the_python_sdks_field_by_field() {
     let dir = tempfile::tempdir().unwrap();
 
     // 1. The Python SDK: worker, then one triggered run.
-    let mut command = PythonScript::new(write_script(&dir, "worker.py", PY_WORKER)).into_command();
-    command.envs(engine.client_env());
-    let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
-    let worker = PyWorker(
-        command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("python worker starts"),
-    );
+    let worker = PythonScript::inline(&dir, "worker.py", PY_WORKER)
+        .envs(engine.client_env())
+        .spawn(dir.path().join("worker.log"));
     eventually(Duration::from_secs(90), || async {
         let requests = engine.requests();
         requests.iter().any(|r| r.rpc == "Dispatcher/ListenV2")
             && requests.iter().any(|r| r.rpc == "Dispatcher/Heartbeat")
     })
     .await;
-    let mut py = PythonScript::new(write_script(&dir, "client.py", PY_CLIENT))
-        .timeout(Duration::from_secs(120));
-    for (k, v) in engine.client_env() {
-        py = py.env(k, v);
-    }
-    let output = tokio::task::spawn_blocking(move || py.run()).await.unwrap();
+    let output = PythonScript::inline(&dir, "client.py", PY_CLIENT)
+        .envs(engine.client_env())
+        .run_async()
+        .await;
     output.assert_success();
     assert!(output.stdout.contains("RESULT"), "{}", output.stdout);
     drop(worker);

@@ -13,7 +13,7 @@ use acf_sdk::proto::*;
 use acf_sdk::{Context, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
 use sdk_support::{
     BoxStream, ScriptedDispatcher, client, eventually, fake_dispatcher_server, fake_engine_client,
-    ready, spawn, within,
+    ready, serve, spawn, within,
 };
 use serde_json::{Value, json};
 use tonic::Status;
@@ -37,8 +37,7 @@ async fn dropped_streams_and_engine_restart_on_the_same_port() {
         .unwrap();
     let addr = engine.addr();
     let client = client(&engine);
-    let (handle, join) = spawn(client.worker("resilient").workflow(echo()));
-    ready(&handle).await;
+    let worker = serve(client.worker("resilient").workflow(echo())).await;
     let out = within(
         30,
         client.run("echo", json!({"n": 1}), TriggerOptions::default()),
@@ -50,10 +49,10 @@ async fn dropped_streams_and_engine_restart_on_the_same_port() {
     // 1. The engine ends every worker stream: the worker reconnects and keeps serving.
     engine.drop_worker_streams();
     eventually(Duration::from_secs(20), || async {
-        handle.metrics().reconnects() >= 1
+        worker.handle.metrics().reconnects() >= 1
     })
     .await;
-    ready(&handle).await;
+    ready(&worker.handle).await;
     let out = within(
         30,
         client.run("echo", json!({"n": 2}), TriggerOptions::default()),
@@ -67,7 +66,7 @@ async fn dropped_streams_and_engine_restart_on_the_same_port() {
     engine.shutdown().await;
     drop(engine);
     eventually(Duration::from_secs(20), || async {
-        handle.status().not_ready_reason().is_some()
+        worker.handle.status().not_ready_reason().is_some()
     })
     .await;
     let engine = Engine::builder()
@@ -80,7 +79,7 @@ async fn dropped_streams_and_engine_restart_on_the_same_port() {
         !engine.registered_workflows().is_empty()
     })
     .await;
-    ready(&handle).await;
+    ready(&worker.handle).await;
     let out = within(
         30,
         client.run("echo", json!({"n": 3}), TriggerOptions::default()),
@@ -89,8 +88,7 @@ async fn dropped_streams_and_engine_restart_on_the_same_port() {
     .unwrap();
     assert_eq!(out.outputs["echo"], json!({"n": 3}));
 
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use acf_sdk::{
     Context, Deserialize, JsonSchema, Serialize, StepError, TaskDefinition, TriggerOptions,
     TypedWorkflowClient, WorkflowBuilder,
 };
-use sdk_support::{client, ready, spawn, within};
+use sdk_support::{client, serve, within};
 use serde_json::{Value, json};
 
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -47,8 +47,7 @@ async fn typed_triggers_carry_metadata_and_priority() {
         )
         .build()
         .unwrap();
-    let (handle, join) = spawn(client.worker("typed-opts-worker").workflow(wf));
-    ready(&handle).await;
+    let worker = serve(client.worker("typed-opts-worker").workflow(wf)).await;
     let typed: TypedWorkflowClient<In, Out> =
         TypedWorkflowClient::new(&client, "typed-opts", Some("echo"));
 
@@ -135,6 +134,5 @@ async fn typed_triggers_carry_metadata_and_priority() {
         .unwrap();
     assert_eq!(schedule.priority, Some(2));
 
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use acf_sdk::{Context, Error, StepError, TaskDefinition, TriggerOptions, WorkflowBuilder};
-use sdk_support::{client, engine, ready, spawn, within};
+use sdk_support::{client, engine, serve, within};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -42,8 +42,7 @@ async fn simple_task_and_dag_run_end_to_end() {
         )
         .build()
         .unwrap();
-    let (handle, join) = spawn(client.worker("math-worker").slots(4).workflow(wf));
-    ready(&handle).await;
+    let worker = serve(client.worker("math-worker").slots(4).workflow(wf)).await;
 
     let out = within(
         30,
@@ -73,14 +72,13 @@ async fn simple_task_and_dag_run_end_to_end() {
             2 * n as i64 + 1
         );
     }
-    let metrics = handle.metrics();
+    let metrics = worker.handle.metrics();
     sdk_support::eventually(Duration::from_secs(10), || async {
         metrics.outcomes("math-flow:double", acf_sdk::worker::Outcome::Completed) == 11
     })
     .await;
 
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,8 +117,7 @@ async fn failures_retry_then_fail_and_non_retryable_stops_at_once() {
         )
         .build()
         .unwrap();
-    let (handle, join) = spawn(client.worker("fail-worker").workflow(wf).workflow(hard));
-    ready(&handle).await;
+    let worker = serve(client.worker("fail-worker").workflow(wf).workflow(hard)).await;
 
     let out = within(
         60,
@@ -150,6 +147,5 @@ async fn failures_retry_then_fail_and_non_retryable_stops_at_once() {
         "a non-retryable failure is not retried"
     );
 
-    handle.shutdown();
-    within(30, join).await.unwrap().unwrap();
+    worker.stop().await;
 }

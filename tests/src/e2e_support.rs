@@ -2,12 +2,11 @@
 //! test), the logical-turn worker started as `ruche-worker run` starts it, a brain that records when it ran, and
 //! message submission through intake.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use acf_sdk::engine::{Engine, EngineHandle};
-use acf_sdk::{Client, ClientConfig};
+use acf_sdk::Client;
+use acf_sdk::engine::EngineHandle;
 use acf_worker::brain::{Brain, BrainError, BrainResult, TurnContext};
 use acf_worker::config::Settings;
 use acf_worker::intake::{self, Submitted};
@@ -19,6 +18,8 @@ use acf_worker::turn_manager::TurnManager;
 use acf_worker::workflow::{LogicalTurnWorkflow, TurnSettings, WorkflowOptions};
 use async_trait::async_trait;
 use uuid::Uuid;
+
+pub use crate::sdk_support::client;
 
 /// The shared Redis every e2e test uses (each test under its own key prefix).
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -146,12 +147,6 @@ pub async fn redis_backend_at(prefix: &str) -> Backend {
         .expect("the shared Redis at 127.0.0.1:6379")
 }
 
-/// A client for `engine`.
-pub fn client(engine: &EngineHandle) -> Client {
-    let env: HashMap<String, String> = engine.client_env().into_iter().collect();
-    Client::new(ClientConfig::from_lookup(|k| env.get(k).cloned()).unwrap()).unwrap()
-}
-
 /// Starts a logical-turn worker with `slots` slots on `client`.
 pub async fn start_worker(
     client: &Client,
@@ -189,7 +184,7 @@ pub struct Harness {
 impl Harness {
     /// Starts the engine and a worker with a `window_ms` accumulation window and `slots` slots.
     pub async fn start(mode: Mode, window_ms: u64, slots: u32) -> Self {
-        let engine = Engine::builder().start().await.expect("engine");
+        let engine = crate::sdk_support::engine().await;
         let client = client(&engine);
         let backend = redis_backend().await;
         let brain = RecordingBrain::new(mode);
@@ -245,4 +240,27 @@ pub async fn responses_of(
         .map(|(_, entry)| entry)
         .filter(|entry| entry.session_key == session_key)
         .collect()
+}
+
+/// The message `id` of `session_key` as the message store holds it (`None` when it was never stored).
+pub async fn stored_message(
+    backend: &Backend,
+    session_key: &str,
+    id: Uuid,
+) -> Option<acf_worker::stores::StoredMessage> {
+    backend
+        .stores
+        .messages
+        .get(session_key, id)
+        .await
+        .expect("the message store answers")
+}
+
+/// Whether the session lock of `session_key` is held.
+pub async fn is_locked(backend: &Backend, session_key: &str) -> bool {
+    backend
+        .mutex
+        .is_locked(session_key)
+        .await
+        .expect("the mutex answers")
 }

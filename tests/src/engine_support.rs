@@ -2,8 +2,11 @@
 //! processes (killed with their process group on drop), raw gRPC clients and the JSON-lines records
 //! the Python tasks write into a per-test directory.
 
-use crate::python::{PythonScript, ScriptOutput, script};
+use crate::peer::Background;
+use crate::python::{PythonScript, script};
 use acf_sdk::engine::{EngineBuilder, EngineHandle};
+use acf_sdk::proto::WorkerRegisterRequest;
+use acf_sdk::proto::dispatcher_client::DispatcherClient;
 use acf_sdk::proto::v1::admin_service_client::AdminServiceClient;
 use acf_sdk::proto::v1::{
     CancelTasksRequest, GetRunDetailsRequest, GetRunDetailsResponse, RunStatus,
@@ -11,8 +14,6 @@ use acf_sdk::proto::v1::{
 };
 use acf_sdk::proto::workflow_service_client::WorkflowServiceClient;
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -34,34 +35,17 @@ impl Interceptor for Bearer {
 /// An authenticated channel.
 pub type Authed = InterceptedService<Channel, Bearer>;
 
-/// A Python worker process.
+/// A Python worker process (its process group SIGKILLed on drop).
 pub struct PyWorker {
     /// The worker name given to the SDK.
     pub name: String,
-    child: Child,
-    log: PathBuf,
-    killed: bool,
+    process: Background,
 }
 
 impl PyWorker {
     /// SIGKILLs the worker's whole process group.
     pub fn kill(&mut self) {
-        let pid = self.child.id();
-        // The worker leads its own process group; `--` keeps the negative pid from being read as
-        // an option (procps `kill -KILL -<pid>` without it is not safe).
-        if !self.killed {
-            self.killed = true;
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .status();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PyWorker {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 
@@ -92,32 +76,22 @@ impl Harness {
     }
 
     fn script(&self, name: &str) -> PythonScript {
-        let mut s = PythonScript::new(script(name)).env("ACF_TEST_DIR", self.dir.path());
-        for (k, v) in self.engine.client_env() {
-            s = s.env(k, v);
-        }
-        s
+        PythonScript::new(script(name))
+            .env("ACF_TEST_DIR", self.dir.path())
+            .envs(self.engine.client_env())
     }
 
     /// Spawns `interop_worker.py <name> <slots> <workflows>`; output goes to `<dir>/<name>.log`.
     pub fn worker(&mut self, name: &str, slots: u32, workflows: &[&str]) -> usize {
-        let log = self.dir.path().join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = self
+        let process = self
             .script("interop_worker.py")
             .arg(name)
             .arg(slots.to_string())
             .arg(workflows.join(","))
-            .into_command();
-        cmd.stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log handle"))
-            .stderr(file);
-        let child = cmd.spawn().expect("python worker spawns");
+            .spawn(self.dir.path().join(format!("{name}.log")));
         self.workers.push(PyWorker {
             name: name.to_owned(),
-            child,
-            log,
-            killed: false,
+            process,
         });
         self.workers.len() - 1
     }
@@ -130,22 +104,16 @@ impl Harness {
         for a in args {
             s = s.arg(a);
         }
-        let out: ScriptOutput = tokio::task::spawn_blocking(move || s.run())
-            .await
-            .expect("client thread");
+        let out = s.run_async().await;
         out.assert_success();
-        let line = out
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("RESULT "))
-            .unwrap_or_else(|| {
-                panic!(
-                    "client printed no RESULT line\nstdout:\n{}\nstderr:\n{}\n{}",
-                    out.stdout,
-                    out.stderr,
-                    self.logs()
-                )
-            });
+        let line = out.result_line().unwrap_or_else(|| {
+            panic!(
+                "client printed no RESULT line\nstdout:\n{}\nstderr:\n{}\n{}",
+                out.stdout,
+                out.stderr,
+                self.logs()
+            )
+        });
         serde_json::from_str(line).expect("RESULT is JSON")
     }
 
@@ -153,13 +121,7 @@ impl Harness {
     pub fn logs(&self) -> String {
         self.workers
             .iter()
-            .map(|w| {
-                format!(
-                    "---- worker {} ----\n{}",
-                    w.name,
-                    std::fs::read_to_string(&w.log).unwrap_or_default()
-                )
-            })
+            .map(|w| format!("---- worker {} ----\n{}", w.name, w.process.log()))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -196,15 +158,7 @@ impl Harness {
     }
 
     async fn channel(&self) -> Authed {
-        let channel = Channel::from_shared(format!("http://{}", self.engine.addr()))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("engine reachable");
-        let token: MetadataValue<Ascii> = format!("bearer {}", self.engine.token())
-            .parse()
-            .expect("header");
-        InterceptedService::new(channel, Bearer(token))
+        connect(&self.engine).await
     }
 
     /// Triggers a run through `WorkflowService/TriggerWorkflow`.
@@ -317,4 +271,42 @@ pub async fn connect_with(addr: std::net::SocketAddr, token: &str) -> Authed {
         .expect("engine reachable");
     let token: MetadataValue<Ascii> = format!("bearer {token}").parse().expect("header");
     InterceptedService::new(channel, Bearer(token))
+}
+
+/// Registers a raw worker named `name` for `actions` on the `default` service with `slots` (slot type →
+/// count) and returns the id the engine gave it.
+pub async fn register_worker(
+    client: &mut DispatcherClient<Authed>,
+    name: &str,
+    actions: &[&str],
+    slots: &[(&str, i32)],
+) -> String {
+    let req = WorkerRegisterRequest {
+        worker_name: name.into(),
+        actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+        services: vec!["default".into()],
+        slot_config: slots.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        ..Default::default()
+    };
+    client
+        .register(req)
+        .await
+        .expect("register")
+        .into_inner()
+        .worker_id
+}
+
+/// `tests/python/rest_api.py <mode> <worker>` against `engine`, its records under `dir`: `worker` mode
+/// serves the `RestDag` workflow, `client` mode runs the REST checks against that worker.
+pub fn rest_api_script(
+    engine: &EngineHandle,
+    dir: &std::path::Path,
+    mode: &str,
+    worker: &str,
+) -> PythonScript {
+    PythonScript::new(script("rest_api.py"))
+        .env("ACF_TEST_DIR", dir)
+        .arg(mode)
+        .arg(worker)
+        .envs(engine.client_env())
 }

@@ -4,8 +4,12 @@
 //!   deadline, capturing their output. Interop tests go through it so that a missing venv fails
 //!   loudly instead of skipping.
 //! * [`node`] does the same for the official TypeScript SDK's node project in `tests/ts`.
+//! * [`peer`] holds what both peers share: the script builder, its output, background processes.
+//! * [`sdk_support`], [`engine_support`] and [`e2e_support`] start the embedded engine, clients and
+//!   workers for the `sdk_*`, `engine_*` and `e2e_*` tests.
 //! * [`macros_fixtures`] holds the `#[workflow]` fixture shared by the macro tests.
-//! * [`workspace_root`] anchors every path the tests use.
+//! * [`workspace_root`] anchors every path the tests use; [`env_or`] and [`env_count`] read the
+//!   benchmarks' knobs.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +17,7 @@ pub mod e2e_support;
 pub mod engine_support;
 pub mod macros_fixtures;
 pub mod node;
+pub mod peer;
 pub mod python;
 pub mod sdk_support;
 
@@ -24,4 +29,20 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("the tests crate sits inside the workspace")
         .to_path_buf()
+}
+
+/// A benchmark knob: the environment variable `name` parsed as `T`, or `default` when it is unset or
+/// does not parse.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    env_parsed(name).unwrap_or(default)
+}
+
+/// A count knob: the environment variable `name` as a positive integer, or `default` when it is
+/// unset, does not parse or is 0.
+pub fn env_count(name: &str, default: usize) -> usize {
+    env_parsed(name).filter(|n| *n > 0).unwrap_or(default)
+}
+
+fn env_parsed<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }

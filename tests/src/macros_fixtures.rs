@@ -1,15 +1,33 @@
 //! One `#[workflow]` using every option the macros accept on a DAG: `macros_definition` checks it registers what
 //! the macro-free API builds and dispatches with typed decoding, `macros_parity` that it registers what the same
-//! declaration in the official Python SDK registers (`tests/python/macros_parity.py`). [`registered_pair`] is how
-//! both parity tests take the two captured requests apart.
+//! declaration in the official Python SDK registers (`tests/python/macros_parity.py`). [`registered_with_python`]
+//! captures both sides' requests for the parity tests and [`registered_pair`] takes them apart. [`In`] and [`Num`]
+//! are the data of the workflows the `macros_*e2e` tests serve.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use acf_sdk::proto::v1::CreateWorkflowVersionRequest;
-use acf_sdk::{Context, StepError, on_failure, step, workflow};
+use acf_sdk::{Client, Context, StepError, on_failure, step, workflow};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::python::{PythonScript, script};
+use crate::sdk_support;
+
+/// The input of the workflows the `macros_*e2e` tests serve.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct In {
+    /// The number the steps compute with.
+    pub n: i64,
+}
+
+/// A number a step of the `macros_*e2e` workflows returns.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub struct Num {
+    /// The value.
+    pub v: i64,
+}
 
 /// The workflow input.
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -171,4 +189,25 @@ pub fn registered_pair(
         "{name}: input schema"
     );
     (rust, python)
+}
+
+/// Registers the Rust side (`ours`, the test's `Client::register` calls) with an embedded engine, then
+/// runs the Python SDK's declarations of the same workflows (`tests/python/<python_script>`) against it;
+/// returns every captured `PutWorkflow` request (take them apart with [`registered_pair`]).
+///
+/// # Panics
+///
+/// When the engine does not start or the Python script fails.
+pub async fn registered_with_python(
+    python_script: &str,
+    ours: impl AsyncFnOnce(&Client),
+) -> Vec<CreateWorkflowVersionRequest> {
+    let engine = sdk_support::engine().await;
+    ours(&sdk_support::client(&engine)).await;
+    PythonScript::new(script(python_script))
+        .envs(engine.client_env())
+        .run_async()
+        .await
+        .assert_success();
+    engine.registered_workflows()
 }

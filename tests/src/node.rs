@@ -4,14 +4,11 @@
 //! Like the Python peer, a missing installation fails the test loudly ([`project`] panics with the
 //! fix) instead of letting it skip.
 
-use std::ffi::OsStr;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use crate::python::{ScriptOutput, run_to_completion};
+use crate::peer::{Language, Script};
 use crate::workspace_root;
 
 /// The SDK version pinned in `tests/ts/package.json` (and its lockfile).
@@ -61,21 +58,33 @@ fn check() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// `node <tests/ts/script> [args…]` run from `tests/ts` in its own process group.
+/// The TypeScript peer on node (marker of [`NodeScript`]).
 #[derive(Debug)]
-pub struct NodeScript {
-    command: Command,
-    timeout: Duration,
+pub struct Node;
+
+impl Language for Node {
+    const NAME: &'static str = "node";
 }
 
-impl NodeScript {
+/// `node <tests/ts/script> [args…]` run from `tests/ts` in its own process group.
+pub type NodeScript = Script<Node>;
+
+impl Script<Node> {
     /// Prepares a script shipped in `tests/ts`.
     ///
     /// # Panics
     ///
     /// When the project is not installed (see [`project`]) or the script does not exist.
     pub fn new(script: &str) -> Self {
-        let dir = project();
+        Self::in_dir(&project(), script)
+    }
+
+    /// Prepares `script` of another node project `dir` (installed by its test), run from `dir`.
+    ///
+    /// # Panics
+    ///
+    /// When the script does not exist.
+    pub fn in_dir(dir: &Path, script: &str) -> Self {
         let path = dir.join(script);
         assert!(
             path.is_file(),
@@ -83,36 +92,7 @@ impl NodeScript {
             path.display()
         );
         let mut command = Command::new("node");
-        command.arg(path).current_dir(&dir).process_group(0);
-        Self {
-            command,
-            timeout: Duration::from_secs(120),
-        }
-    }
-
-    /// Sets an environment variable for the script.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.command.env(key, value);
-        self
-    }
-
-    /// Changes the deadline of [`run`](Self::run) (default 120 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The prepared command, for long-running scripts (workers) the caller spawns and stops.
-    pub fn into_command(self) -> Command {
-        self.command
-    }
-
-    /// Runs the script to completion and captures its output.
-    ///
-    /// # Panics
-    ///
-    /// When node cannot be spawned or the script outlives its deadline (its group is killed).
-    pub fn run(mut self) -> ScriptOutput {
-        run_to_completion(&mut self.command, self.timeout, "node")
+        command.arg(path).current_dir(dir);
+        Self::from_command(command)
     }
 }

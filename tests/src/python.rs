@@ -4,16 +4,15 @@
 //! Interop tests must never pass silently without Python, so [`interpreter`] panics with the fix
 //! instead of returning something a test could skip on.
 
-use std::ffi::{OsStr, OsString};
-use std::io::Read;
-use std::os::unix::process::CommandExt;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
 
+use crate::peer::{Language, Script};
 use crate::workspace_root;
+
+pub use crate::peer::{DEFAULT_TIMEOUT, ScriptOutput};
 
 /// Environment variable naming a Python interpreter to use instead of `<workspace>/.venv/bin/python`.
 pub const PYTHON_ENV: &str = "ACF_PYTHON";
@@ -21,9 +20,6 @@ pub const PYTHON_ENV: &str = "ACF_PYTHON";
 /// How to get a usable interpreter; part of every failure message.
 pub const FIX: &str = "run `scripts/ensure-venv` from the workspace root (it creates .venv with \
                        hatchet-sdk==1.43.1), or set ACF_PYTHON to a Python that can `import hatchet_sdk`";
-
-/// Deadline of [`PythonScript::run`] unless [`PythonScript::timeout`] changes it.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The Python interpreter that has the official SDK: `$ACF_PYTHON` if set and non-empty, otherwise
 /// `<workspace>/.venv/bin/python`.
@@ -91,50 +87,20 @@ pub fn script(name: &str) -> PathBuf {
     path
 }
 
-/// What a finished script printed and how it exited.
+/// The Python peer (marker of [`PythonScript`]).
 #[derive(Debug)]
-pub struct ScriptOutput {
-    /// Exit status of the interpreter.
-    pub status: ExitStatus,
-    /// Everything written to stdout (lossy UTF-8).
-    pub stdout: String,
-    /// Everything written to stderr (lossy UTF-8).
-    pub stderr: String,
-}
+pub struct Python;
 
-impl ScriptOutput {
-    /// Whether the script exited with status 0.
-    pub fn success(&self) -> bool {
-        self.status.success()
-    }
-
-    /// Returns `self` if the script succeeded.
-    ///
-    /// # Panics
-    ///
-    /// Otherwise, showing the exit status, stdout and stderr.
-    #[track_caller]
-    pub fn assert_success(&self) -> &Self {
-        assert!(
-            self.success(),
-            "Python script failed ({}).\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
+impl Language for Python {
+    const NAME: &'static str = "Python";
 }
 
 /// A Python script invocation under construction: `<interpreter> -u <script> [args…]`, run from the
-/// workspace root with `PYTHONUNBUFFERED=1` and the inherited environment plus any [`env`](Self::env).
-#[derive(Debug)]
-pub struct PythonScript {
-    command: Command,
-    timeout: Duration,
-}
+/// workspace root with `PYTHONUNBUFFERED=1` and the inherited environment plus any
+/// [`env`](Script::env).
+pub type PythonScript = Script<Python>;
 
-impl PythonScript {
+impl Script<Python> {
     /// Prepares `script` (see [`script`] for the shipped ones) with the SDK's interpreter.
     ///
     /// # Panics
@@ -146,127 +112,27 @@ impl PythonScript {
             .arg("-u")
             .arg(script.as_ref())
             .current_dir(workspace_root())
-            .env("PYTHONUNBUFFERED", "1")
-            // Own process group, so a timeout also kills whatever the script spawned.
-            .process_group(0);
-        Self {
-            command,
-            timeout: DEFAULT_TIMEOUT,
-        }
+            .env("PYTHONUNBUFFERED", "1");
+        Self::from_command(command)
     }
 
-    /// Appends a command-line argument.
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.command.arg(arg);
-        self
-    }
-
-    /// Sets an environment variable for the script.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.command.env(key, value);
-        self
-    }
-
-    /// Changes the deadline of [`run`](Self::run) (default [`DEFAULT_TIMEOUT`]).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The prepared command, for long-running scripts (workers) that the caller spawns and stops
-    /// itself. The command runs in its own process group.
-    pub fn into_command(self) -> Command {
-        self.command
-    }
-
-    /// Runs the script to completion and captures its output.
+    /// Prepares a script written inline in a test: `text` is saved as `dir/name` first.
     ///
     /// # Panics
     ///
-    /// When the interpreter cannot be spawned, or when the script outlives its deadline; the
-    /// script's process group is then killed and the output so far is shown.
-    pub fn run(mut self) -> ScriptOutput {
-        run_to_completion(&mut self.command, self.timeout, "Python")
+    /// When the file cannot be written, or as [`new`](Self::new) does.
+    pub fn inline(dir: impl AsRef<Path>, name: &str, text: &str) -> Self {
+        let path = dir.as_ref().join(name);
+        std::fs::write(&path, text)
+            .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
+        Self::new(path)
     }
-}
-
-/// Runs `command` (which leads its own process group) with stdin closed, capturing both streams,
-/// until it exits or `timeout` passes; shared by the Python and TypeScript peers.
-///
-/// # Panics
-///
-/// When the command cannot be spawned, or when it outlives `timeout`; its process group is then
-/// killed and the output so far is shown, naming the `peer` language.
-pub(crate) fn run_to_completion(
-    command: &mut Command,
-    timeout: Duration,
-    peer: &str,
-) -> ScriptOutput {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot spawn {command:?}: {err}"));
-    // Drain both pipes concurrently so a chatty script cannot block on a full pipe.
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let status = wait_with_deadline(&mut child, timeout);
-    let output = ScriptOutput {
-        status: status.unwrap_or_else(|| child.wait().expect("reap the killed script")),
-        stdout: join(stdout),
-        stderr: join(stderr),
-    };
-    assert!(
-        status.is_some(),
-        "{peer} script {command:?} did not finish within {timeout:?}; killed.\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.stdout,
-        output.stderr
-    );
-    output
-}
-
-/// Waits for `child` until `timeout`; on expiry kills its whole process group and returns `None`.
-fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("poll the script") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            // The child leads its own group (see `PythonScript::new`): a negative pid targets it.
-            let group = format!("-{}", child.id());
-            let killed = Command::new("kill").args(["-KILL", "--", &group]).status();
-            if !killed.is_ok_and(|status| status.success()) {
-                // Best effort: at least the interpreter itself must go; it may already be gone.
-                let _ = child.kill();
-            }
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Reads a pipe to its end on a helper thread.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            // A read error only truncates the captured text; the exit status still tells the story.
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// Collects a drained pipe.
-fn join(handle: JoinHandle<String>) -> String {
-    handle.join().expect("pipe reader thread panicked")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn runs_a_script_with_args_and_env_and_captures_both_streams() {

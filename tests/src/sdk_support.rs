@@ -12,12 +12,27 @@ pub async fn engine() -> EngineHandle {
     Engine::builder().start().await.expect("engine starts")
 }
 
+/// Starts an engine on a free port that records every request it receives (`EngineHandle::requests`).
+pub async fn recording_engine() -> EngineHandle {
+    Engine::builder()
+        .record_requests(true)
+        .start()
+        .await
+        .expect("engine starts")
+}
+
 /// A client configured from the engine's `client_env()` (plus `extra` variables).
 pub fn client_with(engine: &EngineHandle, extra: &[(&str, &str)]) -> Client {
-    let mut env: HashMap<String, String> = engine.client_env().into_iter().collect();
-    for (k, v) in extra {
-        env.insert((*k).to_owned(), (*v).to_owned());
-    }
+    let extra = extra
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    client_from_env(engine.client_env().into_iter().chain(extra))
+}
+
+/// A client configured from `HATCHET_CLIENT_*` variables (an engine's `client_env()`, taken where the
+/// engine handle is not at hand, e.g. on another runtime); later entries override earlier ones.
+pub fn client_from_env(env: impl IntoIterator<Item = (String, String)>) -> Client {
+    let env: HashMap<String, String> = env.into_iter().collect();
     Client::new(ClientConfig::from_lookup(|k| env.get(k).cloned()).expect("config"))
         .expect("client")
 }
@@ -37,6 +52,35 @@ pub fn spawn(
         .expect("worker builds");
     let handle = worker.handle();
     (handle, tokio::spawn(worker.run()))
+}
+
+/// A worker running in the background (see [`serve`]).
+pub struct ServedWorker {
+    /// The running worker's handle (status, shutdown).
+    pub handle: WorkerHandle,
+    join: tokio::task::JoinHandle<acf_sdk::Result<()>>,
+}
+
+impl ServedWorker {
+    /// Shuts the worker down and waits (30 s at most) for it to exit cleanly.
+    ///
+    /// # Panics
+    ///
+    /// When it does not exit in time or exits with an error.
+    pub async fn stop(self) {
+        self.handle.shutdown();
+        within(30, self.join)
+            .await
+            .expect("the worker task")
+            .expect("a clean exit");
+    }
+}
+
+/// Runs the worker in the background (signals off, see [`spawn`]) and waits until it is [`ready`].
+pub async fn serve(builder: WorkerBuilder) -> ServedWorker {
+    let (handle, join) = spawn(builder);
+    ready(&handle).await;
+    ServedWorker { handle, join }
 }
 
 /// Waits until the worker is ready (registered, stream connected).

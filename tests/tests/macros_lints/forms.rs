@@ -2,21 +2,8 @@
 //! the same strict lints (a public module, so its items are reachable and `missing_docs`/`unreachable_pub` apply).
 
 use acf_sdk::{Context, StepError, Workflow, on_success, step, task, workflow};
-use serde::{Deserialize, Serialize};
 
-/// Input of the linted workflows.
-#[derive(Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Input {
-    /// A number.
-    pub n: u32,
-}
-
-/// Output of the linted steps.
-#[derive(Serialize, Deserialize)]
-pub struct Output {
-    /// A number.
-    pub n: u32,
-}
+use crate::{Input, Output};
 
 /// The concurrency key, shared with the declaration.
 pub const KEY: &str = "input.n";
