@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
-use acf_worker::stores::MessageStatus;
-use e2e_support::{Harness, Mode, output, responses_of};
+use e2e_support::{Harness, Mode, assert_processed_by, output, responses_of};
 use uuid::Uuid;
 
 const SESSIONS: usize = 50;
@@ -63,20 +62,7 @@ async fn fifty_sessions_of_twenty_messages_never_overlap_and_lose_nothing() {
         for turn in &turns {
             for id in &turn.message_ids {
                 assert!(seen.insert(*id), "message {id} answered twice in {session}");
-                let message = h
-                    .backend
-                    .stores
-                    .messages
-                    .get(&session, *id)
-                    .await
-                    .unwrap()
-                    .unwrap();
-                assert_eq!(
-                    message.status,
-                    MessageStatus::Processed {
-                        turn_id: turn.turn_id
-                    }
-                );
+                assert_processed_by(&h.backend, &session, *id, turn.turn_id).await;
             }
         }
         let sent: BTreeSet<Uuid> = runs

@@ -8,7 +8,9 @@ use std::time::Duration;
 use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::MessageStatus;
-use e2e_support::{Harness, Mode, is_locked, output, responses_of, stored_message};
+use e2e_support::{
+    Harness, Mode, assert_processed_by, is_locked, output, responses_of, stored_message,
+};
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -24,20 +26,13 @@ async fn a_single_message_is_answered_on_the_response_stream() {
     let responses = responses_of(&h.backend, &user.session_key()).await;
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].message_ids, vec![submitted.message_id]);
-    let message = h
-        .backend
-        .stores
-        .messages
-        .get(&user.session_key(), submitted.message_id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        message.status,
-        MessageStatus::Processed {
-            turn_id: out.turn_id
-        }
-    );
+    assert_processed_by(
+        &h.backend,
+        &user.session_key(),
+        submitted.message_id,
+        out.turn_id,
+    )
+    .await;
     assert!(!is_locked(&h.backend, &user.session_key()).await);
     h.stop().await;
 }

@@ -10,10 +10,9 @@ use std::time::Duration;
 use acf_sdk::engine::Engine;
 use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
-use acf_worker::stores::MessageStatus;
 use e2e_support::{
-    Mode, RecordingBrain, client, is_locked, output, redis_backend_at, responses_of, start_worker,
-    unique_prefix,
+    Mode, RecordingBrain, assert_processed_by, client, is_locked, output, redis_backend_at,
+    responses_of, start_worker, unique_prefix,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,19 +91,13 @@ async fn a_turn_interrupted_by_a_dead_worker_is_redone_by_its_replacement_exactl
 
     let responses = responses_of(&backend, &user.session_key()).await;
     assert_eq!(responses.len(), 1, "answered once");
-    let message = backend
-        .stores
-        .messages
-        .get(&user.session_key(), submitted.message_id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        message.status,
-        MessageStatus::Processed {
-            turn_id: out.turn_id
-        }
-    );
+    assert_processed_by(
+        &backend,
+        &user.session_key(),
+        submitted.message_id,
+        out.turn_id,
+    )
+    .await;
     assert!(!is_locked(&backend, &user.session_key()).await);
 
     worker_b.stop().await.unwrap();

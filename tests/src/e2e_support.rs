@@ -256,6 +256,21 @@ pub async fn stored_message(
         .expect("the message store answers")
 }
 
+/// Asserts that message `id` of `session_key` is closed as processed by turn `turn_id`.
+pub async fn assert_processed_by(backend: &Backend, session_key: &str, id: Uuid, turn_id: Uuid) {
+    let status = backend
+        .stores
+        .messages
+        .status(session_key, id)
+        .await
+        .expect("the message store answers");
+    assert_eq!(
+        status,
+        Some(acf_worker::stores::MessageStatus::Processed { turn_id }),
+        "message {id} of {session_key}"
+    );
+}
+
 /// Whether the session lock of `session_key` is held.
 pub async fn is_locked(backend: &Backend, session_key: &str) -> bool {
     backend
