@@ -50,8 +50,14 @@ pub(super) async fn run(
     // commit (done) settled and the lock no longer guards.
     let settle = async {
         match &result {
-            // A turn capped by `max_messages_per_turn` may have left the run's own message for the next turn.
-            Ok(output) => wf.settle_own_message(input, output.status.as_str()).await,
+            Ok(output) => {
+                // A turn capped by `max_messages_per_turn` may have left the run's own message for the next turn.
+                let (strays, own) = tokio::join!(
+                    release_strays(wf, input, turn),
+                    wf.settle_own_message(input, output.status.as_str())
+                );
+                strays.and(own)
+            }
             Err(_) => Ok(()),
         }
     };
@@ -114,6 +120,41 @@ async fn commit(
         commit.record.error,
         turn.message_count(),
     ))
+}
+
+/// Puts back to pending the session's messages still absorbed by this turn although the commit did not take them,
+/// and marks the session due so a run answers them. Only a second attempt of `accumulate` for the same run makes
+/// such strays: when the engine re-queues a step whose worker it thinks lost while that attempt still runs, both
+/// attempts hold the run's lease and absorb, but the turn commits the list of the one the engine kept. A message
+/// left absorbed by a committed turn would otherwise wait for a run of its session that may never come.
+async fn release_strays(
+    wf: &LogicalTurnWorkflow,
+    input: &ValidatedInput,
+    turn: &LogicalTurn,
+) -> Result<(), StepError> {
+    let turn_id = turn.id();
+    let strays: Vec<Uuid> = wf
+        .stores
+        .messages
+        .open_messages(&input.session_key)
+        .await?
+        .into_iter()
+        .filter(|m| m.status.turn_id() == Some(turn_id) && !turn.messages().contains(&m.id))
+        .map(|m| m.id)
+        .collect();
+    if strays.is_empty() {
+        return Ok(());
+    }
+    let released = wf
+        .stores
+        .messages
+        .release_absorbed(&input.session_key, turn_id, &strays)
+        .await?;
+    tracing::warn!(%turn_id, session_key = %input.session_key, released, "stray_messages_released");
+    if released > 0 {
+        wf.mark_due(input, std::time::Duration::ZERO, true).await?;
+    }
+    Ok(())
 }
 
 /// Makes every message of the turn absorbed by it under the current lease, so the commit closes them all. A

@@ -36,6 +36,7 @@ on_both_backends!(
     a_step_failing_after_reacquiring_the_lock_releases_it,
     on_failure_fails_the_runs_own_message_visibly,
     a_hung_custom_brain_is_bounded_by_the_brain_timeout,
+    a_message_a_duplicate_accumulate_absorbed_is_not_stranded_by_the_commit,
 );
 
 async fn redis_on(server: &RedisServer) -> Backend {
@@ -275,6 +276,68 @@ async fn a_run_that_cannot_get_the_lock_hands_its_message_on(kind: Kind) {
         "handed on: the session is due at once ({due:?})"
     );
     backend.mutex.release(&holder).await.unwrap();
+}
+
+/// An engine that re-queues `accumulate` while the first attempt still runs (it thought the worker lost) leaves two
+/// attempts holding the run's lease: the one whose output is discarded may absorb a message into the turn after the
+/// kept one closed its list. The commit must not leave that message absorbed by a committed turn.
+async fn a_message_a_duplicate_accumulate_absorbed_is_not_stranded_by_the_commit(kind: Kind) {
+    let backend = backend(kind).await;
+    let brain = TestBrain::new(Behaviour::Echo(Duration::ZERO));
+    let wf = workflow(&backend, brain.clone(), 50);
+    let conversation = Conversation::new();
+    let session = conversation.session_key();
+    let first = conversation.message("one");
+    accept(&backend, &first).await;
+    let steps = Steps::new(&wf, &payload(&first));
+    let acquired = steps.step("acquire_mutex", &[]).await.unwrap();
+    let accumulated = steps
+        .step("accumulate", &[("acquire_mutex", &acquired)])
+        .await
+        .unwrap();
+    // The discarded attempt absorbs a message that arrived after the kept attempt's window closed.
+    let stray = conversation.message("two");
+    accept(&backend, &stray).await;
+    let lease: acf_worker::mutex::Lease =
+        serde_json::from_value(acquired["lease"].clone()).unwrap();
+    let turn_id: Uuid = serde_json::from_value(acquired["turn_id"].clone()).unwrap();
+    let stray_id: Uuid = stray.message_id.parse().unwrap();
+    let absorbed = backend
+        .stores
+        .messages
+        .absorb(&lease, turn_id, &[stray_id])
+        .await
+        .unwrap();
+    assert_eq!(absorbed, vec![stray_id]);
+    let agent = steps
+        .step("run_agent", &[("accumulate", &accumulated)])
+        .await
+        .unwrap();
+    let output = steps
+        .step(
+            "commit_and_respond",
+            &[("accumulate", &accumulated), ("run_agent", &agent)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(output["status"], "complete", "{output}");
+    assert_eq!(output["response"], "Echo: one");
+    assert_processed_by(&backend, &first, turn_id).await;
+    assert_eq!(
+        stored_message(&backend, &stray).await.status,
+        MessageStatus::Pending,
+        "the stray is back to pending"
+    );
+    let due = backend.stores.pending.due_at(&session).await.unwrap();
+    assert!(
+        due.is_some_and(|at| at <= chrono::Utc::now().timestamp_millis()),
+        "the session is due at once for the stray ({due:?})"
+    );
+    // Its own run answers it.
+    let second = run_turn(&wf, &payload(&stray)).await.result.unwrap();
+    assert_eq!(second.status, TurnOutcome::Complete);
+    assert_eq!(second.response.as_deref(), Some("Echo: two"));
+    assert_eq!(responses_of(&backend, &session).await.len(), 2);
 }
 
 // ---- 4. Leases -------------------------------------------------------------------------------------------------
