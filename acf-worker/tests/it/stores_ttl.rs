@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use acf_worker::models::time::now_utc;
 use acf_worker::models::{SideEffect, SideEffectPolicy, TurnOutcome};
-use acf_worker::mutex::{LockOptions, MemorySessionMutex};
+use acf_worker::mutex::{Lease, LockOptions, MemorySessionMutex};
 use acf_worker::stores::{
     FailureRecord, InboxEntry, MemoryStores, StoreSettings, StoredMessage, TurnCommit, TurnRecord,
 };
@@ -75,6 +75,11 @@ on_redis_and_in_memory!(
     records_markers_and_effects_expire_after_the_record_ttl,
 );
 
+async fn lease(b: &Backend, session: &str) -> Lease {
+    let options = LockOptions::new(Duration::from_secs(10), Duration::from_secs(5));
+    b.mutex.acquire(session, options).await.unwrap()
+}
+
 fn pending(session: &str) -> StoredMessage {
     StoredMessage::pending(Uuid::new_v4(), session, "webchat", "hello", now_utc())
 }
@@ -94,14 +99,7 @@ async fn a_message_and_its_open_index_expire_after_the_message_ttl(b: Backend) {
         Some(message.clone())
     );
     // An absorb changes the message without extending its lifetime.
-    let lease = b
-        .mutex
-        .acquire(
-            &session,
-            LockOptions::new(Duration::from_secs(10), Duration::from_secs(5)),
-        )
-        .await
-        .unwrap();
+    let lease = lease(&b, &session).await;
     let turn_id = Uuid::new_v4();
     until(start, 0.5).await;
     let absorbed = b
@@ -164,14 +162,7 @@ async fn session_state_expires_after_the_latest_arrival_or_commit(b: Backend) {
     assert_eq!(state.cadence.sample_count, 1);
 
     // A commit restarts the state's lifetime but not the gap samples'.
-    let lease = b
-        .mutex
-        .acquire(
-            &session,
-            LockOptions::new(Duration::from_secs(10), Duration::from_secs(5)),
-        )
-        .await
-        .unwrap();
+    let lease = lease(&b, &session).await;
     let committed = Instant::now();
     b.stores
         .commits
@@ -254,14 +245,7 @@ fn failure(session: &str) -> FailureRecord {
 
 async fn records_markers_and_effects_expire_after_the_record_ttl(b: Backend) {
     let session = unique_session("ttl-records");
-    let lease = b
-        .mutex
-        .acquire(
-            &session,
-            LockOptions::new(Duration::from_secs(10), Duration::from_secs(5)),
-        )
-        .await
-        .unwrap();
+    let lease = lease(&b, &session).await;
     let turn = record(&session, lease.fence);
     let effect = SideEffect::new("tool_call", SideEffectPolicy::Irreversible);
     let failed = failure(&session);
@@ -279,62 +263,51 @@ async fn records_markers_and_effects_expire_after_the_record_ttl(b: Backend) {
     assert!(receipt.first_commit);
     b.stores.audit.record_failure(&failed).await.unwrap();
     until(start, 0.5).await;
+    let held = || held(&b, &session, turn.turn_id, failed.turn_id);
     assert_eq!(
-        b.stores.audit.session_turns(&session).await.unwrap().len(),
-        1
+        held().await,
+        [1; 6],
+        "everything lives until the record TTL"
     );
-    assert!(
-        b.stores
-            .audit
-            .get_failure(&session, failed.turn_id)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        b.stores
-            .commits
-            .receipt(&session, turn.turn_id)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    until(start, 1.5).await;
     assert_eq!(
+        held().await,
+        [0; 6],
+        "everything expired with the record TTL"
+    );
+}
+
+/// How many of a turn's entries the stores hold: its record, in the session's turns, its failure record, in the
+/// session's failures, its side effects, its commit marker.
+async fn held(b: &Backend, session: &str, turn_id: Uuid, failure_id: Uuid) -> [usize; 6] {
+    let audit = &b.stores.audit;
+    let listed_failures = audit.session_failures(session).await.unwrap();
+    [
+        usize::from(audit.get_turn(session, turn_id).await.unwrap().is_some()),
+        audit.session_turns(session).await.unwrap().len(),
+        usize::from(
+            audit
+                .get_failure(session, failure_id)
+                .await
+                .unwrap()
+                .is_some(),
+        ),
+        listed_failures.len(),
         b.stores
             .side_effects
-            .effects(&session, turn.turn_id)
+            .effects(session, turn_id)
             .await
             .unwrap()
             .len(),
-        1
-    );
-
-    until(start, 1.5).await;
-    let audit = &b.stores.audit;
-    assert_eq!(audit.get_turn(&session, turn.turn_id).await.unwrap(), None);
-    assert!(audit.session_turns(&session).await.unwrap().is_empty());
-    assert_eq!(
-        audit.get_failure(&session, failed.turn_id).await.unwrap(),
-        None
-    );
-    assert!(audit.session_failures(&session).await.unwrap().is_empty());
-    assert!(
-        b.stores
-            .side_effects
-            .effects(&session, turn.turn_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        b.stores
-            .commits
-            .receipt(&session, turn.turn_id)
-            .await
-            .unwrap(),
-        None,
-        "the commit marker expired"
-    );
+        usize::from(
+            b.stores
+                .commits
+                .receipt(session, turn_id)
+                .await
+                .unwrap()
+                .is_some(),
+        ),
+    ]
 }
 
 /// Many sessions' worth of every kind of entry: all freed once expired, without any call touching them.
