@@ -28,6 +28,7 @@ use acf_worker::intake;
 use acf_worker::models::{TurnOutcome, WorkflowInput, WorkflowOutput};
 use acf_worker::mutex::MemorySessionMutex;
 use acf_worker::stores::{StoreSettings, Stores};
+use acf_worker::workflow::LogicalTurnWorkflow;
 use uuid::Uuid;
 
 /// Slots of the worker: a turn holds one through its accumulation window (200 ms on `api`), so this covers
@@ -204,12 +205,24 @@ struct Sender {
     client: Client,
     stores: Stores,
     answered: AtomicUsize,
+    failed: AtomicUsize,
     in_flight: AtomicUsize,
 }
 
 impl Sender {
-    /// Sends message `n` of `session` and waits for its answer; true when the turn completed.
+    /// Sends message `n` of `session` and waits for its answer; true when the turn completed. The first failure
+    /// is printed.
     async fn turn(&self, session: usize, n: usize) -> bool {
+        let outcome = self.answer(session, n).await;
+        if let Err(error) = &outcome
+            && self.failed.fetch_add(1, Ordering::Relaxed) == 0
+        {
+            eprintln!("BENCH memory: turn {n} of session {session} not answered: {error}");
+        }
+        outcome.is_ok()
+    }
+
+    async fn answer(&self, session: usize, n: usize) -> Result<(), String> {
         let input = WorkflowInput {
             tenant_id: "6f1c2a56-0a43-4f7e-9d3a-1b2c3d4e5f60".into(),
             agent_id: "7a1c2a56-0a43-4f7e-9d3a-1b2c3d4e5f61".into(),
@@ -222,15 +235,20 @@ impl Sender {
             message_content: format!("message {n} of session {session}"),
             session_key: None,
         };
-        let Ok(submitted) = intake::submit(&self.stores, &self.client, &input, 16_000).await else {
-            return false;
-        };
-        let answer = tokio::time::timeout(ANSWER_TIMEOUT, submitted.run.result()).await;
-        answer
-            .ok()
-            .and_then(|out| out.ok())
-            .and_then(|out| out.step::<WorkflowOutput>("commit_and_respond").ok())
-            .is_some_and(|out| out.status == TurnOutcome::Complete)
+        let submitted = intake::submit(&self.stores, &self.client, &input, 16_000)
+            .await
+            .map_err(|err| format!("submit: {}", acf_sdk::error::Report(&err)))?;
+        let out = tokio::time::timeout(ANSWER_TIMEOUT, submitted.run.result())
+            .await
+            .map_err(|_| format!("no answer within {ANSWER_TIMEOUT:?}"))?
+            .map_err(|err| format!("run: {}", acf_sdk::error::Report(&err)))?;
+        let output: WorkflowOutput = out
+            .step(LogicalTurnWorkflow::COMMIT_AND_RESPOND)
+            .map_err(|err| format!("output: {}", acf_sdk::error::Report(&err)))?;
+        match output.status {
+            TurnOutcome::Complete => Ok(()),
+            other => Err(format!("ended {} ({:?})", other.as_str(), output.error)),
+        }
     }
 }
 
@@ -264,14 +282,22 @@ async fn bench(params: Params) {
         client,
         stores: Stores::memory(&MemorySessionMutex::new(), settings),
         answered: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
         in_flight: AtomicUsize::new(0),
     });
 
-    // One warm-up turn (its own session) shows the worker serves before the baseline is taken.
-    assert!(
-        sender.turn(usize::MAX >> 1, 0).await,
-        "the worker answers a warm-up turn"
-    );
+    // A warm-up turn (its own session) shows the worker serves before the baseline is taken; its workflow is
+    // registered a moment after the exports are printed, and triggers fail until then.
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    let mut attempt = 0;
+    while sender.answer(usize::MAX >> 1, attempt).await.is_err() {
+        assert!(
+            Instant::now() < ready_by,
+            "the worker answers a warm-up turn within 60 s"
+        );
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let origin = Instant::now();
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();

@@ -72,6 +72,8 @@ impl AuditStore for MemoryStores {
         }
         failures.insert(failure.turn_id, failure.clone(), until);
         let ids = session_failures.refresh(failure.session_key.clone(), now, until);
+        // Ids whose record expired are skipped by every read; dropping them keeps the order below well defined.
+        ids.retain(|id| *id != failure.turn_id && failures.contains_key(id, now));
         // Oldest first, like the Redis index scored by `failed_at`.
         let at = ids.partition_point(|id| {
             failures
