@@ -1,8 +1,12 @@
 //! Every store trait in process memory, for the embedded default, the demo and tests.
 //!
 //! Same semantics as the Redis stores, including fencing (through the [`MemoryLockTable`] shared with a
-//! [`crate::mutex::MemorySessionMutex`]) and commit idempotency. TTLs do not apply: data lives as long as the
-//! process, which is what a single-process run needs.
+//! [`crate::mutex::MemorySessionMutex`]), commit idempotency and lifetimes: every entry Redis gives a TTL expires
+//! here after the same [`StoreSettings`] TTL, restarted by the same writes (see the fields of `Data`), and reads as
+//! absent afterwards. Expired entries are freed as the stores are used: a sweep runs at most every quarter of the
+//! shortest TTL (see `Data::new`), from whichever call takes the data then (the liveness sweeper calls regularly),
+//! so memory follows the live data without a timer or task of its own. The response and event streams are capped,
+//! not expiring, and the due index and epoch never expire, as on Redis.
 
 mod effects;
 mod messages;
