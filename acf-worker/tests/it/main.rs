@@ -25,6 +25,7 @@ mod stores_commit;
 mod stores_faults;
 mod stores_inbox;
 mod stores_messages;
+mod stores_ttl;
 mod traces;
 mod turn_manager;
 mod turn_metrics;

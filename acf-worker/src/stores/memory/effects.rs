@@ -18,9 +18,9 @@ impl SideEffectLog for MemoryStores {
         effect: &SideEffect,
     ) -> Result<(), StoreError> {
         self.fenced(lease, |data| {
+            let (now, until) = (data.now, data.until(data.ttl.record));
             data.effects
-                .entry(turn_id)
-                .or_default()
+                .refresh(turn_id, now, until)
                 .push(effect.clone());
         })
     }
@@ -30,10 +30,10 @@ impl SideEffectLog for MemoryStores {
         _session_key: &str,
         turn_id: Uuid,
     ) -> Result<Vec<SideEffect>, StoreError> {
-        Ok(self
-            .data()
+        let data = self.data();
+        Ok(data
             .effects
-            .get(&turn_id)
+            .get(&turn_id, data.now)
             .cloned()
             .unwrap_or_default())
     }

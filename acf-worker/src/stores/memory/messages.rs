@@ -13,34 +13,36 @@ impl MessageStore for MemoryStores {
     async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError> {
         let mut guard = self.data();
         let data = &mut *guard;
-        if data.messages.contains_key(&message.id) {
+        let (now, until) = (data.now, data.until(data.ttl.message));
+        if data.messages.contains_key(&message.id, now) {
             return Ok(false);
         }
-        data.messages.insert(message.id, message.clone());
+        data.messages.insert(message.id, message.clone(), until);
         if message.status.is_open() {
-            let open = data.open.entry(message.session_key.clone()).or_default();
+            let open = data.open.refresh(message.session_key.clone(), now, until);
             open.push(message.id);
             // Same order as Redis's sorted set: arrival time, then id.
             let messages = &data.messages;
-            open.sort_by_key(|id| (messages[id].received_at, *id));
+            open.sort_by_key(|id| (messages.get(id, now).map(|m| m.received_at), *id));
         }
         Ok(true)
     }
 
     async fn get(&self, _session_key: &str, id: Uuid) -> Result<Option<StoredMessage>, StoreError> {
-        Ok(self.data().messages.get(&id).cloned())
+        let data = self.data();
+        Ok(data.messages.get(&id, data.now).cloned())
     }
 
     async fn open_messages(&self, session_key: &str) -> Result<Vec<StoredMessage>, StoreError> {
         let data = self.data();
         let ids = data
             .open
-            .get(session_key)
+            .get(session_key, data.now)
             .map(Vec::as_slice)
             .unwrap_or_default();
         Ok(ids
             .iter()
-            .filter_map(|id| data.messages.get(id))
+            .filter_map(|id| data.messages.get(id, data.now))
             .filter(|m| m.status.is_open())
             .cloned()
             .collect())
@@ -56,7 +58,11 @@ impl MessageStore for MemoryStores {
         self.fenced(lease, |data| {
             let mut absorbed = Vec::new();
             for id in ids {
-                if let Some(message) = data.messages.get_mut(id).filter(|m| m.status.is_open()) {
+                if let Some(message) = data
+                    .messages
+                    .get_mut(id, data.now)
+                    .filter(|m| m.status.is_open())
+                {
                     message.status = MessageStatus::Absorbed { turn_id };
                     message.updated_at = now;
                     absorbed.push(*id);
@@ -72,15 +78,16 @@ impl MessageStore for MemoryStores {
         turn_id: Uuid,
         ids: &[Uuid],
     ) -> Result<usize, StoreError> {
-        let now = now_utc();
+        let updated_at = now_utc();
         let mut data = self.data();
+        let now = data.now;
         let mut released = 0;
         for id in ids {
-            if let Some(message) = data.messages.get_mut(id)
+            if let Some(message) = data.messages.get_mut(id, now)
                 && message.status == (MessageStatus::Absorbed { turn_id })
             {
                 message.status = MessageStatus::Pending;
-                message.updated_at = now;
+                message.updated_at = updated_at;
                 released += 1;
             }
         }

@@ -58,9 +58,13 @@ impl PendingIndex for MemoryStores {
 
     async fn settle(&self, session_key: &str) -> Result<bool, StoreError> {
         let mut data = self.data();
-        let open = data.open.get(session_key).is_some_and(|ids| {
-            ids.iter()
-                .any(|id| data.messages.get(id).is_some_and(|m| m.status.is_open()))
+        let now = data.now;
+        let open = data.open.get(session_key, now).is_some_and(|ids| {
+            ids.iter().any(|id| {
+                data.messages
+                    .get(id, now)
+                    .is_some_and(|m| m.status.is_open())
+            })
         });
         Ok(!open && data.due.remove(session_key).is_some())
     }

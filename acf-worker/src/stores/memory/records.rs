@@ -37,42 +37,47 @@ impl AuditStore for MemoryStores {
         _session_key: &str,
         turn_id: Uuid,
     ) -> Result<Option<TurnRecord>, StoreError> {
-        Ok(self.data().records.get(&turn_id).cloned())
+        let data = self.data();
+        Ok(data.records.get(&turn_id, data.now).cloned())
     }
 
     async fn session_turns(&self, session_key: &str) -> Result<Vec<TurnRecord>, StoreError> {
         let data = self.data();
         let ids = data
             .session_turns
-            .get(session_key)
+            .get(session_key, data.now)
             .map(Vec::as_slice)
             .unwrap_or_default();
         Ok(ids
             .iter()
-            .filter_map(|id| data.records.get(id))
+            .filter_map(|id| data.records.get(id, data.now))
             .cloned()
             .collect())
     }
 
     async fn record_failure(&self, failure: &FailureRecord) -> Result<(), StoreError> {
         let mut data = self.data();
+        let until = data.until(data.ttl.record);
         let Data {
             failures,
             session_failures,
+            now,
             ..
         } = &mut *data;
-        if let Some(previous) = failures.insert(failure.turn_id, failure.clone())
-            && let Some(ids) = session_failures.get_mut(&previous.session_key)
+        let now = *now;
+        if let Some(previous) = failures.get(&failure.turn_id, now)
+            && let Some(ids) = session_failures.get_mut(&previous.session_key, now)
         {
             ids.retain(|id| *id != failure.turn_id);
         }
-        let ids = session_failures
-            .entry(failure.session_key.clone())
-            .or_default();
+        failures.insert(failure.turn_id, failure.clone(), until);
+        let ids = session_failures.refresh(failure.session_key.clone(), now, until);
+        // Ids whose record expired are skipped by every read; dropping them keeps the order below well defined.
+        ids.retain(|id| *id != failure.turn_id && failures.contains_key(id, now));
         // Oldest first, like the Redis index scored by `failed_at`.
         let at = ids.partition_point(|id| {
             failures
-                .get(id)
+                .get(id, now)
                 .is_some_and(|other| other.failed_at <= failure.failed_at)
         });
         ids.insert(at, failure.turn_id);
@@ -84,19 +89,20 @@ impl AuditStore for MemoryStores {
         _session_key: &str,
         turn_id: Uuid,
     ) -> Result<Option<FailureRecord>, StoreError> {
-        Ok(self.data().failures.get(&turn_id).cloned())
+        let data = self.data();
+        Ok(data.failures.get(&turn_id, data.now).cloned())
     }
 
     async fn session_failures(&self, session_key: &str) -> Result<Vec<FailureRecord>, StoreError> {
         let data = self.data();
         let ids = data
             .session_failures
-            .get(session_key)
+            .get(session_key, data.now)
             .map(Vec::as_slice)
             .unwrap_or_default();
         Ok(ids
             .iter()
-            .filter_map(|id| data.failures.get(id))
+            .filter_map(|id| data.failures.get(id, data.now))
             .cloned()
             .collect())
     }
@@ -132,13 +138,17 @@ impl ResponseSink for MemoryStores {
 fn apply_commit(data: &mut Data, commit: &TurnCommit, max_len: u64) -> CommitReceipt {
     let record = &commit.record;
     let complete = record.outcome == TurnOutcome::Complete;
-    let session = data.sessions.entry(record.session_key.clone()).or_default();
-    session.state.turn_count += 1;
-    session.state.last_turn_id = Some(record.turn_id);
+    let now = data.now;
+    let (record_until, session_until) = (data.until(data.ttl.record), data.until(data.ttl.session));
+    let state = data
+        .states
+        .refresh(record.session_key.clone(), now, session_until);
+    state.turn_count += 1;
+    state.last_turn_id = Some(record.turn_id);
     if complete {
-        session.state.last_hint.clone_from(&commit.next_hint);
+        state.last_hint.clone_from(&commit.next_hint);
     }
-    let turn_number = session.state.turn_count;
+    let turn_number = state.turn_count;
 
     data.records.insert(
         record.turn_id,
@@ -146,15 +156,15 @@ fn apply_commit(data: &mut Data, commit: &TurnCommit, max_len: u64) -> CommitRec
             turn_number,
             ..record.clone()
         },
+        record_until,
     );
     data.session_turns
-        .entry(record.session_key.clone())
-        .or_default()
+        .refresh(record.session_key.clone(), now, record_until)
         .push(record.turn_id);
 
-    let now = now_utc();
+    let updated_at = now_utc();
     for id in &record.message_ids {
-        if let Some(message) = data.messages.get_mut(id) {
+        if let Some(message) = data.messages.get_mut(id, now) {
             message.status = if complete {
                 MessageStatus::Processed {
                     turn_id: record.turn_id,
@@ -165,11 +175,15 @@ fn apply_commit(data: &mut Data, commit: &TurnCommit, max_len: u64) -> CommitRec
                     reason: record.error.clone().unwrap_or_default(),
                 }
             };
-            message.updated_at = now;
+            message.updated_at = updated_at;
         }
     }
-    if let Some(open) = data.open.get_mut(&record.session_key) {
+    if let Some(open) = data.open.get_mut(&record.session_key, now) {
         open.retain(|id| !record.message_ids.contains(id));
+        // Redis deletes a sorted set left empty.
+        if open.is_empty() {
+            data.open.remove(&record.session_key, now);
+        }
     }
 
     let response_entry_id = commit.response_entry().map(|entry| {
@@ -192,6 +206,7 @@ fn apply_commit(data: &mut Data, commit: &TurnCommit, max_len: u64) -> CommitRec
             first_commit: false,
             ..receipt.clone()
         },
+        record_until,
     );
     receipt
 }
@@ -206,12 +221,12 @@ impl TurnCommitter for MemoryStores {
         crate::stores::check_commit_matches_lease(lease, commit)?;
         let turn_id = commit.record.turn_id;
         // A replay is answered before the fence check: the first commit already happened under a current lease.
-        if let Some(receipt) = self.data().receipts.get(&turn_id).cloned() {
+        if let Some(receipt) = self.stored_receipt(turn_id) {
             tracing::info!(%turn_id, "turn_commit_replayed");
             return Ok(receipt);
         }
         let max_len = self.settings.response_stream_max_len;
-        self.fenced(lease, |data| match data.receipts.get(&turn_id) {
+        self.fenced(lease, |data| match data.receipts.get(&turn_id, data.now) {
             Some(receipt) => receipt.clone(),
             None => apply_commit(data, commit, max_len),
         })
@@ -222,6 +237,14 @@ impl TurnCommitter for MemoryStores {
         _session_key: &str,
         turn_id: Uuid,
     ) -> Result<Option<CommitReceipt>, StoreError> {
-        Ok(self.data().receipts.get(&turn_id).cloned())
+        Ok(self.stored_receipt(turn_id))
+    }
+}
+
+impl MemoryStores {
+    /// The commit marker of `turn_id`, while it lives.
+    fn stored_receipt(&self, turn_id: Uuid) -> Option<CommitReceipt> {
+        let data = self.data();
+        data.receipts.get(&turn_id, data.now).cloned()
     }
 }
