@@ -147,6 +147,9 @@ impl Drop for Running {
     }
 }
 
+/// Finished runs the embedded engine keeps during the bench (`--retained-runs`).
+const ENGINE_RETAINED_RUNS: &str = "1000";
+
 /// Starts `ruche-worker run --embedded` on in-memory stores with `ttl_seconds` for every store TTL; returns it and
 /// the HATCHET_CLIENT_* exports it printed.
 fn start_worker(ttl_seconds: u64) -> (Running, HashMap<String, String>) {
@@ -165,6 +168,9 @@ fn start_worker(ttl_seconds: u64) -> (Running, HashMap<String, String>) {
             WORKER_CONCURRENCY,
         )
         .env("RUCHE_OBSERVABILITY__LOGGING__LEVEL", "warning")
+        // The engine's history of finished runs (default 50 000, ~30 KB each for a turn) would dominate RSS and
+        // hide what the worker and its stores hold: keep a small window of it.
+        .env("RUCHE_ENGINE_RETAINED_RUNS", ENGINE_RETAINED_RUNS)
         .env_remove("HATCHET_CLIENT_TOKEN")
         .env_remove("HATCHET_CLIENT_HOST_PORT")
         .env_remove("RUCHE_CONFIG_DIR")

@@ -198,6 +198,7 @@ impl Engine {
             secret: None,
             timing: Timing::default(),
             record: false,
+            retained_runs: state::RETAINED_RUNS,
         }
     }
 }
@@ -209,6 +210,7 @@ pub struct EngineBuilder {
     secret: Option<Vec<u8>>,
     timing: Timing,
     record: bool,
+    retained_runs: usize,
 }
 
 impl EngineBuilder {
@@ -236,6 +238,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How many finished runs stay available (run lookups, the REST API, the dashboard); older ones are
+    /// forgotten, oldest first. Each keeps its tasks' inputs, outputs and events, so this bounds the engine's
+    /// memory in a long-running process. Default 50 000 (at least 1).
+    pub fn retained_runs(mut self, runs: usize) -> Self {
+        self.retained_runs = runs.max(1);
+        self
+    }
+
     /// Keeps every request of the worker and trigger protocol (register, listen, heartbeat, step events,
     /// unsubscribe, workflow registration, triggers, schedules, events, run-event subscriptions) for [`EngineHandle::requests`]. Off by default:
     /// the log grows without bound.
@@ -259,7 +269,9 @@ impl EngineBuilder {
         let keys = self.secret.map_or_else(TokenKeys::random, TokenKeys::new);
         let token = keys.mint(&addr.to_string());
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(keys.tenant_id(), self.timing)),
+            state: Mutex::new(
+                State::new(keys.tenant_id(), self.timing).retaining(self.retained_runs),
+            ),
             keys,
             registered: Mutex::new(Vec::new()),
             recorded: self.record.then(|| Mutex::new(Vec::new())),

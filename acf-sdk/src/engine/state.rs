@@ -489,6 +489,12 @@ impl State {
         self.events.push_back(event);
     }
 
+    /// The same state keeping at most `runs` finished runs.
+    pub(crate) fn retaining(mut self, runs: usize) -> Self {
+        self.retained_runs = runs;
+        self
+    }
+
     /// Records a finished run and forgets the oldest finished runs beyond `retained_runs`.
     pub(crate) fn retain_finished(&mut self, run_id: Uuid) {
         self.finished.push_back(run_id);

@@ -1116,3 +1116,22 @@ fn unsupported_registration_fields_are_refused_by_name() {
         "concurrency.limit_strategy"
     );
 }
+
+#[tokio::test]
+async fn the_builder_bounds_the_finished_runs_kept() {
+    let engine = super::Engine::builder()
+        .retained_runs(3)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(engine.shared.lock().retained_runs, 3);
+    engine.shutdown().await;
+    // Zero would forget a run the moment it finishes, before its result can be read: at least one is kept.
+    let engine = super::Engine::builder()
+        .retained_runs(0)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(engine.shared.lock().retained_runs, 1);
+    engine.shutdown().await;
+}

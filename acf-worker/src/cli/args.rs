@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// With `--embedded`: token signing secret, so tokens survive a restart (random otherwise).
     #[arg(long, env = "RUCHE_ENGINE_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
+    /// With `--embedded`: how many finished runs the engine keeps for lookups and its dashboard, which bounds
+    /// its memory (the engine's default, 50 000, when omitted).
+    #[arg(long, env = "RUCHE_ENGINE_RETAINED_RUNS")]
+    pub retained_runs: Option<usize>,
 }
 
 /// `send` options: the seed's trigger payload.
@@ -103,6 +107,10 @@ pub struct EngineArgs {
     /// Token signing secret, so tokens survive a restart (random otherwise).
     #[arg(long, env = "RUCHE_ENGINE_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
+    /// How many finished runs the engine keeps for lookups and its dashboard, which bounds its memory (the
+    /// engine's default, 50 000, when omitted).
+    #[arg(long, env = "RUCHE_ENGINE_RETAINED_RUNS")]
+    pub retained_runs: Option<usize>,
 }
 
 impl Default for RunArgs {
@@ -111,6 +119,7 @@ impl Default for RunArgs {
             embedded: false,
             bind: DEFAULT_ENGINE_ADDR,
             token_secret: None,
+            retained_runs: None,
         }
     }
 }

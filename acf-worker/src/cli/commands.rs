@@ -150,7 +150,8 @@ mod embedded {
 
     pub(super) async fn run_embedded(args: &RunArgs, settings: &Settings) -> Result<(), CliError> {
         run::log_starting(settings);
-        let engine = start_engine(args.bind, args.token_secret.as_deref()).await?;
+        let engine =
+            start_engine(args.bind, args.token_secret.as_deref(), args.retained_runs).await?;
         print_exports(&engine)?;
         let client = embedded_client(&engine)?;
         let result = run::serve(&client, settings).await;
@@ -178,7 +179,8 @@ mod embedded {
     }
 
     pub(super) async fn engine(args: &EngineArgs) -> Result<(), CliError> {
-        let engine = start_engine(args.bind, args.token_secret.as_deref()).await?;
+        let engine =
+            start_engine(args.bind, args.token_secret.as_deref(), args.retained_runs).await?;
         print_exports(&engine)?;
         let signal = run::next_signal().await;
         tracing::info!(signal, "shutdown_signal_received");
@@ -189,10 +191,14 @@ mod embedded {
     async fn start_engine(
         bind: std::net::SocketAddr,
         secret: Option<&str>,
+        retained_runs: Option<usize>,
     ) -> Result<EngineHandle, EngineError> {
         let mut builder = Engine::builder().bind(bind);
         if let Some(secret) = secret {
             builder = builder.token_secret(secret.as_bytes().to_vec());
+        }
+        if let Some(runs) = retained_runs {
+            builder = builder.retained_runs(runs);
         }
         builder.start().await
     }
