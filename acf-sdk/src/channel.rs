@@ -53,8 +53,11 @@ pub struct Connection {
     config: Arc<ClientConfig>,
 }
 
-/// Requests at least this large are gzip-compressed (when enabled); smaller ones would only grow and cost CPU.
-pub const GZIP_MIN_BYTES: usize = 1024;
+/// Requests at least this large are gzip-compressed (when enabled). Below it compression costs more than it saves:
+/// tiny messages only grow, and for the few-KiB payloads of ordinary steps (a logical turn's accumulate output,
+/// say) compressing on one side and inflating on the other added ~0.3 ms to each step hand-off on a local engine
+/// (BENCHMARKS.md, "gzip threshold"), while a few KiB cost next to nothing on the wire.
+pub const GZIP_MIN_BYTES: usize = 16 * 1024;
 
 macro_rules! stub {
     ($(#[$doc:meta])* $name:ident, $sized:ident, $client:ident) => {

@@ -149,3 +149,44 @@ async fn failures_retry_then_fail_and_non_retryable_stops_at_once() {
 
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_past_the_gzip_threshold_round_trip() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Text {
+        text: String,
+    }
+    let engine = engine().await;
+    let client = client(&engine);
+    // Input and output both well past `GZIP_MIN_BYTES`, so the trigger and the COMPLETED report go out compressed.
+    let big = "turn ".repeat(4 * acf_sdk::channel::GZIP_MIN_BYTES);
+    let wf = WorkflowBuilder::new("Big-Flow")
+        .task(
+            TaskDefinition::new("echo"),
+            |i: Text, _ctx: Context| async move {
+                Ok::<_, StepError>(Text {
+                    text: format!("{} done", i.text),
+                })
+            },
+        )
+        .build()
+        .unwrap();
+    let worker = serve(client.worker("big-worker").workflow(wf)).await;
+    let out = within(
+        30,
+        client.run(
+            "Big-Flow",
+            Text { text: big.clone() },
+            TriggerOptions::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.step::<Text>("echo").unwrap(),
+        Text {
+            text: format!("{big} done")
+        }
+    );
+    worker.stop().await;
+}
