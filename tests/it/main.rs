@@ -23,6 +23,7 @@ mod macros_e2e;
 mod macros_parity;
 mod macros_parity_conditions;
 mod macros_shadowing;
+mod macros_ui;
 mod proto_conformance;
 mod run_examples;
 mod sdk_client;
