@@ -24,7 +24,9 @@ pub const FIX: &str = "run `scripts/ensure-venv` from the workspace root (it cre
 /// The Python interpreter that has the official SDK: `$ACF_PYTHON` if set and non-empty, otherwise
 /// `<workspace>/.venv/bin/python`.
 ///
-/// The first call checks that `import hatchet_sdk` works; later calls reuse the verdict.
+/// The first call in a process checks that the interpreter has `hatchet_sdk` at [`SDK_VERSION`], by package
+/// metadata rather than by importing it: the import costs 1.5 CPU-seconds and nextest runs every test in a process
+/// of its own (the scripts themselves import it, so a broken install still fails, with Python's error).
 ///
 /// # Panics
 ///
@@ -40,6 +42,19 @@ pub fn interpreter() -> PathBuf {
         ),
     }
 }
+
+/// The `hatchet-sdk` release the interop tests are written against (`scripts/ensure-venv` installs it).
+pub const SDK_VERSION: &str = "1.43.1";
+
+/// Exits non-zero, saying why, unless `hatchet_sdk` is importable at the version given as the first argument.
+const PROBE: &str = "\
+import importlib.metadata, importlib.util, sys
+if importlib.util.find_spec('hatchet_sdk') is None:
+    sys.exit('No module named hatchet_sdk')
+found = importlib.metadata.version('hatchet-sdk')
+if found != sys.argv[1]:
+    sys.exit(f'hatchet-sdk {found} is installed, the tests are written against {sys.argv[1]}')
+";
 
 /// Picks the interpreter (`override_path` is the value of `$ACF_PYTHON`) and checks it; `Err` holds
 /// the human-readable problem.
@@ -58,7 +73,9 @@ fn locate_interpreter(override_path: Option<OsString>) -> Result<PathBuf, String
         ));
     }
     let probe = Command::new(&path)
-        .args(["-c", "import hatchet_sdk"])
+        .arg("-c")
+        .arg(PROBE)
+        .arg(SDK_VERSION)
         .output()
         .map_err(|err| format!("cannot run {} (from {origin}): {err}", path.display()))?;
     if !probe.status.success() {
