@@ -1,6 +1,6 @@
 //! Compile-fail UI tests for `#[workflow]`, `#[step]`, `#[on_failure]`, `#[on_success]` and `#[task]`: every
 //! `acf-macros/tests/ui/<category>/<case>.rs` must fail to compile with exactly the diagnostics in the `.stderr`
-//! beside it. `ACF_UI_BLESS=1` rewrites the `.stderr` files from what rustc prints now: review the diff.
+//! beside it, except under `tests/ui/pass/`, where the one case must compile. `ACF_UI_BLESS=1` rewrites the `.stderr` files from what rustc prints now: review the diff.
 //!
 //! The cases are type-checked by `rustc` directly against the rlibs cargo already built for this test binary
 //! (`acf_sdk`, `serde`, `schemars` and, through `acf_sdk`, the `acf_macros` proc-macro). trybuild, which this
@@ -28,25 +28,7 @@ const EXTERNS: [&str; 3] = ["acf_sdk", "serde", "schemars"];
 
 /// A workflow that must compile: it selects the rlibs (see [`Externs::find`]) and proves that a case's errors
 /// come from the case, not from the set-up.
-const CONTROL: &str = r#"
-use acf_sdk::{workflow, step, Context, StepError};
-
-#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-struct Input {}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Out {}
-
-struct W;
-
-#[workflow]
-impl W {
-    #[step]
-    async fn a(&self, _ctx: &Context, _input: &Input) -> Result<Out, StepError> { Ok(Out {}) }
-}
-
-fn main() {}
-"#;
+const CONTROL: &str = "tests/ui/pass/workflow.rs";
 
 #[test]
 fn macros_ui() {
@@ -113,7 +95,7 @@ fn cases(crate_dir: &Path) -> Vec<PathBuf> {
     let ui = crate_dir.join("tests/ui");
     for category in std::fs::read_dir(&ui).expect("tests/ui is readable") {
         let category = category.expect("a directory entry").path();
-        if !category.is_dir() {
+        if !category.is_dir() || category.ends_with("pass") {
             continue;
         }
         for file in std::fs::read_dir(&category).expect("a category directory is readable") {
@@ -180,22 +162,21 @@ impl Externs {
             .expect("the test binary's directory")
             .to_path_buf();
         let candidates: Vec<Vec<PathBuf>> = EXTERNS.iter().map(|name| rlibs(&deps, name)).collect();
-        let control = scratch.join("control.rs");
-        std::fs::write(&control, CONTROL).expect("the control case is writable");
+        let control = Path::new(CONTROL);
         let mut last = None;
         for combination in combinations(&candidates) {
             let externs = Self {
                 deps: deps.clone(),
                 paths: EXTERNS.into_iter().zip(combination).collect(),
             };
-            let output = externs.check(crate_dir, &control, &scratch.join("control.rmeta"));
+            let output = externs.check(crate_dir, control, &scratch.join("control.rmeta"));
             if output.status.success() {
                 return externs;
             }
             last = Some(output);
         }
         panic!(
-            "no combination of {candidates:?} compiles the control case; the last attempt printed:\n{}",
+            "no combination of {candidates:?} compiles {CONTROL}; the last attempt printed:\n{}",
             last.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
                 .unwrap_or_default()
         );
