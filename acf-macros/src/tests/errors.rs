@@ -1,4 +1,5 @@
-//! The rendered messages of each compile-time check (spans and carets are covered by the UI tests (tests/it/macros_ui.rs)).
+//! The rendered messages of each compile-time check (spans and carets are covered by the UI tests,
+//! `tests/it/macros_ui.rs`).
 
 use proc_macro2::TokenStream;
 use quote::quote;
