@@ -116,10 +116,11 @@ async fn run(
         // STARTED goes out beside the step and is never awaited, not even by the final report: like the Python
         // SDK (whose action listener sends every event as its own task), the two calls race. Hatchet records
         // STARTED for observability and ignores it once the attempt is finished, so waiting for it would only
-        // add a round trip to every step.
+        // add a round trip to every step. The graceful shutdown waits for it (`Shared::reports`).
+        let reports = shared.reports.clone();
         let shared = Arc::clone(shared);
         let action = action.clone();
-        tokio::spawn(async move {
+        reports.spawn(async move {
             let started = StepActionEventType::StepEventTypeStarted;
             send(
                 &shared,

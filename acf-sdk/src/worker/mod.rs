@@ -291,6 +291,7 @@ impl WorkerBuilder {
             running: Mutex::new(HashMap::new()),
             engine_version: Mutex::new(EngineVersion::default()),
             tasks_started: std::sync::atomic::AtomicU64::new(0),
+            reports: tokio_util::task::TaskTracker::new(),
             stop_taking_work: CancellationToken::new(),
             durable: tokio::sync::OnceCell::new(),
             log_lines: std::sync::OnceLock::new(),

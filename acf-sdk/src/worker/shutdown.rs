@@ -130,7 +130,29 @@ pub(crate) async fn drain(shared: &Arc<Shared>, force: &CancellationToken) -> Re
         abort_all(shared);
         return Err(Error::Worker("forced shutdown".into()));
     }
+    flush_reports(shared, force).await;
     Ok(())
+}
+
+/// How long the graceful shutdown waits for STARTED reports still on their way once every step has finished.
+const REPORT_FLUSH: Duration = Duration::from_secs(5);
+
+/// Waits for the reports sent beside steps (each is one call with its own deadline) so a drained worker leaves
+/// none unsent; bounded, and cut short by a forced exit.
+async fn flush_reports(shared: &Shared, force: &CancellationToken) {
+    shared.reports.close();
+    let pending = shared.reports.len();
+    if pending == 0 {
+        return;
+    }
+    tokio::select! {
+        flushed = tokio::time::timeout(REPORT_FLUSH, shared.reports.wait()) => {
+            if flushed.is_err() {
+                tracing::warn!(pending = shared.reports.len(), "step_reports_unflushed");
+            }
+        }
+        () = force.cancelled() => {}
+    }
 }
 
 /// True once no step is running; false at the deadline or on force.

@@ -96,6 +96,9 @@ pub(crate) struct Shared {
     pub running: Mutex<HashMap<(String, i32), Running>>,
     pub engine_version: Mutex<EngineVersion>,
     pub tasks_started: AtomicU64,
+    /// Reports sent beside a running step (STARTED), which nothing awaits while the worker runs; the graceful
+    /// shutdown waits for them so none is dropped with the process.
+    pub reports: tokio_util::task::TaskTracker,
     /// Fired when the worker stops taking work (graceful shutdown or task limit).
     pub stop_taking_work: CancellationToken,
     pub durable: tokio::sync::OnceCell<Arc<crate::durable_client::DurableClient>>,
