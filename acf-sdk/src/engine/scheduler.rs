@@ -54,6 +54,10 @@ impl State {
         !w.paused
             && !w.streams.is_empty()
             && now.saturating_duration_since(w.last_heartbeat) < self.timing.eligibility
+            // Declared lost (its tasks re-queued) until it heartbeats again: with `reassign_after` below the
+            // eligibility age, a re-queued task would otherwise go straight back to the silent worker, and nothing
+            // would re-queue it a second time before its execution timeout.
+            && !w.reassigned
             && w.actions.contains(action)
             && needs
                 .iter()
@@ -139,6 +143,7 @@ impl State {
             !w.paused
                 && !w.streams.is_empty()
                 && now.saturating_duration_since(w.last_heartbeat) < self.timing.eligibility
+                && !w.reassigned
                 && w.slots
                     .iter()
                     .any(|(t, cap)| *cap > w.used.get(t).copied().unwrap_or(0))
@@ -389,6 +394,7 @@ impl State {
                         .task_def(t)
                         .map(|d| d.timeout_text.clone())
                         .unwrap_or_default();
+                    tracing::warn!(%task, %worker, timeout = %text, "task_timed_out");
                     self.send_cancel(task, worker);
                     self.emit_step(
                         task,
@@ -451,7 +457,7 @@ impl State {
             .map(|t| t.id)
             .collect();
         for task in tasks {
-            tracing::info!(task = %task, "re-queueing task of a worker without heartbeat");
+            tracing::info!(%task, "task_requeued_worker_silent");
             self.requeue_lost(task, now);
         }
     }

@@ -268,6 +268,54 @@ fn stale_heartbeat_gets_no_work_and_silent_worker_loses_its_tasks() {
 }
 
 #[test]
+fn a_worker_declared_lost_gets_no_work_until_it_heartbeats_again() {
+    // Re-queueing after 1 s of silence while a worker stays eligible for 5 s (the chaos tests' settings): the
+    // re-queued task must not go back to the silent worker, where nothing would re-queue it again.
+    let (now, mut s) = fresh();
+    s.timing.reassign_after = Duration::from_secs(1);
+    let mut t = task("a", &[]);
+    t.timeout = "5m".into();
+    register(&mut s, &workflow(vec![t]));
+    let (silent, mut silent_rx) = add_worker(&mut s, now, &["wf:a"], 5);
+    trigger(&mut s, now, json!({}), None);
+    let first = drain(&mut silent_rx);
+    assert_eq!(first.len(), 1);
+
+    let later = now + Duration::from_millis(1500);
+    s.tick(later);
+    assert!(
+        drain(&mut silent_rx).is_empty(),
+        "the re-queued task went back to the worker that lost it"
+    );
+    trigger(&mut s, later, json!({}), None);
+    assert!(
+        drain(&mut silent_rx).is_empty(),
+        "a lost worker got new work"
+    );
+
+    let (_, mut alive_rx) = add_worker(&mut s, later, &["wf:a"], 5);
+    s.tick(later);
+    let moved = drain(&mut alive_rx);
+    assert_eq!(moved.len(), 2, "both tasks go to the live worker");
+    assert!(
+        moved
+            .iter()
+            .any(|a| a.task_run_external_id == first[0].task_run_external_id)
+    );
+
+    // A heartbeat makes the worker eligible again.
+    let w = s.workers.get_mut(&silent).unwrap();
+    w.last_heartbeat = later;
+    w.reassigned = false;
+    trigger(&mut s, later, json!({}), None);
+    assert_eq!(
+        drain(&mut silent_rx).len() + drain(&mut alive_rx).len(),
+        1,
+        "the third task goes to one of the two eligible workers"
+    );
+}
+
+#[test]
 fn retries_back_off_and_should_not_retry_is_final() {
     let (now, mut s) = fresh();
     let mut t = retried_task(2, 2.0);
