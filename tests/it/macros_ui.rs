@@ -282,7 +282,7 @@ fn normalize(stderr: &str, case: &Path) -> String {
                 continue;
             }
         } else if foreign && let Some((number, rest)) = trimmed.split_once(" |") {
-            if number.chars().all(|c| c.is_ascii_digit()) {
+            if is_number(number) {
                 out.push_str(&format!("{indent}{} |{rest}\n", " ".repeat(number.len())));
                 continue;
             }
@@ -303,8 +303,7 @@ fn strip_line_column(location: &str) -> &str {
     let mut file = location;
     for _ in 0..2 {
         if let Some((head, tail)) = file.rsplit_once(':')
-            && !tail.is_empty()
-            && tail.chars().all(|c| c.is_ascii_digit())
+            && is_number(tail)
         {
             file = head;
         }
@@ -341,9 +340,14 @@ fn hide_count(line: &str) -> String {
     if let Some(rest) = trimmed.strip_prefix("and ")
         && let Some((count, tail)) = rest.split_once(' ')
         && tail == "others"
-        && count.chars().all(|c| c.is_ascii_digit())
+        && is_number(count)
     {
         return format!("{}and $N others", &line[..line.len() - trimmed.len()]);
     }
     line.to_owned()
+}
+
+/// A non-empty run of ASCII digits.
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }

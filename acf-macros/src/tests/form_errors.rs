@@ -1,5 +1,6 @@
 //! The messages of the checks on conditions, standalone tasks, the success handler, the remaining workflow
-//! options and step outputs (spans are covered by the UI tests (`tests/it/macros_ui.rs`)).
+//! options and step outputs (spans are covered by the UI tests,
+//! `tests/it/macros_ui.rs`).
 
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -51,13 +51,7 @@ impl State {
         let Some(w) = self.workers.get(worker_id) else {
             return false;
         };
-        !w.paused
-            && !w.streams.is_empty()
-            && now.saturating_duration_since(w.last_heartbeat) < self.timing.eligibility
-            // Declared lost (its tasks re-queued) until it heartbeats again: with `reassign_after` below the
-            // eligibility age, a re-queued task would otherwise go straight back to the silent worker, and nothing
-            // would re-queue it a second time before its execution timeout.
-            && !w.reassigned
+        w.takes_work(now, self.timing.eligibility)
             && w.actions.contains(action)
             && needs
                 .iter()
@@ -140,10 +134,7 @@ impl State {
 
     fn any_capacity(&self, now: Instant) -> bool {
         self.workers.values().any(|w| {
-            !w.paused
-                && !w.streams.is_empty()
-                && now.saturating_duration_since(w.last_heartbeat) < self.timing.eligibility
-                && !w.reassigned
+            w.takes_work(now, self.timing.eligibility)
                 && w.slots
                     .iter()
                     .any(|(t, cap)| *cap > w.used.get(t).copied().unwrap_or(0))

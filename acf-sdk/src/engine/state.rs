@@ -83,6 +83,17 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// Whether the worker may be given new work now: not paused, listening, heartbeating within `eligibility`,
+    /// and not declared lost (its tasks re-queued for silence) since its last heartbeat. The last matters when
+    /// `reassign_after` is below the eligibility age: a re-queued task would otherwise go straight back to the
+    /// silent worker, and nothing would re-queue it a second time before its execution timeout.
+    pub(crate) fn takes_work(&self, now: Instant, eligibility: Duration) -> bool {
+        !self.paused
+            && !self.streams.is_empty()
+            && now.saturating_duration_since(self.last_heartbeat) < eligibility
+            && !self.reassigned
+    }
+
     /// Pool key a slot type is accounted in.
     pub(crate) fn pool<'a>(&self, slot_type: &'a str) -> &'a str {
         if self.legacy_pool {

@@ -141,8 +141,7 @@ const REPORT_FLUSH: Duration = Duration::from_secs(5);
 /// none unsent; bounded, and cut short by a forced exit.
 async fn flush_reports(shared: &Shared, force: &CancellationToken) {
     shared.reports.close();
-    let pending = shared.reports.len();
-    if pending == 0 {
+    if shared.reports.is_empty() {
         return;
     }
     tokio::select! {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use acf_sdk::engine::Engine;
 use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
-use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings};
+use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings, StoredMessage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::RedisServer;
@@ -49,6 +49,26 @@ async fn chaos_with_the_session_concurrency_key_seed_23() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_with_the_mutex_alone() {
     run_scenario(37, false).await;
+}
+
+/// The sessions (by index) whose messages the store still holds open.
+async fn still_open(
+    backend: &Backend,
+    sessions: &[Conversation],
+) -> Vec<(usize, Vec<StoredMessage>)> {
+    let mut open = Vec::new();
+    for (i, s) in sessions.iter().enumerate() {
+        let left = backend
+            .stores
+            .messages
+            .open_messages(&s.session_key())
+            .await
+            .unwrap();
+        if !left.is_empty() {
+            open.push((i, left));
+        }
+    }
+    open
 }
 
 /// An HTTP brain answering `{"response": ...}`, failing a seeded ~20% of calls (and every call while `down`).
@@ -330,20 +350,7 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
     // delivered, then a little longer to catch late duplicates. Generous: on a loaded machine the engine and the
     // workers crawl; only a failure ever waits this long, and a message stuck open is reported below.
     let drained_by = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < drained_by {
-        let mut open = 0;
-        for s in &sessions {
-            open += backend
-                .stores
-                .messages
-                .open_messages(&s.session_key())
-                .await
-                .unwrap()
-                .len();
-        }
-        if open == 0 {
-            break;
-        }
+    while Instant::now() < drained_by && !still_open(&backend, &sessions).await.is_empty() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let seen = checker
@@ -379,16 +386,12 @@ async fn run_scenario(seed: u64, session_concurrency: bool) {
         }
     }
     let mut open = 0;
-    for (i, s) in sessions.iter().enumerate() {
-        let key = s.session_key();
-        let left = backend.stores.messages.open_messages(&key).await.unwrap();
-        if !left.is_empty() {
-            open += left.len();
-            problems.push(format!(
-                "session {i}: {} message(s) still open: {left:?}",
-                left.len()
-            ));
-        }
+    for (i, left) in still_open(&backend, &sessions).await {
+        open += left.len();
+        problems.push(format!(
+            "session {i}: {} message(s) still open: {left:?}",
+            left.len()
+        ));
     }
     let by_status: BTreeMap<&str, usize> =
         seen.deliveries
