@@ -37,7 +37,13 @@ struct Driver {
 }
 
 impl Driver {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// Sends one command; returns the HTTP status and the JSON reply.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
@@ -45,6 +51,11 @@ impl Driver {
         let resp = req.send().await.expect("webdriver request");
         let status = resp.status();
         let value: Value = resp.json().await.expect("webdriver json");
+        (status, value)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.send(method, path, body).await;
         assert!(status.is_success(), "webdriver {path}: {status} {value}");
         value["value"].clone()
     }
@@ -73,26 +84,44 @@ impl Session<'_> {
             .await
     }
 
+    /// Clicks the element `css` selects. The live views re-render their rows as updates arrive,
+    /// so an element found a moment ago may be gone by the time of the click ("stale element
+    /// reference"): find it again and retry, as a user would click the row again.
     async fn click(&self, css: &str) {
-        let element = self
-            .driver
-            .post(
-                &format!("/session/{}/element", self.id),
-                json!({ "using": "css selector", "value": css }),
-            )
-            .await;
-        let eid = element
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .expect("element id")
-            .to_owned();
-        self.driver
-            .post(
-                &format!("/session/{}/element/{eid}/click", self.id),
-                json!({}),
-            )
-            .await;
+        let mut attempts = 0;
+        loop {
+            let element = self
+                .driver
+                .post(
+                    &format!("/session/{}/element", self.id),
+                    json!({ "using": "css selector", "value": css }),
+                )
+                .await;
+            let eid = element
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(Value::as_str)
+                .expect("element id")
+                .to_owned();
+            let (status, value) = self
+                .driver
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/session/{}/element/{eid}/click", self.id),
+                    Some(json!({})),
+                )
+                .await;
+            if status.is_success() {
+                return;
+            }
+            attempts += 1;
+            let stale = value["value"]["error"] == "stale element reference";
+            assert!(
+                stale && attempts < 10,
+                "webdriver click on {css}: {status} {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Polls a script until it returns something truthy.

@@ -10,6 +10,7 @@ const state = {
   selectedRun: null,
   selectedTask: null,
   workflows: [],
+  runsKey: null,
 };
 
 function readToken() {
@@ -99,9 +100,18 @@ async function loadRuns() {
   if (wf) q.append("workflow_ids", wf);
   if (status) q.append("statuses", status);
   const list = await api(`/api/v1/stable/tenants/${state.tenant}/workflow-runs?${q}`);
+  // Rebuild the table only when what it shows changed: a row replaced under the pointer
+  // swallows the click a user (or a WebDriver) aimed at it.
+  const rows = list.rows || [];
+  const key = JSON.stringify([
+    state.selectedRun,
+    rows.map((r) => [r.workflowRunExternalId, r.status, r.duration]),
+  ]);
+  if (key === state.runsKey) return;
+  state.runsKey = key;
   const tbody = document.querySelector("#runs-table tbody");
   tbody.replaceChildren();
-  for (const r of list.rows || []) {
+  for (const r of rows) {
     const id = r.workflowRunExternalId;
     const tr = el(
       "tr",
@@ -115,7 +125,7 @@ async function loadRuns() {
     tr.addEventListener("click", () => selectRun(id));
     tbody.append(tr);
   }
-  const total = (list.rows || []).length;
+  const total = rows.length;
   document.getElementById("runs-count").textContent = total + (total === 1 ? " run" : " runs");
 }
 
