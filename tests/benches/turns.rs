@@ -256,6 +256,16 @@ fn main() {
         .block_on(turns(sessions, messages));
 }
 
+/// Whether `ACF_BENCH_START=together` asks for every session's first message at the same instant (default:
+/// `spread`, over one window).
+fn start_together() -> bool {
+    match std::env::var("ACF_BENCH_START").as_deref() {
+        Err(_) | Ok("spread") => false,
+        Ok("together") => true,
+        Ok(other) => panic!("ACF_BENCH_START is `spread` (default) or `together`, not `{other}`"),
+    }
+}
+
 /// Sessions talking at once; each sends its next message when the previous one was answered.
 async fn turns(sessions: usize, messages: usize) {
     let slots =
@@ -266,9 +276,21 @@ async fn turns(sessions: usize, messages: usize) {
     let runqueue_before = runqueue_wait_ms();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..sessions {
+    let together = start_together();
+    for index in 0..sessions {
         let h = h.clone();
+        // Independent users do not start typing at the same instant: the first messages are spread over one
+        // window (session i starts i/SESSIONS of a window late), after which each session keeps its own pace.
+        // `ACF_BENCH_START=together` starts them all at once, so the sessions move in lockstep and every step
+        // runs as a burst of SESSIONS (the thundering-herd case).
+        let offset = if together {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(WINDOW_MS) * u32::try_from(index).unwrap_or(u32::MAX)
+                / u32::try_from(sessions).unwrap_or(u32::MAX)
+        };
         tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
             let user = Conversation::new();
             let mut turns = Vec::new();
             for n in 0..messages {
