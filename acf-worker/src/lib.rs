@@ -16,3 +16,9 @@ pub mod stores;
 pub mod telemetry;
 pub mod turn_manager;
 pub mod workflow;
+
+/// The process's allocator (feature `mimalloc`, on by default): a turn makes many small, short-lived allocations
+/// across the runtime's threads, where glibc's malloc spends its time in arena locks and consolidation.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -171,7 +171,75 @@ async fn raw_measurement(runs: usize, slots: u32) {
         "raw-grpc worker (engine ceiling) runs={runs:<6} elapsed={:>7.2}s  throughput={rate:>8.1} runs/s",
         elapsed.as_secs_f64()
     );
+    protocol_floor(&ch, 200).await;
     engine.shutdown().await;
+}
+
+/// The latency floor of a run with no SDK in the way: one run at a time (`TriggerWorkflow`, then its result on
+/// the open `SubscribeToWorkflowRuns` stream) served by the raw-gRPC worker, against a raw unary round trip
+/// (`GetVersion`) on the same channel. A run is at least four messages in sequence (trigger, its answer and the
+/// assignment, the COMPLETED report, the result), so its floor is about two round trips, whatever the SDK.
+async fn protocol_floor(ch: &Authed, runs: usize) {
+    let p50 = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let mut wf = WorkflowServiceClient::new(ch.clone());
+    let mut dispatcher = DispatcherClient::new(ch.clone());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut subscriber = dispatcher.clone();
+    let mut opening = Some(tokio::spawn(async move {
+        subscriber
+            .subscribe_to_workflow_runs(UnboundedReceiverStream::new(rx))
+            .await
+    }));
+    let mut results = None;
+    let mut run_ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let at = Instant::now();
+        let id = wf
+            .trigger_workflow(TriggerWorkflowRequest {
+                name: "BenchNoop".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("trigger")
+            .into_inner()
+            .workflow_run_id;
+        tx.send(SubscribeToWorkflowRunsRequest {
+            workflow_run_id: id.clone(),
+        })
+        .expect("subscription open");
+        // The engine answers the open only with the first result (as Hatchet does).
+        if let Some(opening) = opening.take() {
+            results = Some(
+                opening
+                    .await
+                    .expect("subscribe task")
+                    .expect("subscribe")
+                    .into_inner(),
+            );
+        }
+        let stream = results.as_mut().expect("subscribed");
+        let event = stream.next().await.expect("stream open").expect("result");
+        assert_eq!(event.workflow_run_id, id, "one run at a time");
+        run_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut unary_ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let at = Instant::now();
+        dispatcher
+            .get_version(acf_sdk::proto::GetVersionRequest {})
+            .await
+            .expect("GetVersion");
+        unary_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (run, unary) = (p50(run_ms), p50(unary_ms));
+    println!(
+        "protocol floor, raw-grpc worker, 1 in flight: run p50 {run:.3} ms, raw unary round trip p50 {unary:.3} ms, \
+         ratio {:.1}x",
+        run / unary
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,10 @@
 //!
 //! Prints where a turn's time goes, then, last, the machine-readable line
 //! `BENCH turns sessions=<n> messages=<n> turns_per_s=<x> overhead_p50_ms=<x> overhead_p99_ms=<x>
-//! window_error_p99_ms=<x> cpu_ms_per_turn=<x> answered_once=<true|false>`. Knob: `ACF_BENCH_SLOTS` (worker
-//! slots, 4 × max(sessions, 100)).
+//! window_error_p99_ms=<x> cpu_ms_per_turn=<x> answered_once=<true|false>`. Knobs: `ACF_BENCH_SLOTS` (worker
+//! slots, 4 × max(sessions, 100)), `ACF_BENCH_START` (`spread`: first messages spread over one window, the
+//! default; `together`: all at once, in lockstep), `ACF_BENCH_PROBES` (set: also measure Redis and engine round
+//! trips during the run).
 
 use acf_tests::{e2e_support, env_count};
 
@@ -191,7 +193,19 @@ fn print_breakdown(times: &StepTimes, turns: &[Turn]) {
         None => parts.push((name, vec![value])),
     };
     let mut complete = 0;
+    // The slowest turn's parts too: where a tail turn's time went is not where a median one's does.
+    let slowest = turns
+        .iter()
+        .max_by(|a, b| a.overhead_ms().total_cmp(&b.overhead_ms()));
+    let mut slowest_parts: Vec<String> = Vec::new();
     for turn in turns {
+        let is_slowest = slowest.is_some_and(|s| std::ptr::eq(s, turn));
+        let mut push = |name: String, value: f64| {
+            if is_slowest {
+                slowest_parts.push(format!("{name} {value:.2}"));
+            }
+            push(name, value);
+        };
         let spans: Option<Vec<(Instant, Instant)>> = STEPS
             .iter()
             .map(|step| times.get(&turn.message_id, step))
@@ -231,6 +245,13 @@ fn print_breakdown(times: &StepTimes, turns: &[Turn]) {
         "BENCH turns breakdown (p50 ms over {complete} turns): {}",
         line.join(", ")
     );
+    if let Some(slowest) = slowest.filter(|_| !slowest_parts.is_empty()) {
+        println!(
+            "BENCH turns breakdown of the slowest turn (overhead {:.2} ms): {}",
+            slowest.overhead_ms(),
+            slowest_parts.join(", ")
+        );
+    }
 }
 
 fn main() {
@@ -254,6 +275,71 @@ fn main() {
         .build()
         .expect("a tokio runtime")
         .block_on(turns(sessions, messages));
+}
+
+/// Round trips measured beside the turns, every 10 ms, when `ACF_BENCH_PROBES` is set: a read on the stores'
+/// shared Redis connection and a `GetVersion` on the client's channel to the engine. Under load they show
+/// whether a turn's wait is in Redis, in the engine, or in neither (then: the worker's own runtime). Off by
+/// default: at a few turns per second the probes' own CPU would count in `cpu_ms_per_turn`.
+struct Probe {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<(Vec<f64>, Vec<f64>)>,
+}
+
+impl Probe {
+    fn start(h: &Arc<Harness>) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let stores = h.backend.stores.clone();
+        let mut dispatcher = h.client.connection().dispatcher();
+        let task = tokio::spawn(async move {
+            let (mut redis, mut engine) = (Vec::new(), Vec::new());
+            let mut every = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => return (redis, engine),
+                    _ = every.tick() => {}
+                }
+                let at = Instant::now();
+                stores
+                    .sessions
+                    .get("bench-probe")
+                    .await
+                    .expect("probe read");
+                redis.push(ms(at.elapsed()));
+                let at = Instant::now();
+                dispatcher
+                    .get_version(acf_sdk::proto::GetVersionRequest {})
+                    .await
+                    .expect("probe GetVersion");
+                engine.push(ms(at.elapsed()));
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn finish(self) -> String {
+        let _ = self.stop.send(true);
+        let (mut redis, mut engine) = self.task.await.expect("probe task");
+        redis.sort_by(f64::total_cmp);
+        engine.sort_by(f64::total_cmp);
+        let line = |values: &[f64]| {
+            if values.is_empty() {
+                return "none".to_owned();
+            }
+            format!(
+                "p50 {:.2} ms, p99 {:.2} ms",
+                percentile(values, 50.0),
+                percentile(values, 99.0)
+            )
+        };
+        format!(
+            "BENCH turns probes ({} each, every 10 ms during the turns): Redis read on the shared connection {}; \
+             engine GetVersion on the client's channel {}",
+            redis.len(),
+            line(&redis),
+            line(&engine)
+        )
+    }
 }
 
 /// Whether `ACF_BENCH_START=together` asks for every session's first message at the same instant (default:
@@ -315,10 +401,15 @@ async fn turns(sessions: usize, messages: usize) {
             turns
         }));
     }
+    let probe = std::env::var_os("ACF_BENCH_PROBES").map(|_| Probe::start(&h));
     let mut turns = Vec::new();
     for task in tasks {
         turns.extend(task.await.unwrap());
     }
+    let probe = match probe {
+        Some(probe) => Some(probe.finish().await),
+        None => None,
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_ms = process_cpu_ms() - cpu_before;
     let runqueue_ms = runqueue_wait_ms() - runqueue_before;
@@ -375,6 +466,9 @@ async fn turns(sessions: usize, messages: usize) {
             .join(" "),
         entries.len(),
     );
+    if let Some(probe) = probe {
+        println!("{probe}");
+    }
     println!(
         "BENCH turns sessions={sessions} messages={messages} turns_per_s={:.1} overhead_p50_ms={:.2} overhead_p99_ms={:.2} \
          window_error_p99_ms={:.2} cpu_ms_per_turn={:.3} answered_once={answered_once}",
