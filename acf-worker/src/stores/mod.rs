@@ -320,14 +320,20 @@ impl Stores {
         if !self.messages.insert(message).await? {
             return Ok(false);
         }
-        self.sessions
-            .record_arrival(&message.session_key, message.received_at)
-            .await?;
         let entry = InboxEntry {
             message_id: message.id,
             received_at: message.received_at,
         };
-        self.inbox.push(&message.session_key, &entry).await?;
+        // One round trip for both (on Redis they go out in this order on the shared connection). Should one of
+        // them fail, the message is stored and open all the same, and the caller sees the error: a retried intake
+        // stores nothing twice and still triggers the run.
+        let (arrival, pushed) = tokio::join!(
+            self.sessions
+                .record_arrival(&message.session_key, message.received_at),
+            self.inbox.push(&message.session_key, &entry)
+        );
+        arrival?;
+        pushed?;
         Ok(true)
     }
 

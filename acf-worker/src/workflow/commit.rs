@@ -18,14 +18,22 @@ pub(super) async fn run(
     outcome: AgentOutcome,
 ) -> Result<WorkflowOutput, StepError> {
     let turn_id = accumulated.turn_id;
-    let already = match accumulated.status {
+    let (already, stored) = match accumulated.status {
         Gathered::Absorbed => {
             wf.unlock_opt(outcome.lease.as_ref()).await;
             wf.settle_own_message(input, "absorbed").await?;
             return Ok(output(turn_id, TurnOutcome::Absorbed, None, None, 0));
         }
-        Gathered::Committed => true,
-        Gathered::Ready => wf.is_committed(input, turn_id).await?,
+        Gathered::Committed => (true, Vec::new()),
+        Gathered::Ready => {
+            // The turn's messages are read beside the committed check (one round trip, not two): the claim below
+            // needs them unless the turn turns out to be committed already.
+            let (committed, stored) = tokio::join!(
+                wf.is_committed(input, turn_id),
+                read_messages(wf, input, &accumulated.messages)
+            );
+            (committed?, stored?)
+        }
     };
     if already {
         // A replay of a run whose commit went through: answer with what was committed, deliver nothing again.
@@ -45,7 +53,16 @@ pub(super) async fn run(
         )));
     };
     let lease = wf.revalidate(lease).await?;
-    let result = commit(wf, input, turn, &accumulated.messages, &outcome, &lease).await;
+    let result = commit(
+        wf,
+        input,
+        turn,
+        &accumulated.messages,
+        stored,
+        &outcome,
+        &lease,
+    )
+    .await;
     // The release and the end-of-run check go out together: the check reads the run's own message, which the
     // commit (done) settled and the lock no longer guards.
     let settle = async {
@@ -72,11 +89,12 @@ async fn commit(
     input: &ValidatedInput,
     turn: &LogicalTurn,
     messages: &[TurnMessage],
+    stored: Vec<Option<StoredMessage>>,
     outcome: &AgentOutcome,
     lease: &Lease,
 ) -> Result<WorkflowOutput, StepError> {
     let turn_id = turn.id();
-    if !claim_messages(wf, input, turn, messages, lease).await? {
+    if !claim_messages(wf, input, turn, messages, stored, lease).await? {
         // The lock was lost at some point and the session's next holder answered some of these messages in its
         // own turn: this answer must not be delivered. The messages still ours go back to pending for the next
         // run (the run's own one is handed on by the caller).
@@ -157,24 +175,33 @@ async fn release_strays(
     Ok(())
 }
 
+/// The stored record of each of the turn's messages (`None` where the store lost it): one read per message, all
+/// sent at once (one round trip on the shared connection).
+async fn read_messages(
+    wf: &LogicalTurnWorkflow,
+    input: &ValidatedInput,
+    messages: &[TurnMessage],
+) -> Result<Vec<Option<StoredMessage>>, StepError> {
+    Ok(futures::future::try_join_all(
+        messages
+            .iter()
+            .map(|message| wf.stores.messages.get(&input.session_key, message.id)),
+    )
+    .await?)
+}
+
 /// Makes every message of the turn absorbed by it under the current lease, so the commit closes them all. A
-/// message the store lost is recorded again from the turn's own copy (a store that lost its data must not make
-/// the run drop its answer, nor let the message's own run answer it a second time). False when some message was
-/// already closed by another turn.
+/// message the store lost (`stored`, read by [`read_messages`]) is recorded again from the turn's own copy (a store
+/// that lost its data must not make the run drop its answer, nor let the message's own run answer it a second
+/// time). False when some message was already closed by another turn.
 async fn claim_messages(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
     turn: &LogicalTurn,
     messages: &[TurnMessage],
+    stored: Vec<Option<StoredMessage>>,
     lease: &Lease,
 ) -> Result<bool, StepError> {
-    // One read per message, all sent at once (one round trip on the shared connection).
-    let stored = futures::future::try_join_all(
-        messages
-            .iter()
-            .map(|message| wf.stores.messages.get(&input.session_key, message.id)),
-    )
-    .await?;
     for (message, stored) in messages.iter().zip(stored) {
         if stored.is_none() {
             let restored = StoredMessage::pending(
