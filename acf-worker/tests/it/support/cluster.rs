@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_port;
+use super::{free_port, wait_listening};
 
 /// One master of a [`RedisCluster`].
 struct Node {
@@ -124,7 +124,7 @@ impl RedisCluster {
     fn spawn(&mut self, i: usize) {
         let node = &self.nodes[i];
         let config: PathBuf = self.dir.path().join(format!("nodes-{}.conf", node.port));
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args([
                 "--port",
                 &node.port.to_string(),
@@ -149,16 +149,8 @@ impl RedisCluster {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
-        let port = node.port;
+        wait_listening(&mut child, node.port);
         self.nodes[i].child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Waits until every node reports `cluster_state:ok`.

@@ -49,13 +49,48 @@ pub fn answer_commit(
     }
 }
 
-/// A TCP port that was free a moment ago.
+/// A TCP port that was free a moment ago, for a server a test starts. It is taken below the kernel's ephemeral
+/// range (`ip_local_port_range`, 32768 and up by default): a port the kernel handed out for `bind(0)` is also one
+/// it hands to outgoing connections, and with the suite's hundreds of connections one took a private Redis's port
+/// between the check and the server's own bind (CI: "redis-server on port 41347 did not start").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    use std::hash::BuildHasher;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    // Never the same port twice in this process: a cluster asks for six before starting any server.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0u32..1000 {
+        let port =
+            low + u16::try_from(random.hash_one(attempt) % u64::from(high - low)).unwrap_or(0);
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free TCP port in {low}..{high}");
+}
+
+/// Waits until the `redis-server` just spawned as `child` accepts connections on `port`; fails at once, with its
+/// exit status, when it exits instead (a port taken meanwhile, say), or after 10 s.
+pub(crate) fn wait_listening(child: &mut Child, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("redis-server on port {port} exited at start ({status})");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-server on port {port} did not start within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `127.0.0.1:{port}` on a port that was free a moment ago.
@@ -127,21 +162,13 @@ impl RedisServer {
                 .arg(dir.path()),
             None => command.args(["--appendonly", "no"]),
         };
-        let child = command
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
+        wait_listening(&mut child, self.port);
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not start",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
