@@ -277,22 +277,20 @@ impl EngineBuilder {
     /// Binds and starts serving on a runtime of the engine's own, on its own thread (see
     /// [`EngineBuilder::threads`]); the runtime ends with the [`EngineHandle`].
     pub async fn start(self) -> Result<EngineHandle, EngineError> {
-        let runtime = if self.threads == 1 {
-            tokio::runtime::Builder::new_current_thread()
-        } else {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(self.threads);
-            builder
-        }
-        .enable_all()
-        .thread_name("acf-engine")
-        .build()
-        .map_err(|source| EngineError::Runtime { source })?;
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // The runtime is built and dropped on the engine's thread: a runtime dropped inside the caller's async
+        // context would panic.
         std::thread::Builder::new()
             .name("acf-engine".to_owned())
             .spawn(move || {
+                let runtime = match self.runtime() {
+                    Ok(runtime) => runtime,
+                    Err(source) => {
+                        let _ = ready_tx.send(Err(EngineError::Runtime { source }));
+                        return;
+                    }
+                };
                 runtime.block_on(async move {
                     let started = self.serve().await;
                     let serving = started.is_ok();
@@ -306,6 +304,20 @@ impl EngineBuilder {
         let mut handle = ready_rx.await.map_err(|_| EngineError::ThreadEnded)??;
         handle.runtime = Some(stop_tx);
         Ok(handle)
+    }
+
+    /// The engine's own runtime: one thread, or [`EngineBuilder::threads`] workers.
+    fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        if self.threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(self.threads);
+            builder
+        }
+        .enable_all()
+        .thread_name("acf-engine")
+        .build()
     }
 
     /// Binds and serves on the current runtime.

@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use acf_sdk::engine::Engine;
 use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
-use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings, StoredMessage};
+use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::RedisServer;
 use support::fleet::{
-    StreamChecker, WorkerProcess, client_of, submit, wait_registered, worker_env,
+    StreamChecker, WorkerProcess, client_of, still_open, submit, wait_registered, worker_env,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -49,26 +49,6 @@ async fn chaos_with_the_session_concurrency_key_seed_23() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_with_the_mutex_alone() {
     run_scenario(37, false).await;
-}
-
-/// The sessions (by index) whose messages the store still holds open.
-async fn still_open(
-    backend: &Backend,
-    sessions: &[Conversation],
-) -> Vec<(usize, Vec<StoredMessage>)> {
-    let mut open = Vec::new();
-    for (i, s) in sessions.iter().enumerate() {
-        let left = backend
-            .stores
-            .messages
-            .open_messages(&s.session_key())
-            .await
-            .unwrap();
-        if !left.is_empty() {
-            open.push((i, left));
-        }
-    }
-    open
 }
 
 /// An HTTP brain answering `{"response": ...}`, failing a seeded ~20% of calls (and every call while `down`).

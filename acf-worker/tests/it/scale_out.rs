@@ -12,7 +12,7 @@ use acf_sdk::engine::Engine;
 use acf_worker::models::Conversation;
 use acf_worker::models::TurnOutcome;
 use acf_worker::stores::{Backend, RedisConnectOptions, StoreSettings};
-use support::fleet::{StreamChecker, WorkerProcess, client_of, submit, worker_env};
+use support::fleet::{StreamChecker, WorkerProcess, client_of, still_open, submit, worker_env};
 use uuid::Uuid;
 
 const SESSIONS: usize = 30;
@@ -138,16 +138,8 @@ async fn three_workers_lose_one(redis_url: &str) {
             Some(other) => problems.push(format!("message {id} delivered as {other:?}")),
         }
     }
-    for (i, session) in sessions.iter().enumerate() {
-        let open = backend
-            .stores
-            .messages
-            .open_messages(&session.session_key())
-            .await
-            .unwrap();
-        if !open.is_empty() {
-            problems.push(format!("session {i}: {} message(s) still open", open.len()));
-        }
+    for (i, open) in still_open(&backend, &sessions).await {
+        problems.push(format!("session {i}: {} message(s) still open", open.len()));
     }
     let commits: BTreeMap<&str, usize> = ["a", "b", "c"]
         .into_iter()

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use acf_sdk::engine::EngineHandle;
 use acf_sdk::{Client, ClientConfig};
 use acf_worker::intake::{self, IntakeError};
-use acf_worker::models::{TurnOutcome, WorkflowInput};
-use acf_worker::stores::{Backend, ResponseEntry};
+use acf_worker::models::{Conversation, TurnOutcome, WorkflowInput};
+use acf_worker::stores::{Backend, ResponseEntry, StoredMessage};
 use uuid::Uuid;
 
 use super::cli::BIN;
@@ -280,4 +280,24 @@ impl StreamChecker {
         read_stream(&self.backend, &self.seen).await;
         std::mem::take(&mut *self.seen.lock().unwrap())
     }
+}
+
+/// The sessions (by index) whose messages the store still holds open.
+pub async fn still_open(
+    backend: &Backend,
+    sessions: &[Conversation],
+) -> Vec<(usize, Vec<StoredMessage>)> {
+    let mut open = Vec::new();
+    for (i, s) in sessions.iter().enumerate() {
+        let left = backend
+            .stores
+            .messages
+            .open_messages(&s.session_key())
+            .await
+            .unwrap();
+        if !left.is_empty() {
+            open.push((i, left));
+        }
+    }
+    open
 }
