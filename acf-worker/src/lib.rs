@@ -18,7 +18,8 @@ pub mod turn_manager;
 pub mod workflow;
 
 /// The process's allocator (feature `mimalloc`, on by default): a turn makes many small, short-lived allocations
-/// across the runtime's threads, where glibc's malloc spends its time in arena locks and consolidation.
+/// across the runtime's threads, where glibc's malloc spends its time in arena locks and consolidation. Built
+/// without transparent huge pages (`no_thp`): a huge page's first touch stalls the allocation that makes it.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

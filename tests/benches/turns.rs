@@ -165,6 +165,8 @@ const STEPS: [&str; 4] = [
 /// One answered message's timeline.
 struct Turn {
     message_id: String,
+    /// Which of its session's messages this was (0 = the session's first).
+    index: usize,
     sent: Instant,
     submitted: Instant,
     answered: Instant,
@@ -252,6 +254,19 @@ fn print_breakdown(times: &StepTimes, turns: &[Turn]) {
             slowest_parts.join(", ")
         );
     }
+}
+
+/// The five largest overheads and which message of its session each turn was (a session's first turns meet cold
+/// paths: new session state, first scripts, first streams).
+fn print_slowest(turns: &[Turn]) {
+    let mut by_overhead: Vec<&Turn> = turns.iter().collect();
+    by_overhead.sort_by(|a, b| b.overhead_ms().total_cmp(&a.overhead_ms()));
+    let top: Vec<String> = by_overhead
+        .iter()
+        .take(5)
+        .map(|t| format!("{:.2} ms (message {})", t.overhead_ms(), t.index))
+        .collect();
+    println!("BENCH turns slowest: {}", top.join(", "));
 }
 
 fn main() {
@@ -390,6 +405,7 @@ async fn turns(sessions: usize, messages: usize) {
                 let agent: AgentOutcome = out.step("run_agent").unwrap();
                 turns.push(Turn {
                     message_id: input.message_id.clone(),
+                    index: n,
                     sent,
                     submitted: submitted_at,
                     answered,
@@ -421,6 +437,7 @@ async fn turns(sessions: usize, messages: usize) {
     if let Some(times) = &step_times {
         print_breakdown(times, &turns);
     }
+    print_slowest(&turns);
     let sent: Vec<&String> = turns.iter().map(|t| &t.message_id).collect();
     let turns = turns.len();
 
