@@ -82,15 +82,23 @@ impl Keys {
             self.layout.session_part(session_key)
         )
     }
-    /// A per-id key of a session's record: the session is part of it on a cluster only.
-    fn of_session(&self, kind: &str, session_key: &str, id: uuid::Uuid) -> String {
+    /// The part of a session's per-id keys before the id: the session is part of it on a cluster only.
+    fn of_session_prefix(&self, kind: &str, session_key: &str) -> String {
         match self.layout {
-            KeyLayout::Standalone => format!("{}:{kind}:{id}", self.prefix),
-            KeyLayout::Cluster => format!("{}:{kind}:{{{session_key}}}:{id}", self.prefix),
+            KeyLayout::Standalone => format!("{}:{kind}:", self.prefix),
+            KeyLayout::Cluster => format!("{}:{kind}:{{{session_key}}}:", self.prefix),
         }
+    }
+    /// A per-id key of a session's record.
+    fn of_session(&self, kind: &str, session_key: &str, id: uuid::Uuid) -> String {
+        format!("{}{id}", self.of_session_prefix(kind, session_key))
     }
     pub(crate) fn message(&self, session_key: &str, id: uuid::Uuid) -> String {
         self.of_session("msg", session_key, id)
+    }
+    /// [`Self::message`] without the id (a script completes it).
+    pub(crate) fn message_prefix(&self, session_key: &str) -> String {
+        self.of_session_prefix("msg", session_key)
     }
     pub(crate) fn open_messages(&self, session_key: &str) -> String {
         self.session("open", session_key)

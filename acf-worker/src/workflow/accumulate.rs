@@ -14,7 +14,7 @@ use crate::brain::TurnMessage;
 use crate::events::{AcfEvent, Routing};
 use crate::models::{CompletionReason, LogicalTurn, TurnError, TurnLimits, ValidatedInput};
 use crate::mutex::Lease;
-use crate::stores::StoredMessage;
+use crate::stores::{InboxEntry, SessionState, StoreError, StoredMessage};
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
@@ -36,14 +36,23 @@ pub(super) async fn run(
         });
     };
     // The run now works on the session: a sweep need not look at it for a grace period (and will, should the run
-    // end without taking the message). Marked alongside the lock check, so it adds no round trip.
-    let (lease, due) = tokio::join!(
+    // end without taking the message). The lock check, the mark and every read the step makes before it gathers go
+    // out together, in this order, on the shared connection: one round trip where five took one each.
+    let (revalidated, due, reads) = tokio::join!(
         wf.revalidate(&lease),
-        wf.mark_due(input, wf.settings.pending_grace, false)
+        wf.mark_due(input, wf.settings.pending_grace, false),
+        Reads::take(wf, input, acquired.turn_id)
     );
-    let lease = lease?;
+    let revalidated = revalidated?;
+    let reads = if revalidated.token == lease.token {
+        reads
+    } else {
+        // The lock had expired and was taken again: what was read before is not what the new lock guards.
+        Reads::take(wf, input, acquired.turn_id).await
+    };
+    let lease = revalidated;
     let result = match due {
-        Ok(()) => accumulate(wf, ctx, input, &lease, acquired.turn_id).await,
+        Ok(()) => accumulate(wf, ctx, input, &lease, acquired.turn_id, reads).await,
         Err(error) => Err(error),
     };
     if result.is_err() {
@@ -53,12 +62,45 @@ pub(super) async fn run(
     result
 }
 
+/// What the step reads before it gathers, read at once (one round trip on the shared connection): whether the
+/// turn is committed, the run's own message, then, in this order, the session inbox drained (wake-ups queued
+/// before now are for messages the open list read right after it already contains), the session's open messages
+/// and its state. The state cannot change meanwhile: only the lock holder (this run) writes it.
+struct Reads {
+    committed: Result<bool, StepError>,
+    stored: Result<Option<StoredMessage>, StoreError>,
+    drained: Result<Vec<InboxEntry>, StoreError>,
+    open: Result<Vec<StoredMessage>, StoreError>,
+    state: Result<SessionState, StoreError>,
+}
+
+impl Reads {
+    async fn take(wf: &LogicalTurnWorkflow, input: &ValidatedInput, turn_id: Uuid) -> Self {
+        let session_key = input.session_key.as_str();
+        let (committed, stored, drained, open, state) = tokio::join!(
+            wf.is_committed(input, turn_id),
+            wf.stores.messages.get(session_key, input.message_id),
+            wf.stores.inbox.drain(session_key),
+            wf.stores.messages.open_messages(session_key),
+            wf.stores.sessions.get(session_key)
+        );
+        Self {
+            committed,
+            stored,
+            drained,
+            open,
+            state,
+        }
+    }
+}
+
 async fn accumulate(
     wf: &LogicalTurnWorkflow,
     ctx: &Context,
     input: &ValidatedInput,
     lease: &Lease,
     turn_id: Uuid,
+    reads: Reads,
 ) -> Result<Accumulated, StepError> {
     let nothing_to_do = |status| Accumulated {
         status,
@@ -70,21 +112,30 @@ async fn accumulate(
         waited_us: 0,
         window_late_us: 0,
     };
-    // Both reads go out together: one round trip on the shared connection instead of two.
-    let (committed, stored) = tokio::join!(
-        wf.is_committed(input, turn_id),
-        wf.stores.messages.get(&input.session_key, input.message_id)
-    );
-    if committed? {
+    if reads.committed? {
         tracing::info!(%turn_id, session_key = %input.session_key, "turn_already_committed");
         return Ok(nothing_to_do(Gathered::Committed));
     }
-    if answered_elsewhere(wf, input, turn_id, stored?).await? {
+    let stored = reads.stored?;
+    let recorded_again = stored.is_none();
+    if answered_elsewhere(wf, input, turn_id, stored).await? {
         return Ok(nothing_to_do(Gathered::Absorbed));
     }
+    reads.drained?;
+    let (open, state) = if recorded_again {
+        // The store had lost the run's message, recorded again just now: the open list read beside it predates it.
+        let session_key = input.session_key.as_str();
+        let (open, state) = tokio::join!(
+            wf.stores.messages.open_messages(session_key),
+            wf.stores.sessions.get(session_key)
+        );
+        (open?, state?)
+    } else {
+        (reads.open?, reads.state?)
+    };
 
     let keep_alive = wf.keep_alive(ctx, lease, None);
-    let gathered = gather(wf, ctx, input, lease, turn_id).await;
+    let gathered = gather(wf, ctx, input, lease, turn_id, &open, &state).await;
     if keep_alive.stop().await.lost {
         // Another holder may have taken the session's messages; the retry re-validates the lock and gathers again.
         return Err(StepError::msg("session lock lost while accumulating"));
@@ -147,19 +198,11 @@ async fn gather(
     input: &ValidatedInput,
     lease: &Lease,
     turn_id: Uuid,
+    open: &[StoredMessage],
+    state: &SessionState,
 ) -> Result<Gather, StepError> {
     let session_key = input.session_key.as_str();
-    // Wake-ups queued before now are for messages the open list below already contains.
-    // The three reads go out together, in this order, on the shared connection (one round trip). The session
-    // state cannot change meanwhile: only the lock holder (this run) writes it.
-    let (drained, open, state) = tokio::join!(
-        wf.stores.inbox.drain(session_key),
-        wf.stores.messages.open_messages(session_key),
-        wf.stores.sessions.get(session_key)
-    );
-    drained?;
-    let (open, state) = (open?, state?);
-    let Some((mut turn, mut messages)) = take_open(wf, lease, turn_id, input, &open).await? else {
+    let Some((mut turn, mut messages)) = take_open(wf, lease, turn_id, input, open).await? else {
         return Ok(None);
     };
     let routing = routing(input);

@@ -1,10 +1,13 @@
 //! `acquire_mutex`: check the content length, record the message, lock the session, mint the turn id.
 
+use std::time::Duration;
+
 use acf_sdk::{Context, StepError};
 use uuid::Uuid;
 
 use super::{Acquired, LogicalTurnWorkflow};
 use crate::models::{ValidatedInput, format_timestamp, now_utc};
+use crate::mutex::LockOptions;
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
@@ -12,9 +15,31 @@ pub(super) async fn run(
     input: &ValidatedInput,
 ) -> Result<Acquired, StepError> {
     within_length(wf, input)?;
-    if record_message(wf, input).await? {
+    let started = std::time::Instant::now();
+    let (closed, attempt) = tokio::join!(
+        record_message(wf, input),
+        // One attempt at the lock beside the message's read (one round trip for both): the session is usually
+        // free, as its previous run released the lock before it ended.
+        wf.mutex.acquire(
+            &input.session_key,
+            LockOptions::new(wf.settings.lock.ttl, Duration::ZERO)
+        )
+    );
+    let closed = match closed {
+        Ok(closed) => closed,
+        Err(error) => {
+            if let Ok(lease) = &attempt {
+                wf.unlock(lease).await;
+            }
+            return Err(error);
+        }
+    };
+    if closed {
         // Already answered (a duplicate trigger, or a run whose burst an earlier turn took): no lock needed, which
         // keeps such runs from queueing on the session lock behind the one doing the work.
+        if let Ok(lease) = &attempt {
+            wf.unlock(lease).await;
+        }
         let turn_id = Uuid::new_v4();
         tracing::info!(%turn_id, message_id = %input.message_id, session_key = %input.session_key, "message_already_absorbed");
         return Ok(Acquired {
@@ -24,7 +49,15 @@ pub(super) async fn run(
             locked_at: String::new(),
         });
     }
-    let lease = Some(wf.lock(&input.session_key).await?);
+    let lease = match attempt {
+        Ok(lease) => {
+            wf.lock_taken(&lease, started.elapsed());
+            lease
+        }
+        // Held by another run (or the attempt failed): wait for it as configured.
+        Err(_) => wf.lock(&input.session_key).await?,
+    };
+    let lease = Some(lease);
     // A fresh id per attempt of this step is harmless (nothing was written under the previous one); every later
     // step, and every retry of it, reads this one from the output.
     let turn_id = Uuid::new_v4();

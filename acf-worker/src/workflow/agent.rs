@@ -13,7 +13,7 @@ use crate::brain::{
 };
 use crate::events::AcfEvent;
 use crate::events::step::StepEvents;
-use crate::models::ValidatedInput;
+use crate::models::{SideEffect, ValidatedInput};
 use crate::mutex::Lease;
 
 pub(super) async fn run(
@@ -41,17 +41,56 @@ pub(super) async fn run(
         lease,
         brain_ms: 0,
     };
-    let (Gathered::Ready, Some(turn), Some(lease)) = (status, turn, outcome.lease.clone()) else {
+    let (Gathered::Ready, Some(turn), Some(held)) = (status, turn, outcome.lease.clone()) else {
         return Ok(outcome);
     };
-    let lease = wf.revalidate(&lease).await?;
+    // The lock check and the two reads the brain needs go out together (one round trip, not two). What earlier
+    // attempts of this turn already did (a crash, a lost lock or a transient error after a tool ran): the brain
+    // sees it, and an irreversible effect puts the turn past its commit point. The commit numbers the turn
+    // `turn_count + 1` under the same lock, so the brain is told that number now.
+    let session_key = input.session_key.as_str();
+    let (revalidated, effects, state) = tokio::join!(
+        wf.revalidate(&held),
+        wf.stores.side_effects.effects(session_key, turn_id),
+        wf.stores.sessions.get(session_key)
+    );
+    let lease = revalidated?;
+    let (effects, state) = if lease.token == held.token {
+        (effects, state)
+    } else {
+        // The lock had expired and was taken again: read again under the new one.
+        tokio::join!(
+            wf.stores.side_effects.effects(session_key, turn_id),
+            wf.stores.sessions.get(session_key)
+        )
+    };
     outcome.lease = Some(lease.clone());
-    let result = think(wf, ctx, input, &lease, outcome, turn, messages).await;
+    let result = match (effects, state) {
+        (Ok(effects), Ok(state)) => {
+            let brief = Brief {
+                turn,
+                messages,
+                effects,
+                turn_count: state.turn_count,
+            };
+            think(wf, ctx, input, &lease, outcome, brief).await
+        }
+        (Err(error), _) | (_, Err(error)) => Err(error.into()),
+    };
     if result.is_err() {
         // The retry re-acquires; holding the lock meanwhile would only stall the session until the TTL.
         wf.unlock(&lease).await;
     }
     result
+}
+
+/// The turn as the brain is to see it: its messages, the side effects earlier attempts recorded, and the session's
+/// committed turn count.
+struct Brief {
+    turn: crate::models::LogicalTurn,
+    messages: Vec<TurnMessage>,
+    effects: Vec<SideEffect>,
+    turn_count: u64,
 }
 
 async fn think(
@@ -60,9 +99,14 @@ async fn think(
     input: &ValidatedInput,
     lease: &Lease,
     mut outcome: AgentOutcome,
-    mut turn: crate::models::LogicalTurn,
-    messages: Vec<TurnMessage>,
+    brief: Brief,
 ) -> Result<AgentOutcome, StepError> {
+    let Brief {
+        mut turn,
+        messages,
+        effects,
+        turn_count,
+    } = brief;
     let turn_id = outcome.turn_id;
     let session_key = input.session_key.as_str();
     let routing = routing(input);
@@ -75,25 +119,18 @@ async fn think(
         brain = wf.brain.name(),
         "brain_starting"
     );
-    // The event and the two reads the brain needs go out together (one round trip, not three). What earlier
-    // attempts of this turn already did (a crash, a lost lock or a transient error after a tool ran): the brain
-    // sees it, and an irreversible effect puts the turn past its commit point. The commit numbers the turn
-    // `turn_count + 1` under the same lock, so the brain is told that number now.
-    let (_routed, effects, state) = tokio::join!(
-        wf.route(
-            ctx,
-            AcfEvent::turn_started(
-                turn_id,
-                session_key,
-                &routing,
-                turn.message_count(),
-                &input.channel,
-            ),
+    wf.route(
+        ctx,
+        AcfEvent::turn_started(
+            turn_id,
+            session_key,
+            &routing,
+            turn.message_count(),
+            &input.channel,
         ),
-        wf.stores.side_effects.effects(session_key, turn_id),
-        wf.stores.sessions.get(session_key)
-    );
-    for effect in effects? {
+    )
+    .await;
+    for effect in effects {
         turn.record_side_effect(effect)?;
     }
     if !turn.side_effects().is_empty() {
@@ -106,7 +143,7 @@ async fn think(
             "side_effects_replayed"
         );
     }
-    let turn_number = state?.turn_count + 1;
+    let turn_number = turn_count + 1;
     let pending = StorePendingMessages::new(
         Arc::clone(&wf.stores.messages),
         session_key,

@@ -18,27 +18,39 @@ pub(super) async fn run(
     outcome: AgentOutcome,
 ) -> Result<WorkflowOutput, StepError> {
     let turn_id = accumulated.turn_id;
-    let (already, stored) = match accumulated.status {
+    let (already, stored, revalidated) = match accumulated.status {
         Gathered::Absorbed => {
             wf.unlock_opt(outcome.lease.as_ref()).await;
             wf.settle_own_message(input, "absorbed").await?;
             return Ok(output(turn_id, TurnOutcome::Absorbed, None, None, 0));
         }
-        Gathered::Committed => (true, Vec::new()),
+        Gathered::Committed => (true, Vec::new(), None),
         Gathered::Ready => {
-            // The turn's messages are read beside the committed check (one round trip, not two): the claim below
-            // needs them unless the turn turns out to be committed already.
-            let (committed, stored) = tokio::join!(
+            // The turn's messages and the lock check go out beside the committed check (one round trip, not
+            // three): the claim below needs both unless the turn turns out to be committed already.
+            let revalidate = async {
+                match outcome.lease.as_ref() {
+                    Some(lease) => Some(wf.revalidate(lease).await),
+                    None => None,
+                }
+            };
+            let (committed, stored, revalidated) = tokio::join!(
                 wf.is_committed(input, turn_id),
-                read_messages(wf, input, &accumulated.messages)
+                read_messages(wf, input, &accumulated.messages),
+                revalidate
             );
-            (committed?, stored?)
+            (committed?, stored?, revalidated)
         }
     };
     if already {
         // A replay of a run whose commit went through: answer with what was committed, deliver nothing again.
         let result = committed_output(wf, &input.session_key, turn_id).await;
-        wf.unlock_opt(outcome.lease.as_ref()).await;
+        // The lease the check above may have taken again, else the one the run brought.
+        let held = match &revalidated {
+            Some(Ok(lease)) => Some(lease),
+            _ => outcome.lease.as_ref(),
+        };
+        wf.unlock_opt(held).await;
         wf.settle_own_message(input, "replayed").await?;
         return result;
     }
@@ -47,12 +59,12 @@ pub(super) async fn run(
             "turn {turn_id} reached commit without its turn data"
         )));
     };
-    let Some(lease) = outcome.lease.as_ref() else {
+    let Some(revalidated) = revalidated else {
         return Err(StepError::non_retryable(format!(
             "turn {turn_id} reached commit without a lease"
         )));
     };
-    let lease = wf.revalidate(lease).await?;
+    let lease = revalidated?;
     let result = commit(
         wf,
         input,

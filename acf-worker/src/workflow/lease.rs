@@ -18,13 +18,7 @@ impl LogicalTurnWorkflow {
         let started = std::time::Instant::now();
         match self.mutex.acquire(session_key, self.settings.lock).await {
             Ok(lease) => {
-                self.metrics.lock_acquired(started.elapsed());
-                tracing::info!(
-                    session_key,
-                    lock_key = %lease.key,
-                    fence = lease.fence,
-                    "mutex_acquired"
-                );
+                self.lock_taken(&lease, started.elapsed());
                 Ok(lease)
             }
             Err(error) => {
@@ -37,6 +31,17 @@ impl LogicalTurnWorkflow {
                 })
             }
         }
+    }
+
+    /// Records a lock acquired after `waited`.
+    pub(crate) fn lock_taken(&self, lease: &Lease, waited: Duration) {
+        self.metrics.lock_acquired(waited);
+        tracing::info!(
+            session_key = %lease.session_key,
+            lock_key = %lease.key,
+            fence = lease.fence,
+            "mutex_acquired"
+        );
     }
 
     /// Makes sure the run still holds its lock: extends `lease` by token, or, when the lock expired while the run

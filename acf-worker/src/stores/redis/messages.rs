@@ -136,31 +136,23 @@ impl MessageStore for RedisStores {
 
     async fn open_messages(&self, session_key: &str) -> Result<Vec<StoredMessage>, StoreError> {
         let index = self.keys.open_messages(session_key);
-        let ids: Vec<String> = self
-            .conn()
-            .zrange(&index, 0, -1)
-            .await
-            .map_err(StoreError::unavailable("list open messages"))?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            let id: Uuid = id.parse().map_err(|err| {
-                StoreError::corrupt("open message index", format!("`{id}`: {err}"))
-            })?;
-            pipe.hgetall(self.keys.message(session_key, id));
-        }
-        let rows: Vec<HashMap<String, String>> = pipe
-            .query_async(&mut self.conn())
+        let rows: Vec<(String, HashMap<String, String>)> = self
+            .scripts
+            .open_messages
+            .key(&index)
+            .arg(self.keys.message_prefix(session_key))
+            .invoke_async(&mut self.conn())
             .await
             .map_err(StoreError::unavailable("list open messages"))?;
         let mut open = Vec::with_capacity(rows.len());
         let mut vanished = Vec::new();
-        for (id, fields) in ids.iter().zip(rows) {
+        for (id, fields) in rows {
+            id.parse::<Uuid>().map_err(|err| {
+                StoreError::corrupt("open message index", format!("`{id}`: {err}"))
+            })?;
             if fields.is_empty() {
                 // The message hash expired before any turn took it; drop it from the index.
-                vanished.push(id.clone());
+                vanished.push(id);
                 continue;
             }
             let message = from_fields(fields)?;
@@ -168,7 +160,7 @@ impl MessageStore for RedisStores {
                 open.push(message);
             } else {
                 // Stored already closed (never the case for intake); a closed message never reopens.
-                vanished.push(id.clone());
+                vanished.push(id);
             }
         }
         if !vanished.is_empty() {

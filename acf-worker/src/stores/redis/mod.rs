@@ -39,6 +39,7 @@ pub struct RedisStores {
 
 struct Scripts {
     insert_message: Script,
+    open_messages: Script,
     absorb: Script,
     release_absorbed: Script,
     record_arrival: Script,
@@ -90,6 +91,7 @@ impl RedisStores {
             settings,
             scripts: Arc::new(Scripts {
                 insert_message: Script::new(scripts::INSERT_MESSAGE),
+                open_messages: Script::new(scripts::OPEN_MESSAGES),
                 absorb: Script::new(&scripts::absorb()),
                 release_absorbed: Script::new(scripts::RELEASE_ABSORBED),
                 record_arrival: Script::new(scripts::RECORD_ARRIVAL),

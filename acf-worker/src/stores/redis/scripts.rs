@@ -15,6 +15,17 @@ redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return 1
 ";
 
+/// KEYS: a session's open index. ARGV: its message keys up to the id (the keys share the index's slot on a
+/// cluster). Returns {id, the message hash's fields and values} per indexed id, oldest first: one round trip where
+/// a ZRANGE then the HGETALLs took two.
+pub(super) const OPEN_MESSAGES: &str = r"
+local rows = {}
+for i, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  rows[i] = {id, redis.call('HGETALL', ARGV[1] .. id)}
+end
+return rows
+";
+
 /// KEYS: lock, fence, message hashes... ARGV: token, fence, turn id, updated_at.
 /// Returns {0} for a stale lease, else {1, positions of absorbed messages (1-based)...}.
 pub(super) fn absorb() -> String {
