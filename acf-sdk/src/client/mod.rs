@@ -97,14 +97,14 @@ impl RunOutput {
 
 /// A trigger's `additional_metadata`: absent when there is none, as Python sends it.
 pub(crate) fn metadata_text(metadata: &Map<String, Value>) -> Option<String> {
-    (!metadata.is_empty()).then(|| Value::Object(metadata.clone()).to_string())
+    (!metadata.is_empty()).then(|| crate::workflow::json_text(metadata))
 }
 
 pub(crate) fn json_object_text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::Object(o) if o.is_empty() => String::new(),
-        v => v.to_string(),
+        v => crate::workflow::json_text(v),
     }
 }
 

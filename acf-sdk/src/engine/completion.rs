@@ -5,6 +5,7 @@ use crate::engine::lifecycle::timestamp;
 use crate::engine::state::{RunState, State, Task, TaskRef, TaskStatus};
 use crate::engine::timers::TimerKind;
 use crate::proto::{ResourceEventType, StepRunResult, WorkflowRunEvent, WorkflowRunEventType};
+use crate::workflow::json_text;
 use serde_json::{Map, Value, json};
 use std::time::{Instant, SystemTime};
 use uuid::Uuid;
@@ -38,7 +39,12 @@ impl State {
             return;
         };
         task.set_status(TaskStatus::Completed);
-        let payload = output.to_string();
+        // Written out only for a subscriber to the run's events (most runs have none).
+        let payload = if self.event_subs.is_empty() {
+            String::new()
+        } else {
+            json_text(&output)
+        };
         task.output = Some(output);
         self.note(task_id, "FINISHED", "task completed");
         self.emit_step(task_id, ResourceEventType::Completed, payload);
@@ -361,9 +367,7 @@ impl State {
                     _ => None,
                 },
                 output: match t.status() {
-                    TaskStatus::Completed | TaskStatus::Skipped => {
-                        t.output.as_ref().map(Value::to_string)
-                    }
+                    TaskStatus::Completed | TaskStatus::Skipped => t.output.as_ref().map(json_text),
                     _ => None,
                 },
             })

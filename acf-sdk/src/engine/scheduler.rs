@@ -7,9 +7,10 @@ use crate::engine::ratelimit::RateCheck;
 use crate::engine::state::{Assignment, State, TaskRef, TaskStatus, WorkerMsg};
 use crate::engine::timers::TimerKind;
 use crate::proto::{ActionType, AssignedAction};
-use serde_json::{Map, Value, json};
+use crate::workflow::json_text;
+use serde_json::{Map, Value};
 use std::cmp::Reverse;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound::{Excluded, Unbounded};
 use std::time::{Instant, SystemTime};
 use uuid::Uuid;
@@ -305,7 +306,7 @@ impl State {
             action_payload: payload,
             task_name: task.readable_id.clone(),
             retry_count: task.retry_count,
-            additional_metadata: Some(run.metadata.to_string()),
+            additional_metadata: Some(json_text(&run.metadata)),
             child_workflow_index: run.origin.child_index,
             child_workflow_key: run.origin.child_key.clone(),
             parent_workflow_run_id: run.origin.parent_run.clone(),
@@ -319,7 +320,8 @@ impl State {
         })
     }
 
-    /// `V1StepRunData` JSON for a task.
+    /// `V1StepRunData` JSON for a task, written from borrowed parts (no copy of the run's input or of its parents'
+    /// outputs); keys in sorted order, as a JSON object map would print them.
     pub(crate) fn action_payload(&self, task_id: Uuid) -> Option<String> {
         let task = self.tasks.get(&task_id)?;
         let run = self.runs.get(&task.run_id)?;
@@ -327,43 +329,37 @@ impl State {
             TaskRef::Index(i) => run.workflow.tasks.get(i)?.parents.clone(),
             TaskRef::OnFailure => (0..run.tasks.len()).collect(),
         };
-        let mut parents = Map::new();
+        let mut parents = BTreeMap::new();
         let mut parent_ids = Vec::new();
         for i in parent_indexes {
             let Some(parent) = run.tasks.get(i).and_then(|id| self.tasks.get(id)) else {
                 continue;
             };
             if task.def != TaskRef::OnFailure {
-                parent_ids.push(Value::String(parent.id.to_string()));
+                parent_ids.push(parent.id.to_string());
             }
             if let (TaskStatus::Completed | TaskStatus::Skipped, Some(out @ Value::Object(_))) =
                 (parent.status(), &parent.output)
             {
-                parents.insert(parent.readable_id.clone(), out.clone());
+                parents.insert(parent.readable_id.as_str(), out);
             }
         }
-        let mut triggers = task.triggers.clone();
+        let mut triggers: BTreeMap<&str, &Value> =
+            task.triggers.iter().map(|(k, v)| (k.as_str(), v)).collect();
         triggers.insert(
-            "filter_payload".into(),
-            run.origin.filter_payload.clone().unwrap_or(Value::Null),
+            "filter_payload",
+            run.origin.filter_payload.as_ref().unwrap_or(&Value::Null),
         );
-        let mut data = Map::new();
-        data.insert("input".into(), run.input.clone());
-        data.insert("triggered_by".into(), json!("manual"));
-        data.insert("parents".into(), Value::Object(parents));
-        data.insert("triggers".into(), Value::Object(triggers));
-        data.insert("user_data".into(), Value::Null);
-        data.insert("overrides".into(), Value::Null);
-        if !task.step_run_errors.is_empty() {
-            data.insert(
-                "step_run_errors".into(),
-                Value::Object(task.step_run_errors.clone()),
-            );
-        }
-        if !parent_ids.is_empty() {
-            data.insert("dag_parent_task_run_ids".into(), Value::Array(parent_ids));
-        }
-        Some(Value::Object(data).to_string())
+        Some(json_text(&StepRunPayload {
+            dag_parent_task_run_ids: (!parent_ids.is_empty()).then_some(parent_ids),
+            input: &run.input,
+            overrides: (),
+            parents,
+            step_run_errors: (!task.step_run_errors.is_empty()).then_some(&task.step_run_errors),
+            triggered_by: "manual",
+            triggers,
+            user_data: (),
+        }))
     }
 
     /// Fires due timers, re-queues tasks of silent workers, then schedules.
@@ -452,4 +448,20 @@ impl State {
             self.requeue_lost(task, now);
         }
     }
+}
+
+/// The `V1StepRunData` an action carries, borrowing from the engine's state. Fields in alphabetical order: the
+/// text is the one a JSON object map of the same entries prints.
+#[derive(serde::Serialize)]
+struct StepRunPayload<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dag_parent_task_run_ids: Option<Vec<String>>,
+    input: &'a Value,
+    overrides: (),
+    parents: BTreeMap<&'a str, &'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step_run_errors: Option<&'a Map<String, Value>>,
+    triggered_by: &'static str,
+    triggers: BTreeMap<&'a str, &'a Value>,
+    user_data: (),
 }

@@ -218,7 +218,7 @@ async fn run(
                     shared,
                     &action,
                     StepActionEventType::StepEventTypeCompleted,
-                    output.to_string(),
+                    crate::workflow::json_text(&output),
                     Some(false),
                     RetryPolicy::action_events(),
                 )

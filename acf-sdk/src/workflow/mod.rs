@@ -6,6 +6,7 @@ mod io;
 use futures::future::BoxFuture;
 
 pub use builder::{FnWorkflow, WorkflowBuilder};
+pub(crate) use io::json_text;
 pub use io::{encode_output, json_kind};
 
 use crate::context::Context;
