@@ -292,6 +292,37 @@ fn main() {
         .block_on(turns(sessions, messages));
 }
 
+/// Deletes the keys under `prefix` and the sessions' lock and fence keys (`sesslock:`/`sessfence:`, outside the
+/// prefix); returns how many went.
+async fn remove_keys(prefix: &str, session_keys: &[String]) -> usize {
+    use redis::AsyncCommands as _;
+    let client = redis::Client::open(e2e_support::REDIS_URL).expect("the Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection to the shared Redis");
+    let mut keys: Vec<String> = Vec::new();
+    {
+        let mut scan = conn
+            .scan_match::<_, String>(format!("{prefix}:*"))
+            .await
+            .expect("SCAN");
+        while let Some(key) = futures::StreamExt::next(&mut scan).await {
+            keys.push(key.expect("a key from SCAN"));
+        }
+    }
+    for session_key in session_keys {
+        keys.push(format!("sesslock:{session_key}"));
+        keys.push(format!("sessfence:{session_key}"));
+    }
+    let mut removed = 0;
+    for batch in keys.chunks(1_000) {
+        let n: usize = conn.unlink(batch).await.expect("UNLINK");
+        removed += n;
+    }
+    removed
+}
+
 /// Round trips measured beside the turns, every 10 ms, when `ACF_BENCH_PROBES` is set: a read on the stores'
 /// shared Redis connection and a `GetVersion` on the client's channel to the engine. Under load they show
 /// whether a turn's wait is in Redis, in the engine, or in neither (then: the worker's own runtime). Off by
@@ -394,9 +425,11 @@ async fn turns(sessions: usize, messages: usize) {
             tokio::time::sleep(offset).await;
             let user = Conversation::new();
             let mut turns = Vec::new();
+            let mut session_key = String::new();
             for n in 0..messages {
                 let sent = Instant::now();
                 let input = user.message(&format!("message {n}"));
+                session_key = input.session_key();
                 let submitted = h.send(&input).await;
                 let submitted_at = Instant::now();
                 let out = submitted.run.result().await.expect("run");
@@ -414,13 +447,16 @@ async fn turns(sessions: usize, messages: usize) {
                     late_ms: accumulated.window_late_us as f64 / 1000.0,
                 });
             }
-            turns
+            (session_key, turns)
         }));
     }
     let probe = std::env::var_os("ACF_BENCH_PROBES").map(|_| Probe::start(&h));
     let mut turns = Vec::new();
+    let mut session_keys = Vec::new();
     for task in tasks {
-        turns.extend(task.await.unwrap());
+        let (session_key, session_turns) = task.await.unwrap();
+        session_keys.push(session_key);
+        turns.extend(session_turns);
     }
     let probe = match probe {
         Some(probe) => Some(probe.finish().await),
@@ -486,6 +522,10 @@ async fn turns(sessions: usize, messages: usize) {
     if let Some(probe) = probe {
         println!("{probe}");
     }
+    // A run leaves about ten keys per turn behind, kept for days by their TTLs: remove them, so that the shared
+    // Redis (and the next run measured on it) does not carry every earlier run's keyspace.
+    let removed = remove_keys(&h.prefix, &session_keys).await;
+    println!("BENCH turns: removed the run's {removed} Redis keys");
     println!(
         "BENCH turns sessions={sessions} messages={messages} turns_per_s={:.1} overhead_p50_ms={:.2} overhead_p99_ms={:.2} \
          window_error_p99_ms={:.2} cpu_ms_per_turn={:.3} answered_once={answered_once}",

@@ -175,6 +175,8 @@ pub struct Harness {
     pub client: Client,
     /// The Redis backend under a fresh key prefix.
     pub backend: Backend,
+    /// That key prefix.
+    pub prefix: String,
     /// The brain the worker answers with.
     pub brain: Arc<RecordingBrain>,
     /// The running worker (taken by [`Harness::stop`]).
@@ -186,13 +188,15 @@ impl Harness {
     pub async fn start(mode: Mode, window_ms: u64, slots: u32) -> Self {
         let engine = crate::sdk_support::engine().await;
         let client = client(&engine);
-        let backend = redis_backend().await;
+        let prefix = unique_prefix();
+        let backend = redis_backend_at(&prefix).await;
         let brain = RecordingBrain::new(mode);
         let worker = start_worker(&client, &backend, brain.clone(), window_ms, slots).await;
         Self {
             engine,
             client,
             backend,
+            prefix,
             brain,
             worker: Some(worker),
         }
