@@ -35,7 +35,7 @@ pub fn encode_output<T: Serialize + ?Sized>(step: &str, output: &T) -> Result<Va
 }
 
 /// The compact JSON text of `value`, byte for byte what its `Display` prints, written straight into a buffer
-/// (`Display` goes through the formatter one token at a time: three times slower on a step's output or payload).
+/// (`Display` goes through the formatter one token at a time).
 pub(crate) fn json_text<T: Serialize + ?Sized>(value: &T) -> String {
     // A `Value` or a struct of borrowed `Value`s: maps with string keys, nothing that can fail to serialize.
     serde_json::to_string(value).unwrap_or_default()

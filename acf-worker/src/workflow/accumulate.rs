@@ -38,19 +38,11 @@ pub(super) async fn run(
     // The run now works on the session: a sweep need not look at it for a grace period (and will, should the run
     // end without taking the message). The lock check, the mark and every read the step makes before it gathers go
     // out together, in this order, on the shared connection: one round trip where five took one each.
-    let (revalidated, due, reads) = tokio::join!(
-        wf.revalidate(&lease),
-        wf.mark_due(input, wf.settings.pending_grace, false),
-        Reads::take(wf, input, acquired.turn_id)
+    let ((lease, reads), due) = tokio::join!(
+        wf.revalidate_beside(&lease, || Reads::take(wf, input, acquired.turn_id)),
+        wf.mark_due(input, wf.settings.pending_grace, false)
     );
-    let revalidated = revalidated?;
-    let reads = if revalidated.token == lease.token {
-        reads
-    } else {
-        // The lock had expired and was taken again: what was read before is not what the new lock guards.
-        Reads::take(wf, input, acquired.turn_id).await
-    };
-    let lease = revalidated;
+    let lease = lease?;
     let result = match due {
         Ok(()) => accumulate(wf, ctx, input, &lease, acquired.turn_id, reads).await,
         Err(error) => Err(error),

@@ -25,21 +25,15 @@ pub(super) async fn run(
             LockOptions::new(wf.settings.lock.ttl, Duration::ZERO)
         )
     );
-    let closed = match closed {
-        Ok(closed) => closed,
-        Err(error) => {
-            if let Ok(lease) = &attempt {
-                wf.unlock(lease).await;
-            }
-            return Err(error);
-        }
-    };
-    if closed {
+    if !matches!(closed, Ok(false))
+        && let Ok(lease) = &attempt
+    {
+        // Closed already (no lock needed) or unreadable (the retry starts over): the lock goes back at once.
+        wf.unlock(lease).await;
+    }
+    if closed? {
         // Already answered (a duplicate trigger, or a run whose burst an earlier turn took): no lock needed, which
         // keeps such runs from queueing on the session lock behind the one doing the work.
-        if let Ok(lease) = &attempt {
-            wf.unlock(lease).await;
-        }
         let turn_id = Uuid::new_v4();
         tracing::info!(%turn_id, message_id = %input.message_id, session_key = %input.session_key, "message_already_absorbed");
         return Ok(Acquired {
@@ -57,7 +51,6 @@ pub(super) async fn run(
         // Held by another run (or the attempt failed): wait for it as configured.
         Err(_) => wf.lock(&input.session_key).await?,
     };
-    let lease = Some(lease);
     // A fresh id per attempt of this step is harmless (nothing was written under the previous one); every later
     // step, and every retry of it, reads this one from the output.
     let turn_id = Uuid::new_v4();
@@ -65,7 +58,7 @@ pub(super) async fn run(
     Ok(Acquired {
         turn_id,
         session_key: input.session_key.clone(),
-        lease,
+        lease: Some(lease),
         locked_at: format_timestamp(&now_utc()),
     })
 }

@@ -49,21 +49,15 @@ pub(super) async fn run(
     // sees it, and an irreversible effect puts the turn past its commit point. The commit numbers the turn
     // `turn_count + 1` under the same lock, so the brain is told that number now.
     let session_key = input.session_key.as_str();
-    let (revalidated, effects, state) = tokio::join!(
-        wf.revalidate(&held),
-        wf.stores.side_effects.effects(session_key, turn_id),
-        wf.stores.sessions.get(session_key)
-    );
-    let lease = revalidated?;
-    let (effects, state) = if lease.token == held.token {
-        (effects, state)
-    } else {
-        // The lock had expired and was taken again: read again under the new one.
-        tokio::join!(
-            wf.stores.side_effects.effects(session_key, turn_id),
-            wf.stores.sessions.get(session_key)
-        )
-    };
+    let (lease, (effects, state)) = wf
+        .revalidate_beside(&held, || async {
+            tokio::join!(
+                wf.stores.side_effects.effects(session_key, turn_id),
+                wf.stores.sessions.get(session_key)
+            )
+        })
+        .await;
+    let lease = lease?;
     outcome.lease = Some(lease.clone());
     let result = match (effects, state) {
         (Ok(effects), Ok(state)) => {

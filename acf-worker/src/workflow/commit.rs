@@ -28,17 +28,19 @@ pub(super) async fn run(
         Gathered::Ready => {
             // The turn's messages and the lock check go out beside the committed check (one round trip, not
             // three): the claim below needs both unless the turn turns out to be committed already.
-            let revalidate = async {
-                match outcome.lease.as_ref() {
-                    Some(lease) => Some(wf.revalidate(lease).await),
-                    None => None,
-                }
+            let read = || async {
+                tokio::join!(
+                    wf.is_committed(input, turn_id),
+                    read_messages(wf, input, &accumulated.messages)
+                )
             };
-            let (committed, stored, revalidated) = tokio::join!(
-                wf.is_committed(input, turn_id),
-                read_messages(wf, input, &accumulated.messages),
-                revalidate
-            );
+            let (revalidated, (committed, stored)) = match outcome.lease.as_ref() {
+                Some(lease) => {
+                    let (revalidated, reads) = wf.revalidate_beside(lease, read).await;
+                    (Some(revalidated), reads)
+                }
+                None => (None, read().await),
+            };
             (committed?, stored?, revalidated)
         }
     };

@@ -63,6 +63,28 @@ impl LogicalTurnWorkflow {
         }
     }
 
+    /// [`Self::revalidate`] with `read` sent beside it on the shared connection (one round trip for both). When the
+    /// lock had expired and was taken again, `read` runs once more: what it read before is not what the new lock
+    /// guards.
+    pub(crate) async fn revalidate_beside<T, F, Fut>(
+        &self,
+        lease: &Lease,
+        read: F,
+    ) -> (Result<Lease, StepError>, T)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let (revalidated, value) = tokio::join!(self.revalidate(lease), read());
+        match revalidated {
+            Ok(now) if now.token != lease.token => {
+                let value = read().await;
+                (Ok(now), value)
+            }
+            other => (other, value),
+        }
+    }
+
     /// Releases `lease` by token; a lock that is already gone or owned by someone else is left alone.
     pub(crate) async fn unlock(&self, lease: &Lease) -> bool {
         match self.mutex.release(lease).await {
