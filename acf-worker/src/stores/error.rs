@@ -25,6 +25,17 @@ pub enum StoreError {
         /// The writer's fence.
         fence: u64,
     },
+    /// A commit found one of its turn's messages closed by another turn (or gone): the session's next lock holder
+    /// answered it, so this turn's answer must not be delivered. Nothing was written.
+    #[error(
+        "turn {turn_id} of session `{session_key}` was taken over: one of its messages is closed by another turn"
+    )]
+    TakenOver {
+        /// The session.
+        session_key: String,
+        /// The turn whose commit was refused.
+        turn_id: uuid::Uuid,
+    },
     /// Stored data could not be decoded.
     #[error("corrupt stored {what}: {detail}")]
     Corrupt {

@@ -60,6 +60,13 @@ pub trait MessageStore: Send + Sync {
     /// re-delivered message is accepted once.
     async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError>;
 
+    /// A new message's intake as one atomic step (one round trip on Redis): stores it as [`MessageStore::insert`]
+    /// does, records its arrival for cadence learning ([`SessionStateStore::record_arrival`]) and pushes `entry`
+    /// to the session's inbox ([`SessionInbox::push`]). Returns false, changing nothing, when the id was stored
+    /// already, so a re-delivered message is never counted or signalled twice.
+    async fn accept(&self, message: &StoredMessage, entry: &InboxEntry)
+    -> Result<bool, StoreError>;
+
     /// One message of `session_key` by id. The session is part of the message's address (a Redis Cluster keeps a
     /// session's keys in one slot); single-node Redis and memory find the message by id alone.
     async fn get(&self, session_key: &str, id: Uuid) -> Result<Option<StoredMessage>, StoreError>;
@@ -184,6 +191,9 @@ pub trait TurnCommitter: Send + Sync {
     /// receipt with `first_commit: false` and delivers nothing again, even after the lease went stale.
     /// A complete turn with a response appends one entry to the response stream; its messages become
     /// `processed`. A failed turn marks its messages `failed` with the record's error and keeps the last hint.
+    /// Every message of the turn must still be open (pending, or absorbed by any turn: the current lease takes
+    /// them over); one closed by another turn or gone refuses the commit with [`StoreError::TakenOver`], writing
+    /// nothing. The check and the commit are one atomic step (one round trip on Redis).
     async fn commit(&self, lease: &Lease, commit: &TurnCommit)
     -> Result<CommitReceipt, StoreError>;
 
@@ -317,24 +327,11 @@ impl Stores {
     /// session's accumulating run. Returns false, doing nothing else, when the message id was already stored
     /// (a re-delivery), so a message is never counted or signalled twice.
     pub async fn accept_message(&self, message: &StoredMessage) -> Result<bool, StoreError> {
-        if !self.messages.insert(message).await? {
-            return Ok(false);
-        }
         let entry = InboxEntry {
             message_id: message.id,
             received_at: message.received_at,
         };
-        // One round trip for both (on Redis they go out in this order on the shared connection). Should one of
-        // them fail, the message is stored and open all the same, and the caller sees the error: a retried intake
-        // stores nothing twice and still triggers the run.
-        let (arrival, pushed) = tokio::join!(
-            self.sessions
-                .record_arrival(&message.session_key, message.received_at),
-            self.inbox.push(&message.session_key, &entry)
-        );
-        arrival?;
-        pushed?;
-        Ok(true)
+        self.messages.accept(message, &entry).await
     }
 
     /// In-memory stores fenced by `mutex`'s lock table.

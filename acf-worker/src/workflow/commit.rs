@@ -8,7 +8,7 @@ use super::{Accumulated, AgentOutcome, AgentStatus, Gathered, LogicalTurnWorkflo
 use crate::brain::TurnMessage;
 use crate::models::{LogicalTurn, TurnOutcome, ValidatedInput, WorkflowOutput, now_utc};
 use crate::mutex::Lease;
-use crate::stores::{StoredMessage, TurnCommit, TurnRecord};
+use crate::stores::{StoreError, StoredMessage, TurnCommit, TurnRecord};
 
 pub(super) async fn run(
     wf: &LogicalTurnWorkflow,
@@ -108,32 +108,36 @@ async fn commit(
     lease: &Lease,
 ) -> Result<WorkflowOutput, StepError> {
     let turn_id = turn.id();
-    if !claim_messages(wf, input, turn, messages, stored, lease).await? {
-        // The lock was lost at some point and the session's next holder answered some of these messages in its
-        // own turn: this answer must not be delivered. The messages still ours go back to pending for the next
-        // run (the run's own one is handed on by the caller).
-        let released = wf
-            .stores
-            .messages
-            .release_absorbed(&input.session_key, turn_id, turn.messages())
-            .await?;
-        tracing::warn!(%turn_id, session_key = %input.session_key, released, "turn_taken_over");
-        if released > 0 {
-            wf.mark_due(input, std::time::Duration::ZERO, true).await?;
-        }
-        return Ok(output(
-            turn_id,
-            TurnOutcome::Superseded,
-            None,
-            None,
-            turn.message_count(),
-        ));
-    }
+    restore_lost_messages(wf, input, turn, messages, stored).await?;
     let commit = TurnCommit {
         record: record(input, turn, outcome, lease),
         next_hint: outcome.next_hint.clone(),
     };
-    let receipt = wf.stores.commits.commit(lease, &commit).await?;
+    let receipt = match wf.stores.commits.commit(lease, &commit).await {
+        Ok(receipt) => receipt,
+        Err(StoreError::TakenOver { .. }) => {
+            // The lock was lost at some point and the session's next holder answered some of these messages in
+            // its own turn: this answer must not be delivered. The messages still ours go back to pending for the
+            // next run (the run's own one is handed on by the caller).
+            let released = wf
+                .stores
+                .messages
+                .release_absorbed(&input.session_key, turn_id, turn.messages())
+                .await?;
+            tracing::warn!(%turn_id, session_key = %input.session_key, released, "turn_taken_over");
+            if released > 0 {
+                wf.mark_due(input, std::time::Duration::ZERO, true).await?;
+            }
+            return Ok(output(
+                turn_id,
+                TurnOutcome::Superseded,
+                None,
+                None,
+                turn.message_count(),
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
     tracing::info!(
         %turn_id,
         session_key = %input.session_key,
@@ -204,18 +208,16 @@ async fn read_messages(
     .await?)
 }
 
-/// Makes every message of the turn absorbed by it under the current lease, so the commit closes them all. A
-/// message the store lost (`stored`, read by [`read_messages`]) is recorded again from the turn's own copy (a store
-/// that lost its data must not make the run drop its answer, nor let the message's own run answer it a second
-/// time). False when some message was already closed by another turn.
-async fn claim_messages(
+/// Records again, from the turn's own copy, each message of the turn the store lost (`stored`, as read by
+/// [`read_messages`]): a store that lost its data must not make the run drop its answer, nor let the message's own
+/// run answer it a second time. The commit then closes them all, or refuses when another turn closed one.
+async fn restore_lost_messages(
     wf: &LogicalTurnWorkflow,
     input: &ValidatedInput,
     turn: &LogicalTurn,
     messages: &[TurnMessage],
     stored: Vec<Option<StoredMessage>>,
-    lease: &Lease,
-) -> Result<bool, StepError> {
+) -> Result<(), StepError> {
     for (message, stored) in messages.iter().zip(stored) {
         if stored.is_none() {
             let restored = StoredMessage::pending(
@@ -231,12 +233,7 @@ async fn claim_messages(
             }
         }
     }
-    let claimed = wf
-        .stores
-        .messages
-        .absorb(lease, turn.id(), turn.messages())
-        .await?;
-    Ok(claimed.len() == turn.messages().len())
+    Ok(())
 }
 
 fn record(

@@ -82,6 +82,7 @@ on_every_backend!(
     a_retried_commit_delivers_nothing_again,
     concurrent_retries_commit_exactly_once,
     a_stale_holder_cannot_commit,
+    a_turn_whose_message_another_turn_closed_cannot_commit,
     a_failed_turn_marks_messages_failed_and_keeps_the_hint,
     turn_numbers_and_hints_follow_commits,
     a_commit_for_another_session_is_refused,
@@ -288,6 +289,90 @@ async fn a_stale_holder_cannot_commit(b: Backend) {
         "the message is still open for the new holder"
     );
     b.mutex.release(&current).await.unwrap();
+}
+
+async fn a_turn_whose_message_another_turn_closed_cannot_commit(b: Backend) {
+    let session = unique_session("taken");
+    let ids = pending_messages(&b, &session, &["first", "second"]).await;
+    let lease = b.mutex.acquire(&session, lock(10_000)).await.unwrap();
+    // Another turn (under the same, current lease: the check is on the messages, not the fence) answers the
+    // first message.
+    let other = TurnCommit {
+        record: TurnRecord {
+            fence: lease.fence,
+            ..record(&session, &ids[..1], TurnOutcome::Complete)
+        },
+        next_hint: None,
+    };
+    absorb_all(&b, &lease, &other.record).await;
+    b.stores.commits.commit(&lease, &other).await.unwrap();
+    let entries = stream(&b).await.len();
+
+    let late = TurnCommit {
+        record: TurnRecord {
+            fence: lease.fence,
+            ..record(&session, &ids, TurnOutcome::Complete)
+        },
+        next_hint: Some(hint()),
+    };
+    let err = b
+        .stores
+        .commits
+        .commit(&lease, &late)
+        .await
+        .expect_err("a message of the turn is closed");
+    assert!(
+        matches!(&err, StoreError::TakenOver { session_key, turn_id } if *session_key == session && *turn_id == late.record.turn_id),
+        "got {err:?}"
+    );
+    assert!(!err.is_retryable());
+    // Nothing of the late turn was written: no record, no receipt, no response, no turn counted, and the second
+    // message is still open for the session's next turn.
+    assert_eq!(stream(&b).await.len(), entries);
+    assert_eq!(
+        b.stores
+            .audit
+            .get_turn(&session, late.record.turn_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        b.stores
+            .commits
+            .receipt(&session, late.record.turn_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(b.stores.sessions.get(&session).await.unwrap().turn_count, 1);
+    let second = b
+        .stores
+        .messages
+        .get(&session, ids[1])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(second.status.is_open(), "got {:?}", second.status);
+    assert_eq!(b.open_count(&session).await, 1);
+
+    // A message the store no longer has refuses the commit the same way.
+    let gone = TurnCommit {
+        record: TurnRecord {
+            fence: lease.fence,
+            ..record(&session, &[ids[1], Uuid::new_v4()], TurnOutcome::Complete)
+        },
+        next_hint: None,
+    };
+    let err = b
+        .stores
+        .commits
+        .commit(&lease, &gone)
+        .await
+        .expect_err("a message is gone");
+    assert!(matches!(err, StoreError::TakenOver { .. }), "got {err:?}");
+    assert_eq!(b.open_count(&session).await, 1);
+    b.mutex.release(&lease).await.unwrap();
 }
 
 async fn a_failed_turn_marks_messages_failed_and_keeps_the_hint(b: Backend) {

@@ -6,10 +6,27 @@ use uuid::Uuid;
 use super::MemoryStores;
 use crate::models::time::now_utc;
 use crate::mutex::Lease;
-use crate::stores::{MessageStatus, MessageStore, StoreError, StoredMessage};
+use crate::stores::{
+    InboxEntry, MessageStatus, MessageStore, SessionInbox, SessionStateStore, StoreError,
+    StoredMessage,
+};
 
 #[async_trait]
 impl MessageStore for MemoryStores {
+    async fn accept(
+        &self,
+        message: &StoredMessage,
+        entry: &InboxEntry,
+    ) -> Result<bool, StoreError> {
+        if !self.insert(message).await? {
+            return Ok(false);
+        }
+        self.record_arrival(&message.session_key, message.received_at)
+            .await?;
+        self.push(&message.session_key, entry).await?;
+        Ok(true)
+    }
+
     async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError> {
         let mut guard = self.data();
         let data = &mut *guard;

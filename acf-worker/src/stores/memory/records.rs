@@ -226,10 +226,25 @@ impl TurnCommitter for MemoryStores {
             return Ok(receipt);
         }
         let max_len = self.settings.response_stream_max_len;
-        self.fenced(lease, |data| match data.receipts.get(&turn_id, data.now) {
-            Some(receipt) => receipt.clone(),
-            None => apply_commit(data, commit, max_len),
-        })
+        self.fenced(lease, |data| {
+            if let Some(receipt) = data.receipts.get(&turn_id, data.now) {
+                return Ok(receipt.clone());
+            }
+            // As on Redis: every message still open (any turn's absorption under this current lease is taken over).
+            let now = data.now;
+            let all_open = commit.record.message_ids.iter().all(|id| {
+                data.messages
+                    .get(id, now)
+                    .is_some_and(|m| m.status.is_open())
+            });
+            if !all_open {
+                return Err(StoreError::TakenOver {
+                    session_key: lease.session_key.clone(),
+                    turn_id,
+                });
+            }
+            Ok(apply_commit(data, commit, max_len))
+        })?
     }
 
     async fn receipt(

@@ -111,6 +111,12 @@ impl TurnCommitter for RedisStores {
                 tracing::info!(turn_id = %record.turn_id, "turn_commit_replayed");
                 parse_marker(&marker, false)?
             }
+            -2 => {
+                return Err(StoreError::TakenOver {
+                    session_key: lease.session_key.clone(),
+                    turn_id: record.turn_id,
+                });
+            }
             _ => {
                 return Err(StoreError::StaleFence {
                     session_key: lease.session_key.clone(),

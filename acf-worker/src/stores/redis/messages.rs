@@ -11,7 +11,7 @@ use super::RedisStores;
 use crate::models::time::{format_timestamp, now_utc, parse_timestamp};
 use crate::mutex::Lease;
 use crate::stores::settings::millis;
-use crate::stores::{MessageStatus, MessageStore, StoreError, StoredMessage};
+use crate::stores::{InboxEntry, MessageStatus, MessageStore, StoreError, StoredMessage};
 
 fn to_fields(message: &StoredMessage) -> Vec<(&'static str, String)> {
     let mut fields = vec![
@@ -109,6 +109,43 @@ impl RedisStores {
 
 #[async_trait]
 impl MessageStore for RedisStores {
+    async fn accept(
+        &self,
+        message: &StoredMessage,
+        entry: &InboxEntry,
+    ) -> Result<bool, StoreError> {
+        let session_key = &message.session_key;
+        let cadence = &self.settings.cadence;
+        let entry = serde_json::to_string(entry).map_err(StoreError::encode("inbox entry"))?;
+        let mut invocation = self
+            .scripts
+            .accept_message
+            .key(self.keys.message(session_key, message.id));
+        invocation
+            .key(self.keys.open_messages(session_key))
+            .key(self.keys.state(session_key))
+            .key(self.keys.gaps(session_key))
+            .key(self.keys.inbox(session_key))
+            .arg(millis(self.settings.message_ttl))
+            .arg(message.received_at.timestamp_micros())
+            .arg(message.id.to_string())
+            .arg(message.received_at.timestamp_millis())
+            .arg(millis(cadence.max_gap))
+            .arg(cadence.max_samples.max(1))
+            .arg(millis(self.settings.session_ttl))
+            .arg(format_timestamp(&message.received_at))
+            .arg(entry)
+            .arg(millis(self.settings.inbox_ttl));
+        for (name, value) in to_fields(message) {
+            invocation.arg(name).arg(value);
+        }
+        let stored: i64 = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("accept message"))?;
+        Ok(stored == 1)
+    }
+
     async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError> {
         let score = message.received_at.timestamp_micros();
         let mut invocation = self

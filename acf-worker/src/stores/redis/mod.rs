@@ -39,6 +39,7 @@ pub struct RedisStores {
 
 struct Scripts {
     insert_message: Script,
+    accept_message: Script,
     open_messages: Script,
     absorb: Script,
     release_absorbed: Script,
@@ -90,11 +91,12 @@ impl RedisStores {
             conn,
             settings,
             scripts: Arc::new(Scripts {
-                insert_message: Script::new(scripts::INSERT_MESSAGE),
+                insert_message: Script::new(&scripts::insert_message()),
+                accept_message: Script::new(&scripts::accept_message()),
                 open_messages: Script::new(scripts::OPEN_MESSAGES),
                 absorb: Script::new(&scripts::absorb()),
                 release_absorbed: Script::new(scripts::RELEASE_ABSORBED),
-                record_arrival: Script::new(scripts::RECORD_ARRIVAL),
+                record_arrival: Script::new(&scripts::record_arrival()),
                 commit: Script::new(&scripts::commit()),
                 publish_outbox: Script::new(scripts::PUBLISH_OUTBOX),
                 finish_outbox: Script::new(scripts::FINISH_OUTBOX),

@@ -2,18 +2,71 @@
 
 use crate::mutex::FENCE_GUARD_LUA;
 
+/// `insert_message(message, index, ttl, score, id, first)`: stores the message hash (fields and values from
+/// `ARGV[first]` to the end) and indexes it as open; 1 when stored, 0 (changing nothing) when the id exists.
+const INSERT_MESSAGE_FN: &str = r"
+local function insert_message(message, index, ttl, score, id, first)
+  if redis.call('EXISTS', message) == 1 then
+    return 0
+  end
+  redis.call('HSET', message, unpack(ARGV, first))
+  redis.call('PEXPIRE', message, ttl)
+  redis.call('ZADD', index, score, id)
+  redis.call('PEXPIRE', index, ttl)
+  return 1
+end
+";
+
+/// `record_arrival(state, gaps, now_ms, max_gap_ms, max_samples, ttl_ms, now_text)`: samples the gap to the
+/// latest earlier arrival into the gap list, moves the session's last arrival forward, and returns the kept gaps.
+const RECORD_ARRIVAL_FN: &str = r"
+local function record_arrival(state, gaps, now_ms, max_gap, max_samples, ttl, now_text)
+  local now = tonumber(now_ms)
+  local prev = tonumber(redis.call('HGET', state, 'last_message_at_ms'))
+  if prev then
+    local gap = now - prev
+    if gap >= 0 and gap <= tonumber(max_gap) then
+      redis.call('RPUSH', gaps, gap)
+      redis.call('LTRIM', gaps, -tonumber(max_samples), -1)
+    end
+  end
+  if (not prev) or now >= prev then
+    redis.call('HSET', state, 'last_message_at_ms', now_ms, 'last_message_at', now_text)
+  end
+  redis.call('PEXPIRE', state, ttl)
+  if redis.call('EXISTS', gaps) == 1 then
+    redis.call('PEXPIRE', gaps, ttl)
+  end
+  return redis.call('LRANGE', gaps, 0, -1)
+end
+";
+
 /// KEYS: message hash, open index. ARGV: ttl ms, index score, message id, then hash field/value pairs.
 /// Returns 1 when stored, 0 when the id already existed.
-pub(super) const INSERT_MESSAGE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
+pub(super) fn insert_message() -> String {
+    format!(
+        "{INSERT_MESSAGE_FN}return insert_message(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], 4)"
+    )
+}
+
+/// A message's intake in one round trip. KEYS: 1 message hash, 2 open index, 3 state hash, 4 gap list, 5 inbox.
+/// ARGV: 1 message ttl ms, 2 index score, 3 message id, 4 arrival ms, 5 max gap ms, 6 max samples, 7 session ttl
+/// ms, 8 arrival text, 9 inbox entry, 10 inbox ttl ms, 11.. message hash field/value pairs. Stores the message,
+/// records its arrival and signals the inbox; returns 1, or 0 (changing nothing) when the id was stored already.
+pub(super) fn accept_message() -> String {
+    format!(
+        "{INSERT_MESSAGE_FN}{RECORD_ARRIVAL_FN}{}",
+        r"
+if insert_message(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], 11) == 0 then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
+record_arrival(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+redis.call('RPUSH', KEYS[5], ARGV[9])
+redis.call('PEXPIRE', KEYS[5], ARGV[10])
 return 1
-";
+"
+    )
+}
 
 /// KEYS: a session's open index. ARGV: its message keys up to the id (the keys share the index's slot on a
 /// cluster). Returns {id, the message hash's fields and values} per indexed id, oldest first: one round trip where
@@ -64,25 +117,11 @@ return released
 
 /// KEYS: state hash, gap list. ARGV: arrival ms, max gap ms, max samples, ttl ms, arrival text.
 /// Samples the gap to the latest earlier arrival and returns the kept gaps.
-pub(super) const RECORD_ARRIVAL: &str = r"
-local now = tonumber(ARGV[1])
-local prev = tonumber(redis.call('HGET', KEYS[1], 'last_message_at_ms'))
-if prev then
-  local gap = now - prev
-  if gap >= 0 and gap <= tonumber(ARGV[2]) then
-    redis.call('RPUSH', KEYS[2], gap)
-    redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
-  end
-end
-if (not prev) or now >= prev then
-  redis.call('HSET', KEYS[1], 'last_message_at_ms', ARGV[1], 'last_message_at', ARGV[5])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
-return redis.call('LRANGE', KEYS[2], 0, -1)
-";
+pub(super) fn record_arrival() -> String {
+    format!(
+        "{RECORD_ARRIVAL_FN}return record_arrival(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])"
+    )
+}
 
 /// The turn commit. KEYS: 1 lock, 2 fence, 3 commit marker, 4 state hash, 5 turn record, 6 session turn index,
 /// 7 open-message index, 8 response stream (or, on a cluster, the turn's outbox hash), 9.. message hashes.
@@ -91,8 +130,10 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 /// 13 publish (`1`: to the stream, `2`: to the outbox, `0`: nothing), 14.. stream body field/value pairs.
 /// On a cluster the stream lives in another slot than the session, so the entry waits in the session's outbox
 /// (with its `turn_number`) and [`PUBLISH_OUTBOX`] then [`FINISH_OUTBOX`] move it to the stream.
-/// Returns {0, marker} when already committed, {-1, ''} for a stale lease, {1, marker} after committing, where
-/// marker is `{turn_number}|{stream entry id or empty}`.
+/// The turn's messages must each be open (pending, or absorbed by any turn under this current lease): one closed
+/// by another turn, or gone, means the session's next holder answered it, and nothing is written.
+/// Returns {0, marker} when already committed, {-1, ''} for a stale lease, {-2, ''} when a message is not open,
+/// {1, marker} after committing, where marker is `{turn_number}|{stream entry id or empty}`.
 pub(super) fn commit() -> String {
     format!(
         "{FENCE_GUARD_LUA}{}",
@@ -103,6 +144,12 @@ if done then
 end
 if not fence_is_current() then
   return {-1, ''}
+end
+for i = 9, #KEYS do
+  local status = redis.call('HGET', KEYS[i], 'status')
+  if status ~= 'pending' and status ~= 'absorbed' then
+    return {-2, ''}
+  end
 end
 local n = redis.call('HINCRBY', KEYS[4], 'turn_count', 1)
 redis.call('HSET', KEYS[4], 'last_turn_id', ARGV[3])
@@ -117,9 +164,7 @@ redis.call('PEXPIRE', KEYS[5], ARGV[10])
 redis.call('ZADD', KEYS[6], n, ARGV[3])
 redis.call('PEXPIRE', KEYS[6], ARGV[10])
 for i = 9, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('HSET', KEYS[i], 'status', ARGV[5], 'turn_id', ARGV[3], 'reason', ARGV[6], 'updated_at', ARGV[7])
-  end
+  redis.call('HSET', KEYS[i], 'status', ARGV[5], 'turn_id', ARGV[3], 'reason', ARGV[6], 'updated_at', ARGV[7])
   redis.call('ZREM', KEYS[7], string.match(KEYS[i], ':([^:]*)$'))
 end
 local entry = ''
