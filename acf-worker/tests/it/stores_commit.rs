@@ -77,6 +77,18 @@ async fn stream(b: &Backend) -> Vec<(String, ResponseEntry)> {
     b.stores.responses.read_after("0", 1_000).await.unwrap()
 }
 
+/// Neither a turn record nor a commit receipt exists for `turn_id`.
+async fn assert_not_committed(b: &Backend, session: &str, turn_id: Uuid) {
+    assert_eq!(
+        b.stores.audit.get_turn(session, turn_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        b.stores.commits.receipt(session, turn_id).await.unwrap(),
+        None
+    );
+}
+
 on_every_backend!(
     a_complete_commit_writes_everything_once,
     a_retried_commit_delivers_nothing_again,
@@ -266,22 +278,7 @@ async fn a_stale_holder_cannot_commit(b: Backend) {
     assert!(!err.is_retryable());
     // Nothing was written.
     assert!(stream(&b).await.is_empty());
-    assert_eq!(
-        b.stores
-            .audit
-            .get_turn(&session, commit.record.turn_id)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        b.stores
-            .commits
-            .receipt(&session, commit.record.turn_id)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_not_committed(&b, &session, commit.record.turn_id).await;
     assert_eq!(b.stores.sessions.get(&session).await.unwrap().turn_count, 0);
     assert_eq!(
         b.open_count(&session).await,
@@ -329,22 +326,7 @@ async fn a_turn_whose_message_another_turn_closed_cannot_commit(b: Backend) {
     // Nothing of the late turn was written: no record, no receipt, no response, no turn counted, and the second
     // message is still open for the session's next turn.
     assert_eq!(stream(&b).await.len(), entries);
-    assert_eq!(
-        b.stores
-            .audit
-            .get_turn(&session, late.record.turn_id)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        b.stores
-            .commits
-            .receipt(&session, late.record.turn_id)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_not_committed(&b, &session, late.record.turn_id).await;
     assert_eq!(b.stores.sessions.get(&session).await.unwrap().turn_count, 1);
     let second = b
         .stores
