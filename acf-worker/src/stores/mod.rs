@@ -60,7 +60,7 @@ pub trait MessageStore: Send + Sync {
     /// re-delivered message is accepted once.
     async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError>;
 
-    /// A new message's intake as one atomic step (one round trip on Redis): stores it as [`MessageStore::insert`]
+    /// A new message's intake in one step (one atomic round trip on Redis): stores it as [`MessageStore::insert`]
     /// does, records its arrival for cadence learning ([`SessionStateStore::record_arrival`]) and pushes `entry`
     /// to the session's inbox ([`SessionInbox::push`]). Returns false, changing nothing, when the id was stored
     /// already, so a re-delivered message is never counted or signalled twice.

@@ -107,6 +107,22 @@ impl RedisStores {
     }
 }
 
+impl RedisStores {
+    /// Adds what the Lua `insert_message` takes: KEYS message hash, open index; ARGV ttl ms, index score, id, then
+    /// the hash's fields and values (to the end of the arguments).
+    fn stage_message(&self, invocation: &mut redis::ScriptInvocation<'_>, message: &StoredMessage) {
+        invocation
+            .key(self.keys.message(&message.session_key, message.id))
+            .key(self.keys.open_messages(&message.session_key))
+            .arg(millis(self.settings.message_ttl))
+            .arg(message.received_at.timestamp_micros())
+            .arg(message.id.to_string());
+        for (name, value) in to_fields(message) {
+            invocation.arg(name).arg(value);
+        }
+    }
+}
+
 #[async_trait]
 impl MessageStore for RedisStores {
     async fn accept(
@@ -115,30 +131,16 @@ impl MessageStore for RedisStores {
         entry: &InboxEntry,
     ) -> Result<bool, StoreError> {
         let session_key = &message.session_key;
-        let cadence = &self.settings.cadence;
         let entry = serde_json::to_string(entry).map_err(StoreError::encode("inbox entry"))?;
-        let mut invocation = self
-            .scripts
-            .accept_message
-            .key(self.keys.message(session_key, message.id));
+        // Each part stages its keys and arguments in the order `scripts::accept_message` reads them; the message
+        // goes last, as its hash fields run to the end of the arguments.
+        let mut invocation = self.scripts.accept_message.prepare_invoke();
+        self.stage_arrival(&mut invocation, session_key, message.received_at);
         invocation
-            .key(self.keys.open_messages(session_key))
-            .key(self.keys.state(session_key))
-            .key(self.keys.gaps(session_key))
             .key(self.keys.inbox(session_key))
-            .arg(millis(self.settings.message_ttl))
-            .arg(message.received_at.timestamp_micros())
-            .arg(message.id.to_string())
-            .arg(message.received_at.timestamp_millis())
-            .arg(millis(cadence.max_gap))
-            .arg(cadence.max_samples.max(1))
-            .arg(millis(self.settings.session_ttl))
-            .arg(format_timestamp(&message.received_at))
             .arg(entry)
             .arg(millis(self.settings.inbox_ttl));
-        for (name, value) in to_fields(message) {
-            invocation.arg(name).arg(value);
-        }
+        self.stage_message(&mut invocation, message);
         let stored: i64 = invocation
             .invoke_async(&mut self.conn())
             .await
@@ -147,19 +149,8 @@ impl MessageStore for RedisStores {
     }
 
     async fn insert(&self, message: &StoredMessage) -> Result<bool, StoreError> {
-        let score = message.received_at.timestamp_micros();
-        let mut invocation = self
-            .scripts
-            .insert_message
-            .key(self.keys.message(&message.session_key, message.id));
-        invocation
-            .key(self.keys.open_messages(&message.session_key))
-            .arg(millis(self.settings.message_ttl))
-            .arg(score)
-            .arg(message.id.to_string());
-        for (name, value) in to_fields(message) {
-            invocation.arg(name).arg(value);
-        }
+        let mut invocation = self.scripts.insert_message.prepare_invoke();
+        self.stage_message(&mut invocation, message);
         let stored: i64 = invocation
             .invoke_async(&mut self.conn())
             .await

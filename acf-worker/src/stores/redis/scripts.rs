@@ -49,20 +49,20 @@ pub(super) fn insert_message() -> String {
     )
 }
 
-/// A message's intake in one round trip. KEYS: 1 message hash, 2 open index, 3 state hash, 4 gap list, 5 inbox.
-/// ARGV: 1 message ttl ms, 2 index score, 3 message id, 4 arrival ms, 5 max gap ms, 6 max samples, 7 session ttl
-/// ms, 8 arrival text, 9 inbox entry, 10 inbox ttl ms, 11.. message hash field/value pairs. Stores the message,
+/// A message's intake in one round trip. KEYS: 1 state hash, 2 gap list, 3 inbox, 4 message hash, 5 open index.
+/// ARGV: 1 arrival ms, 2 max gap ms, 3 max samples, 4 session ttl ms, 5 arrival text, 6 inbox entry, 7 inbox ttl
+/// ms, 8 message ttl ms, 9 index score, 10 message id, 11.. message hash field/value pairs. Stores the message,
 /// records its arrival and signals the inbox; returns 1, or 0 (changing nothing) when the id was stored already.
 pub(super) fn accept_message() -> String {
     format!(
         "{INSERT_MESSAGE_FN}{RECORD_ARRIVAL_FN}{}",
         r"
-if insert_message(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], 11) == 0 then
+if insert_message(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[10], 11) == 0 then
   return 0
 end
-record_arrival(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
-redis.call('RPUSH', KEYS[5], ARGV[9])
-redis.call('PEXPIRE', KEYS[5], ARGV[10])
+record_arrival(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+redis.call('RPUSH', KEYS[3], ARGV[6])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
 return 1
 "
     )

@@ -67,20 +67,33 @@ impl SessionStateStore for RedisStores {
         session_key: &str,
         at: DateTime<Utc>,
     ) -> Result<UserCadenceStats, StoreError> {
+        let mut invocation = self.scripts.record_arrival.prepare_invoke();
+        self.stage_arrival(&mut invocation, session_key, at);
+        let gaps: Vec<u64> = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable("record arrival"))?;
+        Ok(stats_from_gaps(&gaps))
+    }
+}
+
+impl RedisStores {
+    /// Adds what the Lua `record_arrival` takes: KEYS state hash, gap list; ARGV arrival ms, max gap ms, max
+    /// samples, session ttl ms, arrival text.
+    pub(super) fn stage_arrival(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        session_key: &str,
+        at: DateTime<Utc>,
+    ) {
         let cadence = &self.settings.cadence;
-        let gaps: Vec<u64> = self
-            .scripts
-            .record_arrival
+        invocation
             .key(self.keys.state(session_key))
             .key(self.keys.gaps(session_key))
             .arg(at.timestamp_millis())
             .arg(millis(cadence.max_gap))
             .arg(cadence.max_samples.max(1))
             .arg(millis(self.settings.session_ttl))
-            .arg(format_timestamp(&at))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(StoreError::unavailable("record arrival"))?;
-        Ok(stats_from_gaps(&gaps))
+            .arg(format_timestamp(&at));
     }
 }
